@@ -1,0 +1,39 @@
+/* Shape and dtype inference. Each op family provides a table of (op, fn); the dispatcher
+ * checks arity against the op table, calls the function and prefixes errors with the node,
+ * op and opset. An infer function sets dtype and shape of every output of the node. It may
+ * read constant inputs (drt_value_const_ints) for shape-like operands; when such an operand
+ * is not a constant it fails with DRT_STATUS_UNSUPPORTED ("... must be a compile-time
+ * constant"). Input values always have dtype and shape set when an infer function runs. */
+#ifndef DRT_IR_INFER_H
+#define DRT_IR_INFER_H
+
+#include "ir/graph.h"
+
+typedef drt_status (*drt_infer_fn)(drt_graph *g, drt_node *n);
+
+typedef struct drt_infer_entry {
+  drt_op op;
+  drt_infer_fn fn;
+} drt_infer_entry;
+
+/* Family tables, each terminated by {DRT_OP_COUNT_, NULL}. */
+extern const drt_infer_entry drt_infer_table_elementwise[]; /* ir/infer_elementwise.c */
+extern const drt_infer_entry drt_infer_table_linalg[];      /* ir/infer_linalg.c */
+extern const drt_infer_entry drt_infer_table_reduce[];      /* ir/infer_reduce.c */
+extern const drt_infer_entry drt_infer_table_movement[];    /* ir/infer_movement.c */
+
+drt_infer_fn drt_infer_find(drt_op op);
+/* Runs inference for one node (arity check + dispatch + error context). */
+drt_status drt_infer_node(drt_graph *g, drt_node *n);
+
+/* ---- helpers for infer functions ---- */
+/* Sets output i's dtype and shape. */
+void drt_infer_set(drt_node *n, int i, drt_dtype dt, const drt_shape *s);
+/* Numpy-style multidirectional broadcast of shapes a and b into out. */
+drt_status drt_broadcast_shapes(const drt_shape *a, const drt_shape *b, drt_shape *out);
+/* Normalizes a possibly negative axis against rank (axis in [-rank, rank-1]). */
+drt_status drt_normalize_axis(int64_t axis, int rank, int *out);
+/* Requires input i to exist and have dtype in mask. */
+drt_status drt_infer_check_dtype(const drt_node *n, int i, uint32_t mask);
+
+#endif

@@ -1,0 +1,36 @@
+/* Op enum and metadata table (ir/ops.def is the single source). */
+#ifndef DRT_IR_OP_H
+#define DRT_IR_OP_H
+
+#include <stdbool.h>
+
+typedef enum drt_fusion_class {
+  DRT_FUSION_ELEMWISE,
+  DRT_FUSION_BROADCAST,
+  DRT_FUSION_INJECTIVE,
+  DRT_FUSION_REDUCTION,
+  DRT_FUSION_OPAQUE,
+  DRT_FUSION_SHAPE,
+} drt_fusion_class;
+
+typedef enum drt_op {
+#define DRT_OP(id, name, mi, xi, mo, xo, fc) DRT_OP_##id,
+#include "ir/ops.def"
+#undef DRT_OP
+  DRT_OP_COUNT_
+} drt_op;
+
+typedef struct drt_op_info {
+  const char *name; /* ONNX op_type (or "drt.X" for internal ops) */
+  int min_inputs, max_inputs;   /* max -1: variadic */
+  int min_outputs, max_outputs; /* max -1: variadic */
+  drt_fusion_class fusion;
+} drt_op_info;
+
+const drt_op_info *drt_op_get_info(drt_op op);
+const char *drt_op_name(drt_op op);
+/* Looks up an ONNX op_type (default domain); returns false if unknown. */
+bool drt_op_from_name(const char *name, drt_op *out);
+const char *drt_fusion_class_name(drt_fusion_class fc);
+
+#endif
