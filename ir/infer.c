@@ -8,6 +8,7 @@ static const drt_infer_entry *const k_tables[] = {
     drt_infer_table_linalg,
     drt_infer_table_reduce,
     drt_infer_table_movement,
+    drt_infer_table_index,
 };
 
 drt_infer_fn drt_infer_find(drt_op op) {

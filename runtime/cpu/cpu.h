@@ -37,6 +37,7 @@ extern const drt_cpu_kernel_entry drt_cpu_kernels_elementwise[]; /* runtime/cpu/
 extern const drt_cpu_kernel_entry drt_cpu_kernels_linalg[];      /* runtime/cpu/linalg.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_reduce[];      /* runtime/cpu/reduce.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_movement[];    /* runtime/cpu/movement.c */
+extern const drt_cpu_kernel_entry drt_cpu_kernels_index[];       /* runtime/cpu/index.c */
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op);
 
