@@ -1,0 +1,145 @@
+#include "tools/cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/onnx.h"
+#include "passes/canonicalize.h"
+
+int drt_cli_exit_code(drt_status_code code) {
+  switch (code) {
+    case DRT_STATUS_OK: return DRT_EXIT_OK;
+    case DRT_STATUS_INVALID_ARGUMENT:
+    case DRT_STATUS_NOT_FOUND:
+    case DRT_STATUS_CORRUPT:
+    case DRT_STATUS_IO: return DRT_EXIT_BAD_INPUT;
+    case DRT_STATUS_UNSUPPORTED:
+    case DRT_STATUS_UNIMPLEMENTED:
+    case DRT_STATUS_UNAVAILABLE: return DRT_EXIT_UNSUPPORTED;
+    default: return DRT_EXIT_INTERNAL;
+  }
+}
+
+int drt_cli_fail(const char *cmd, drt_status s) {
+  int code = drt_cli_exit_code(drt_status_code_of(s));
+  fprintf(stderr, "drt %s: error: %s\n", cmd, drt_status_message(s));
+  drt_status_free(s);
+  return code;
+}
+
+int drt_cli_usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "drt %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n(see 'drt %s --help')\n", cmd);
+  va_end(ap);
+  return DRT_EXIT_USAGE;
+}
+
+static void log_to_stderr(drt_log_level level, const char *msg, void *user) {
+  (void)user;
+  static const char *names[] = {"error", "warning", "info", "debug"};
+  fprintf(stderr, "[drt %s] %s\n", names[level <= DRT_LOG_DEBUG ? level : 0], msg);
+}
+
+void drt_cli_install_logger(int verbosity) {
+  drt_log_level lvl = verbosity >= 2 ? DRT_LOG_DEBUG : verbosity == 1 ? DRT_LOG_INFO : DRT_LOG_WARN;
+  drt_log_set(log_to_stderr, NULL, lvl);
+}
+
+drt_status drt_cli_parse_dims(const char *text, drt_shape *out) {
+  memset(out, 0, sizeof *out);
+  if (!*text || strcmp(text, "scalar") == 0) return DRT_OK;
+  const char *p = text;
+  for (;;) {
+    if (out->rank >= DRT_MAX_RANK)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "shape '%s' has more than %d dims", text, DRT_MAX_RANK);
+    char *end;
+    errno = 0;
+    long long v = strtoll(p, &end, 10);
+    if (end == p || errno || v < 0)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "bad shape '%s': expected dims like 1x4x64x64", text);
+    out->dims[out->rank++] = v;
+    if (*end == 0) break;
+    if (*end != 'x' && *end != ',' && *end != 'X')
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "bad shape '%s': expected dims like 1x4x64x64", text);
+    p = end + 1;
+  }
+  return DRT_OK;
+}
+
+bool drt_cli_split_kv(const char *arg, char *name, size_t name_size, const char **value) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || (size_t)(eq - arg) >= name_size) return false;
+  memcpy(name, arg, (size_t)(eq - arg));
+  name[eq - arg] = 0;
+  *value = eq + 1;
+  return true;
+}
+
+bool drt_cli_opt(int argc, char **argv, int *i, const char *opt, const char **value, int *err) {
+  size_t ol = strlen(opt);
+  const char *a = argv[*i];
+  if (strncmp(a, opt, ol) != 0) return false;
+  if (a[ol] == '=') {
+    *value = a + ol + 1;
+    return true;
+  }
+  if (a[ol] != 0) return false;
+  if (*i + 1 >= argc) {
+    fprintf(stderr, "drt: option %s needs a value\n", opt);
+    *err = 1;
+    return true;
+  }
+  *value = argv[++*i];
+  return true;
+}
+
+drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, int num_shapes,
+                                 const char *const *input_names, const drt_tensor *inputs, int num_inputs,
+                                 drt_graph **out) {
+  *out = NULL;
+  drt_onnx_options oo;
+  drt_onnx_options_init(&oo);
+  drt_graph *g = NULL;
+  DRT_RETURN_IF_ERROR(drt_onnx_load_file(path, &oo, &g));
+  drt_status st = DRT_OK;
+  for (int i = 0; i < num_inputs && !st; i++) {
+    drt_value *v = NULL;
+    for (size_t k = 0; k < g->num_inputs; k++)
+      if (strcmp(g->inputs[k]->name, input_names[i]) == 0) v = g->inputs[k];
+    if (v && v->dtype != inputs[i].dtype) {
+      st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' has dtype %s, the model expects %s", input_names[i],
+                     drt_dtype_name(inputs[i].dtype), drt_dtype_name(v->dtype));
+      break;
+    }
+    st = drt_graph_bind_input(g, input_names[i], &inputs[i].shape);
+  }
+  for (int i = 0; i < num_shapes && !st; i++) {
+    bool is_input = false;
+    for (size_t k = 0; k < g->num_inputs; k++) is_input |= strcmp(g->inputs[k]->name, shapes[i].name) == 0;
+    if (is_input) {
+      st = drt_graph_bind_input(g, shapes[i].name, &shapes[i].shape);
+    } else if (shapes[i].shape.rank == 1) {
+      st = drt_graph_bind_dim(g, shapes[i].name, shapes[i].shape.dims[0]);
+    } else {
+      st = DRT_ERROR(DRT_STATUS_NOT_FOUND, "--shape %s: no input or symbolic dimension has this name", shapes[i].name);
+    }
+  }
+  if (!st) {
+    drt_pass_ctx pc = {0};
+    bool changed;
+    st = drt_pass_canonicalize(g, &pc, &changed);
+  }
+  if (!st) st = drt_graph_verify(g, true);
+  if (st) {
+    drt_graph_destroy(g);
+    return drt_status_annotate(st, "%s", path);
+  }
+  *out = g;
+  return DRT_OK;
+}

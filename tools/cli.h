@@ -1,0 +1,48 @@
+/* Shared pieces of the drt command-line tool. */
+#ifndef DRT_TOOLS_CLI_H
+#define DRT_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "ir/graph.h"
+
+/* Exit codes (documented in README and `drt --help`). */
+enum {
+  DRT_EXIT_OK = 0,
+  DRT_EXIT_USAGE = 1,
+  DRT_EXIT_BAD_INPUT = 2,
+  DRT_EXIT_UNSUPPORTED = 3,
+  DRT_EXIT_INTERNAL = 4,
+};
+
+int drt_cli_exit_code(drt_status_code code);
+/* Prints "drt <cmd>: error: <message>" to stderr, frees s, returns the exit code. */
+int drt_cli_fail(const char *cmd, drt_status s);
+int drt_cli_usage_error(const char *cmd, const char *fmt, ...) DRT_PRINTF(2, 3);
+void drt_cli_install_logger(int verbosity);
+
+/* Parses "1x4x64x64" (also "1,4,64,64"; "" or "scalar" = rank 0). */
+drt_status drt_cli_parse_dims(const char *text, drt_shape *out);
+/* Splits "NAME=VALUE" at the last '=' ... first '='. Returns false if no '='. */
+bool drt_cli_split_kv(const char *arg, char *name, size_t name_size, const char **value);
+/* For option parsing: if argv[*i] is `opt` (or `opt=value`), stores the value and advances. */
+bool drt_cli_opt(int argc, char **argv, int *i, const char *opt, const char **value, int *err);
+
+/* A named shape binding from --shape NAME=DIMS. */
+typedef struct drt_cli_shape {
+  char name[256];
+  drt_shape shape;
+} drt_cli_shape;
+
+/* Loads an ONNX model and prepares it for execution: binds the given input shapes (from
+ * tensors read by the caller) and --shape bindings, then canonicalizes. */
+drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, int num_shapes,
+                                 const char *const *input_names, const drt_tensor *inputs, int num_inputs,
+                                 drt_graph **out);
+
+int drt_cmd_run(int argc, char **argv);
+int drt_cmd_inspect(int argc, char **argv);
+int drt_cmd_ops(int argc, char **argv);
+
+#endif

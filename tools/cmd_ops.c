@@ -1,0 +1,30 @@
+/* drt ops: the ONNX ops with both shape inference and a CPU kernel. */
+#include <string.h>
+
+#include "ir/infer.h"
+#include "runtime/cpu/cpu.h"
+#include "tools/cli.h"
+
+int drt_cmd_ops(int argc, char **argv) {
+  bool verbose = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("usage: drt ops [-v]\n\nLists the ONNX op types (default domain) that distilrt runs, one per line.\n"
+             "-v adds each op's fusion class.\n");
+      return 0;
+    } else if (strcmp(argv[i], "-v") == 0) {
+      verbose = true;
+    } else {
+      return drt_cli_usage_error("ops", "unexpected argument '%s'", argv[i]);
+    }
+  }
+  for (int op = 0; op < DRT_OP_COUNT_; op++) {
+    const drt_op_info *info = drt_op_get_info((drt_op)op);
+    if (strncmp(info->name, "drt.", 4) == 0) continue;
+    bool constant = op == DRT_OP_CONSTANT; /* handled by the frontend */
+    if (!constant && (!drt_infer_find((drt_op)op) || !drt_cpu_kernel_find((drt_op)op))) continue;
+    if (verbose) printf("%-24s %s\n", info->name, drt_fusion_class_name(info->fusion));
+    else printf("%s\n", info->name);
+  }
+  return 0;
+}

@@ -1,0 +1,230 @@
+/* drt run: one evaluation of an ONNX model on .npy inputs. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "runtime/cpu/executor.h"
+#include "runtime/npy.h"
+#include "tools/cli.h"
+
+#define MAX_ARGS 256
+
+static void run_usage(FILE *f) {
+  fprintf(f,
+          "usage: drt run MODEL.onnx [--input NAME=FILE.npy ...] [--output NAME=FILE.npy ... | --output-dir DIR]\n"
+          "               [--shape NAME=DIMS ...] [--threads N] [-v]\n\n"
+          "Runs one evaluation on the CPU. Inputs are .npy files (C order, little endian) matched to the\n"
+          "model's inputs by name; symbolic dims are bound from them. --shape binds an input shape or a\n"
+          "symbolic dim by name (e.g. --shape batch=2). --output-dir writes every output as <name>.npy\n"
+          "(characters outside [A-Za-z0-9._-] become '_'). Outputs are written to a temporary file and\n"
+          "renamed, so a failure never leaves a partial file. Without outputs, prints a summary.\n");
+}
+
+static void sanitize(const char *name, char *out, size_t n) {
+  size_t i = 0;
+  for (; name[i] && i + 1 < n; i++) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-';
+    out[i] = ok ? c : '_';
+  }
+  out[i] = 0;
+  if (strcmp(out, ".") == 0 || strcmp(out, "..") == 0 || i == 0) snprintf(out, n, "output");
+}
+
+static void summarize(const char *name, const drt_tensor *t) {
+  char s[128];
+  int64_t n = drt_shape_numel(&t->shape);
+  double mn = INFINITY, mx = -INFINITY, sum = 0;
+  int64_t nonfinite = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double v = drt_load_f64(t->dtype, t->data, (size_t)i);
+    if (!isfinite(v)) {
+      nonfinite++;
+      continue;
+    }
+    mn = v < mn ? v : mn;
+    mx = v > mx ? v : mx;
+    sum += v;
+  }
+  printf("%s: %s[%s] min %.6g max %.6g mean %.6g%s\n", name, drt_dtype_name(t->dtype),
+         drt_shape_str(&t->shape, s, sizeof s), n ? mn : 0, n ? mx : 0, n ? sum / (double)n : 0,
+         nonfinite ? " (has NaN/Inf)" : "");
+}
+
+int drt_cmd_run(int argc, char **argv) {
+  const char *model = NULL, *out_dir = NULL;
+  const char *in_args[MAX_ARGS], *out_args[MAX_ARGS];
+  int n_in = 0, n_out = 0, n_shapes = 0, threads = 0, verbose = 0;
+  static drt_cli_shape shapes[64];
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    int err = 0;
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      run_usage(stdout);
+      return 0;
+    } else if (drt_cli_opt(argc, argv, &i, "--input", &v, &err) || drt_cli_opt(argc, argv, &i, "-i", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (n_in >= MAX_ARGS) return drt_cli_usage_error("run", "too many --input options");
+      in_args[n_in++] = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--output", &v, &err) || drt_cli_opt(argc, argv, &i, "-o", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (n_out >= MAX_ARGS) return drt_cli_usage_error("run", "too many --output options");
+      out_args[n_out++] = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--output-dir", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      out_dir = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--shape", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (n_shapes >= 64) return drt_cli_usage_error("run", "too many --shape options");
+      const char *dims;
+      if (!drt_cli_split_kv(v, shapes[n_shapes].name, sizeof shapes[n_shapes].name, &dims))
+        return drt_cli_usage_error("run", "--shape expects NAME=DIMS, got '%s'", v);
+      drt_status s = drt_cli_parse_dims(dims, &shapes[n_shapes].shape);
+      if (s) {
+        fprintf(stderr, "drt run: %s\n", drt_status_message(s));
+        drt_status_free(s);
+        return DRT_EXIT_USAGE;
+      }
+      n_shapes++;
+    } else if (drt_cli_opt(argc, argv, &i, "--threads", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      char *end;
+      long t = strtol(v, &end, 10);
+      if (*end || t < 0 || t > 1024) return drt_cli_usage_error("run", "--threads expects a number, got '%s'", v);
+      threads = (int)t;
+    } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
+      verbose++;
+    } else if (argv[i][0] == '-') {
+      return drt_cli_usage_error("run", "unknown option '%s'", argv[i]);
+    } else if (!model) {
+      model = argv[i];
+    } else {
+      return drt_cli_usage_error("run", "unexpected argument '%s'", argv[i]);
+    }
+  }
+  if (!model) return drt_cli_usage_error("run", "missing MODEL.onnx");
+  if (n_out && out_dir) return drt_cli_usage_error("run", "use either --output or --output-dir, not both");
+  drt_cli_install_logger(verbose);
+
+  int rc = DRT_EXIT_OK;
+  drt_status st = DRT_OK;
+  char in_names[MAX_ARGS][256];
+  const char *in_name_ptrs[MAX_ARGS];
+  drt_tensor in_tensors[MAX_ARGS];
+  memset(in_tensors, 0, sizeof in_tensors);
+  drt_graph *g = NULL;
+  drt_cpu_executor *ex = NULL;
+  drt_tensor *graph_in = NULL, *graph_out = NULL;
+  int loaded = 0;
+
+  for (int i = 0; i < n_in; i++) {
+    const char *file;
+    if (!drt_cli_split_kv(in_args[i], in_names[i], sizeof in_names[i], &file)) {
+      rc = drt_cli_usage_error("run", "--input expects NAME=FILE.npy, got '%s'", in_args[i]);
+      goto done;
+    }
+    for (int k = 0; k < i; k++)
+      if (strcmp(in_names[k], in_names[i]) == 0) {
+        rc = drt_cli_usage_error("run", "input '%s' given twice", in_names[i]);
+        goto done;
+      }
+    in_name_ptrs[i] = in_names[i];
+    st = drt_npy_read_file(file, &in_tensors[i]);
+    if (st) {
+      st = drt_status_annotate(st, "input '%s'", in_names[i]);
+      goto done;
+    }
+    loaded = i + 1;
+  }
+  st = drt_cli_prepare_model(model, shapes, n_shapes, in_name_ptrs, in_tensors, n_in, &g);
+  if (st) goto done;
+  /* every graph input must be provided */
+  graph_in = calloc(g->num_inputs + 1, sizeof(drt_tensor));
+  graph_out = calloc(g->num_outputs + 1, sizeof(drt_tensor));
+  if (!graph_in || !graph_out) {
+    st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "allocating run state");
+    goto done;
+  }
+  for (size_t k = 0; k < g->num_inputs; k++) {
+    int found = -1;
+    for (int i = 0; i < n_in; i++)
+      if (strcmp(in_names[i], g->inputs[k]->name) == 0) found = i;
+    if (found < 0) {
+      char s[128];
+      st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: input '%s' (%s[%s]) was not provided: pass --input %s=FILE.npy",
+                     model, g->inputs[k]->name, drt_dtype_name(g->inputs[k]->dtype),
+                     drt_shape_str(&g->inputs[k]->shape, s, sizeof s), g->inputs[k]->name);
+      goto done;
+    }
+    graph_in[k] = in_tensors[found];
+  }
+  for (int i = 0; i < n_out; i++) {
+    char name[256];
+    const char *file;
+    if (!drt_cli_split_kv(out_args[i], name, sizeof name, &file)) {
+      rc = drt_cli_usage_error("run", "--output expects NAME=FILE.npy, got '%s'", out_args[i]);
+      goto done;
+    }
+    bool ok = false;
+    for (size_t k = 0; k < g->num_outputs; k++) ok |= strcmp(g->outputs[k]->name, name) == 0;
+    if (!ok) {
+      st = DRT_ERROR(DRT_STATUS_NOT_FOUND, "%s: model has no output named '%s'", model, name);
+      goto done;
+    }
+  }
+  if (out_dir) {
+    struct stat sb;
+    if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+      st = DRT_ERROR(DRT_STATUS_NOT_FOUND, "--output-dir '%s' is not a directory", out_dir);
+      goto done;
+    }
+  }
+  drt_cpu_executor_options eo;
+  drt_cpu_executor_options_init(&eo);
+  eo.num_threads = threads;
+  st = drt_cpu_executor_create(g, &eo, &ex);
+  if (st) goto done;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  st = drt_cpu_executor_run(ex, graph_in, graph_out);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (st) {
+    st = drt_status_annotate(st, "%s", model);
+    goto done;
+  }
+  if (verbose)
+    fprintf(stderr, "drt run: evaluation took %.3f ms\n",
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+  for (size_t k = 0; k < g->num_outputs && !st; k++) {
+    const char *name = g->outputs[k]->name;
+    if (out_dir) {
+      char fn[256], path[4096];
+      sanitize(name, fn, sizeof fn);
+      snprintf(path, sizeof path, "%s/%s.npy", out_dir, fn);
+      st = drt_npy_write_file(path, &graph_out[k]);
+    } else if (n_out) {
+      for (int i = 0; i < n_out && !st; i++) {
+        char oname[256];
+        const char *file;
+        drt_cli_split_kv(out_args[i], oname, sizeof oname, &file);
+        if (strcmp(oname, name) == 0) st = drt_npy_write_file(file, &graph_out[k]);
+      }
+    } else {
+      summarize(name, &graph_out[k]);
+    }
+  }
+done:
+  if (st) rc = drt_cli_fail("run", st);
+  if (graph_out && g)
+    for (size_t k = 0; k < g->num_outputs; k++) free(graph_out[k].data);
+  for (int i = 0; i < loaded; i++) free(in_tensors[i].data);
+  free(graph_in);
+  free(graph_out);
+  drt_cpu_executor_destroy(ex);
+  drt_graph_destroy(g);
+  return rc;
+}
