@@ -79,6 +79,118 @@ typedef void (*drt_log_fn)(drt_log_level level, const char *message, void *user_
  * callback itself may be invoked from any thread the library runs on. */
 void drt_log_set(drt_log_fn fn, void *user_data, drt_log_level max_level);
 
+/* ======================================================================================
+ * Errors
+ * ====================================================================================== */
+
+/* Message of the last error returned by a distilrt function on the calling thread ("" if
+ * none). The pointer stays valid until the next failing call on the same thread. */
+const char *drt_last_error(void);
+
+/* ======================================================================================
+ * Tensors
+ * ====================================================================================== */
+#define DRT_MAX_DIMS 8
+
+/* Describes a named tensor of a plan's signature. `name` points into the plan. */
+typedef enum drt_tensor_role {
+  DRT_ROLE_OTHER = 0,      /* conditioning input or plain output */
+  DRT_ROLE_LATENT = 1,     /* the latent sample x_t fed to the network */
+  DRT_ROLE_TIMESTEP = 2,   /* the network's timestep input */
+  DRT_ROLE_PREDICTION = 3, /* the output the sampler consumes */
+} drt_tensor_role;
+
+typedef struct drt_tensor_desc {
+  const char *name;
+  drt_dtype dtype;
+  int rank;
+  int64_t dims[DRT_MAX_DIMS];
+  drt_tensor_role role;
+} drt_tensor_desc;
+
+/* ======================================================================================
+ * Plans: a compiled model (graph, weights, signature, default schedule) loaded from a
+ * .plan file written by `drt compile`. A plan is immutable once loaded and may be shared by
+ * any number of sessions on any threads.
+ * ====================================================================================== */
+typedef struct drt_plan drt_plan;
+
+/* Loads and fully validates a plan (magic, version, checksums, ranges, shapes). */
+drt_status_code drt_plan_load_file(const char *path, drt_plan **out);
+/* Same from memory; the bytes are copied, the caller keeps ownership of `data`. */
+drt_status_code drt_plan_load_memory(const void *data, size_t size, drt_plan **out);
+void drt_plan_destroy(drt_plan *plan); /* NULL-safe; no session of the plan may remain */
+
+int drt_plan_num_inputs(const drt_plan *plan);
+int drt_plan_num_outputs(const drt_plan *plan);
+/* Fills `out` for input/output `index`; INVALID_ARGUMENT if out of range. */
+drt_status_code drt_plan_input(const drt_plan *plan, int index, drt_tensor_desc *out);
+drt_status_code drt_plan_output(const drt_plan *plan, int index, drt_tensor_desc *out);
+
+typedef struct drt_memory_info {
+  uint64_t weights;     /* bytes of constants */
+  uint64_t activations; /* peak bytes of intermediates in one evaluation */
+  uint64_t workspace;   /* scratch bytes */
+} drt_memory_info;
+drt_status_code drt_plan_memory(const drt_plan *plan, drt_memory_info *out);
+/* Name of the default schedule stored in the plan, or NULL; its step count in *steps. */
+const char *drt_plan_schedule(const drt_plan *plan, int *steps);
+
+/* ======================================================================================
+ * Sessions: per-thread execution state over a plan. A session is used by one thread at a
+ * time; create one session per concurrent request.
+ * ====================================================================================== */
+typedef struct drt_session drt_session;
+
+typedef enum drt_backend {
+  DRT_BACKEND_AUTO = 0, /* CUDA when the plan has CUDA code and a GPU is present, else CPU */
+  DRT_BACKEND_CPU = 1,
+  DRT_BACKEND_CUDA = 2,
+} drt_backend;
+
+typedef struct drt_session_options {
+  drt_backend backend;
+  int num_threads; /* CPU threads; 0 = all online CPUs */
+  int device;      /* CUDA device ordinal */
+} drt_session_options;
+
+void drt_session_options_init(drt_session_options *opts);
+/* The plan must outlive the session. */
+drt_status_code drt_session_create(const drt_plan *plan, const drt_session_options *opts, drt_session **out);
+void drt_session_destroy(drt_session *session); /* NULL-safe */
+
+/* Sets a named input from host memory. dtype and dims must equal the signature's. The
+ * buffer is borrowed (zero-copy) and must stay valid and unchanged until the next
+ * drt_session_run/generate returns. */
+drt_status_code drt_session_set_input(drt_session *session, const char *name, drt_dtype dtype, int rank,
+                                      const int64_t *dims, const void *data, size_t nbytes);
+/* Runs one evaluation of the network. */
+drt_status_code drt_session_run(drt_session *session);
+/* Output of the last run/generate: *data points into the session and stays valid until the
+ * next run/generate or destroy. desc may be NULL. */
+drt_status_code drt_session_get_output(drt_session *session, const char *name, drt_tensor_desc *desc,
+                                       const void **data, size_t *nbytes);
+
+/* ======================================================================================
+ * Generation: the whole sampling loop (noise, every step, sampler updates).
+ * ====================================================================================== */
+typedef struct drt_generate_options {
+  const char *schedule;  /* NULL: the plan's default schedule */
+  int steps;             /* 0: the plan's default */
+  const char *schedule_params; /* e.g. "shift=3.0,prediction=v"; NULL: plan's/defaults */
+  uint64_t seed;         /* Philox seed for the initial and per-step noise */
+  const float *noise;    /* optional initial noise (latent shape), overrides the seed for x_T */
+  double timestep_scale; /* 0: schedule default; K: the model receives K * t */
+} drt_generate_options;
+
+void drt_generate_options_init(drt_generate_options *opts);
+/* Runs the sampler; the final latent is available as output "sample" through
+ * drt_session_get_output (and the last network outputs under their own names). Inputs
+ * other than the latent and timestep must have been set. */
+drt_status_code drt_session_generate(drt_session *session, const drt_generate_options *opts);
+/* Network evaluations performed by this session since creation. */
+uint64_t drt_session_nfe(const drt_session *session);
+
 /* Version string of the linked library. */
 const char *drt_version(void);
 

@@ -41,8 +41,10 @@ drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, 
                                  const char *const *input_names, const drt_tensor *inputs, int num_inputs,
                                  drt_graph **out);
 
+bool drt_cli_is_plan(const char *path);
 int drt_cmd_run(int argc, char **argv);
 int drt_cmd_inspect(int argc, char **argv);
 int drt_cmd_ops(int argc, char **argv);
+int drt_cmd_compile(int argc, char **argv);
 
 #endif

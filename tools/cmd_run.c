@@ -9,18 +9,21 @@
 #include "runtime/cpu/executor.h"
 #include "runtime/npy.h"
 #include "tools/cli.h"
+#include "runtime/plan_format.h"
 
 #define MAX_ARGS 256
 
 static void run_usage(FILE *f) {
   fprintf(f,
           "usage: drt run MODEL.onnx [--input NAME=FILE.npy ...] [--output NAME=FILE.npy ... | --output-dir DIR]\n"
-          "               [--shape NAME=DIMS ...] [--threads N] [-v]\n\n"
+          "               [--shape NAME=DIMS ...] [--threads N] [--repeat N] [-v]\n\n"
           "Runs one evaluation on the CPU. Inputs are .npy files (C order, little endian) matched to the\n"
           "model's inputs by name; symbolic dims are bound from them. --shape binds an input shape or a\n"
           "symbolic dim by name (e.g. --shape batch=2). --output-dir writes every output as <name>.npy\n"
           "(characters outside [A-Za-z0-9._-] become '_'). Outputs are written to a temporary file and\n"
-          "renamed, so a failure never leaves a partial file. Without outputs, prints a summary.\n");
+          "renamed, so a failure never leaves a partial file. Without outputs, prints a summary.\n"
+          "--repeat N runs the evaluation N more times after the first and prints latency statistics\n"
+          "(evaluation only, excluding model load) as: latency_ms min=.. median=.. mean=..\n");
 }
 
 static void sanitize(const char *name, char *out, size_t n) {
@@ -55,10 +58,125 @@ static void summarize(const char *name, const drt_tensor *t) {
          nonfinite ? " (has NaN/Inf)" : "");
 }
 
+
+bool drt_cli_is_plan(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  char m[8] = {0};
+  size_t n = fread(m, 1, 8, f);
+  fclose(f);
+  return n == 8 && memcmp(m, DRT_PLAN_MAGIC, 8) == 0;
+}
+
+static int write_outputs_api(drt_session *s, const drt_plan *p, const char *out_dir, const char **out_args, int n_out) {
+  for (int k = 0; k < drt_plan_num_outputs(p); k++) {
+    drt_tensor_desc d;
+    drt_plan_output(p, k, &d);
+    const void *data;
+    size_t nb;
+    if (drt_session_get_output(s, d.name, &d, &data, &nb) != DRT_STATUS_OK) {
+      fprintf(stderr, "drt run: error: %s\n", drt_last_error());
+      return DRT_EXIT_INTERNAL;
+    }
+    drt_tensor t;
+    memset(&t, 0, sizeof t);
+    t.dtype = d.dtype;
+    t.shape.rank = d.rank;
+    for (int i = 0; i < d.rank; i++) t.shape.dims[i] = d.dims[i];
+    t.data = (void *)data;
+    drt_status st = DRT_OK;
+    if (out_dir) {
+      char fn[256], path[4096];
+      sanitize(d.name, fn, sizeof fn);
+      snprintf(path, sizeof path, "%s/%s.npy", out_dir, fn);
+      st = drt_npy_write_file(path, &t);
+    } else if (n_out) {
+      for (int i = 0; i < n_out && !st; i++) {
+        char oname[256];
+        const char *file;
+        if (drt_cli_split_kv(out_args[i], oname, sizeof oname, &file) && strcmp(oname, d.name) == 0)
+          st = drt_npy_write_file(file, &t);
+      }
+    } else {
+      summarize(d.name, &t);
+    }
+    if (st) return drt_cli_fail("run", st);
+  }
+  return 0;
+}
+
+static int run_plan(const char *path, const char **in_args, int n_in, const char **out_args, int n_out,
+                    const char *out_dir, int threads, int repeat) {
+  drt_plan *p = NULL;
+  drt_session *s = NULL;
+  drt_tensor tensors[MAX_ARGS];
+  int loaded = 0, rc = 0;
+  drt_status_code lc = drt_plan_load_file(path, &p);
+  if (lc != DRT_STATUS_OK) {
+    fprintf(stderr, "drt run: error: %s\n", drt_last_error());
+    return drt_cli_exit_code(lc);
+  }
+  drt_session_options so;
+  drt_session_options_init(&so);
+  so.num_threads = threads;
+  drt_status_code c = drt_session_create(p, &so, &s);
+  for (int i = 0; i < n_in && c == DRT_STATUS_OK; i++) {
+    char name[256];
+    const char *file;
+    if (!drt_cli_split_kv(in_args[i], name, sizeof name, &file)) {
+      rc = drt_cli_usage_error("run", "--input expects NAME=FILE.npy, got '%s'", in_args[i]);
+      goto done;
+    }
+    drt_status st = drt_npy_read_file(file, &tensors[i]);
+    if (st) {
+      rc = drt_cli_fail("run", drt_status_annotate(st, "input '%s'", name));
+      goto done;
+    }
+    loaded = i + 1;
+    c = drt_session_set_input(s, name, tensors[i].dtype, tensors[i].shape.rank, tensors[i].shape.dims,
+                              tensors[i].data, drt_tensor_nbytes(&tensors[i]));
+  }
+  if (c == DRT_STATUS_OK) c = drt_session_run(s);
+  if (c == DRT_STATUS_OK && repeat > 0) {
+    double sum = 0, mn = 1e30;
+    double *ms = calloc((size_t)repeat, sizeof(double));
+    for (int r = 0; r < repeat && c == DRT_STATUS_OK && ms; r++) {
+      struct timespec t0, t1;
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      c = drt_session_run(s);
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      ms[r] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+      sum += ms[r];
+      mn = ms[r] < mn ? ms[r] : mn;
+    }
+    if (ms && c == DRT_STATUS_OK) {
+      for (int a = 1; a < repeat; a++)
+        for (int b = a; b > 0 && ms[b - 1] > ms[b]; b--) {
+          double x = ms[b];
+          ms[b] = ms[b - 1];
+          ms[b - 1] = x;
+        }
+      printf("latency_ms min=%.3f median=%.3f mean=%.3f runs=%d\n", mn, ms[repeat / 2], sum / repeat, repeat);
+    }
+    free(ms);
+  }
+  if (c != DRT_STATUS_OK) {
+    fprintf(stderr, "drt run: error: %s\n", drt_last_error());
+    rc = drt_cli_exit_code(c);
+    goto done;
+  }
+  rc = write_outputs_api(s, p, out_dir, out_args, n_out);
+done:
+  for (int i = 0; i < loaded; i++) free(tensors[i].data);
+  drt_session_destroy(s);
+  drt_plan_destroy(p);
+  return rc;
+}
+
 int drt_cmd_run(int argc, char **argv) {
   const char *model = NULL, *out_dir = NULL;
   const char *in_args[MAX_ARGS], *out_args[MAX_ARGS];
-  int n_in = 0, n_out = 0, n_shapes = 0, threads = 0, verbose = 0;
+  int n_in = 0, n_out = 0, n_shapes = 0, threads = 0, verbose = 0, repeat = 0;
   static drt_cli_shape shapes[64];
   for (int i = 1; i < argc; i++) {
     const char *v;
@@ -96,6 +214,12 @@ int drt_cmd_run(int argc, char **argv) {
       long t = strtol(v, &end, 10);
       if (*end || t < 0 || t > 1024) return drt_cli_usage_error("run", "--threads expects a number, got '%s'", v);
       threads = (int)t;
+    } else if (drt_cli_opt(argc, argv, &i, "--repeat", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      char *end;
+      long t = strtol(v, &end, 10);
+      if (*end || t < 0 || t > 1000000) return drt_cli_usage_error("run", "--repeat expects a count, got '%s'", v);
+      repeat = (int)t;
     } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
       verbose++;
     } else if (argv[i][0] == '-') {
@@ -109,6 +233,7 @@ int drt_cmd_run(int argc, char **argv) {
   if (!model) return drt_cli_usage_error("run", "missing MODEL.onnx");
   if (n_out && out_dir) return drt_cli_usage_error("run", "use either --output or --output-dir, not both");
   drt_cli_install_logger(verbose);
+  if (drt_cli_is_plan(model)) return run_plan(model, in_args, n_in, out_args, n_out, out_dir, threads, repeat);
 
   int rc = DRT_EXIT_OK;
   drt_status st = DRT_OK;
@@ -199,6 +324,35 @@ int drt_cmd_run(int argc, char **argv) {
   if (verbose)
     fprintf(stderr, "drt run: evaluation took %.3f ms\n",
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+  if (repeat > 0) {
+    double *ms = malloc((size_t)repeat * sizeof(double));
+    if (!ms) {
+      st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "latency samples");
+      goto done;
+    }
+    drt_tensor *tmp = calloc(g->num_outputs + 1, sizeof(drt_tensor));
+    for (int r = 0; r < repeat && !st && tmp; r++) {
+      clock_gettime(CLOCK_MONOTONIC, &t0);
+      st = drt_cpu_executor_run(ex, graph_in, tmp);
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      ms[r] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+      for (size_t k = 0; k < g->num_outputs && !st; k++) free(tmp[k].data);
+    }
+    free(tmp);
+    if (!st) {
+      for (int a = 1; a < repeat; a++)
+        for (int b = a; b > 0 && ms[b - 1] > ms[b]; b--) {
+          double x = ms[b];
+          ms[b] = ms[b - 1];
+          ms[b - 1] = x;
+        }
+      double sum = 0;
+      for (int r = 0; r < repeat; r++) sum += ms[r];
+      printf("latency_ms min=%.3f median=%.3f mean=%.3f runs=%d\n", ms[0], ms[repeat / 2], sum / repeat, repeat);
+    }
+    free(ms);
+    if (st) goto done;
+  }
   for (size_t k = 0; k < g->num_outputs && !st; k++) {
     const char *name = g->outputs[k]->name;
     if (out_dir) {

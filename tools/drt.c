@@ -10,7 +10,8 @@ static void usage(FILE *f) {
           "drt %s — compiler and runtime for distilled diffusion generators\n\n"
           "usage: drt <command> [options]\n\n"
           "commands:\n"
-          "  run       run one evaluation of an ONNX model on .npy inputs\n"
+          "  compile   compile an ONNX model into a .plan\n"
+          "  run       run one evaluation of an ONNX model or a .plan on .npy inputs\n"
           "  inspect   print a model's inputs, outputs, opsets, op histogram, parameters and graph\n"
           "  ops       list the ONNX ops distilrt supports\n\n"
           "'drt <command> --help' describes each command.\n"
@@ -33,6 +34,7 @@ int main(int argc, char **argv) {
     printf("drt %s\n", drt_version());
     return 0;
   }
+  if (strcmp(cmd, "compile") == 0) return drt_cmd_compile(argc - 1, argv + 1);
   if (strcmp(cmd, "run") == 0) return drt_cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0) return drt_cmd_inspect(argc - 1, argv + 1);
   if (strcmp(cmd, "ops") == 0) return drt_cmd_ops(argc - 1, argv + 1);

@@ -1,0 +1,295 @@
+/* The public C API (include/distilrt.h): plans, sessions, generation. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "distilrt.h"
+#include "runtime/cpu/executor.h"
+#include "runtime/npy.h"
+#include "runtime/plan.h"
+
+struct drt_plan {
+  drt_plan_contents c;
+  uint64_t weight_bytes, activation_peak;
+};
+
+struct drt_session {
+  const drt_plan *plan;
+  drt_cpu_executor *ex;
+  drt_tensor *inputs; /* borrowed host buffers, per graph input */
+  bool *input_set;
+  drt_tensor *outputs; /* owned, from the last run */
+  bool have_outputs;
+  uint64_t nfe;
+};
+
+static _Thread_local char g_last_error[2048];
+
+const char *drt_last_error(void) { return g_last_error; }
+
+static drt_status_code fail(drt_status s) {
+  drt_status_code c = drt_status_code_of(s);
+  snprintf(g_last_error, sizeof g_last_error, "%s", drt_status_message(s));
+  drt_log(DRT_LOG_ERROR, "%s", g_last_error);
+  drt_status_free(s);
+  return c;
+}
+
+#define API_CHECK(cond, ...) \
+  do {                       \
+    if (!(cond)) return fail(DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, __VA_ARGS__)); \
+  } while (0)
+
+/* Peak bytes of intermediates with allocate-at-production, free-after-last-use. */
+static uint64_t activation_peak(const drt_graph *g) {
+  int64_t *last = malloc((size_t)(g->next_id ? g->next_id : 1) * sizeof(int64_t));
+  if (!last) return 0;
+  for (uint32_t i = 0; i < g->next_id; i++) last[i] = -1;
+  for (size_t i = 0; i < g->num_nodes; i++)
+    for (int j = 0; j < g->nodes[i]->num_inputs; j++)
+      if (g->nodes[i]->inputs[j]) last[g->nodes[i]->inputs[j]->id] = (int64_t)i;
+  for (size_t i = 0; i < g->num_outputs; i++) last[g->outputs[i]->id] = INT64_MAX;
+  uint64_t cur = 0, peak = 0;
+  for (size_t i = 0; i < g->num_nodes; i++) {
+    const drt_node *n = g->nodes[i];
+    for (int j = 0; j < n->num_outputs; j++) {
+      drt_tensor t = {n->outputs[j]->dtype, n->outputs[j]->shape, NULL};
+      cur += drt_tensor_nbytes(&t);
+    }
+    if (cur > peak) peak = cur;
+    for (int j = 0; j < n->num_inputs; j++) {
+      const drt_value *v = n->inputs[j];
+      if (v && v->kind == DRT_VALUE_INTERMEDIATE && last[v->id] == (int64_t)i) {
+        drt_tensor t = {v->dtype, v->shape, NULL};
+        cur -= drt_tensor_nbytes(&t);
+      }
+    }
+    for (int j = 0; j < n->num_outputs; j++)
+      if (last[n->outputs[j]->id] < 0) {
+        drt_tensor t = {n->outputs[j]->dtype, n->outputs[j]->shape, NULL};
+        cur -= drt_tensor_nbytes(&t);
+      }
+  }
+  free(last);
+  return peak;
+}
+
+static drt_status_code plan_from_bytes(void *bytes, size_t size, const char *label, drt_plan **out) {
+  drt_plan *p = calloc(1, sizeof *p);
+  if (!p) {
+    free(bytes);
+    return fail(DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "loading plan"));
+  }
+  drt_status st = drt_plan_parse(bytes, size, label, &p->c);
+  if (st) {
+    free(p);
+    return fail(st);
+  }
+  if (!(p->c.targets & DRT_PLAN_TARGET_CPU)) {
+    drt_plan_destroy(p);
+    return fail(DRT_ERROR(DRT_STATUS_UNAVAILABLE,
+                          "'%s' was compiled for CUDA only (%s) and this build has no CUDA backend; recompile with "
+                          "--target cpu or --target auto", label, p->c.cuda_archs[0] ? p->c.cuda_archs : "no archs"));
+  }
+  const drt_graph *g = p->c.graph;
+  for (size_t i = 0; i < g->num_values; i++)
+    if (g->values[i]->kind == DRT_VALUE_CONST) p->weight_bytes += g->values[i]->nbytes;
+  p->activation_peak = activation_peak(g);
+  *out = p;
+  return DRT_STATUS_OK;
+}
+
+drt_status_code drt_plan_load_file(const char *path, drt_plan **out) {
+  API_CHECK(path && out, "drt_plan_load_file: path and out must not be NULL");
+  *out = NULL;
+  void *bytes;
+  size_t size;
+  drt_status st = drt_read_file(path, 0, &bytes, &size);
+  if (st) return fail(st);
+  return plan_from_bytes(bytes, size, path, out);
+}
+
+drt_status_code drt_plan_load_memory(const void *data, size_t size, drt_plan **out) {
+  API_CHECK(data && out, "drt_plan_load_memory: data and out must not be NULL");
+  *out = NULL;
+  void *copy = malloc(size ? size : 1);
+  if (!copy) return fail(DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "copying %zu plan bytes", size));
+  memcpy(copy, data, size);
+  return plan_from_bytes(copy, size, "<memory>", out);
+}
+
+void drt_plan_destroy(drt_plan *plan) {
+  if (!plan) return;
+  drt_plan_contents_free(&plan->c);
+  free(plan);
+}
+
+int drt_plan_num_inputs(const drt_plan *plan) { return plan ? (int)plan->c.graph->num_inputs : 0; }
+int drt_plan_num_outputs(const drt_plan *plan) { return plan ? (int)plan->c.graph->num_outputs : 0; }
+
+static void fill_desc(const drt_value *v, uint8_t role, drt_tensor_desc *d) {
+  memset(d, 0, sizeof *d);
+  d->name = v->name;
+  d->dtype = v->dtype;
+  d->rank = v->shape.rank;
+  for (int i = 0; i < v->shape.rank; i++) d->dims[i] = v->shape.dims[i];
+  d->role = (drt_tensor_role)role;
+}
+
+drt_status_code drt_plan_input(const drt_plan *plan, int index, drt_tensor_desc *out) {
+  API_CHECK(plan && out, "drt_plan_input: NULL argument");
+  API_CHECK(index >= 0 && (size_t)index < plan->c.graph->num_inputs, "drt_plan_input: index %d out of range", index);
+  fill_desc(plan->c.graph->inputs[index], plan->c.input_roles[index], out);
+  return DRT_STATUS_OK;
+}
+
+drt_status_code drt_plan_output(const drt_plan *plan, int index, drt_tensor_desc *out) {
+  API_CHECK(plan && out, "drt_plan_output: NULL argument");
+  API_CHECK(index >= 0 && (size_t)index < plan->c.graph->num_outputs, "drt_plan_output: index %d out of range", index);
+  fill_desc(plan->c.graph->outputs[index], plan->c.output_roles[index], out);
+  return DRT_STATUS_OK;
+}
+
+drt_status_code drt_plan_memory(const drt_plan *plan, drt_memory_info *out) {
+  API_CHECK(plan && out, "drt_plan_memory: NULL argument");
+  out->weights = plan->weight_bytes;
+  out->activations = plan->activation_peak;
+  out->workspace = 0;
+  return DRT_STATUS_OK;
+}
+
+const char *drt_plan_schedule(const drt_plan *plan, int *steps) {
+  if (!plan || !plan->c.has_schedule) {
+    if (steps) *steps = 0;
+    return NULL;
+  }
+  if (steps) *steps = (int)plan->c.schedule.num_steps;
+  return plan->c.schedule.name;
+}
+
+/* ---- sessions ------------------------------------------------------------------------ */
+void drt_session_options_init(drt_session_options *opts) {
+  if (!opts) return;
+  opts->backend = DRT_BACKEND_AUTO;
+  opts->num_threads = 0;
+  opts->device = 0;
+}
+
+static void free_outputs(drt_session *s) {
+  if (!s->have_outputs) return;
+  for (size_t i = 0; i < s->plan->c.graph->num_outputs; i++) {
+    free(s->outputs[i].data);
+    s->outputs[i].data = NULL;
+  }
+  s->have_outputs = false;
+}
+
+drt_status_code drt_session_create(const drt_plan *plan, const drt_session_options *opts, drt_session **out) {
+  API_CHECK(plan && out, "drt_session_create: plan and out must not be NULL");
+  *out = NULL;
+  drt_session_options o;
+  drt_session_options_init(&o);
+  if (opts) o = *opts;
+  if (o.backend == DRT_BACKEND_CUDA)
+    return fail(DRT_ERROR(DRT_STATUS_UNAVAILABLE, "the CUDA backend is not available in this build"));
+  drt_session *s = calloc(1, sizeof *s);
+  if (!s) return fail(DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "session"));
+  s->plan = plan;
+  const drt_graph *g = plan->c.graph;
+  s->inputs = calloc(g->num_inputs + 1, sizeof(drt_tensor));
+  s->input_set = calloc(g->num_inputs + 1, sizeof(bool));
+  s->outputs = calloc(g->num_outputs + 1, sizeof(drt_tensor));
+  if (!s->inputs || !s->input_set || !s->outputs) {
+    drt_session_destroy(s);
+    return fail(DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "session"));
+  }
+  drt_cpu_executor_options eo;
+  drt_cpu_executor_options_init(&eo);
+  eo.num_threads = o.num_threads;
+  drt_status st = drt_cpu_executor_create(g, &eo, &s->ex);
+  if (st) {
+    drt_session_destroy(s);
+    return fail(st);
+  }
+  *out = s;
+  return DRT_STATUS_OK;
+}
+
+void drt_session_destroy(drt_session *s) {
+  if (!s) return;
+  if (s->outputs) free_outputs(s);
+  drt_cpu_executor_destroy(s->ex);
+  free(s->inputs);
+  free(s->input_set);
+  free(s->outputs);
+  free(s);
+}
+
+static int find_input(const drt_graph *g, const char *name) {
+  for (size_t i = 0; i < g->num_inputs; i++)
+    if (strcmp(g->inputs[i]->name, name) == 0) return (int)i;
+  return -1;
+}
+
+drt_status_code drt_session_set_input(drt_session *s, const char *name, drt_dtype dtype, int rank, const int64_t *dims,
+                                      const void *data, size_t nbytes) {
+  API_CHECK(s && name, "drt_session_set_input: session and name must not be NULL");
+  const drt_graph *g = s->plan->c.graph;
+  int k = find_input(g, name);
+  if (k < 0) return fail(DRT_ERROR(DRT_STATUS_NOT_FOUND, "the plan has no input named '%s'", name));
+  const drt_value *v = g->inputs[k];
+  API_CHECK(rank >= 0 && rank <= DRT_MAX_RANK && (rank == 0 || dims), "input '%s': invalid rank %d", name, rank);
+  drt_tensor t;
+  memset(&t, 0, sizeof t);
+  t.dtype = dtype;
+  t.shape.rank = rank;
+  for (int i = 0; i < rank; i++) t.shape.dims[i] = dims[i];
+  char a[128], b[128];
+  if (dtype != v->dtype)
+    return fail(DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' has dtype %s, the plan expects %s", name,
+                          drt_dtype_name(dtype), drt_dtype_name(v->dtype)));
+  if (!drt_shape_equal(&t.shape, &v->shape))
+    return fail(DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' has shape %s, the plan expects %s", name,
+                          drt_shape_str(&t.shape, a, sizeof a), drt_shape_str(&v->shape, b, sizeof b)));
+  size_t want = drt_tensor_nbytes(&t);
+  if (nbytes != want || (want && !data))
+    return fail(DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s': got %zu bytes, expected %zu", name, nbytes, want));
+  t.data = (void *)data;
+  s->inputs[k] = t;
+  s->input_set[k] = true;
+  return DRT_STATUS_OK;
+}
+
+static drt_status session_eval(drt_session *s) {
+  const drt_graph *g = s->plan->c.graph;
+  for (size_t i = 0; i < g->num_inputs; i++)
+    if (!s->input_set[i]) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' was not set", g->inputs[i]->name);
+  free_outputs(s);
+  DRT_RETURN_IF_ERROR(drt_cpu_executor_run(s->ex, s->inputs, s->outputs));
+  s->have_outputs = true;
+  s->nfe++;
+  return DRT_OK;
+}
+
+drt_status_code drt_session_run(drt_session *s) {
+  API_CHECK(s, "drt_session_run: NULL session");
+  drt_status st = session_eval(s);
+  return st ? fail(st) : DRT_STATUS_OK;
+}
+
+drt_status_code drt_session_get_output(drt_session *s, const char *name, drt_tensor_desc *desc, const void **data,
+                                       size_t *nbytes) {
+  API_CHECK(s && name, "drt_session_get_output: session and name must not be NULL");
+  const drt_graph *g = s->plan->c.graph;
+  if (!s->have_outputs) return fail(DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "no outputs yet: run the session first"));
+  for (size_t i = 0; i < g->num_outputs; i++) {
+    if (strcmp(g->outputs[i]->name, name) != 0) continue;
+    if (desc) fill_desc(g->outputs[i], s->plan->c.output_roles[i], desc);
+    if (data) *data = s->outputs[i].data;
+    if (nbytes) *nbytes = drt_tensor_nbytes(&s->outputs[i]);
+    return DRT_STATUS_OK;
+  }
+  return fail(DRT_ERROR(DRT_STATUS_NOT_FOUND, "the plan has no output named '%s'", name));
+}
+
+uint64_t drt_session_nfe(const drt_session *s) { return s ? s->nfe : 0; }

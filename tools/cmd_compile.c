@@ -1,0 +1,189 @@
+/* drt compile: ONNX model -> .plan */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frontend/onnx.h"
+#include "passes/canonicalize.h"
+#include "runtime/npy.h"
+#include "runtime/plan.h"
+#include "tools/cli.h"
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static void compile_usage(FILE *f) {
+  fprintf(f,
+          "usage: drt compile MODEL.onnx -o MODEL.plan [--shape NAME=DIMS ...] [--target cpu|cuda|auto]\n"
+          "                   [--latent NAME] [--timestep NAME] [--threads N] [-v]\n\n"
+          "Compiles an ONNX model into a .plan: binds every symbolic dimension (from --shape or the model's\n"
+          "static shapes), infers shapes, folds constants, records the input/output signature and writes\n"
+          "the plan atomically (a failure leaves no file). --latent/--timestep name the model inputs that\n"
+          "carry the latent sample and the timestep (default: detected from common export names such as\n"
+          "sample/x/latents and timestep/t/timesteps); every other input is conditioning.\n");
+}
+
+static const char *k_latent_names[] = {"sample", "x", "latents", "latent", "latent_model_input", "hidden_states",
+                                       "x_t", "noisy_latents", "input", NULL};
+static const char *k_timestep_names[] = {"timestep", "t", "timesteps", "time", "sigma", "sigmas", "time_step", NULL};
+
+static int detect(const drt_graph *g, const char *given, const char **names) {
+  for (size_t i = 0; i < g->num_inputs; i++) {
+    if (given) {
+      if (strcmp(g->inputs[i]->name, given) == 0) return (int)i;
+      continue;
+    }
+  }
+  if (given) return -2;
+  for (int k = 0; names[k]; k++)
+    for (size_t i = 0; i < g->num_inputs; i++)
+      if (strcmp(g->inputs[i]->name, names[k]) == 0) return (int)i;
+  return -1;
+}
+
+int drt_cmd_compile(int argc, char **argv) {
+  const char *model = NULL, *out = NULL, *target = "auto", *latent = NULL, *timestep = NULL;
+  int verbose = 0, n_shapes = 0;
+  static drt_cli_shape shapes[64];
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    int err = 0;
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      compile_usage(stdout);
+      return 0;
+    } else if (drt_cli_opt(argc, argv, &i, "-o", &v, &err) || drt_cli_opt(argc, argv, &i, "--output", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      out = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--target", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto"))
+        return drt_cli_usage_error("compile", "--target must be cpu, cuda or auto, got '%s'", v);
+      target = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--latent", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      latent = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--timestep", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      timestep = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--shape", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (n_shapes >= 64) return drt_cli_usage_error("compile", "too many --shape options");
+      const char *dims;
+      if (!drt_cli_split_kv(v, shapes[n_shapes].name, sizeof shapes[n_shapes].name, &dims))
+        return drt_cli_usage_error("compile", "--shape expects NAME=DIMS, got '%s'", v);
+      drt_status s = drt_cli_parse_dims(dims, &shapes[n_shapes].shape);
+      if (s) return drt_cli_fail("compile", s);
+      n_shapes++;
+    } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
+      verbose++;
+    } else if (argv[i][0] == '-') {
+      return drt_cli_usage_error("compile", "unknown option '%s'", argv[i]);
+    } else if (!model) {
+      model = argv[i];
+    } else {
+      return drt_cli_usage_error("compile", "unexpected argument '%s'", argv[i]);
+    }
+  }
+  if (!model) return drt_cli_usage_error("compile", "missing MODEL.onnx");
+  if (!out) return drt_cli_usage_error("compile", "missing -o MODEL.plan");
+  drt_cli_install_logger(verbose);
+  if (strcmp(target, "cuda") == 0)
+    return drt_cli_fail("compile", DRT_ERROR(DRT_STATUS_UNSUPPORTED,
+                                             "--target cuda: CUDA code generation is not part of this build yet; "
+                                             "use --target cpu"));
+  bool tty = isatty(2);
+  double t0 = now_ms();
+  if (tty) fprintf(stderr, "[1/4] loading %s\n", model);
+  drt_onnx_options oo;
+  drt_onnx_options_init(&oo);
+  drt_graph *g = NULL;
+  drt_status st = drt_onnx_load_file(model, &oo, &g);
+  if (st) return drt_cli_fail("compile", st);
+  double t1 = now_ms();
+  size_t nodes_before = g->num_nodes;
+  for (int i = 0; i < n_shapes && !st; i++) {
+    bool is_input = false;
+    for (size_t k = 0; k < g->num_inputs; k++) is_input |= strcmp(g->inputs[k]->name, shapes[i].name) == 0;
+    if (is_input) st = drt_graph_bind_input(g, shapes[i].name, &shapes[i].shape);
+    else if (shapes[i].shape.rank == 1) st = drt_graph_bind_dim(g, shapes[i].name, shapes[i].shape.dims[0]);
+    else st = DRT_ERROR(DRT_STATUS_NOT_FOUND, "--shape %s: no input or symbolic dimension has this name", shapes[i].name);
+  }
+  if (tty && !st) fprintf(stderr, "[2/4] shape inference and constant folding (%zu nodes)\n", nodes_before);
+  if (!st) {
+    drt_pass_ctx pc = {0};
+    bool changed;
+    st = drt_pass_canonicalize(g, &pc, &changed);
+  }
+  if (!st) st = drt_graph_verify(g, true);
+  double t2 = now_ms();
+  drt_plan_contents c;
+  memset(&c, 0, sizeof c);
+  c.graph = g;
+  c.targets = DRT_PLAN_TARGET_CPU;
+  if (!st) {
+    c.input_roles = calloc(g->num_inputs + 1, 1);
+    c.output_roles = calloc(g->num_outputs + 1, 1);
+    if (!c.input_roles || !c.output_roles) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "signature");
+  }
+  if (!st) {
+    int li = detect(g, latent, k_latent_names), ti = detect(g, timestep, k_timestep_names);
+    if (li == -2) st = DRT_ERROR(DRT_STATUS_NOT_FOUND, "--latent %s: the model has no such input", latent);
+    else if (ti == -2) st = DRT_ERROR(DRT_STATUS_NOT_FOUND, "--timestep %s: the model has no such input", timestep);
+    else {
+      if (li >= 0) c.input_roles[li] = DRT_PLAN_ROLE_LATENT;
+      if (ti >= 0 && ti != li) c.input_roles[ti] = DRT_PLAN_ROLE_TIMESTEP;
+      if (g->num_outputs > 0) c.output_roles[0] = DRT_PLAN_ROLE_PREDICTION;
+    }
+  }
+  void *bytes = NULL;
+  size_t size = 0;
+  if (!st) {
+    if (tty) fprintf(stderr, "[3/4] serializing plan\n");
+    st = drt_plan_serialize(&c, &bytes, &size);
+  }
+  if (!st) {
+    if (tty) fprintf(stderr, "[4/4] writing %s (%zu bytes)\n", out, size);
+    st = drt_write_file_atomic(out, bytes, size);
+  }
+  double t3 = now_ms();
+  if (!st) {
+    uint64_t wbytes = 0, params = 0, sum_act = 0;
+    for (size_t i = 0; i < g->num_values; i++) {
+      const drt_value *v = g->values[i];
+      if (v->kind == DRT_VALUE_CONST) {
+        wbytes += v->nbytes;
+        int64_t n = drt_shape_numel(&v->shape);
+        params += n > 0 ? (uint64_t)n : 0;
+      } else if (v->kind == DRT_VALUE_INTERMEDIATE) {
+        drt_tensor t = {v->dtype, v->shape, NULL};
+        sum_act += drt_tensor_nbytes(&t);
+      }
+    }
+    printf("compiled %s -> %s\n", model, out);
+    printf("  target:      cpu\n");
+    printf("  ops:         %zu before passes, %zu after\n", nodes_before, g->num_nodes);
+    printf("  parameters:  %" PRIu64 " (%.2f MiB)\n", params, (double)wbytes / 1048576.0);
+    printf("  activations: %.2f MiB summed over all intermediates\n", (double)sum_act / 1048576.0);
+    printf("  plan size:   %zu bytes\n", size);
+    printf("  time:        load %.1f ms, passes %.1f ms, write %.1f ms\n", t1 - t0, t2 - t1, t3 - t2);
+    for (size_t i = 0; i < g->num_inputs; i++) {
+      char s[128];
+      const char *role = c.input_roles[i] == DRT_PLAN_ROLE_LATENT     ? "latent"
+                         : c.input_roles[i] == DRT_PLAN_ROLE_TIMESTEP ? "timestep"
+                                                                      : "conditioning";
+      printf("  input  %-28s %s[%s] (%s)\n", g->inputs[i]->name, drt_dtype_name(g->inputs[i]->dtype),
+             drt_shape_str(&g->inputs[i]->shape, s, sizeof s), role);
+    }
+  }
+  free(bytes);
+  free(c.input_roles);
+  free(c.output_roles);
+  drt_graph_destroy(g);
+  if (st) return drt_cli_fail("compile", drt_status_annotate(st, "%s", model));
+  return 0;
+}
