@@ -111,6 +111,21 @@ drt_status drt_graph_check_bound(const drt_graph *g) {
   return DRT_OK;
 }
 
+drt_status drt_graph_specialize_input(drt_graph *g, const char *name, const drt_tensor *t) {
+  size_t k = 0;
+  while (k < g->num_inputs && strcmp(g->inputs[k]->name, name) != 0) k++;
+  if (k == g->num_inputs) return DRT_ERROR(DRT_STATUS_NOT_FOUND, "model has no input named '%s'", name);
+  drt_value *v = g->inputs[k];
+  DRT_RETURN_IF_ERROR(drt_graph_bind_input(g, name, &t->shape));
+  if (v->dtype != t->dtype)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' has dtype %s, the model expects %s", name,
+                     drt_dtype_name(t->dtype), drt_dtype_name(v->dtype));
+  DRT_RETURN_IF_ERROR(drt_value_make_const(g, v, t->data, drt_tensor_nbytes(t)));
+  memmove(&g->inputs[k], &g->inputs[k + 1], (g->num_inputs - k - 1) * sizeof(drt_value *));
+  g->num_inputs--;
+  return DRT_OK;
+}
+
 /* ---- infer + fold ------------------------------------------------------------------ */
 static bool shape_only_op(drt_op op) { return op == DRT_OP_SHAPE || op == DRT_OP_SIZE; }
 

@@ -24,7 +24,7 @@ def ort_latency(model, feeds, threads, iters):
 
 
 def drt_latency(drt, model, inputs, threads, iters):
-    args = [drt, "run", model, "--threads", str(threads), "--repeat", str(iters)]
+    args = [drt, "run", model, "--no-specialize", "--threads", str(threads), "--repeat", str(iters)]
     for name, path in inputs.items():
         args += ["--input", f"{name}={path}"]
     out = subprocess.run(args, capture_output=True, text=True)

@@ -101,7 +101,7 @@ bool drt_cli_opt(int argc, char **argv, int *i, const char *opt, const char **va
 
 drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, int num_shapes,
                                  const char *const *input_names, const drt_tensor *inputs, int num_inputs,
-                                 drt_graph **out) {
+                                 int64_t specialize_max, drt_graph **out) {
   *out = NULL;
   drt_onnx_options oo;
   drt_onnx_options_init(&oo);
@@ -117,7 +117,11 @@ drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, 
                      drt_dtype_name(inputs[i].dtype), drt_dtype_name(v->dtype));
       break;
     }
-    st = drt_graph_bind_input(g, input_names[i], &inputs[i].shape);
+    int64_t numel = drt_shape_numel(&inputs[i].shape);
+    if (v && numel >= 0 && numel <= specialize_max)
+      st = drt_graph_specialize_input(g, input_names[i], &inputs[i]);
+    else
+      st = drt_graph_bind_input(g, input_names[i], &inputs[i].shape);
   }
   for (int i = 0; i < num_shapes && !st; i++) {
     bool is_input = false;

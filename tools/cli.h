@@ -36,10 +36,12 @@ typedef struct drt_cli_shape {
 } drt_cli_shape;
 
 /* Loads an ONNX model and prepares it for execution: binds the given input shapes (from
- * tensors read by the caller) and --shape bindings, then canonicalizes. */
+ * tensors read by the caller) and --shape bindings, then canonicalizes. Inputs with at most
+ * specialize_max elements become constants (their values are known for this run), so that
+ * shape-like operands passed as inputs fold; -1 disables this. */
 drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, int num_shapes,
                                  const char *const *input_names, const drt_tensor *inputs, int num_inputs,
-                                 drt_graph **out);
+                                 int64_t specialize_max, drt_graph **out);
 
 bool drt_cli_is_plan(const char *path);
 int drt_cmd_run(int argc, char **argv);

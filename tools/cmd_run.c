@@ -22,6 +22,8 @@ static void run_usage(FILE *f) {
           "symbolic dim by name (e.g. --shape batch=2). --output-dir writes every output as <name>.npy\n"
           "(characters outside [A-Za-z0-9._-] become '_'). Outputs are written to a temporary file and\n"
           "renamed, so a failure never leaves a partial file. Without outputs, prints a summary.\n"
+          "Inputs with at most 256 elements are specialized to constants for this run (so shape-like\n"
+          "operands given as inputs fold); --no-specialize keeps every input dynamic.\n"
           "--repeat N runs the evaluation N more times after the first and prints latency statistics\n"
           "(evaluation only, excluding model load) as: latency_ms min=.. median=.. mean=..\n");
 }
@@ -177,6 +179,7 @@ int drt_cmd_run(int argc, char **argv) {
   const char *model = NULL, *out_dir = NULL;
   const char *in_args[MAX_ARGS], *out_args[MAX_ARGS];
   int n_in = 0, n_out = 0, n_shapes = 0, threads = 0, verbose = 0, repeat = 0;
+  int64_t specialize = 256;
   static drt_cli_shape shapes[64];
   for (int i = 1; i < argc; i++) {
     const char *v;
@@ -220,6 +223,8 @@ int drt_cmd_run(int argc, char **argv) {
       long t = strtol(v, &end, 10);
       if (*end || t < 0 || t > 1000000) return drt_cli_usage_error("run", "--repeat expects a count, got '%s'", v);
       repeat = (int)t;
+    } else if (strcmp(argv[i], "--no-specialize") == 0) {
+      specialize = -1;
     } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
       verbose++;
     } else if (argv[i][0] == '-') {
@@ -265,7 +270,7 @@ int drt_cmd_run(int argc, char **argv) {
     }
     loaded = i + 1;
   }
-  st = drt_cli_prepare_model(model, shapes, n_shapes, in_name_ptrs, in_tensors, n_in, &g);
+  st = drt_cli_prepare_model(model, shapes, n_shapes, in_name_ptrs, in_tensors, n_in, specialize, &g);
   if (st) goto done;
   /* every graph input must be provided */
   graph_in = calloc(g->num_inputs + 1, sizeof(drt_tensor));
@@ -280,6 +285,7 @@ int drt_cmd_run(int argc, char **argv) {
       if (strcmp(in_names[i], g->inputs[k]->name) == 0) found = i;
     if (found < 0) {
       char s[128];
+      /* specialized inputs are constants now and no longer graph inputs */
       st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: input '%s' (%s[%s]) was not provided: pass --input %s=FILE.npy",
                      model, g->inputs[k]->name, drt_dtype_name(g->inputs[k]->dtype),
                      drt_shape_str(&g->inputs[k]->shape, s, sizeof s), g->inputs[k]->name);
