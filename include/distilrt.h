@@ -18,6 +18,12 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__)
+#define DRT_API __attribute__((visibility("default")))
+#else
+#define DRT_API
+#endif
+
 #define DRT_VERSION_MAJOR 0
 #define DRT_VERSION_MINOR 1
 #define DRT_VERSION_PATCH 0
@@ -38,7 +44,7 @@ typedef enum drt_status_code {
 } drt_status_code;
 
 /* Returns a static string for a status code ("OK", "INVALID_ARGUMENT", ...). Thread-safe. */
-const char *drt_status_code_name(drt_status_code code);
+DRT_API const char *drt_status_code_name(drt_status_code code);
 
 /* Element types. Numeric values follow ONNX TensorProto.DataType. */
 typedef enum drt_dtype {
@@ -60,9 +66,9 @@ typedef enum drt_dtype {
 } drt_dtype;
 
 /* Name of a dtype ("float32", "float16", ...); "unknown" for unknown values. Thread-safe. */
-const char *drt_dtype_name(drt_dtype dtype);
+DRT_API const char *drt_dtype_name(drt_dtype dtype);
 /* Size in bytes of one element; 0 for unknown/unsupported dtypes. Thread-safe. */
-size_t drt_dtype_size(drt_dtype dtype);
+DRT_API size_t drt_dtype_size(drt_dtype dtype);
 
 /* Logging. The library emits messages only through this callback. */
 typedef enum drt_log_level {
@@ -77,7 +83,7 @@ typedef void (*drt_log_fn)(drt_log_level level, const char *message, void *user_
 /* Installs the process-wide log callback (NULL silences the library) and the most verbose
  * level delivered. Call it once at startup, before other threads use the library; the
  * callback itself may be invoked from any thread the library runs on. */
-void drt_log_set(drt_log_fn fn, void *user_data, drt_log_level max_level);
+DRT_API void drt_log_set(drt_log_fn fn, void *user_data, drt_log_level max_level);
 
 /* ======================================================================================
  * Errors
@@ -85,7 +91,7 @@ void drt_log_set(drt_log_fn fn, void *user_data, drt_log_level max_level);
 
 /* Message of the last error returned by a distilrt function on the calling thread ("" if
  * none). The pointer stays valid until the next failing call on the same thread. */
-const char *drt_last_error(void);
+DRT_API const char *drt_last_error(void);
 
 /* ======================================================================================
  * Tensors
@@ -116,25 +122,25 @@ typedef struct drt_tensor_desc {
 typedef struct drt_plan drt_plan;
 
 /* Loads and fully validates a plan (magic, version, checksums, ranges, shapes). */
-drt_status_code drt_plan_load_file(const char *path, drt_plan **out);
+DRT_API drt_status_code drt_plan_load_file(const char *path, drt_plan **out);
 /* Same from memory; the bytes are copied, the caller keeps ownership of `data`. */
-drt_status_code drt_plan_load_memory(const void *data, size_t size, drt_plan **out);
-void drt_plan_destroy(drt_plan *plan); /* NULL-safe; no session of the plan may remain */
+DRT_API drt_status_code drt_plan_load_memory(const void *data, size_t size, drt_plan **out);
+DRT_API void drt_plan_destroy(drt_plan *plan); /* NULL-safe; no session of the plan may remain */
 
-int drt_plan_num_inputs(const drt_plan *plan);
-int drt_plan_num_outputs(const drt_plan *plan);
+DRT_API int drt_plan_num_inputs(const drt_plan *plan);
+DRT_API int drt_plan_num_outputs(const drt_plan *plan);
 /* Fills `out` for input/output `index`; INVALID_ARGUMENT if out of range. */
-drt_status_code drt_plan_input(const drt_plan *plan, int index, drt_tensor_desc *out);
-drt_status_code drt_plan_output(const drt_plan *plan, int index, drt_tensor_desc *out);
+DRT_API drt_status_code drt_plan_input(const drt_plan *plan, int index, drt_tensor_desc *out);
+DRT_API drt_status_code drt_plan_output(const drt_plan *plan, int index, drt_tensor_desc *out);
 
 typedef struct drt_memory_info {
   uint64_t weights;     /* bytes of constants */
   uint64_t activations; /* peak bytes of intermediates in one evaluation */
   uint64_t workspace;   /* scratch bytes */
 } drt_memory_info;
-drt_status_code drt_plan_memory(const drt_plan *plan, drt_memory_info *out);
+DRT_API drt_status_code drt_plan_memory(const drt_plan *plan, drt_memory_info *out);
 /* Name of the default schedule stored in the plan, or NULL; its step count in *steps. */
-const char *drt_plan_schedule(const drt_plan *plan, int *steps);
+DRT_API const char *drt_plan_schedule(const drt_plan *plan, int *steps);
 
 /* ======================================================================================
  * Sessions: per-thread execution state over a plan. A session is used by one thread at a
@@ -154,21 +160,21 @@ typedef struct drt_session_options {
   int device;      /* CUDA device ordinal */
 } drt_session_options;
 
-void drt_session_options_init(drt_session_options *opts);
+DRT_API void drt_session_options_init(drt_session_options *opts);
 /* The plan must outlive the session. */
-drt_status_code drt_session_create(const drt_plan *plan, const drt_session_options *opts, drt_session **out);
-void drt_session_destroy(drt_session *session); /* NULL-safe */
+DRT_API drt_status_code drt_session_create(const drt_plan *plan, const drt_session_options *opts, drt_session **out);
+DRT_API void drt_session_destroy(drt_session *session); /* NULL-safe */
 
 /* Sets a named input from host memory. dtype and dims must equal the signature's. The
  * buffer is borrowed (zero-copy) and must stay valid and unchanged until the next
  * drt_session_run/generate returns. */
-drt_status_code drt_session_set_input(drt_session *session, const char *name, drt_dtype dtype, int rank,
+DRT_API drt_status_code drt_session_set_input(drt_session *session, const char *name, drt_dtype dtype, int rank,
                                       const int64_t *dims, const void *data, size_t nbytes);
 /* Runs one evaluation of the network. */
-drt_status_code drt_session_run(drt_session *session);
+DRT_API drt_status_code drt_session_run(drt_session *session);
 /* Output of the last run/generate: *data points into the session and stays valid until the
  * next run/generate or destroy. desc may be NULL. */
-drt_status_code drt_session_get_output(drt_session *session, const char *name, drt_tensor_desc *desc,
+DRT_API drt_status_code drt_session_get_output(drt_session *session, const char *name, drt_tensor_desc *desc,
                                        const void **data, size_t *nbytes);
 
 /* ======================================================================================
@@ -183,16 +189,16 @@ typedef struct drt_generate_options {
   double timestep_scale; /* 0: schedule default; K: the model receives K * t */
 } drt_generate_options;
 
-void drt_generate_options_init(drt_generate_options *opts);
+DRT_API void drt_generate_options_init(drt_generate_options *opts);
 /* Runs the sampler; the final latent is available as output "sample" through
  * drt_session_get_output (and the last network outputs under their own names). Inputs
  * other than the latent and timestep must have been set. */
-drt_status_code drt_session_generate(drt_session *session, const drt_generate_options *opts);
+DRT_API drt_status_code drt_session_generate(drt_session *session, const drt_generate_options *opts);
 /* Network evaluations performed by this session since creation. */
-uint64_t drt_session_nfe(const drt_session *session);
+DRT_API uint64_t drt_session_nfe(const drt_session *session);
 
 /* Version string of the linked library. */
-const char *drt_version(void);
+DRT_API const char *drt_version(void);
 
 #ifdef __cplusplus
 }

@@ -491,7 +491,7 @@ fail:
   return st;
 }
 
-static const char *section_name(uint32_t t) {
+const char *drt_plan_section_name(uint32_t t) {
   switch (t) {
     case DRT_PLAN_SECTION_WEIGHTS: return "weights";
     case DRT_PLAN_SECTION_GRAPH: return "graph";
@@ -545,16 +545,23 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
     uint32_t crc = drt_br_u32(&t);
     (void)drt_br_u32(&t);
     if (off % DRT_PLAN_ALIGN || off > size || sz > size - off) {
-      st = CORRUPT("'%s': %s section [%" PRIu64 ", +%" PRIu64 ") is outside the file", label, section_name(type), off, sz);
+      st = CORRUPT("'%s': %s section [%" PRIu64 ", +%" PRIu64 ") is outside the file", label, drt_plan_section_name(type), off, sz);
       goto fail;
     }
     if (crc != drt_crc32(b + off, (size_t)sz)) {
-      st = CORRUPT("'%s': checksum mismatch in the %s section", label, section_name(type));
+      st = CORRUPT("'%s': checksum mismatch in the %s section", label, drt_plan_section_name(type));
       goto fail;
+    }
+    if (out->num_sections < 8) {
+      out->sections[out->num_sections].type = type;
+      out->sections[out->num_sections].crc = crc;
+      out->sections[out->num_sections].offset = off;
+      out->sections[out->num_sections].size = sz;
+      out->num_sections++;
     }
     if (type >= 1 && type < 8) {
       if (sec_data[type]) {
-        st = CORRUPT("'%s': duplicate %s section", label, section_name(type));
+        st = CORRUPT("'%s': duplicate %s section", label, drt_plan_section_name(type));
         goto fail;
       }
       sec_data[type] = b + off;
@@ -566,6 +573,8 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
     goto fail;
   }
   out->targets = targets;
+  out->format_version = version;
+  out->writer_version = writer;
   out->file_data = bytes;
   out->file_size = size;
   const uint8_t *wdata = sec_data[DRT_PLAN_SECTION_WEIGHTS] ? sec_data[DRT_PLAN_SECTION_WEIGHTS] : b;

@@ -26,6 +26,12 @@ typedef struct drt_plan_contents {
   bool has_schedule;
   drt_plan_sched schedule;
   char cuda_archs[256]; /* TARGET section, e.g. "sm_80,sm_90" */
+  /* filled by drt_plan_parse, for inspection */
+  uint32_t format_version, writer_version, num_sections;
+  struct {
+    uint32_t type, crc;
+    uint64_t offset, size;
+  } sections[8];
   void *file_data;      /* owned buffer the constants point into (NULL when serializing) */
   size_t file_size;
 } drt_plan_contents;
@@ -35,5 +41,6 @@ drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *
 /* Parses bytes; takes ownership of `bytes` (malloc'd) in every case. */
 drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_contents *out);
 void drt_plan_contents_free(drt_plan_contents *c);
+const char *drt_plan_section_name(uint32_t type);
 
 #endif

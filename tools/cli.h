@@ -48,5 +48,6 @@ int drt_cmd_run(int argc, char **argv);
 int drt_cmd_inspect(int argc, char **argv);
 int drt_cmd_ops(int argc, char **argv);
 int drt_cmd_compile(int argc, char **argv);
+int drt_inspect_plan(const char *path, bool json);
 
 #endif

@@ -28,18 +28,23 @@ static void print_value(const char *kind, const drt_value *v) {
 
 int drt_cmd_inspect(int argc, char **argv) {
   const char *model = NULL;
-  bool dot = false, shaped = false;
+  bool dot = false, shaped = false, json = false;
   int verbose = 0, n_shapes = 0;
   static drt_cli_shape shapes[64];
   for (int i = 1; i < argc; i++) {
     const char *v;
     int err = 0;
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      printf("usage: drt inspect MODEL.onnx [--dot] [--shape NAME=DIMS ...]\n\n"
-             "Prints inputs, outputs, opsets, the op histogram, parameter count and bytes, and the graph.\n"
+      printf("usage: drt inspect MODEL.onnx [--dot] [--shape NAME=DIMS ...]\n"
+             "       drt inspect MODEL.plan [--json]\n\n"
+             "For a plan: header, targets, signature, schedule, sections, memory and op histogram\n"
+             "(--json: one JSON object with targets, archs, inputs, outputs, ops, kernels, schedule, memory).\n"
+             "For an ONNX model: inputs, outputs, opsets, the op histogram, parameter count and bytes, and the graph.\n"
              "--dot prints the graph in Graphviz format instead. With --shape (or a model whose inputs are\n"
              "all static) the graph is printed after shape inference and constant folding.\n");
       return 0;
+    } else if (strcmp(argv[i], "--json") == 0) {
+      json = true;
     } else if (strcmp(argv[i], "--dot") == 0) {
       dot = true;
     } else if (strcmp(argv[i], "-v") == 0) {
@@ -62,8 +67,10 @@ int drt_cmd_inspect(int argc, char **argv) {
       return drt_cli_usage_error("inspect", "unexpected argument '%s'", argv[i]);
     }
   }
-  if (!model) return drt_cli_usage_error("inspect", "missing MODEL.onnx");
+  if (!model) return drt_cli_usage_error("inspect", "missing MODEL.onnx or MODEL.plan");
   drt_cli_install_logger(verbose);
+  if (drt_cli_is_plan(model)) return drt_inspect_plan(model, json);
+  if (json) return drt_cli_usage_error("inspect", "--json applies to plans");
   drt_onnx_options oo;
   drt_onnx_options_init(&oo);
   drt_graph *g = NULL;
