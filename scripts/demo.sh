@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job end to end: build distilrt, then run the bundled DiT student example on the CPU,
-# check its output against the onnxruntime reference, and time it against onnxruntime.
+# The main job end to end: build distilrt, compile the bundled DiT student example to a .plan,
+# run the plan on the CPU, check its output against the onnxruntime reference, and time it
+# against onnxruntime (same threads, interleaved).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-build}
@@ -14,12 +15,14 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 args=()
 for f in "$FX"/inputs/*.npy; do n=$(basename "$f" .npy); args+=(--input "$n=$f"); done
-echo "== drt run"
-"$DRT" run "$FX/model.onnx" "${args[@]}" --output-dir "$out" -v
+echo "== drt compile"
+"$DRT" compile "$FX/model.onnx" -o "$out/dit_student.plan" --shape batch=1
+echo "== drt run (plan)"
+"$DRT" run "$out/dit_student.plan" "${args[@]}" --output-dir "$out"
 python3 - "$FX" "$out" <<'PY'
 import sys, os, numpy as np
 fx, out = sys.argv[1], sys.argv[2]
-for f in sorted(os.listdir(os.path.join(fx, "expected"))):
+for f in sorted(x for x in os.listdir(os.path.join(fx, "expected")) if x.endswith(".npy")):
     ref = np.load(os.path.join(fx, "expected", f)); got = np.load(os.path.join(out, f))
     err = np.linalg.norm((got - ref).ravel()) / max(np.linalg.norm(ref.ravel()), 1e-30)
     print(f"{f}: shape {got.shape}, rel L2 error vs onnxruntime {err:.2e} ({'ok' if err <= 1e-4 else 'MISMATCH'})")
