@@ -8,6 +8,7 @@
 
 #include "frontend/onnx.h"
 #include "passes/canonicalize.h"
+#include "passes/pipeline.h"
 
 int drt_cli_exit_code(drt_status_code code) {
   switch (code) {
@@ -136,8 +137,7 @@ drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, 
   }
   if (!st) {
     drt_pass_ctx pc = {0};
-    bool changed;
-    st = drt_pass_canonicalize(g, &pc, &changed);
+    st = drt_pipeline_run(g, &pc, NULL);
   }
   if (!st) st = drt_graph_verify(g, true);
   if (st) {

@@ -7,6 +7,7 @@
 
 #include "frontend/onnx.h"
 #include "passes/canonicalize.h"
+#include "passes/pipeline.h"
 #include "runtime/npy.h"
 #include "runtime/plan.h"
 #include "tools/cli.h"
@@ -17,15 +18,27 @@ static double now_ms(void) {
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
+static void write_stderr(void *user, const char *text) {
+  (void)user;
+  fputs(text, stderr);
+}
+static void write_stdout(void *user, const char *text) {
+  (void)user;
+  fputs(text, stdout);
+}
+
 static void compile_usage(FILE *f) {
   fprintf(f,
           "usage: drt compile MODEL.onnx -o MODEL.plan [--shape NAME=DIMS ...] [--target cpu|cuda|auto]\n"
-          "                   [--latent NAME] [--timestep NAME] [--threads N] [-v]\n\n"
+          "                   [--latent NAME] [--timestep NAME] [--disable-pass NAME ...] [--dump-after NAME]\n"
+          "                   [--list-passes] [-v]\n\n"
           "Compiles an ONNX model into a .plan: binds every symbolic dimension (from --shape or the model's\n"
           "static shapes), infers shapes, folds constants, records the input/output signature and writes\n"
           "the plan atomically (a failure leaves no file). --latent/--timestep name the model inputs that\n"
           "carry the latent sample and the timestep (default: detected from common export names such as\n"
-          "sample/x/latents and timestep/t/timesteps); every other input is conditioning.\n");
+          "sample/x/latents and timestep/t/timesteps); every other input is conditioning.\n"
+          "--disable-pass NAME skips a pass (all-fusions: every fusion pass); --dump-after NAME prints the\n"
+          "graph after that pass; -v prints what each pass changed.\n");
 }
 
 static const char *k_latent_names[] = {"sample", "x", "latents", "latent", "latent_model_input", "hidden_states",
@@ -50,6 +63,8 @@ int drt_cmd_compile(int argc, char **argv) {
   const char *model = NULL, *out = NULL, *target = "auto", *latent = NULL, *timestep = NULL;
   int verbose = 0, n_shapes = 0;
   static drt_cli_shape shapes[64];
+  drt_pipeline_options po;
+  memset(&po, 0, sizeof po);
   for (int i = 1; i < argc; i++) {
     const char *v;
     int err = 0;
@@ -79,6 +94,17 @@ int drt_cmd_compile(int argc, char **argv) {
       drt_status s = drt_cli_parse_dims(dims, &shapes[n_shapes].shape);
       if (s) return drt_cli_fail("compile", s);
       n_shapes++;
+    } else if (drt_cli_opt(argc, argv, &i, "--disable-pass", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (po.num_disabled >= DRT_PASS_MAX_NAMED) return drt_cli_usage_error("compile", "too many --disable-pass");
+      po.disabled[po.num_disabled++] = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--dump-after", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      po.dump_after = v;
+    } else if (strcmp(argv[i], "--list-passes") == 0) {
+      for (size_t k = 0; k < drt_pipeline_num_passes(); k++)
+        printf("%-20s %s\n", drt_pipeline_pass(k)->name, drt_pipeline_pass(k)->description);
+      return 0;
     } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
       verbose++;
     } else if (argv[i][0] == '-') {
@@ -92,6 +118,13 @@ int drt_cmd_compile(int argc, char **argv) {
   if (!model) return drt_cli_usage_error("compile", "missing MODEL.onnx");
   if (!out) return drt_cli_usage_error("compile", "missing -o MODEL.plan");
   drt_cli_install_logger(verbose);
+  {
+    drt_status ns = drt_pipeline_check_names(&po);
+    if (ns) return drt_cli_fail("compile", ns);
+  }
+  po.verbose = verbose > 0;
+  po.report = write_stderr;
+  po.dump = write_stdout;
   if (strcmp(target, "cuda") == 0)
     return drt_cli_fail("compile", DRT_ERROR(DRT_STATUS_UNSUPPORTED,
                                              "--target cuda: CUDA code generation is not part of this build yet; "
@@ -114,10 +147,12 @@ int drt_cmd_compile(int argc, char **argv) {
     else st = DRT_ERROR(DRT_STATUS_NOT_FOUND, "--shape %s: no input or symbolic dimension has this name", shapes[i].name);
   }
   if (tty && !st) fprintf(stderr, "[2/4] shape inference and constant folding (%zu nodes)\n", nodes_before);
+  drt_pass_stats stats;
+  memset(&stats, 0, sizeof stats);
   if (!st) {
     drt_pass_ctx pc = {0};
-    bool changed;
-    st = drt_pass_canonicalize(g, &pc, &changed);
+    pc.stats = &stats;
+    st = drt_pipeline_run(g, &pc, &po);
   }
   if (!st) st = drt_graph_verify(g, true);
   double t2 = now_ms();
