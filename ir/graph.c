@@ -85,6 +85,7 @@ drt_value *drt_graph_add_value(drt_graph *g, const char *name, drt_dtype dt, con
   drt_value *v = drt_arena_alloc(g->arena, sizeof(*v));
   if (!v) return NULL;
   v->id = g->next_id++;
+  v->mem_offset = -1;
   if (name && name[0]) {
     v->name = drt_arena_strdup(g->arena, name);
   } else {
@@ -425,17 +426,48 @@ drt_status drt_graph_topo_sort(drt_graph *g) {
       indeg[i]++;
     }
   }
-  /* Stable: process ready nodes in original order using a simple queue over indices. */
-  size_t qh = 0, qt = 0;
+  /* Stable: among ready nodes always take the one earliest in the current order (binary
+     min-heap of indices), so an already sorted graph keeps its order exactly. */
+  size_t qt = 0, hn = 0;
+  int64_t *hbuf = malloc(n * sizeof(int64_t));
+  if (!hbuf) {
+    st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "topological sort");
+    goto done;
+  }
+#define HEAP_PUSH(v)                                              \
+  do {                                                            \
+    size_t c_ = hn++;                                             \
+    hbuf[c_] = (v);                                               \
+    while (c_ > 0 && hbuf[(c_ - 1) / 2] > hbuf[c_]) {             \
+      int64_t t_ = hbuf[c_];                                      \
+      hbuf[c_] = hbuf[(c_ - 1) / 2];                              \
+      hbuf[(c_ - 1) / 2] = t_;                                    \
+      c_ = (c_ - 1) / 2;                                          \
+    }                                                             \
+  } while (0)
   for (size_t i = 0; i < n; i++)
-    if (indeg[i] == 0) order[qt++] = (int64_t)i;
-  while (qh < qt) {
-    int64_t u = order[qh++];
+    if (indeg[i] == 0) HEAP_PUSH((int64_t)i);
+  while (hn > 0) {
+    int64_t u = hbuf[0];
+    hbuf[0] = hbuf[--hn];
+    for (size_t c = 0;;) {
+      size_t l = 2 * c + 1, r = l + 1, m = c;
+      if (l < hn && hbuf[l] < hbuf[m]) m = l;
+      if (r < hn && hbuf[r] < hbuf[m]) m = r;
+      if (m == c) break;
+      int64_t t = hbuf[c];
+      hbuf[c] = hbuf[m];
+      hbuf[m] = t;
+      c = m;
+    }
+    order[qt++] = u;
     for (int64_t k = head[u]; k >= 0; k = edge_next[k]) {
       int64_t w = edge_to[k];
-      if (--indeg[w] == 0) order[qt++] = w;
+      if (--indeg[w] == 0) HEAP_PUSH(w);
     }
   }
+#undef HEAP_PUSH
+  free(hbuf);
   if (qt != n) {
     for (size_t i = 0; i < n; i++) {
       if (indeg[i] > 0) {

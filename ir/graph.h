@@ -60,6 +60,7 @@ typedef struct drt_value {
   drt_node *producer; /* DRT_VALUE_INTERMEDIATE only */
   int producer_output;
   bool is_graph_output;
+  int64_t mem_offset; /* memory plan: byte offset in the activation arena, -1 if not planned */
 } drt_value;
 
 typedef enum drt_attr_type {
@@ -119,6 +120,10 @@ typedef struct drt_graph {
   int64_t *name_index;
   size_t name_index_cap;
   bool name_index_dirty;
+  /* memory plan (passes/memory_plan.c): when mem_planned, every intermediate that is not a
+   * graph output lives at value->mem_offset inside one arena of mem_arena_bytes */
+  bool mem_planned;
+  uint64_t mem_arena_bytes;
 } drt_graph;
 
 drt_status drt_graph_create(drt_graph **out);

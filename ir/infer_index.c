@@ -1,6 +1,415 @@
-/* Shape/dtype inference for the index op family (gather/scatter/pad/resize). */
+/* Shape/dtype inference for the index op family: Gather, GatherElements, GatherND, ScatterND,
+ * ScatterElements, Pad, Resize, Upsample.
+ *
+ * Operands that decide an output shape (Pad's pads/axes, Resize's scales/sizes/axes, Upsample's
+ * scales) must be compile-time constants. Resize follows onnx/reference/ops/op_resize.py:
+ * out = floor(in * scale) for scales, sizes as given (or rescaled by keep_aspect_ratio_policy). */
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+
 #include "ir/infer.h"
 
+#define IDX_DT (DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64))
+
+static drt_status check_rank(int rank, const char *what) {
+  if (rank > DRT_MAX_RANK)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s has rank %d, more than the supported %d", what, rank, DRT_MAX_RANK);
+  return DRT_OK;
+}
+
+/* ---- Gather ------------------------------------------------------------------------------ */
+static drt_status infer_gather(drt_graph *g, drt_node *n) {
+  (void)g;
+  const drt_value *data = n->inputs[0], *idx = n->inputs[1];
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, IDX_DT));
+  if (data->shape.rank < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 0 'data' must have rank >= 1");
+  int axis = 0;
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", 0), data->shape.rank, &axis),
+                          "attribute axis");
+  int r = data->shape.rank, q = idx->shape.rank;
+  DRT_RETURN_IF_ERROR(check_rank(r - 1 + q, "output"));
+  /* Constant indices are checked here so that a bad model fails at compile time. */
+  if (idx->kind == DRT_VALUE_CONST) {
+    int64_t bound = data->shape.dims[axis], cnt = drt_shape_numel(&idx->shape);
+    for (int64_t i = 0; i < cnt; i++) {
+      int64_t v = drt_load_i64(idx->dtype, idx->data, (size_t)i);
+      if (v < -bound || v >= bound)
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                         "index %" PRId64 " (element %" PRId64 " of input 1 '%s') is out of range [-%" PRId64
+                         ", %" PRId64 ") for axis %d",
+                         v, i, idx->name, bound, bound, axis);
+    }
+  }
+  drt_shape o = {0};
+  for (int i = 0; i < axis; i++) o.dims[o.rank++] = data->shape.dims[i];
+  for (int i = 0; i < q; i++) o.dims[o.rank++] = idx->shape.dims[i];
+  for (int i = axis + 1; i < r; i++) o.dims[o.rank++] = data->shape.dims[i];
+  drt_infer_set(n, 0, data->dtype, &o);
+  return DRT_OK;
+}
+
+/* ---- GatherElements / ScatterElements ----------------------------------------------------- */
+static drt_status check_elements_shapes(const drt_node *n, int *axis_out) {
+  const drt_value *data = n->inputs[0], *idx = n->inputs[1];
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, IDX_DT));
+  int r = data->shape.rank;
+  if (r < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 0 'data' must have rank >= 1");
+  if (idx->shape.rank != r)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 1 'indices' has rank %d, expected the data rank %d",
+                     idx->shape.rank, r);
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", 0), r, axis_out), "attribute axis");
+  for (int i = 0; i < r; i++)
+    if (i != *axis_out && idx->shape.dims[i] > data->shape.dims[i])
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                       "input 1 'indices' dim %d is %" PRId64 ", larger than the data dim %" PRId64, i,
+                       idx->shape.dims[i], data->shape.dims[i]);
+  return DRT_OK;
+}
+
+static drt_status infer_gather_elements(drt_graph *g, drt_node *n) {
+  (void)g;
+  int axis = 0;
+  DRT_RETURN_IF_ERROR(check_elements_shapes(n, &axis));
+  drt_infer_set(n, 0, n->inputs[0]->dtype, &n->inputs[1]->shape);
+  return DRT_OK;
+}
+
+/* reduction: "none" (default), "add", "mul" (opset 16), "max", "min" (opset 18). */
+static drt_status check_reduction(const drt_node *n) {
+  const char *red = drt_node_attr_string(n, "reduction", "none");
+  if (!strcmp(red, "none") || !strcmp(red, "add") || !strcmp(red, "mul") || !strcmp(red, "max") ||
+      !strcmp(red, "min"))
+    return DRT_OK;
+  return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                   "attribute reduction: unknown value '%s' (expected none, add, mul, max or min)", red);
+}
+
+static drt_status check_updates_dtype(const drt_node *n) {
+  const drt_value *data = n->inputs[0], *upd = n->inputs[2];
+  if (upd->dtype != data->dtype)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 2 'updates' has dtype %s, expected the data dtype %s",
+                     drt_dtype_name(upd->dtype), drt_dtype_name(data->dtype));
+  return DRT_OK;
+}
+
+static drt_status infer_scatter_elements(drt_graph *g, drt_node *n) {
+  (void)g;
+  int axis = 0;
+  DRT_RETURN_IF_ERROR(check_elements_shapes(n, &axis));
+  DRT_RETURN_IF_ERROR(check_updates_dtype(n));
+  DRT_RETURN_IF_ERROR(check_reduction(n));
+  if (!drt_shape_equal(&n->inputs[1]->shape, &n->inputs[2]->shape)) {
+    char a[128], b[128];
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 2 'updates' has shape %s, expected the indices shape %s",
+                     drt_shape_str(&n->inputs[2]->shape, a, sizeof a), drt_shape_str(&n->inputs[1]->shape, b, sizeof b));
+  }
+  drt_infer_set(n, 0, n->inputs[0]->dtype, &n->inputs[0]->shape);
+  return DRT_OK;
+}
+
+/* ---- GatherND / ScatterND ----------------------------------------------------------------- */
+static drt_status infer_gather_nd(drt_graph *g, drt_node *n) {
+  (void)g;
+  const drt_value *data = n->inputs[0], *idx = n->inputs[1];
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_BIT(DRT_DTYPE_INT64) | DRT_DT_BIT(DRT_DTYPE_INT32)));
+  int r = data->shape.rank, q = idx->shape.rank;
+  int64_t b = drt_node_attr_int(n, "batch_dims", 0);
+  if (r < 1 || q < 1)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "data (rank %d) and indices (rank %d) must have rank >= 1", r, q);
+  if (b < 0 || b >= r || b >= q)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                     "attribute batch_dims %" PRId64 " must be in [0, min(data rank %d, indices rank %d))", b, r, q);
+  int64_t k = idx->shape.dims[q - 1];
+  if (k < 1 || k > r - b)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                     "last dim of input 1 'indices' is %" PRId64 ", expected 1..%" PRId64 " (data rank %d - batch_dims)",
+                     k, r - b, r);
+  for (int i = 0; i < b; i++)
+    if (idx->shape.dims[i] != data->shape.dims[i])
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                       "batch dim %d differs: indices %" PRId64 ", data %" PRId64, i, idx->shape.dims[i],
+                       data->shape.dims[i]);
+  DRT_RETURN_IF_ERROR(check_rank((int)(q - 1 + r - b - k), "output"));
+  drt_shape o = {0};
+  for (int i = 0; i < q - 1; i++) o.dims[o.rank++] = idx->shape.dims[i];
+  for (int64_t i = b + k; i < r; i++) o.dims[o.rank++] = data->shape.dims[i];
+  drt_infer_set(n, 0, data->dtype, &o);
+  return DRT_OK;
+}
+
+static drt_status infer_scatter_nd(drt_graph *g, drt_node *n) {
+  (void)g;
+  const drt_value *data = n->inputs[0], *idx = n->inputs[1], *upd = n->inputs[2];
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, IDX_DT));
+  DRT_RETURN_IF_ERROR(check_updates_dtype(n));
+  DRT_RETURN_IF_ERROR(check_reduction(n));
+  int r = data->shape.rank, q = idx->shape.rank;
+  if (r < 1 || q < 1)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "data (rank %d) and indices (rank %d) must have rank >= 1", r, q);
+  int64_t k = idx->shape.dims[q - 1];
+  if (k < 1 || k > r)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "last dim of input 1 'indices' is %" PRId64 ", expected 1..%d", k,
+                     r);
+  drt_shape want = {0};
+  for (int i = 0; i < q - 1; i++) want.dims[want.rank++] = idx->shape.dims[i];
+  if (q - 1 + r - k > DRT_MAX_RANK)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 2 'updates' would need rank %d", (int)(q - 1 + r - k));
+  for (int64_t i = k; i < r; i++) want.dims[want.rank++] = data->shape.dims[i];
+  if (!drt_shape_equal(&want, &upd->shape)) {
+    char a[128], bs[128];
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                     "input 2 'updates' has shape %s, expected %s (indices.shape[:-1] + data.shape[k:])",
+                     drt_shape_str(&upd->shape, a, sizeof a), drt_shape_str(&want, bs, sizeof bs));
+  }
+  drt_infer_set(n, 0, data->dtype, &data->shape);
+  return DRT_OK;
+}
+
+/* ---- Pad ---------------------------------------------------------------------------------- */
+static drt_status infer_pad(drt_graph *g, drt_node *n) {
+  (void)g;
+  const drt_value *data = n->inputs[0];
+  int r = data->shape.rank;
+  const char *mode = drt_node_attr_string(n, "mode", "constant");
+  if (strcmp(mode, "constant") && strcmp(mode, "reflect") && strcmp(mode, "edge") && strcmp(mode, "wrap"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                     "attribute mode: unknown value '%s' (expected constant, reflect, edge or wrap)", mode);
+  int64_t pads[2 * DRT_MAX_RANK], np = 0;
+  int64_t axes[DRT_MAX_RANK], na = r;
+  for (int i = 0; i < r; i++) axes[i] = i;
+  if (n->opset < 11) {
+    const int64_t *p = drt_node_attr_ints(n, "pads", &np);
+    if (!p) p = drt_node_attr_ints(n, "paddings", &np);
+    if (!p) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute pads is required");
+    if (np != 2 * r)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute pads has %" PRId64 " values, expected %d", np, 2 * r);
+    memcpy(pads, p, (size_t)np * sizeof pads[0]);
+  } else {
+    const drt_value *pv = drt_node_input(n, 1), *cv = drt_node_input(n, 2), *av = drt_node_input(n, 3);
+    if (!pv) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 1 'pads' is required");
+    if (av) {
+      DRT_RETURN_IF_ERROR_CTX(drt_value_const_ints(av, axes, DRT_MAX_RANK, &na), "input 3 'axes'");
+      bool seen[DRT_MAX_RANK] = {false};
+      for (int64_t i = 0; i < na; i++) {
+        int a = 0;
+        DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(axes[i], r, &a), "input 3 'axes'");
+        if (seen[a]) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 3 'axes' repeats axis %d", a);
+        seen[a] = true;
+        axes[i] = a;
+      }
+    }
+    DRT_RETURN_IF_ERROR_CTX(drt_value_const_ints(pv, pads, 2 * DRT_MAX_RANK, &np), "input 1 'pads'");
+    if (np != 2 * na)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 1 'pads' has %" PRId64 " values, expected %" PRId64, np,
+                       2 * na);
+    if (cv) {
+      if (cv->dtype != data->dtype)
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 2 'constant_value' has dtype %s, expected %s",
+                         drt_dtype_name(cv->dtype), drt_dtype_name(data->dtype));
+      if (drt_shape_numel(&cv->shape) > 1)
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 2 'constant_value' must be a scalar");
+    }
+  }
+  drt_shape o = data->shape;
+  for (int64_t i = 0; i < na; i++) {
+    int a = (int)axes[i];
+    int64_t in = data->shape.dims[a], b = pads[i], e = pads[na + i];
+    int64_t d = in + b + e;
+    if (d < 0)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                       "pads %" PRId64 ", %" PRId64 " on axis %d of size %" PRId64 " give a negative size", b, e, a, in);
+    if (in == 0 && d > 0 && strcmp(mode, "constant"))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "mode '%s' cannot pad axis %d, which has size 0", mode, a);
+    o.dims[a] = d;
+  }
+  drt_infer_set(n, 0, data->dtype, &o);
+  return DRT_OK;
+}
+
+/* ---- Resize / Upsample -------------------------------------------------------------------- */
+static bool str_in(const char *s, const char *const *list) {
+  for (; *list; list++)
+    if (!strcmp(s, *list)) return true;
+  return false;
+}
+
+static drt_status check_resize_attrs(const drt_node *n) {
+  static const char *const modes[] = {"nearest", "linear", "cubic", NULL};
+  static const char *const coords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
+                                       "asymmetric", "tf_crop_and_resize", "tf_half_pixel_for_nn", NULL};
+  static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil", NULL};
+  static const char *const policies[] = {"stretch", "not_larger", "not_smaller", NULL};
+  const char *m = drt_node_attr_string(n, "mode", "nearest");
+  if (!str_in(m, modes))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute mode: unknown value '%s' (expected nearest, linear or cubic)",
+                     m);
+  if (n->opset < 11) {
+    if (!strcmp(m, "cubic"))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute mode: 'cubic' needs opset 11");
+    return DRT_OK;
+  }
+  const char *c = drt_node_attr_string(n, "coordinate_transformation_mode", "half_pixel");
+  if (!str_in(c, coords))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute coordinate_transformation_mode: unknown value '%s'", c);
+  if (!strcmp(c, "tf_half_pixel_for_nn"))
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "coordinate_transformation_mode 'tf_half_pixel_for_nn' is not supported");
+  const char *nm = drt_node_attr_string(n, "nearest_mode", "round_prefer_floor");
+  if (!str_in(nm, nearest))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute nearest_mode: unknown value '%s'", nm);
+  const char *kp = drt_node_attr_string(n, "keep_aspect_ratio_policy", "stretch");
+  if (!str_in(kp, policies))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute keep_aspect_ratio_policy: unknown value '%s'", kp);
+  if (!strcmp(c, "tf_crop_and_resize") && !drt_node_input(n, 1))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "coordinate_transformation_mode 'tf_crop_and_resize' needs input 1 'roi'");
+  return DRT_OK;
+}
+
+/* Reads a float constant (scales) as doubles. Fails UNSUPPORTED when not constant. */
+static drt_status const_floats(const drt_value *v, const char *what, double *out, int64_t max, int64_t *count) {
+  if (v->kind != DRT_VALUE_CONST)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s '%s' must be a compile-time constant", what, v->name);
+  if (!drt_dtype_is_float(v->dtype))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s '%s' must be a float tensor, got %s", what, v->name,
+                     drt_dtype_name(v->dtype));
+  int64_t cnt = drt_shape_numel(&v->shape);
+  if (cnt < 0 || cnt > max)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s '%s' has %" PRId64 " values, expected at most %" PRId64, what,
+                     v->name, cnt, max);
+  for (int64_t i = 0; i < cnt; i++) out[i] = drt_load_f64(v->dtype, v->data, (size_t)i);
+  *count = cnt;
+  return DRT_OK;
+}
+
+static drt_status set_scaled_shape(drt_node *n, const double *scales, const drt_shape *in) {
+  drt_shape o = *in;
+  for (int i = 0; i < in->rank; i++) {
+    if (!(scales[i] > 0) || !isfinite(scales[i]))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "scale %g for axis %d must be a positive finite number", scales[i],
+                       i);
+    double d = floor((double)in->dims[i] * scales[i]);
+    if (d > 9.0e15) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "scale %g for axis %d overflows", scales[i], i);
+    o.dims[i] = (int64_t)d;
+  }
+  drt_infer_set(n, 0, n->inputs[0]->dtype, &o);
+  return DRT_OK;
+}
+
+static drt_status infer_resize(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(check_resize_attrs(n));
+  const drt_value *x = n->inputs[0];
+  int r = x->shape.rank;
+  const drt_value *sv = drt_node_input(n, n->opset < 11 ? 1 : 2);
+  const drt_value *zv = n->opset < 11 ? NULL : drt_node_input(n, 3);
+  if (sv && drt_shape_numel(&sv->shape) == 0) sv = NULL;
+  if (zv && drt_shape_numel(&zv->shape) == 0) zv = NULL;
+  if (!sv == !zv)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "exactly one of 'scales' and 'sizes' must be given (%s)",
+                     sv ? "both are" : "neither is");
+  /* axes (opset 18) */
+  int64_t axes[DRT_MAX_RANK], na = r;
+  for (int i = 0; i < r; i++) axes[i] = i;
+  int64_t nattr;
+  const int64_t *aattr = n->opset >= 18 ? drt_node_attr_ints(n, "axes", &nattr) : NULL;
+  if (aattr) {
+    if (nattr > r) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute axes has %" PRId64 " values for rank %d", nattr, r);
+    bool seen[DRT_MAX_RANK] = {false};
+    na = nattr;
+    for (int64_t i = 0; i < na; i++) {
+      int a = 0;
+      DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(aattr[i], r, &a), "attribute axes");
+      if (seen[a]) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute axes repeats axis %d", a);
+      seen[a] = true;
+      axes[i] = a;
+    }
+  }
+  if (n->opset >= 11 && !strcmp(drt_node_attr_string(n, "coordinate_transformation_mode", "half_pixel"),
+                                 "tf_crop_and_resize")) {
+    const drt_value *roi = drt_node_input(n, 1);
+    if (drt_shape_numel(&roi->shape) != 2 * na)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 1 'roi' has %" PRId64 " values, expected %" PRId64,
+                       drt_shape_numel(&roi->shape), 2 * na);
+  }
+  double scales[DRT_MAX_RANK];
+  for (int i = 0; i < r; i++) scales[i] = 1.0;
+  if (sv) {
+    double s[DRT_MAX_RANK];
+    int64_t cnt;
+    DRT_RETURN_IF_ERROR(const_floats(sv, "input 'scales'", s, DRT_MAX_RANK, &cnt));
+    if (cnt != na)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 'scales' has %" PRId64 " values, expected %" PRId64, cnt, na);
+    for (int64_t i = 0; i < na; i++) scales[axes[i]] = s[i];
+    return set_scaled_shape(n, scales, &x->shape);
+  }
+  if (zv->dtype != DRT_DTYPE_INT64)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 3 'sizes' must be int64, got %s", drt_dtype_name(zv->dtype));
+  int64_t sz[DRT_MAX_RANK], cnt;
+  DRT_RETURN_IF_ERROR_CTX(drt_value_const_ints(zv, sz, DRT_MAX_RANK, &cnt), "input 3 'sizes'");
+  if (cnt != na)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 3 'sizes' has %" PRId64 " values, expected %" PRId64, cnt, na);
+  drt_shape o = x->shape;
+  const char *policy = drt_node_attr_string(n, "keep_aspect_ratio_policy", "stretch");
+  for (int64_t i = 0; i < na; i++) {
+    if (sz[i] < 0)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 3 'sizes' value %" PRId64 " for axis %" PRId64 " is negative",
+                       sz[i], axes[i]);
+    if (x->shape.dims[axes[i]] == 0 && sz[i] != 0)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "cannot resize axis %" PRId64 " of size 0 to %" PRId64, axes[i],
+                       sz[i]);
+    o.dims[axes[i]] = sz[i];
+  }
+  if (n->opset >= 18 && strcmp(policy, "stretch")) {
+    bool larger = !strcmp(policy, "not_smaller");
+    double s = larger ? 0.0 : INFINITY;
+    for (int64_t i = 0; i < na; i++) {
+      int64_t in = x->shape.dims[axes[i]];
+      if (in == 0) continue;
+      double v = (double)sz[i] / (double)in;
+      s = larger ? (v > s ? v : s) : (v < s ? v : s);
+    }
+    if (!isfinite(s)) s = 1.0;
+    for (int64_t i = 0; i < na; i++) o.dims[axes[i]] = (int64_t)(s * (double)x->shape.dims[axes[i]] + 0.5);
+  }
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
+static drt_status infer_upsample(drt_graph *g, drt_node *n) {
+  (void)g;
+  const drt_value *x = n->inputs[0];
+  int r = x->shape.rank;
+  if (n->opset < 7)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "Upsample before opset 7 is not supported");
+  const char *m = drt_node_attr_string(n, "mode", "nearest");
+  if (strcmp(m, "nearest") && strcmp(m, "linear") && strcmp(m, "bilinear"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute mode: unknown value '%s' (expected nearest or linear)", m);
+  double scales[DRT_MAX_RANK];
+  int64_t cnt;
+  if (n->opset < 9) {
+    const float *f = drt_node_attr_floats(n, "scales", &cnt);
+    if (!f) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute scales is required");
+    if (cnt != r)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute scales has %" PRId64 " values, expected %d", cnt, r);
+    for (int i = 0; i < r; i++) scales[i] = f[i];
+  } else {
+    const drt_value *sv = drt_node_input(n, 1);
+    if (!sv) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 1 'scales' is required");
+    DRT_RETURN_IF_ERROR(const_floats(sv, "input 1 'scales'", scales, DRT_MAX_RANK, &cnt));
+    if (cnt != r)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 1 'scales' has %" PRId64 " values, expected %d", cnt, r);
+  }
+  return set_scaled_shape(n, scales, &x->shape);
+}
+
 const drt_infer_entry drt_infer_table_index[] = {
+    {DRT_OP_GATHER, infer_gather},
+    {DRT_OP_GATHER_ELEMENTS, infer_gather_elements},
+    {DRT_OP_GATHER_ND, infer_gather_nd},
+    {DRT_OP_SCATTER_ND, infer_scatter_nd},
+    {DRT_OP_SCATTER_ELEMENTS, infer_scatter_elements},
+    {DRT_OP_PAD, infer_pad},
+    {DRT_OP_RESIZE, infer_resize},
+    {DRT_OP_UPSAMPLE, infer_upsample},
     {DRT_OP_COUNT_, NULL},
 };

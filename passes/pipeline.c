@@ -4,10 +4,13 @@
 #include <string.h>
 
 #include "passes/canonicalize.h"
+#include "passes/memory_plan.h"
 
 /* The pipeline, in order. Add a pass by adding one row here. */
 static const drt_pass k_passes[] = {
     {"canonicalize", drt_pass_canonicalize, "infer shapes, fold constants, drop no-op nodes, DCE"},
+    /* memory-plan must stay last: any change after it invalidates the offsets */
+    {"memory-plan", drt_pass_memory_plan, "assign intermediates to one arena (liveness, best fit, in place)"},
 };
 
 size_t drt_pipeline_num_passes(void) { return sizeof k_passes / sizeof k_passes[0]; }

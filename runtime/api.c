@@ -40,40 +40,6 @@ static drt_status_code fail(drt_status s) {
     if (!(cond)) return fail(DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, __VA_ARGS__)); \
   } while (0)
 
-/* Peak bytes of intermediates with allocate-at-production, free-after-last-use. */
-static uint64_t activation_peak(const drt_graph *g) {
-  int64_t *last = malloc((size_t)(g->next_id ? g->next_id : 1) * sizeof(int64_t));
-  if (!last) return 0;
-  for (uint32_t i = 0; i < g->next_id; i++) last[i] = -1;
-  for (size_t i = 0; i < g->num_nodes; i++)
-    for (int j = 0; j < g->nodes[i]->num_inputs; j++)
-      if (g->nodes[i]->inputs[j]) last[g->nodes[i]->inputs[j]->id] = (int64_t)i;
-  for (size_t i = 0; i < g->num_outputs; i++) last[g->outputs[i]->id] = INT64_MAX;
-  uint64_t cur = 0, peak = 0;
-  for (size_t i = 0; i < g->num_nodes; i++) {
-    const drt_node *n = g->nodes[i];
-    for (int j = 0; j < n->num_outputs; j++) {
-      drt_tensor t = {n->outputs[j]->dtype, n->outputs[j]->shape, NULL};
-      cur += drt_tensor_nbytes(&t);
-    }
-    if (cur > peak) peak = cur;
-    for (int j = 0; j < n->num_inputs; j++) {
-      const drt_value *v = n->inputs[j];
-      if (v && v->kind == DRT_VALUE_INTERMEDIATE && last[v->id] == (int64_t)i) {
-        drt_tensor t = {v->dtype, v->shape, NULL};
-        cur -= drt_tensor_nbytes(&t);
-      }
-    }
-    for (int j = 0; j < n->num_outputs; j++)
-      if (last[n->outputs[j]->id] < 0) {
-        drt_tensor t = {n->outputs[j]->dtype, n->outputs[j]->shape, NULL};
-        cur -= drt_tensor_nbytes(&t);
-      }
-  }
-  free(last);
-  return peak;
-}
-
 static drt_status_code plan_from_bytes(void *bytes, size_t size, const char *label, drt_plan **out) {
   drt_plan *p = calloc(1, sizeof *p);
   if (!p) {
@@ -94,7 +60,7 @@ static drt_status_code plan_from_bytes(void *bytes, size_t size, const char *lab
   const drt_graph *g = p->c.graph;
   for (size_t i = 0; i < g->num_values; i++)
     if (g->values[i]->kind == DRT_VALUE_CONST) p->weight_bytes += g->values[i]->nbytes;
-  p->activation_peak = activation_peak(g);
+  p->activation_peak = drt_cpu_executor_peak_bytes(g);
   *out = p;
   return DRT_STATUS_OK;
 }

@@ -48,7 +48,7 @@ static void write_attr(drt_bytes_writer *w, const drt_attr *a) {
 
 drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *size) {
   const drt_graph *g = c->graph;
-  drt_bytes_writer weights = {0}, graph = {0}, sig = {0}, sched = {0}, target = {0}, file = {0};
+  drt_bytes_writer weights = {0}, graph = {0}, sig = {0}, sched = {0}, target = {0}, memplan = {0}, file = {0};
   uint64_t *const_off = calloc(g->num_values + 1, sizeof(uint64_t));
   drt_status st = DRT_OK;
   if (!const_off) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "serializing plan");
@@ -116,6 +116,11 @@ drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *
       for (int k = 0; k < DRT_SCHED_SCALARS; k++) drt_bw_f64(&sched, c->schedule.steps[s][k]);
   }
   if (c->cuda_archs[0]) drt_bw_str(&target, c->cuda_archs);
+  if (g->mem_planned) {
+    drt_bw_u64(&memplan, g->mem_arena_bytes);
+    drt_bw_u32(&memplan, (uint32_t)g->num_values);
+    for (size_t i = 0; i < g->num_values; i++) drt_bw_i64(&memplan, g->values[i]->mem_offset);
+  }
 
   /* assemble: header, sections, table */
   struct {
@@ -125,7 +130,8 @@ drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *
               {DRT_PLAN_SECTION_GRAPH, &graph},
               {DRT_PLAN_SECTION_SIGNATURE, &sig},
               {DRT_PLAN_SECTION_SCHEDULE, &sched},
-              {DRT_PLAN_SECTION_TARGET, &target}};
+              {DRT_PLAN_SECTION_TARGET, &target},
+              {DRT_PLAN_SECTION_MEMPLAN, &memplan}};
   uint32_t nsec = 0;
   uint64_t offs[8], sizes[8];
   uint32_t types[8], crcs[8];
@@ -191,6 +197,7 @@ done:
   drt_bw_free(&sig);
   drt_bw_free(&sched);
   drt_bw_free(&target);
+  drt_bw_free(&memplan);
   drt_bw_free(&file);
   return st;
 }
@@ -324,12 +331,10 @@ static drt_status parse_graph(drt_bytes_reader *r, const uint8_t *weights, uint6
     memset(&s, 0, sizeof s);
     s.rank = (int)rank;
     for (unsigned k = 0; k < rank; k++) s.dims[k] = drt_br_i64(r);
-    if (r->failed || drt_shape_numel(&s) < 0) {
+    drt_tensor st_t = {dt, s, NULL};
+    int64_t numel = drt_shape_numel(&s);
+    if (r->failed || numel < 0 || (numel > 0 && drt_tensor_nbytes(&st_t) == 0)) {
       st = CORRUPT("value '%s': invalid shape", name);
-      goto fail;
-    }
-    if (drt_graph_find_value(g, name)) {
-      st = CORRUPT("duplicate value name '%s'", name);
       goto fail;
     }
     drt_value *v = drt_graph_add_value(g, name, dt, &s);
@@ -355,6 +360,13 @@ static drt_status parse_graph(drt_bytes_reader *r, const uint8_t *weights, uint6
     }
     v->kind = (drt_value_kind)kind;
     vals[i] = v;
+  }
+  /* duplicate names: one pass over the name index (built once, not per value) */
+  for (uint32_t i = 0; i < nv; i++) {
+    if (drt_graph_find_value(g, vals[i]->name) != vals[i]) {
+      st = CORRUPT("duplicate value name '%s'", vals[i]->name);
+      goto fail;
+    }
   }
   uint32_t nn = drt_br_u32(r);
   if (r->failed || nn > r->size) {
@@ -414,15 +426,24 @@ static drt_status parse_graph(drt_bytes_reader *r, const uint8_t *weights, uint6
       st = CORRUPT("node '%s': bad attribute count", name);
       goto fail;
     }
+    /* read straight into the node's array (drt_node_add_attr copies the array per call) */
+    n->attrs = na ? drt_arena_alloc_array(g->arena, na, sizeof(drt_attr)) : NULL;
+    if (na && !n->attrs) {
+      st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "plan graph");
+      goto fail;
+    }
     for (uint32_t j = 0; j < na; j++) {
-      drt_attr a;
-      st = read_attr(g, r, &a);
+      st = read_attr(g, r, &n->attrs[j]);
       if (st) {
         st = drt_status_annotate(st, "node '%s'", name);
         goto fail;
       }
-      st = drt_node_add_attr(g, n, &a);
-      if (st) goto fail;
+      for (uint32_t k = 0; k < j; k++)
+        if (strcmp(n->attrs[k].name, n->attrs[j].name) == 0) {
+          st = CORRUPT("node '%s': attribute '%s' appears twice", name, n->attrs[j].name);
+          goto fail;
+        }
+      n->num_attrs = (int)j + 1;
     }
   }
   for (int list = 0; list < 2; list++) {
@@ -498,6 +519,7 @@ const char *drt_plan_section_name(uint32_t t) {
     case DRT_PLAN_SECTION_SIGNATURE: return "signature";
     case DRT_PLAN_SECTION_SCHEDULE: return "schedule";
     case DRT_PLAN_SECTION_TARGET: return "target";
+    case DRT_PLAN_SECTION_MEMPLAN: return "memplan";
     default: return "unknown";
   }
 }
@@ -641,6 +663,30 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
     for (uint32_t s = 0; s < ns; s++)
       for (int k = 0; k < DRT_SCHED_SCALARS; k++) out->schedule.steps[s][k] = drt_br_f64(&cr);
     out->has_schedule = true;
+  }
+  if (sec_data[DRT_PLAN_SECTION_MEMPLAN]) {
+    drt_bytes_reader mr = {sec_data[DRT_PLAN_SECTION_MEMPLAN], (size_t)sec_size[DRT_PLAN_SECTION_MEMPLAN], 0, false};
+    drt_graph *g = out->graph;
+    uint64_t arena = drt_br_u64(&mr);
+    uint32_t nv = drt_br_u32(&mr);
+    if (mr.failed || nv != g->num_values || (uint64_t)nv * 8 != mr.size - mr.pos) {
+      st = CORRUPT("'%s': malformed memory plan section", label);
+      goto fail_owned;
+    }
+    for (uint32_t i = 0; i < nv; i++) {
+      drt_value *v = g->values[i];
+      int64_t off = drt_br_i64(&mr);
+      drt_tensor t = {v->dtype, v->shape, NULL};
+      uint64_t nb = drt_tensor_nbytes(&t);
+      bool planned = v->kind == DRT_VALUE_INTERMEDIATE && !v->is_graph_output;
+      if (planned && (off < 0 || (uint64_t)off > arena || nb > arena - (uint64_t)off)) {
+        st = CORRUPT("'%s': memory plan places '%s' outside the %" PRIu64 "-byte arena", label, v->name, arena);
+        goto fail_owned;
+      }
+      v->mem_offset = planned ? off : -1;
+    }
+    g->mem_planned = true;
+    g->mem_arena_bytes = arena;
   }
   if (sec_data[DRT_PLAN_SECTION_TARGET]) {
     drt_bytes_reader tr = {sec_data[DRT_PLAN_SECTION_TARGET], (size_t)sec_size[DRT_PLAN_SECTION_TARGET], 0, false};

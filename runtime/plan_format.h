@@ -28,6 +28,9 @@
  *   SIGNATURE inputs/outputs with role (latent / timestep / conditioning / guidance)
  *   SCHEDULE  default sampling schedule: name, parameters, per-step scalars
  *   TARGET    target details: CUDA SM architectures and toolkit version (CUDA plans)
+ *   MEMPLAN   activation memory plan: u64 arena_bytes, u32 num_values, then per graph value
+ *             (GRAPH order) i64 byte offset in the arena (-1: not in the arena). The loader
+ *             checks every planned tensor lies inside the arena.
  *
  *  Encoding inside GRAPH / SIGNATURE / SCHEDULE: u8/u32/u64/i64/f32/f64 fixed width;
  *  str = u32 length + bytes (no NUL, length <= DRT_PLAN_MAX_STRING).
@@ -68,6 +71,7 @@ typedef enum drt_plan_section_type {
   DRT_PLAN_SECTION_SIGNATURE = 3,
   DRT_PLAN_SECTION_SCHEDULE = 4,
   DRT_PLAN_SECTION_TARGET = 5,
+  DRT_PLAN_SECTION_MEMPLAN = 6,
 } drt_plan_section_type;
 
 typedef enum drt_plan_role {

@@ -13,6 +13,8 @@ struct drt_cpu_executor {
   void **bufs;         /* value id -> current buffer of an intermediate */
   drt_tensor *in, *out; /* scratch arrays sized to the largest arity */
   int max_in, max_out;
+  uint8_t *arena; /* activation arena when the graph has a memory plan */
+  bool poison;    /* fill outputs with 0xff before each kernel (catches kernels that read them) */
 };
 
 void drt_cpu_executor_options_init(drt_cpu_executor_options *o) { o->num_threads = 0; }
@@ -31,6 +33,9 @@ drt_status drt_cpu_executor_create(const drt_graph *g, const drt_cpu_executor_op
     return st;
   }
   e->ctx.pool = e->pool;
+#ifndef NDEBUG
+  e->poison = true;
+#endif
   e->ctx.num_threads = threads;
   e->num_ids = g->next_id;
   e->last_use = malloc((size_t)e->num_ids * sizeof(int64_t));
@@ -61,6 +66,26 @@ drt_status drt_cpu_executor_create(const drt_graph *g, const drt_cpu_executor_op
     }
   }
   for (size_t i = 0; i < g->num_outputs; i++) e->last_use[g->outputs[i]->id] = INT64_MAX;
+  if (g->mem_planned) {
+    /* validate the plan against the arena before trusting it */
+    for (size_t i = 0; i < g->num_values; i++) {
+      const drt_value *v = g->values[i];
+      if (v->kind != DRT_VALUE_INTERMEDIATE || v->is_graph_output) continue;
+      drt_tensor t = {v->dtype, v->shape, NULL};
+      uint64_t nb = drt_tensor_nbytes(&t);
+      if (v->mem_offset < 0 || (uint64_t)v->mem_offset > g->mem_arena_bytes || nb > g->mem_arena_bytes - (uint64_t)v->mem_offset) {
+        drt_cpu_executor_destroy(e);
+        return DRT_ERROR(DRT_STATUS_CORRUPT, "memory plan places '%s' outside the %llu-byte arena", v->name,
+                         (unsigned long long)g->mem_arena_bytes);
+      }
+    }
+    if (posix_memalign((void **)&e->arena, 64, g->mem_arena_bytes ? g->mem_arena_bytes : 64) != 0) {
+      e->arena = NULL;
+      drt_cpu_executor_destroy(e);
+      return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "activation arena of %llu bytes",
+                       (unsigned long long)g->mem_arena_bytes);
+    }
+  }
   e->in = calloc((size_t)e->max_in + 1, sizeof(drt_tensor));
   e->out = calloc((size_t)e->max_out + 1, sizeof(drt_tensor));
   if (!e->in || !e->out) {
@@ -78,7 +103,57 @@ void drt_cpu_executor_destroy(drt_cpu_executor *e) {
   free(e->bufs);
   free(e->in);
   free(e->out);
+  free(e->arena);
   free(e);
+}
+
+/* Bytes of a value's buffer; UINT64_MAX when the size does not fit. */
+static uint64_t value_bytes(const drt_value *v) {
+  drt_tensor t = {v->dtype, v->shape, NULL};
+  int64_t numel = drt_shape_numel(&v->shape);
+  size_t nb = drt_tensor_nbytes(&t);
+  if (numel < 0 || (numel > 0 && nb == 0)) return UINT64_MAX;
+  return (uint64_t)nb;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+uint64_t drt_cpu_executor_peak_bytes(const drt_graph *g) {
+  if (g->mem_planned) {
+    /* one arena for the planned intermediates, plus the graph outputs handed to the caller */
+    uint64_t total = g->mem_arena_bytes;
+    for (size_t i = 0; i < g->num_outputs; i++) {
+      bool dup = false;
+      for (size_t k = 0; k < i; k++) dup |= g->outputs[k] == g->outputs[i];
+      if (!dup) total = add_sat(total, value_bytes(g->outputs[i]));
+    }
+    return total;
+  }
+  int64_t *last = malloc((size_t)(g->next_id ? g->next_id : 1) * sizeof(int64_t));
+  if (!last) return UINT64_MAX;
+  for (uint32_t i = 0; i < g->next_id; i++) last[i] = -1;
+  for (size_t i = 0; i < g->num_nodes; i++)
+    for (int j = 0; j < g->nodes[i]->num_inputs; j++)
+      if (g->nodes[i]->inputs[j]) last[g->nodes[i]->inputs[j]->id] = (int64_t)i;
+  for (size_t i = 0; i < g->num_outputs; i++) last[g->outputs[i]->id] = INT64_MAX;
+  uint64_t cur = 0, peak = 0;
+  for (size_t i = 0; i < g->num_nodes && peak != UINT64_MAX; i++) {
+    const drt_node *n = g->nodes[i];
+    for (int j = 0; j < n->num_outputs; j++) cur = add_sat(cur, value_bytes(n->outputs[j]));
+    if (cur > peak) peak = cur;
+    /* release each value once, even when the node reads it several times */
+    for (int j = 0; j < n->num_inputs; j++) {
+      const drt_value *v = n->inputs[j];
+      if (v && v->kind == DRT_VALUE_INTERMEDIATE && last[v->id] == (int64_t)i) {
+        cur -= value_bytes(v);
+        last[v->id] = -2;
+      }
+    }
+    for (int j = 0; j < n->num_outputs; j++)
+      if (last[n->outputs[j]->id] == -1) cur -= value_bytes(n->outputs[j]);
+  }
+  free(last);
+  return peak;
 }
 
 static void release_all(drt_cpu_executor *e) {
@@ -88,6 +163,10 @@ static void release_all(drt_cpu_executor *e) {
   }
 }
 
+static bool in_arena(const drt_cpu_executor *e, const drt_value *v) {
+  return e->arena && v->kind == DRT_VALUE_INTERMEDIATE && !v->is_graph_output && v->mem_offset >= 0;
+}
+
 static const void *value_data(drt_cpu_executor *e, const drt_value *v, const drt_tensor *inputs) {
   if (v->kind == DRT_VALUE_CONST) return v->data;
   if (v->kind == DRT_VALUE_INPUT) {
@@ -95,6 +174,7 @@ static const void *value_data(drt_cpu_executor *e, const drt_value *v, const drt
       if (e->g->inputs[i] == v) return inputs[i].data;
     return NULL;
   }
+  if (in_arena(e, v)) return e->arena + v->mem_offset;
   return e->bufs[v->id];
 }
 
@@ -131,6 +211,14 @@ drt_status drt_cpu_executor_run(drt_cpu_executor *e, const drt_tensor *inputs, d
       t->dtype = v->dtype;
       t->shape = v->shape;
       size_t nb = drt_tensor_nbytes(t);
+      if (nb == 0 && drt_shape_numel(&t->shape) != 0) {
+        st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "'%s': the size of shape and dtype does not fit in memory", v->name);
+        break;
+      }
+      if (in_arena(e, v)) {
+        t->data = e->arena + v->mem_offset;
+        continue;
+      }
       void *p = NULL;
       if (posix_memalign(&p, 64, nb ? nb : 64) != 0) p = NULL;
       if (!p) {
@@ -142,6 +230,8 @@ drt_status drt_cpu_executor_run(drt_cpu_executor *e, const drt_tensor *inputs, d
       t->data = p;
     }
     if (st) break;
+    if (e->poison)
+      for (int j = 0; j < n->num_outputs; j++) memset(e->out[j].data, 0xff, drt_tensor_nbytes(&e->out[j]));
     st = drt_cpu_run_node(&e->ctx, n, e->in, e->out);
     if (st) break;
     /* free intermediates whose last use was this node, and unused outputs */
