@@ -190,9 +190,10 @@ typedef struct drt_generate_options {
 } drt_generate_options;
 
 DRT_API void drt_generate_options_init(drt_generate_options *opts);
-/* Runs the sampler; the final latent is available as output "sample" through
- * drt_session_get_output (and the last network outputs under their own names). Inputs
- * other than the latent and timestep must have been set. */
+/* Runs the whole sampling loop. The final latent is then available through
+ * drt_session_get_output under the latent input's name (e.g. "sample"; the name of the
+ * input whose role is DRT_ROLE_LATENT), and the last network outputs under their own
+ * names. Inputs other than the latent and timestep must have been set. */
 DRT_API drt_status_code drt_session_generate(drt_session *session, const drt_generate_options *opts);
 /* Network evaluations performed by this session since creation. */
 DRT_API uint64_t drt_session_nfe(const drt_session *session);

@@ -1,4 +1,5 @@
 /* The public C API (include/distilrt.h): plans, sessions, generation. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +7,9 @@
 #include "distilrt.h"
 #include "runtime/cpu/executor.h"
 #include "runtime/npy.h"
+#include "runtime/philox.h"
 #include "runtime/plan.h"
+#include "runtime/sampler.h"
 
 struct drt_plan {
   drt_plan_contents c;
@@ -21,6 +24,7 @@ struct drt_session {
   drt_tensor *outputs; /* owned, from the last run */
   bool have_outputs;
   uint64_t nfe;
+  float *latent; /* final latent of the last generate (float32, latent input's shape) */
 };
 
 static _Thread_local char g_last_error[2048];
@@ -184,6 +188,7 @@ drt_status_code drt_session_create(const drt_plan *plan, const drt_session_optio
 void drt_session_destroy(drt_session *s) {
   if (!s) return;
   if (s->outputs) free_outputs(s);
+  free(s->latent);
   drt_cpu_executor_destroy(s->ex);
   free(s->inputs);
   free(s->input_set);
@@ -247,15 +252,176 @@ drt_status_code drt_session_get_output(drt_session *s, const char *name, drt_ten
                                        size_t *nbytes) {
   API_CHECK(s && name, "drt_session_get_output: session and name must not be NULL");
   const drt_graph *g = s->plan->c.graph;
-  if (!s->have_outputs) return fail(DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "no outputs yet: run the session first"));
-  for (size_t i = 0; i < g->num_outputs; i++) {
+  if (!s->have_outputs && !s->latent)
+    return fail(DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "no outputs yet: run the session first"));
+  int li = -1;
+  for (size_t i = 0; i < g->num_inputs; i++)
+    if (s->plan->c.input_roles[i] == DRT_PLAN_ROLE_LATENT && strcmp(g->inputs[i]->name, name) == 0) li = (int)i;
+  if (li >= 0 && s->latent) {
+    drt_tensor t = {DRT_DTYPE_FLOAT32, g->inputs[li]->shape, s->latent};
+    if (desc) {
+      fill_desc(g->inputs[li], DRT_PLAN_ROLE_LATENT, desc);
+      desc->dtype = DRT_DTYPE_FLOAT32;
+    }
+    if (data) *data = s->latent;
+    if (nbytes) *nbytes = drt_tensor_nbytes(&t);
+    return DRT_STATUS_OK;
+  }
+  for (size_t i = 0; i < g->num_outputs && s->have_outputs; i++) {
     if (strcmp(g->outputs[i]->name, name) != 0) continue;
     if (desc) fill_desc(g->outputs[i], s->plan->c.output_roles[i], desc);
     if (data) *data = s->outputs[i].data;
     if (nbytes) *nbytes = drt_tensor_nbytes(&s->outputs[i]);
     return DRT_STATUS_OK;
   }
-  return fail(DRT_ERROR(DRT_STATUS_NOT_FOUND, "the plan has no output named '%s'", name));
+  return fail(DRT_ERROR(DRT_STATUS_NOT_FOUND, "the plan has no output named '%s'%s", name,
+                        li >= 0 ? " (the final latent exists after drt_session_generate)" : ""));
 }
 
 uint64_t drt_session_nfe(const drt_session *s) { return s ? s->nfe : 0; }
+
+/* ---- generation ----------------------------------------------------------------------- */
+void drt_generate_options_init(drt_generate_options *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+}
+
+static int input_with_role(const drt_plan *p, uint8_t role) {
+  for (size_t i = 0; i < p->c.graph->num_inputs; i++)
+    if (p->c.input_roles[i] == role) return (int)i;
+  return -1;
+}
+
+static int output_with_role(const drt_plan *p, uint8_t role) {
+  for (size_t i = 0; i < p->c.graph->num_outputs; i++)
+    if (p->c.output_roles[i] == role) return (int)i;
+  return p->c.graph->num_outputs ? 0 : -1;
+}
+
+/* Fills every element of a timestep tensor with t, in its dtype. */
+static void fill_timestep(drt_tensor *t, double value) {
+  int64_t n = drt_shape_numel(&t->shape);
+  size_t es = drt_dtype_size(t->dtype);
+  for (int64_t i = 0; i < n; i++) {
+    if (drt_dtype_is_int(t->dtype)) {
+      int64_t iv = (int64_t)llround(value);
+      drt_convert(t->dtype, (char *)t->data + (size_t)i * es, DRT_DTYPE_INT64, &iv, 1);
+    } else {
+      drt_convert(t->dtype, (char *)t->data + (size_t)i * es, DRT_DTYPE_FLOAT64, &value, 1);
+    }
+  }
+}
+
+static drt_status generate(drt_session *s, const drt_generate_options *o) {
+  const drt_plan *p = s->plan;
+  const drt_graph *g = p->c.graph;
+  int li = input_with_role(p, DRT_PLAN_ROLE_LATENT), ti = input_with_role(p, DRT_PLAN_ROLE_TIMESTEP);
+  int pi = output_with_role(p, DRT_PLAN_ROLE_PREDICTION);
+  if (li < 0)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the plan has no latent input: recompile with --latent NAME");
+  if (ti < 0)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the plan has no timestep input: recompile with --timestep NAME");
+  const drt_value *lv = g->inputs[li], *tv = g->inputs[ti], *pv = g->outputs[pi];
+  if (lv->dtype != DRT_DTYPE_FLOAT32 && lv->dtype != DRT_DTYPE_FLOAT16 && lv->dtype != DRT_DTYPE_BFLOAT16)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "latent input '%s' has dtype %s", lv->name, drt_dtype_name(lv->dtype));
+  if (!drt_shape_equal(&lv->shape, &pv->shape))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "prediction output '%s' and latent input '%s' differ in shape",
+                     pv->name, lv->name);
+  /* the schedule: built now if asked for, else the plan's */
+  drt_schedule sched;
+  memset(&sched, 0, sizeof sched);
+  bool own_sched = false;
+  const double(*steps)[DRT_SCHED_SCALARS] = NULL;
+  uint32_t nsteps = 0;
+  double init_sigma = 1.0;
+  if (o->schedule || (o->steps && (!p->c.has_schedule || (uint32_t)o->steps != p->c.schedule.num_steps)) ||
+      o->schedule_params) {
+    const char *name = o->schedule ? o->schedule : p->c.has_schedule ? p->c.schedule.name : NULL;
+    if (!name)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the plan has no default schedule: pass a schedule name");
+    const char *params = o->schedule_params ? o->schedule_params
+                         : (p->c.has_schedule && strcmp(name, p->c.schedule.name) == 0) ? p->c.schedule.params : "";
+    int n = o->steps ? o->steps : (p->c.has_schedule ? (int)p->c.schedule.num_steps : 1);
+    drt_schedule_params sp;
+    DRT_RETURN_IF_ERROR(drt_schedule_parse_params(name, n, params, &sp));
+    DRT_RETURN_IF_ERROR(drt_schedule_build(&sp, &sched));
+    own_sched = true;
+    nsteps = (uint32_t)sched.num_steps;
+    init_sigma = sched.init_noise_sigma;
+  } else if (p->c.has_schedule) {
+    steps = (const double(*)[DRT_SCHED_SCALARS])p->c.schedule.steps;
+    nsteps = p->c.schedule.num_steps;
+    init_sigma = p->c.schedule.init_noise_sigma;
+  } else {
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                     "the plan has no default schedule: pass --schedule NAME (or compile with --schedule)");
+  }
+  size_t n = (size_t)drt_shape_numel(&lv->shape);
+  float *x = malloc(n * sizeof(float)), *xin = malloc(n * sizeof(float)), *noise = malloc(n * sizeof(float));
+  float *pred = malloc(n * sizeof(float)), *xn = malloc(n * sizeof(float));
+  drt_tensor lat = {lv->dtype, lv->shape, NULL}, ts = {tv->dtype, tv->shape, NULL};
+  void *lat_buf = malloc(drt_tensor_nbytes(&lat) + 1), *ts_buf = malloc(drt_tensor_nbytes(&ts) + 8);
+  drt_status st = DRT_OK;
+  if (!x || !xin || !noise || !pred || !xn || !lat_buf || !ts_buf) {
+    st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "generation buffers");
+    goto done;
+  }
+  lat.data = lat_buf;
+  ts.data = ts_buf;
+  /* x_T */
+  if (o->noise) memcpy(noise, o->noise, n * sizeof(float));
+  else drt_philox_normal(o->seed, DRT_PHILOX_STREAM_INIT, 0, noise, n);
+  for (size_t i = 0; i < n; i++) x[i] = (float)(init_sigma * noise[i]);
+  const drt_tensor saved_latent = s->inputs[li], saved_ts = s->inputs[ti];
+  const bool saved_l = s->input_set[li], saved_t = s->input_set[ti];
+  for (uint32_t k = 0; k < nsteps && !st; k++) {
+    drt_sched_step step;
+    if (own_sched) {
+      step = sched.steps[k];
+    } else {
+      step.t_model = steps[k][0], step.c_in = steps[k][1], step.p_x = steps[k][2], step.p_m = steps[k][3];
+      step.q_x = steps[k][4], step.q_m = steps[k][5], step.a = steps[k][6], step.b = steps[k][7], step.c = steps[k][8];
+    }
+    for (size_t i = 0; i < n; i++) xin[i] = (float)(step.c_in * x[i]);
+    drt_convert(lv->dtype, lat_buf, DRT_DTYPE_FLOAT32, xin, n);
+    fill_timestep(&ts, o->timestep_scale > 0 ? step.t_model * o->timestep_scale : step.t_model);
+    s->inputs[li] = lat;
+    s->inputs[ti] = ts;
+    s->input_set[li] = s->input_set[ti] = true;
+    st = session_eval(s);
+    if (st) break;
+    drt_convert(DRT_DTYPE_FLOAT32, pred, pv->dtype, s->outputs[pi].data, n);
+    if (step.c != 0) drt_philox_normal(o->seed, DRT_PHILOX_STREAM_STEP(k), 0, noise, n);
+    drt_sched_update(&step, x, pred, step.c != 0 ? noise : NULL, xn, n);
+    memcpy(x, xn, n * sizeof(float));
+  }
+  s->inputs[li] = saved_latent;
+  s->inputs[ti] = saved_ts;
+  s->input_set[li] = saved_l;
+  s->input_set[ti] = saved_t;
+  if (!st) {
+    free(s->latent);
+    s->latent = x;
+    x = NULL;
+  }
+done:
+  if (own_sched) drt_schedule_free(&sched);
+  free(x);
+  free(xin);
+  free(noise);
+  free(pred);
+  free(xn);
+  free(lat_buf);
+  free(ts_buf);
+  return st;
+}
+
+drt_status_code drt_session_generate(drt_session *s, const drt_generate_options *opts) {
+  API_CHECK(s, "drt_session_generate: NULL session");
+  drt_generate_options o;
+  drt_generate_options_init(&o);
+  if (opts) o = *opts;
+  API_CHECK(o.steps >= 0 && o.steps <= 10000, "drt_session_generate: steps %d out of range", o.steps);
+  drt_status st = generate(s, &o);
+  return st ? fail(st) : DRT_STATUS_OK;
+}

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "frontend/onnx.h"
 #include "passes/canonicalize.h"
@@ -73,6 +74,45 @@ drt_status drt_cli_parse_dims(const char *text, drt_shape *out) {
   return DRT_OK;
 }
 
+drt_status drt_cli_parse_bytes(const char *text, uint64_t *out) {
+  const char *p = text;
+  uint64_t v = 0;
+  if (*p < '0' || *p > '9')
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "bad byte count '%s': expected a number like 512M or 4G", text);
+  for (; *p >= '0' && *p <= '9'; p++) {
+    uint64_t d = (uint64_t)(*p - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "byte count '%s' is too large", text);
+    v = v * 10 + d;
+  }
+  unsigned shift = 0;
+  switch (*p) {
+    case 0: break;
+    case 'b': case 'B':
+      if (p[1] == 0) p++;
+      break;
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    case 't': case 'T': shift = 40; break;
+    default:
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "bad byte count '%s': the suffix must be K, M, G or T", text);
+  }
+  if (*p && !shift)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "bad byte count '%s': the suffix must be K, M, G or T", text);
+  if (*p) {
+    p++;
+    if (*p == 'i' || *p == 'I') p++;
+    if (*p == 'b' || *p == 'B') p++;
+    if (*p)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "bad byte count '%s': the suffix must be K, M, G or T", text);
+  }
+  if (shift && v > (UINT64_MAX >> shift))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "byte count '%s' is too large", text);
+  *out = v << shift;
+  return DRT_OK;
+}
+
 bool drt_cli_split_kv(const char *arg, char *name, size_t name_size, const char **value) {
   const char *eq = strchr(arg, '=');
   if (!eq || (size_t)(eq - arg) >= name_size) return false;
@@ -102,10 +142,11 @@ bool drt_cli_opt(int argc, char **argv, int *i, const char *opt, const char **va
 
 drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, int num_shapes,
                                  const char *const *input_names, const drt_tensor *inputs, int num_inputs,
-                                 int64_t specialize_max, drt_graph **out) {
+                                 int64_t specialize_max, uint64_t max_memory, drt_graph **out) {
   *out = NULL;
   drt_onnx_options oo;
   drt_onnx_options_init(&oo);
+  oo.max_bytes = max_memory;
   drt_graph *g = NULL;
   DRT_RETURN_IF_ERROR(drt_onnx_load_file(path, &oo, &g));
   drt_status st = DRT_OK;
@@ -137,6 +178,7 @@ drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, 
   }
   if (!st) {
     drt_pass_ctx pc = {0};
+    pc.max_memory = max_memory;
     st = drt_pipeline_run(g, &pc, NULL);
   }
   if (!st) st = drt_graph_verify(g, true);
@@ -146,4 +188,29 @@ drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, 
   }
   *out = g;
   return DRT_OK;
+}
+
+static double mib(uint64_t b) { return (double)b / 1048576.0; }
+
+drt_status drt_cli_check_memory(uint64_t budget, const char *what, uint64_t weights, uint64_t activations,
+                                uint64_t other) {
+  if (!budget) return DRT_OK;
+  uint64_t need = weights;
+  need = activations > UINT64_MAX - need ? UINT64_MAX : need + activations;
+  need = other > UINT64_MAX - need ? UINT64_MAX : need + other;
+  if (need <= budget) return DRT_OK;
+  if (need == UINT64_MAX)
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "%s needs more memory than can be counted, over the memory budget of "
+                     "%" PRIu64 " bytes (--max-memory)", what, budget);
+  return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY,
+                   "%s needs %" PRIu64 " bytes (%.1f MiB: weights %.1f MiB, peak activations %.1f MiB, inputs and "
+                   "outputs %.1f MiB), over the memory budget of %" PRIu64 " bytes (--max-memory)",
+                   what, need, mib(need), mib(weights), mib(activations), mib(other), budget);
+}
+
+drt_status drt_cli_check_file_size(uint64_t budget, const char *path) {
+  struct stat sb;
+  if (!budget || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size <= budget) return DRT_OK;
+  return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "'%s' is %" PRIu64 " bytes, over the memory budget of %" PRIu64
+                   " bytes (--max-memory)", path, (uint64_t)sb.st_size, budget);
 }

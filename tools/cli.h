@@ -3,6 +3,7 @@
 #define DRT_TOOLS_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "ir/graph.h"
@@ -24,6 +25,9 @@ void drt_cli_install_logger(int verbosity);
 
 /* Parses "1x4x64x64" (also "1,4,64,64"; "" or "scalar" = rank 0). */
 drt_status drt_cli_parse_dims(const char *text, drt_shape *out);
+/* Parses a byte count for --max-memory: decimal digits with an optional suffix K, M, G or T
+ * (powers of 1024; "KB"/"KiB" spellings and lower case accepted). "0" means no limit. */
+drt_status drt_cli_parse_bytes(const char *text, uint64_t *out);
 /* Splits "NAME=VALUE" at the last '=' ... first '='. Returns false if no '='. */
 bool drt_cli_split_kv(const char *arg, char *name, size_t name_size, const char **value);
 /* For option parsing: if argv[*i] is `opt` (or `opt=value`), stores the value and advances. */
@@ -41,7 +45,14 @@ typedef struct drt_cli_shape {
  * shape-like operands passed as inputs fold; -1 disables this. */
 drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, int num_shapes,
                                  const char *const *input_names, const drt_tensor *inputs, int num_inputs,
-                                 int64_t specialize_max, drt_graph **out);
+                                 int64_t specialize_max, uint64_t max_memory, drt_graph **out);
+
+/* --max-memory: fails with OUT_OF_MEMORY naming the budget when `what` needs more than
+ * `budget` bytes (weights + peak activations + other, e.g. input tensors); budget 0 = none. */
+drt_status drt_cli_check_memory(uint64_t budget, const char *what, uint64_t weights, uint64_t activations,
+                                uint64_t other);
+/* The same for one file about to be read whole (stat only; a missing file is left to the reader). */
+drt_status drt_cli_check_file_size(uint64_t budget, const char *path);
 
 bool drt_cli_is_plan(const char *path);
 int drt_cmd_run(int argc, char **argv);
@@ -49,5 +60,7 @@ int drt_cmd_inspect(int argc, char **argv);
 int drt_cmd_ops(int argc, char **argv);
 int drt_cmd_compile(int argc, char **argv);
 int drt_inspect_plan(const char *path, bool json);
+int drt_cmd_generate(int argc, char **argv);
+int drt_cmd_bench(int argc, char **argv);
 
 #endif

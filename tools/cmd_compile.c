@@ -31,14 +31,16 @@ static void compile_usage(FILE *f) {
   fprintf(f,
           "usage: drt compile MODEL.onnx -o MODEL.plan [--shape NAME=DIMS ...] [--target cpu|cuda|auto]\n"
           "                   [--latent NAME] [--timestep NAME] [--disable-pass NAME ...] [--dump-after NAME]\n"
-          "                   [--list-passes] [-v]\n\n"
+          "                   [--list-passes] [--max-memory BYTES] [-v]\n\n"
           "Compiles an ONNX model into a .plan: binds every symbolic dimension (from --shape or the model's\n"
           "static shapes), infers shapes, folds constants, records the input/output signature and writes\n"
           "the plan atomically (a failure leaves no file). --latent/--timestep name the model inputs that\n"
           "carry the latent sample and the timestep (default: detected from common export names such as\n"
           "sample/x/latents and timestep/t/timesteps); every other input is conditioning.\n"
           "--disable-pass NAME skips a pass (all-fusions: every fusion pass); --dump-after NAME prints the\n"
-          "graph after that pass; -v prints what each pass changed.\n");
+          "graph after that pass; -v prints what each pass changed.\n"
+          "--max-memory BYTES (suffix K, M, G or T) bounds the model's bytes with its external data and the\n"
+          "constants folding creates; going over fails with exit code 4 before the allocation.\n");
 }
 
 static const char *k_latent_names[] = {"sample", "x", "latents", "latent", "latent_model_input", "hidden_states",
@@ -62,6 +64,7 @@ static int detect(const drt_graph *g, const char *given, const char **names) {
 int drt_cmd_compile(int argc, char **argv) {
   const char *model = NULL, *out = NULL, *target = "auto", *latent = NULL, *timestep = NULL;
   int verbose = 0, n_shapes = 0;
+  uint64_t max_memory = 0;
   static drt_cli_shape shapes[64];
   drt_pipeline_options po;
   memset(&po, 0, sizeof po);
@@ -94,6 +97,14 @@ int drt_cmd_compile(int argc, char **argv) {
       drt_status s = drt_cli_parse_dims(dims, &shapes[n_shapes].shape);
       if (s) return drt_cli_fail("compile", s);
       n_shapes++;
+    } else if (drt_cli_opt(argc, argv, &i, "--max-memory", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      drt_status s = drt_cli_parse_bytes(v, &max_memory);
+      if (s) {
+        int rc = drt_cli_usage_error("compile", "--max-memory: %s", drt_status_message(s));
+        drt_status_free(s);
+        return rc;
+      }
     } else if (drt_cli_opt(argc, argv, &i, "--disable-pass", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       if (po.num_disabled >= DRT_PASS_MAX_NAMED) return drt_cli_usage_error("compile", "too many --disable-pass");
@@ -134,6 +145,7 @@ int drt_cmd_compile(int argc, char **argv) {
   if (tty) fprintf(stderr, "[1/4] loading %s\n", model);
   drt_onnx_options oo;
   drt_onnx_options_init(&oo);
+  oo.max_bytes = max_memory;
   drt_graph *g = NULL;
   drt_status st = drt_onnx_load_file(model, &oo, &g);
   if (st) return drt_cli_fail("compile", st);
@@ -152,6 +164,7 @@ int drt_cmd_compile(int argc, char **argv) {
   if (!st) {
     drt_pass_ctx pc = {0};
     pc.stats = &stats;
+    pc.max_memory = max_memory;
     st = drt_pipeline_run(g, &pc, &po);
   }
   if (!st) st = drt_graph_verify(g, true);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "runtime/cpu/executor.h"
 #include "runtime/npy.h"
@@ -16,7 +17,7 @@
 static void run_usage(FILE *f) {
   fprintf(f,
           "usage: drt run MODEL.onnx [--input NAME=FILE.npy ...] [--output NAME=FILE.npy ... | --output-dir DIR]\n"
-          "               [--shape NAME=DIMS ...] [--threads N] [--repeat N] [-v]\n\n"
+          "               [--shape NAME=DIMS ...] [--threads N] [--repeat N] [--max-memory BYTES] [-v]\n\n"
           "Runs one evaluation on the CPU. Inputs are .npy files (C order, little endian) matched to the\n"
           "model's inputs by name; symbolic dims are bound from them. --shape binds an input shape or a\n"
           "symbolic dim by name (e.g. --shape batch=2). --output-dir writes every output as <name>.npy\n"
@@ -25,7 +26,11 @@ static void run_usage(FILE *f) {
           "Inputs with at most 256 elements are specialized to constants for this run (so shape-like\n"
           "operands given as inputs fold); --no-specialize keeps every input dynamic.\n"
           "--repeat N runs the evaluation N more times after the first and prints latency statistics\n"
-          "(evaluation only, excluding model load) as: latency_ms min=.. median=.. mean=..\n");
+          "(evaluation only, excluding model load) as: latency_ms min=.. median=.. mean=..\n"
+          "--max-memory BYTES (suffix K, M, G or T) is a memory budget: the model or plan file, its external\n"
+          "data, folded constants, the inputs and the evaluation's peak activations are checked against it\n"
+          "before they are allocated; going over fails with exit code 4 naming the budget. A failed run\n"
+          "removes the output files it had created.\n");
 }
 
 static void sanitize(const char *name, char *out, size_t n) {
@@ -61,6 +66,51 @@ static void summarize(const char *name, const drt_tensor *t) {
 }
 
 
+/* Output files created by this run. When the run fails they are removed again, so a failure
+ * leaves no outputs behind (a file that existed before and was replaced cannot be restored). */
+typedef struct out_files {
+  char **created;
+  int n, cap;
+} out_files;
+
+static drt_status write_output(out_files *w, const char *path, const drt_tensor *t) {
+  struct stat sb;
+  bool existed = stat(path, &sb) == 0;
+  if (!existed && w->n == w->cap) {
+    int cap = w->cap ? 2 * w->cap : 16;
+    char **p = realloc(w->created, (size_t)cap * sizeof(char *));
+    if (!p) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "writing '%s'", path);
+    w->created = p;
+    w->cap = cap;
+  }
+  char *copy = existed ? NULL : strdup(path);
+  if (!existed && !copy) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "writing '%s'", path);
+  drt_status st = drt_npy_write_file(path, t);
+  if (st || existed) free(copy);
+  else w->created[w->n++] = copy;
+  return st;
+}
+
+static void out_files_finish(out_files *w, bool failed) {
+  for (int i = 0; i < w->n; i++) {
+    if (failed) unlink(w->created[i]);
+    free(w->created[i]);
+  }
+  free(w->created);
+  memset(w, 0, sizeof *w);
+}
+
+/* Bytes of the .npy files named by --input NAME=FILE (stat only), for --max-memory. */
+static uint64_t input_file_bytes(const char **in_args, int n_in) {
+  uint64_t total = 0;
+  for (int i = 0; i < n_in; i++) {
+    const char *eq = strchr(in_args[i], '=');
+    struct stat sb;
+    if (eq && stat(eq + 1, &sb) == 0 && S_ISREG(sb.st_mode)) total += (uint64_t)sb.st_size;
+  }
+  return total;
+}
+
 bool drt_cli_is_plan(const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) return false;
@@ -70,7 +120,8 @@ bool drt_cli_is_plan(const char *path) {
   return n == 8 && memcmp(m, DRT_PLAN_MAGIC, 8) == 0;
 }
 
-static int write_outputs_api(drt_session *s, const drt_plan *p, const char *out_dir, const char **out_args, int n_out) {
+static int write_outputs_api(drt_session *s, const drt_plan *p, const char *out_dir, const char **out_args, int n_out,
+                             out_files *written) {
   for (int k = 0; k < drt_plan_num_outputs(p); k++) {
     drt_tensor_desc d;
     drt_plan_output(p, k, &d);
@@ -91,13 +142,13 @@ static int write_outputs_api(drt_session *s, const drt_plan *p, const char *out_
       char fn[256], path[4096];
       sanitize(d.name, fn, sizeof fn);
       snprintf(path, sizeof path, "%s/%s.npy", out_dir, fn);
-      st = drt_npy_write_file(path, &t);
+      st = write_output(written, path, &t);
     } else if (n_out) {
       for (int i = 0; i < n_out && !st; i++) {
         char oname[256];
         const char *file;
         if (drt_cli_split_kv(out_args[i], oname, sizeof oname, &file) && strcmp(oname, d.name) == 0)
-          st = drt_npy_write_file(file, &t);
+          st = write_output(written, file, &t);
       }
     } else {
       summarize(d.name, &t);
@@ -108,15 +159,53 @@ static int write_outputs_api(drt_session *s, const drt_plan *p, const char *out_
 }
 
 static int run_plan(const char *path, const char **in_args, int n_in, const char **out_args, int n_out,
-                    const char *out_dir, int threads, int repeat) {
+                    const char *out_dir, int threads, int repeat, uint64_t max_memory) {
   drt_plan *p = NULL;
   drt_session *s = NULL;
   drt_tensor tensors[MAX_ARGS];
   int loaded = 0, rc = 0;
+  out_files written = {NULL, 0, 0};
+  drt_status bst = drt_cli_check_file_size(max_memory, path);
+  if (bst) return drt_cli_fail("run", bst);
   drt_status_code lc = drt_plan_load_file(path, &p);
   if (lc != DRT_STATUS_OK) {
     fprintf(stderr, "drt run: error: %s\n", drt_last_error());
     return drt_cli_exit_code(lc);
+  }
+  /* --output names and --output-dir are checked before anything runs */
+  for (int i = 0; i < n_out; i++) {
+    char oname[256];
+    const char *file;
+    bool known = false;
+    if (!drt_cli_split_kv(out_args[i], oname, sizeof oname, &file)) {
+      rc = drt_cli_usage_error("run", "--output expects NAME=FILE.npy, got '%s'", out_args[i]);
+      goto done;
+    }
+    for (int k = 0; k < drt_plan_num_outputs(p); k++) {
+      drt_tensor_desc d;
+      if (drt_plan_output(p, k, &d) == DRT_STATUS_OK && strcmp(d.name, oname) == 0) known = true;
+    }
+    if (!known) {
+      rc = drt_cli_fail("run", DRT_ERROR(DRT_STATUS_NOT_FOUND, "%s: the plan has no output named '%s'", path, oname));
+      goto done;
+    }
+  }
+  if (out_dir) {
+    struct stat sb;
+    if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+      rc = drt_cli_fail("run", DRT_ERROR(DRT_STATUS_NOT_FOUND, "--output-dir '%s' is not a directory", out_dir));
+      goto done;
+    }
+  }
+  if (max_memory) {
+    drt_memory_info mi;
+    drt_plan_memory(p, &mi);
+    bst = drt_cli_check_memory(max_memory, path, mi.weights, mi.activations + mi.workspace,
+                               input_file_bytes(in_args, n_in));
+    if (bst) {
+      rc = drt_cli_fail("run", bst);
+      goto done;
+    }
   }
   drt_session_options so;
   drt_session_options_init(&so);
@@ -167,8 +256,9 @@ static int run_plan(const char *path, const char **in_args, int n_in, const char
     rc = drt_cli_exit_code(c);
     goto done;
   }
-  rc = write_outputs_api(s, p, out_dir, out_args, n_out);
+  rc = write_outputs_api(s, p, out_dir, out_args, n_out, &written);
 done:
+  out_files_finish(&written, rc != 0);
   for (int i = 0; i < loaded; i++) free(tensors[i].data);
   drt_session_destroy(s);
   drt_plan_destroy(p);
@@ -180,6 +270,7 @@ int drt_cmd_run(int argc, char **argv) {
   const char *in_args[MAX_ARGS], *out_args[MAX_ARGS];
   int n_in = 0, n_out = 0, n_shapes = 0, threads = 0, verbose = 0, repeat = 0;
   int64_t specialize = 256;
+  uint64_t max_memory = 0;
   static drt_cli_shape shapes[64];
   for (int i = 1; i < argc; i++) {
     const char *v;
@@ -223,6 +314,14 @@ int drt_cmd_run(int argc, char **argv) {
       long t = strtol(v, &end, 10);
       if (*end || t < 0 || t > 1000000) return drt_cli_usage_error("run", "--repeat expects a count, got '%s'", v);
       repeat = (int)t;
+    } else if (drt_cli_opt(argc, argv, &i, "--max-memory", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      drt_status s = drt_cli_parse_bytes(v, &max_memory);
+      if (s) {
+        int rc = drt_cli_usage_error("run", "--max-memory: %s", drt_status_message(s));
+        drt_status_free(s);
+        return rc;
+      }
     } else if (strcmp(argv[i], "--no-specialize") == 0) {
       specialize = -1;
     } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
@@ -238,7 +337,8 @@ int drt_cmd_run(int argc, char **argv) {
   if (!model) return drt_cli_usage_error("run", "missing MODEL.onnx");
   if (n_out && out_dir) return drt_cli_usage_error("run", "use either --output or --output-dir, not both");
   drt_cli_install_logger(verbose);
-  if (drt_cli_is_plan(model)) return run_plan(model, in_args, n_in, out_args, n_out, out_dir, threads, repeat);
+  if (drt_cli_is_plan(model))
+    return run_plan(model, in_args, n_in, out_args, n_out, out_dir, threads, repeat, max_memory);
 
   int rc = DRT_EXIT_OK;
   drt_status st = DRT_OK;
@@ -250,6 +350,7 @@ int drt_cmd_run(int argc, char **argv) {
   drt_cpu_executor *ex = NULL;
   drt_tensor *graph_in = NULL, *graph_out = NULL;
   int loaded = 0;
+  out_files written = {NULL, 0, 0};
 
   for (int i = 0; i < n_in; i++) {
     const char *file;
@@ -263,14 +364,15 @@ int drt_cmd_run(int argc, char **argv) {
         goto done;
       }
     in_name_ptrs[i] = in_names[i];
-    st = drt_npy_read_file(file, &in_tensors[i]);
+    st = drt_cli_check_file_size(max_memory, file);
+    if (!st) st = drt_npy_read_file(file, &in_tensors[i]);
     if (st) {
       st = drt_status_annotate(st, "input '%s'", in_names[i]);
       goto done;
     }
     loaded = i + 1;
   }
-  st = drt_cli_prepare_model(model, shapes, n_shapes, in_name_ptrs, in_tensors, n_in, specialize, &g);
+  st = drt_cli_prepare_model(model, shapes, n_shapes, in_name_ptrs, in_tensors, n_in, specialize, max_memory, &g);
   if (st) goto done;
   /* every graph input must be provided */
   graph_in = calloc(g->num_inputs + 1, sizeof(drt_tensor));
@@ -314,6 +416,15 @@ int drt_cmd_run(int argc, char **argv) {
       goto done;
     }
   }
+  if (max_memory) {
+    /* everything the evaluation holds at its peak, computed before anything is allocated */
+    uint64_t weights = 0, inputs = 0;
+    for (size_t i = 0; i < g->num_values; i++)
+      if (g->values[i]->kind == DRT_VALUE_CONST) weights += g->values[i]->nbytes;
+    for (int i = 0; i < loaded; i++) inputs += drt_tensor_nbytes(&in_tensors[i]);
+    st = drt_cli_check_memory(max_memory, model, weights, drt_cpu_executor_peak_bytes(g), inputs);
+    if (st) goto done;
+  }
   drt_cpu_executor_options eo;
   drt_cpu_executor_options_init(&eo);
   eo.num_threads = threads;
@@ -337,7 +448,8 @@ int drt_cmd_run(int argc, char **argv) {
       goto done;
     }
     drt_tensor *tmp = calloc(g->num_outputs + 1, sizeof(drt_tensor));
-    for (int r = 0; r < repeat && !st && tmp; r++) {
+    if (!tmp) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "latency samples");
+    for (int r = 0; r < repeat && !st; r++) {
       clock_gettime(CLOCK_MONOTONIC, &t0);
       st = drt_cpu_executor_run(ex, graph_in, tmp);
       clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -365,13 +477,13 @@ int drt_cmd_run(int argc, char **argv) {
       char fn[256], path[4096];
       sanitize(name, fn, sizeof fn);
       snprintf(path, sizeof path, "%s/%s.npy", out_dir, fn);
-      st = drt_npy_write_file(path, &graph_out[k]);
+      st = write_output(&written, path, &graph_out[k]);
     } else if (n_out) {
       for (int i = 0; i < n_out && !st; i++) {
         char oname[256];
         const char *file;
         drt_cli_split_kv(out_args[i], oname, sizeof oname, &file);
-        if (strcmp(oname, name) == 0) st = drt_npy_write_file(file, &graph_out[k]);
+        if (strcmp(oname, name) == 0) st = write_output(&written, file, &graph_out[k]);
       }
     } else {
       summarize(name, &graph_out[k]);
@@ -379,6 +491,7 @@ int drt_cmd_run(int argc, char **argv) {
   }
 done:
   if (st) rc = drt_cli_fail("run", st);
+  out_files_finish(&written, rc != 0);
   if (graph_out && g)
     for (size_t k = 0; k < g->num_outputs; k++) free(graph_out[k].data);
   for (int i = 0; i < loaded; i++) free(in_tensors[i].data);

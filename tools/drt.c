@@ -12,6 +12,8 @@ static void usage(FILE *f) {
           "commands:\n"
           "  compile   compile an ONNX model into a .plan\n"
           "  run       run one evaluation of an ONNX model or a .plan on .npy inputs\n"
+          "  generate  run a whole sampling schedule with a compiled plan\n"
+          "  bench     latency, NFE and memory of a plan (student vs teacher)\n"
           "  inspect   print a model's inputs, outputs, opsets, op histogram, parameters and graph\n"
           "  ops       list the ONNX ops distilrt supports\n\n"
           "'drt <command> --help' describes each command.\n"
@@ -35,6 +37,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(cmd, "compile") == 0) return drt_cmd_compile(argc - 1, argv + 1);
+  if (strcmp(cmd, "generate") == 0) return drt_cmd_generate(argc - 1, argv + 1);
+  if (strcmp(cmd, "bench") == 0) return drt_cmd_bench(argc - 1, argv + 1);
   if (strcmp(cmd, "run") == 0) return drt_cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0) return drt_cmd_inspect(argc - 1, argv + 1);
   if (strcmp(cmd, "ops") == 0) return drt_cmd_ops(argc - 1, argv + 1);

@@ -1,0 +1,288 @@
+/* drt bench: per-evaluation and whole-generation latency, NFE, memory; teacher vs student. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "distilrt.h"
+#include "runtime/npy.h"
+#include "tools/cli.h"
+
+#define MAX_STEPS_LIST 16
+
+typedef struct {
+  double min, median, mean, p90, p99;
+  int n;
+} stats;
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static stats summarize(double *ms, int n) {
+  stats s = {0, 0, 0, 0, 0, n};
+  if (n <= 0) return s;
+  qsort(ms, (size_t)n, sizeof(double), cmp_double);
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += ms[i];
+  s.min = ms[0];
+  s.median = ms[n / 2];
+  s.mean = sum / n;
+  s.p90 = ms[(int)floor(0.9 * (n - 1))];
+  s.p99 = ms[(int)floor(0.99 * (n - 1))];
+  return s;
+}
+
+/* Fills every input of the plan: from --input files where given, else seeded random data
+ * (latency does not depend on values). Buffers are owned by `bufs`. */
+static int prepare_inputs(drt_session *s, const drt_plan *p, const char **in_args, int n_in, void **bufs) {
+  for (int i = 0; i < drt_plan_num_inputs(p); i++) {
+    drt_tensor_desc d;
+    drt_plan_input(p, i, &d);
+    drt_tensor t;
+    memset(&t, 0, sizeof t);
+    bool from_file = false;
+    for (int k = 0; k < n_in; k++) {
+      char name[256];
+      const char *file;
+      if (!drt_cli_split_kv(in_args[k], name, sizeof name, &file) || strcmp(name, d.name) != 0) continue;
+      drt_status st = drt_npy_read_file(file, &t);
+      if (st) return drt_cli_fail("bench", drt_status_annotate(st, "input '%s'", name));
+      from_file = true;
+    }
+    if (!from_file) {
+      t.dtype = d.dtype;
+      t.shape.rank = d.rank;
+      for (int k = 0; k < d.rank; k++) t.shape.dims[k] = d.dims[k];
+      size_t nb = drt_tensor_nbytes(&t);
+      t.data = malloc(nb ? nb : 1);
+      if (!t.data) return drt_cli_fail("bench", DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "input '%s'", d.name));
+      int64_t n = drt_shape_numel(&t.shape);
+      uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)i;
+      for (int64_t k = 0; k < n; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        float v = d.role == DRT_ROLE_TIMESTEP ? 500.0f : (float)((x >> 40) / 16777216.0 * 2.0 - 1.0);
+        if (d.dtype == DRT_DTYPE_FLOAT32) ((float *)t.data)[k] = v;
+        else drt_convert(d.dtype, (char *)t.data + (size_t)k * drt_dtype_size(d.dtype), DRT_DTYPE_FLOAT32, &v, 1);
+      }
+    }
+    bufs[i] = t.data;
+    if (drt_session_set_input(s, d.name, t.dtype, t.shape.rank, t.shape.dims, t.data, drt_tensor_nbytes(&t)) !=
+        DRT_STATUS_OK) {
+      fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
+      return DRT_EXIT_BAD_INPUT;
+    }
+  }
+  return 0;
+}
+
+typedef struct {
+  const char *label;
+  int steps;        /* 0 = one network evaluation */
+  stats st;
+  uint64_t nfe;     /* network evaluations per image */
+  uint64_t passes;  /* forward passes per image (2x per step for unfolded CFG) */
+} bench_row;
+
+static int bench_plan(const char *path, const char *label, const int *steps_list, int n_steps, const char *schedule,
+                      const char **in_args, int n_in, int warmup, int iters, int threads, bench_row *rows, int *n_rows,
+                      drt_memory_info *mem) {
+  drt_plan *p = NULL;
+  drt_session *s = NULL;
+  void *bufs[256] = {0};
+  double *ms = NULL;
+  int rc = 0;
+  if (drt_plan_load_file(path, &p) != DRT_STATUS_OK) {
+    fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
+    return DRT_EXIT_BAD_INPUT;
+  }
+  drt_plan_memory(p, mem);
+  drt_session_options so;
+  drt_session_options_init(&so);
+  so.num_threads = threads;
+  if (drt_session_create(p, &so, &s) != DRT_STATUS_OK || drt_plan_num_inputs(p) > 256) {
+    fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
+    rc = DRT_EXIT_INTERNAL;
+    goto done;
+  }
+  rc = prepare_inputs(s, p, in_args, n_in, bufs);
+  if (rc) goto done;
+  ms = calloc((size_t)iters + 1, sizeof(double));
+  if (!ms) {
+    rc = DRT_EXIT_INTERNAL;
+    goto done;
+  }
+  /* one network evaluation */
+  for (int i = 0; i < warmup + iters; i++) {
+    double t0 = now_ms();
+    if (drt_session_run(s) != DRT_STATUS_OK) {
+      fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
+      rc = DRT_EXIT_INTERNAL;
+      goto done;
+    }
+    if (i >= warmup) ms[i - warmup] = now_ms() - t0;
+  }
+  rows[*n_rows] = (bench_row){label, 0, summarize(ms, iters), 1, 1};
+  (*n_rows)++;
+  for (int k = 0; k < n_steps; k++) {
+    drt_generate_options go;
+    drt_generate_options_init(&go);
+    go.schedule = schedule;
+    go.steps = steps_list[k];
+    for (int i = 0; i < warmup + iters; i++) {
+      go.seed = (uint64_t)i;
+      uint64_t nfe0 = drt_session_nfe(s);
+      double t0 = now_ms();
+      if (drt_session_generate(s, &go) != DRT_STATUS_OK) {
+        fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
+        rc = DRT_EXIT_BAD_INPUT;
+        goto done;
+      }
+      if (i >= warmup) ms[i - warmup] = now_ms() - t0;
+      rows[*n_rows].nfe = drt_session_nfe(s) - nfe0;
+    }
+    rows[*n_rows].label = label;
+    rows[*n_rows].steps = steps_list[k];
+    rows[*n_rows].st = summarize(ms, iters);
+    rows[*n_rows].passes = rows[*n_rows].nfe;
+    (*n_rows)++;
+  }
+done:
+  for (int i = 0; i < 256; i++) free(bufs[i]);
+  free(ms);
+  drt_session_destroy(s);
+  drt_plan_destroy(p);
+  return rc;
+}
+
+static int parse_steps(const char *v, int *out, int *n) {
+  *n = 0;
+  const char *p = v;
+  while (*p) {
+    char *end;
+    long x = strtol(p, &end, 10);
+    if (end == p || x < 1 || x > 10000 || *n >= MAX_STEPS_LIST) return -1;
+    out[(*n)++] = (int)x;
+    p = *end == ',' ? end + 1 : end;
+    if (*end && *end != ',') return -1;
+  }
+  return *n ? 0 : -1;
+}
+
+int drt_cmd_bench(int argc, char **argv) {
+  const char *plan = NULL, *teacher = NULL, *schedule = NULL, *teacher_schedule = NULL;
+  const char *in_args[256];
+  int n_in = 0, warmup = 2, iters = 10, threads = 0, n_steps = 0, n_tsteps = 1;
+  int steps_list[MAX_STEPS_LIST], tsteps[MAX_STEPS_LIST] = {50};
+  bool json = false;
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    int err = 0;
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      printf("usage: drt bench PLAN [--steps 1,2,4] [--schedule NAME] [--warmup N] [--iterations N] [--threads N]\n"
+             "                 [--input NAME=FILE.npy ...] [--json]\n"
+             "                 [--teacher TEACHER.plan [--teacher-steps 50] [--teacher-schedule NAME]]\n\n"
+             "Reports latency of one network evaluation and of whole generations (min/median/mean/p90/p99,\n"
+             "host wall time), network evaluations (NFE) and forward passes per image, and peak memory.\n"
+             "Inputs not given are filled with seeded random data. With --teacher the teacher is measured\n"
+             "the same way and the student's speedup per image is printed.\n");
+      return 0;
+    } else if (drt_cli_opt(argc, argv, &i, "--steps", &v, &err)) {
+      if (err || parse_steps(v, steps_list, &n_steps)) return drt_cli_usage_error("bench", "--steps expects e.g. 1,2,4");
+    } else if (drt_cli_opt(argc, argv, &i, "--teacher-steps", &v, &err)) {
+      if (err || parse_steps(v, tsteps, &n_tsteps)) return drt_cli_usage_error("bench", "--teacher-steps expects e.g. 50");
+    } else if (drt_cli_opt(argc, argv, &i, "--teacher-schedule", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      teacher_schedule = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--schedule", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      schedule = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--teacher", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      teacher = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--warmup", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      warmup = atoi(v);
+      if (warmup < 0 || warmup > 100000) return drt_cli_usage_error("bench", "bad --warmup");
+    } else if (drt_cli_opt(argc, argv, &i, "--iterations", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      iters = atoi(v);
+      if (iters < 1 || iters > 1000000) return drt_cli_usage_error("bench", "bad --iterations");
+    } else if (drt_cli_opt(argc, argv, &i, "--threads", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      threads = atoi(v);
+    } else if (drt_cli_opt(argc, argv, &i, "--input", &v, &err)) {
+      if (err || n_in >= 256) return DRT_EXIT_USAGE;
+      in_args[n_in++] = v;
+    } else if (strcmp(argv[i], "--json") == 0) {
+      json = true;
+    } else if (argv[i][0] == '-') {
+      return drt_cli_usage_error("bench", "unknown option '%s'", argv[i]);
+    } else if (!plan) {
+      plan = argv[i];
+    } else {
+      return drt_cli_usage_error("bench", "unexpected argument '%s'", argv[i]);
+    }
+  }
+  if (!plan) return drt_cli_usage_error("bench", "missing PLAN");
+  if (n_steps == 0) {
+    steps_list[0] = 1, steps_list[1] = 2, steps_list[2] = 4;
+    n_steps = 3;
+  }
+  drt_cli_install_logger(0);
+  bench_row rows[2 * MAX_STEPS_LIST + 2];
+  int n_rows = 0;
+  drt_memory_info mem, tmem = {0, 0, 0};
+  int rc = bench_plan(plan, "student", steps_list, n_steps, schedule, in_args, n_in, warmup, iters, threads, rows,
+                      &n_rows, &mem);
+  if (rc) return rc;
+  int student_rows = n_rows;
+  if (teacher) {
+    rc = bench_plan(teacher, "teacher", tsteps, n_tsteps, teacher_schedule, in_args, n_in, warmup,
+                    iters > 3 ? 3 : iters, threads, rows, &n_rows, &tmem);
+    if (rc) return rc;
+  }
+  bool noisy = false;
+  for (int i = 0; i < n_rows; i++) noisy |= rows[i].st.n >= 5 && rows[i].st.p90 > 1.25 * rows[i].st.median;
+  if (json) {
+    printf("{\"plan\": \"%s\", \"iterations\": %d, \"memory\": {\"weights\": %" PRIu64 ", \"activations\": %" PRIu64
+           ", \"workspace\": %" PRIu64 "}, \"rows\": [",
+           plan, iters, mem.weights, mem.activations, mem.workspace);
+    for (int i = 0; i < n_rows; i++)
+      printf("%s{\"model\": \"%s\", \"steps\": %d, \"nfe\": %" PRIu64 ", \"forward_passes\": %" PRIu64
+             ", \"min_ms\": %.4f, \"median_ms\": %.4f, \"mean_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f}",
+             i ? ", " : "", rows[i].label, rows[i].steps, rows[i].nfe, rows[i].passes, rows[i].st.min,
+             rows[i].st.median, rows[i].st.mean, rows[i].st.p90, rows[i].st.p99);
+    printf("], \"noisy\": %s}\n", noisy ? "true" : "false");
+    return 0;
+  }
+  printf("%-8s %-10s %5s %7s %10s %10s %10s %10s %10s\n", "model", "what", "NFE", "passes", "min ms", "median", "mean",
+         "p90", "p99");
+  for (int i = 0; i < n_rows; i++) {
+    char what[32];
+    if (rows[i].steps) snprintf(what, sizeof what, "%d-step", rows[i].steps);
+    else snprintf(what, sizeof what, "1 eval");
+    printf("%-8s %-10s %5" PRIu64 " %7" PRIu64 " %10.3f %10.3f %10.3f %10.3f %10.3f\n", rows[i].label, what,
+           rows[i].nfe, rows[i].passes, rows[i].st.min, rows[i].st.median, rows[i].st.mean, rows[i].st.p90,
+           rows[i].st.p99);
+  }
+  printf("memory: weights %.2f MiB, peak activations %.2f MiB, workspace %.2f MiB\n", mem.weights / 1048576.0,
+         mem.activations / 1048576.0, mem.workspace / 1048576.0);
+  if (teacher && n_rows > student_rows + 1) {
+    const bench_row *t = &rows[n_rows - 1];
+    for (int i = 1; i < student_rows; i++)
+      printf("speedup: student %d-step vs teacher %d-step: %.1fx per image (%" PRIu64 " vs %" PRIu64
+             " network evaluations)\n",
+             rows[i].steps, t->steps, t->st.median / rows[i].st.median, rows[i].nfe, t->nfe);
+  }
+  if (noisy) printf("warning: run-to-run spread is high (p90 > 1.25 x median); results are noisy\n");
+  return 0;
+}
