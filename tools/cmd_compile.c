@@ -10,6 +10,7 @@
 #include "passes/pipeline.h"
 #include "runtime/npy.h"
 #include "runtime/plan.h"
+#include "runtime/sampler.h"
 #include "tools/cli.h"
 
 static double now_ms(void) {
@@ -63,6 +64,8 @@ static int detect(const drt_graph *g, const char *given, const char **names) {
 
 int drt_cmd_compile(int argc, char **argv) {
   const char *model = NULL, *out = NULL, *target = "auto", *latent = NULL, *timestep = NULL;
+  const char *schedule = NULL, *sched_params = NULL;
+  int sched_steps = 0;
   int verbose = 0, n_shapes = 0;
   uint64_t max_memory = 0;
   static drt_cli_shape shapes[64];
@@ -82,6 +85,18 @@ int drt_cmd_compile(int argc, char **argv) {
       if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto"))
         return drt_cli_usage_error("compile", "--target must be cpu, cuda or auto, got '%s'", v);
       target = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--schedule", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      schedule = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--schedule-params", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      sched_params = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--steps", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      char *end;
+      long n = strtol(v, &end, 10);
+      if (*end || n < 1 || n > DRT_SCHED_MAX_STEPS) return drt_cli_usage_error("compile", "--steps expects 1..1000");
+      sched_steps = (int)n;
     } else if (drt_cli_opt(argc, argv, &i, "--latent", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       latent = v;
@@ -188,6 +203,28 @@ int drt_cmd_compile(int argc, char **argv) {
       if (g->num_outputs > 0) c.output_roles[0] = DRT_PLAN_ROLE_PREDICTION;
     }
   }
+  drt_schedule sched;
+  memset(&sched, 0, sizeof sched);
+  if (!st && schedule) {
+    drt_schedule_params sp;
+    st = drt_schedule_parse_params(schedule, sched_steps, sched_params, &sp);
+    if (!st) st = drt_schedule_build(&sp, &sched);
+    if (!st) {
+      c.has_schedule = true;
+      snprintf(c.schedule.name, sizeof c.schedule.name, "%s", schedule);
+      snprintf(c.schedule.params, sizeof c.schedule.params, "%s", sched_params ? sched_params : "");
+      c.schedule.num_steps = (uint32_t)sched.num_steps;
+      c.schedule.init_noise_sigma = sched.init_noise_sigma;
+      c.schedule.steps = malloc((size_t)sched.num_steps * sizeof *c.schedule.steps);
+      if (!c.schedule.steps) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "schedule");
+      for (int k = 0; !st && k < sched.num_steps; k++) {
+        const drt_sched_step *q = &sched.steps[k];
+        double row[DRT_SCHED_SCALARS] = {q->t_model, q->c_in, q->p_x, q->p_m, q->q_x, q->q_m, q->a, q->b, q->c};
+        memcpy(c.schedule.steps[k], row, sizeof row);
+      }
+    }
+    if (st) st = drt_status_annotate(st, "--schedule %s", schedule);
+  }
   void *bytes = NULL;
   size_t size = 0;
   if (!st) {
@@ -218,6 +255,8 @@ int drt_cmd_compile(int argc, char **argv) {
     printf("  parameters:  %" PRIu64 " (%.2f MiB)\n", params, (double)wbytes / 1048576.0);
     printf("  activations: %.2f MiB summed over all intermediates\n", (double)sum_act / 1048576.0);
     printf("  plan size:   %zu bytes\n", size);
+    if (c.has_schedule) printf("  schedule:    %s, %u steps\n", c.schedule.name, c.schedule.num_steps);
+    printf("  peak activations: %.2f MiB (memory plan arena)\n", (double)g->mem_arena_bytes / 1048576.0);
     printf("  time:        load %.1f ms, passes %.1f ms, write %.1f ms\n", t1 - t0, t2 - t1, t3 - t2);
     for (size_t i = 0; i < g->num_inputs; i++) {
       char s[128];
@@ -229,6 +268,8 @@ int drt_cmd_compile(int argc, char **argv) {
     }
   }
   free(bytes);
+  drt_schedule_free(&sched);
+  free(c.schedule.steps);
   free(c.input_roles);
   free(c.output_roles);
   drt_graph_destroy(g);
