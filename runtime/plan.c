@@ -676,8 +676,8 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
     for (uint32_t i = 0; i < nv; i++) {
       drt_value *v = g->values[i];
       int64_t off = drt_br_i64(&mr);
-      drt_tensor t = {v->dtype, v->shape, NULL};
-      uint64_t nb = drt_tensor_nbytes(&t);
+      drt_tensor vt = {v->dtype, v->shape, NULL};
+      uint64_t nb = drt_tensor_nbytes(&vt);
       bool planned = v->kind == DRT_VALUE_INTERMEDIATE && !v->is_graph_output;
       if (planned && (off < 0 || (uint64_t)off > arena || nb > arena - (uint64_t)off)) {
         st = CORRUPT("'%s': memory plan places '%s' outside the %" PRIu64 "-byte arena", label, v->name, arena);
