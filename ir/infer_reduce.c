@@ -1,6 +1,459 @@
-/* Shape/dtype inference for the reduce op family. */
+/* Shape/dtype inference for the reduce op family: softmax, normalizations, Reduce*,
+ * ArgMax/ArgMin, CumSum and Attention. */
+#include "ir/infer_reduce.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "ir/infer.h"
 
+/* ---- shared resolution (also used by the kernels) ---------------------------------- */
+static bool axes_from_input(const drt_node *n) {
+  if (n->op == DRT_OP_REDUCE_SUM) return n->opset >= 13;
+  return n->opset >= 18;
+}
+
+drt_status drt_reduce_resolve(const drt_node *n, const drt_shape *x, const drt_tensor *axes, bool *reduced,
+                              drt_shape *out) {
+  int rank = x->rank;
+  int64_t count = 0;
+  int64_t buf[DRT_MAX_RANK];
+  const int64_t *list = NULL;
+  if (axes_from_input(n)) {
+    if (axes && axes->data) {
+      if (!drt_dtype_is_int(axes->dtype))
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "axes (input 1) must be an integer tensor, got %s",
+                         drt_dtype_name(axes->dtype));
+      if (axes->shape.rank > 1)
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "axes (input 1) must be 1-D, got rank %d", axes->shape.rank);
+      count = drt_shape_numel(&axes->shape);
+      if (count > rank)
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "axes (input 1) has %" PRId64 " entries for rank %d", count,
+                         rank);
+      for (int64_t i = 0; i < count; i++) buf[i] = drt_load_i64(axes->dtype, axes->data, (size_t)i);
+      list = buf;
+    }
+  } else {
+    list = drt_node_attr_ints(n, "axes", &count);
+    if (count > rank)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute axes has %" PRId64 " entries for rank %d", count, rank);
+  }
+  bool noop = drt_node_attr_int(n, "noop_with_empty_axes", 0) != 0;
+  bool keepdims = drt_node_attr_int(n, "keepdims", 1) != 0;
+  for (int d = 0; d < rank; d++) reduced[d] = count == 0 && !noop;
+  for (int64_t i = 0; i < count; i++) {
+    int a;
+    DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(list[i], rank, &a), "axes[%" PRId64 "]", i);
+    if (reduced[a])
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "axes[%" PRId64 "] = %" PRId64 " repeats axis %d", i, list[i], a);
+    reduced[a] = true;
+  }
+  drt_shape o;
+  memset(&o, 0, sizeof o);
+  for (int d = 0; d < rank; d++) {
+    if (!reduced[d])
+      o.dims[o.rank++] = x->dims[d];
+    else if (keepdims)
+      o.dims[o.rank++] = 1;
+  }
+  *out = o;
+  return DRT_OK;
+}
+
+drt_status drt_softmax_axis(const drt_node *n, int rank, int *axis) {
+  int64_t a = drt_node_attr_int(n, "axis", n->opset < 13 ? 1 : -1);
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(a, rank, axis), "attribute axis");
+  return DRT_OK;
+}
+
+drt_status drt_attention_resolve(const drt_node *n, const drt_shape *const *shapes, int num_inputs,
+                                 drt_attention_geom *g) {
+  memset(g, 0, sizeof *g);
+  const drt_shape *q = shapes[0], *k = shapes[1], *v = shapes[2];
+  const drt_shape *mask = num_inputs > 3 ? shapes[3] : NULL;
+  const drt_shape *pk = num_inputs > 4 ? shapes[4] : NULL;
+  const drt_shape *pv = num_inputs > 5 ? shapes[5] : NULL;
+  const drt_shape *np = num_inputs > 6 ? shapes[6] : NULL;
+  char a[128], b[128], c[128];
+  if ((q->rank != 3 && q->rank != 4) || k->rank != q->rank || v->rank != q->rank)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "Q, K and V must all be 3-D or all 4-D, got %s, %s and %s",
+                     drt_shape_str(q, a, sizeof a), drt_shape_str(k, b, sizeof b), drt_shape_str(v, c, sizeof c));
+  const drt_attr *qh_attr = drt_node_attr(n, "q_num_heads"), *kvh_attr = drt_node_attr(n, "kv_num_heads");
+  g->batch = q->dims[0];
+  if (k->dims[0] != g->batch || v->dims[0] != g->batch)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "batch sizes of Q, K, V differ (%" PRId64 ", %" PRId64 ", %" PRId64 ")",
+                     q->dims[0], k->dims[0], v->dims[0]);
+  int64_t k_head;
+  if (q->rank == 3) {
+    g->is_3d = true;
+    int64_t qh = drt_node_attr_int(n, "q_num_heads", 0), kvh = drt_node_attr_int(n, "kv_num_heads", 0);
+    if (!qh_attr || !kvh_attr || qh <= 0 || kvh <= 0)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                       "3-D inputs need positive q_num_heads and kv_num_heads attributes (got %" PRId64 ", %" PRId64 ")",
+                       qh, kvh);
+    if (q->dims[2] % qh || k->dims[2] % kvh || v->dims[2] % kvh)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                       "hidden sizes (Q %" PRId64 ", K %" PRId64 ", V %" PRId64 ") are not divisible by q_num_heads %" PRId64
+                       " / kv_num_heads %" PRId64,
+                       q->dims[2], k->dims[2], v->dims[2], qh, kvh);
+    g->q_heads = qh;
+    g->kv_heads = kvh;
+    g->q_seq = q->dims[1];
+    g->kv_seq = k->dims[1];
+    g->head = q->dims[2] / qh;
+    k_head = k->dims[2] / kvh;
+    g->v_head = v->dims[2] / kvh;
+    if (v->dims[1] != g->kv_seq)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "K and V sequence lengths differ (%" PRId64 " vs %" PRId64 ")",
+                       g->kv_seq, v->dims[1]);
+  } else {
+    if (n->opset >= 25 && (qh_attr || kvh_attr))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "q_num_heads/kv_num_heads must not be set for 4-D inputs");
+    g->q_heads = q->dims[1];
+    g->kv_heads = k->dims[1];
+    g->q_seq = q->dims[2];
+    g->kv_seq = k->dims[2];
+    g->head = q->dims[3];
+    k_head = k->dims[3];
+    g->v_head = v->dims[3];
+    if (v->dims[1] != g->kv_heads || v->dims[2] != g->kv_seq)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "K %s and V %s disagree on heads or sequence length",
+                       drt_shape_str(k, a, sizeof a), drt_shape_str(v, b, sizeof b));
+  }
+  if (k_head != g->head)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "Q head size %" PRId64 " differs from K head size %" PRId64, g->head,
+                     k_head);
+  if (g->kv_heads <= 0 || g->q_heads % g->kv_heads)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "q_num_heads %" PRId64 " is not a multiple of kv_num_heads %" PRId64,
+                     g->q_heads, g->kv_heads);
+  if ((pk != NULL) != (pv != NULL))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "past_key and past_value must be given together");
+  if (pk) {
+    if (pk->rank != 4 || pv->rank != 4 || pk->dims[0] != g->batch || pk->dims[1] != g->kv_heads ||
+        pk->dims[3] != g->head || pv->dims[0] != g->batch || pv->dims[1] != g->kv_heads ||
+        pv->dims[2] != pk->dims[2] || pv->dims[3] != g->v_head)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                       "past_key %s / past_value %s must be (batch %" PRId64 ", kv_heads %" PRId64
+                       ", past_seq, head %" PRId64 " / v_head %" PRId64 ")",
+                       drt_shape_str(pk, a, sizeof a), drt_shape_str(pv, b, sizeof b), g->batch, g->kv_heads, g->head,
+                       g->v_head);
+    g->has_past = true;
+    g->past_seq = pk->dims[2];
+  }
+  g->total_seq = g->past_seq + g->kv_seq;
+  if (np) {
+    if (pk) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "nonpad_kv_seqlen cannot be combined with past_key/past_value");
+    if (np->rank != 1 || np->dims[0] != g->batch)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "nonpad_kv_seqlen must have shape (%" PRId64 "), got %s", g->batch,
+                       drt_shape_str(np, a, sizeof a));
+    g->has_nonpad = true;
+  }
+  if (mask) {
+    int64_t target[4] = {g->batch, g->q_heads, g->q_seq, g->total_seq};
+    if (mask->rank < 1 || mask->rank > 4)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attn_mask must have rank 1..4, got %s",
+                       drt_shape_str(mask, a, sizeof a));
+    for (int i = 0; i < mask->rank; i++) {
+      int t = 4 - mask->rank + i;
+      int64_t d = mask->dims[i];
+      bool ok = t == 3 ? (d >= 1 && d <= target[3]) : (d == 1 || d == target[t]);
+      if (!ok)
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                         "attn_mask %s is not broadcastable to (batch %" PRId64 ", q_heads %" PRId64 ", q_seq %" PRId64
+                         ", total_seq %" PRId64 ")",
+                         drt_shape_str(mask, a, sizeof a), target[0], target[1], target[2], target[3]);
+    }
+    g->has_mask = true;
+    g->mask = *mask;
+  }
+  int64_t lw = drt_node_attr_int(n, "left_window_size", -1), rw = drt_node_attr_int(n, "right_window_size", -1);
+  if (lw < -1 || rw < -1)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "left_window_size %" PRId64 " / right_window_size %" PRId64
+                     " must be -1 or nonnegative", lw, rw);
+  int64_t mode = drt_node_attr_int(n, "qk_matmul_output_mode", 0);
+  if (mode < 0 || mode > 3)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "qk_matmul_output_mode %" PRId64 " is not in 0..3", mode);
+  return DRT_OK;
+}
+
+/* ---- infer functions ----------------------------------------------------------------- */
+static drt_shape shape_of(int rank, const int64_t *dims) {
+  drt_shape s;
+  memset(&s, 0, sizeof s);
+  s.rank = rank;
+  for (int i = 0; i < rank; i++) s.dims[i] = dims[i];
+  return s;
+}
+
+/* Requires `p` to be unidirectionally broadcastable to x. */
+static drt_status check_unidirectional(const drt_shape *x, const drt_value *p, const char *what) {
+  drt_shape o;
+  char a[128], b[128];
+  drt_status s = drt_broadcast_shapes(x, &p->shape, &o);
+  if (s || !drt_shape_equal(&o, x)) {
+    drt_status_free(s);
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s %s is not broadcastable to X %s", what,
+                     drt_shape_str(&p->shape, a, sizeof a), drt_shape_str(x, b, sizeof b));
+  }
+  return DRT_OK;
+}
+
+static drt_status infer_softmax(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0];
+  int axis;
+  DRT_RETURN_IF_ERROR(drt_softmax_axis(n, x->shape.rank, &axis));
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  return DRT_OK;
+}
+
+static drt_status infer_layer_norm(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0];
+  int axis;
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", -1), x->shape.rank, &axis),
+                          "attribute axis");
+  DRT_RETURN_IF_ERROR(check_unidirectional(&x->shape, n->inputs[1], "Scale"));
+  if (drt_node_input(n, 2)) {
+    DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, DRT_DT_FLOATS));
+    DRT_RETURN_IF_ERROR(check_unidirectional(&x->shape, n->inputs[2], "B"));
+  }
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  drt_shape st = x->shape;
+  for (int d = axis; d < st.rank; d++) st.dims[d] = 1;
+  /* Mean/InvStdDev (type U): float32, or float64 for float64 X (as onnxruntime registers it) */
+  drt_dtype u = x->dtype == DRT_DTYPE_FLOAT64 ? DRT_DTYPE_FLOAT64 : DRT_DTYPE_FLOAT32;
+  for (int i = 1; i < n->num_outputs; i++) drt_infer_set(n, i, u, &st);
+  return DRT_OK;
+}
+
+static drt_status infer_rms_norm(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0];
+  int axis;
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", -1), x->shape.rank, &axis),
+                          "attribute axis");
+  DRT_RETURN_IF_ERROR(check_unidirectional(&x->shape, n->inputs[1], "scale"));
+  drt_infer_set(n, 0, n->inputs[1]->dtype, &x->shape);
+  return DRT_OK;
+}
+
+/* Common checks of X (N, C, ...) and per-channel parameters. */
+static drt_status check_nc(const drt_value *x, int64_t *c) {
+  char a[128];
+  if (x->shape.rank < 2)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "X must have shape (N, C, ...), got %s",
+                     drt_shape_str(&x->shape, a, sizeof a));
+  *c = x->shape.dims[1];
+  return DRT_OK;
+}
+
+static drt_status check_param(const drt_node *n, int i, const char *name, int64_t want, const char *what) {
+  const drt_value *p = n->inputs[i];
+  char a[128];
+  int64_t cnt = drt_shape_numel(&p->shape);
+  if (cnt != want || p->shape.rank > 1)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s (input %d) has shape %s, expected (%" PRId64 ") (%s)", name, i,
+                     drt_shape_str(&p->shape, a, sizeof a), want, what);
+  return DRT_OK;
+}
+
+static drt_status infer_group_norm(drt_graph *g, drt_node *n) {
+  (void)g;
+  for (int i = 0; i < 3; i++) DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0];
+  int64_t c = 0;
+  DRT_RETURN_IF_ERROR(check_nc(x, &c));
+  const drt_attr *ga = drt_node_attr(n, "num_groups");
+  if (!ga) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute num_groups is required");
+  int64_t groups = drt_node_attr_int(n, "num_groups", 0);
+  if (groups <= 0 || c % groups)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "num_groups %" PRId64 " does not divide the %" PRId64 " channels",
+                     groups, c);
+  /* Opset 18 takes scale/bias per group, opset 21 per channel; a per-channel parameter is
+   * also accepted in opset 18 (its meaning is unambiguous). */
+  for (int i = 1; i < 3; i++) {
+    int64_t cnt = drt_shape_numel(&n->inputs[i]->shape);
+    if (n->opset < 21 && cnt == groups) continue;
+    DRT_RETURN_IF_ERROR(check_param(n, i, i == 1 ? "scale" : "bias", c, "one value per channel"));
+  }
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  return DRT_OK;
+}
+
+static drt_status infer_instance_norm(drt_graph *g, drt_node *n) {
+  (void)g;
+  for (int i = 0; i < 3; i++) DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0];
+  int64_t c = 0;
+  DRT_RETURN_IF_ERROR(check_nc(x, &c));
+  DRT_RETURN_IF_ERROR(check_param(n, 1, "scale", c, "one value per channel"));
+  DRT_RETURN_IF_ERROR(check_param(n, 2, "B", c, "one value per channel"));
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  return DRT_OK;
+}
+
+static drt_status infer_batch_norm(drt_graph *g, drt_node *n) {
+  (void)g;
+  for (int i = 0; i < 5; i++) DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0];
+  int64_t c = 0;
+  DRT_RETURN_IF_ERROR(check_nc(x, &c));
+  if (n->opset >= 14) {
+    if (drt_node_attr_int(n, "training_mode", 0) != 0)
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED,
+                       "training_mode=1 (batch statistics, running-mean outputs) is not supported; distilrt runs "
+                       "inference only");
+  } else if (n->num_outputs > 1) {
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED,
+                     "training-mode outputs (mean, var, saved_mean, saved_var) are not supported; distilrt runs "
+                     "inference only");
+  }
+  if (n->num_outputs > 1)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "running_mean/running_var outputs are only valid in training mode");
+  int64_t want = c;
+  const char *what = "one value per channel";
+  if (n->opset < 9 && drt_node_attr_int(n, "spatial", 1) == 0) {
+    want = drt_shape_numel(&x->shape) / (x->shape.dims[0] ? x->shape.dims[0] : 1);
+    what = "spatial=0: one value per element of a sample";
+  }
+  static const char *const names[] = {"", "scale", "B", "mean", "var"};
+  for (int i = 1; i < 5; i++) {
+    const drt_value *p = n->inputs[i];
+    if (drt_shape_numel(&p->shape) != want) {
+      char a[128];
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s (input %d) has shape %s, expected %" PRId64 " values (%s)",
+                       names[i], i, drt_shape_str(&p->shape, a, sizeof a), want, what);
+    }
+  }
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  return DRT_OK;
+}
+
+static drt_status infer_reduce(drt_graph *g, drt_node *n) {
+  (void)g;
+  uint32_t mask = DRT_DT_NUMERIC;
+  if ((n->op == DRT_OP_REDUCE_MAX || n->op == DRT_OP_REDUCE_MIN) && n->opset >= 20)
+    mask |= DRT_DT_BIT(DRT_DTYPE_BOOL);
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, mask));
+  const drt_value *x = n->inputs[0];
+  const drt_value *axes = drt_node_input(n, 1);
+  if (axes && !axes_from_input(n))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "axes as an input needs opset %d or later",
+                     n->op == DRT_OP_REDUCE_SUM ? 13 : 18);
+  drt_tensor at, *atp = NULL;
+  if (axes) {
+    if (axes->kind != DRT_VALUE_CONST)
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "axes (input 1 '%s') must be a compile-time constant", axes->name);
+    at = drt_value_tensor(axes);
+    atp = &at;
+  }
+  bool reduced[DRT_MAX_RANK];
+  drt_shape out;
+  DRT_RETURN_IF_ERROR(drt_reduce_resolve(n, &x->shape, atp, reduced, &out));
+  drt_infer_set(n, 0, x->dtype, &out);
+  return DRT_OK;
+}
+
+static drt_status infer_argmax(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_NUMERIC));
+  const drt_value *x = n->inputs[0];
+  int axis;
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", 0), x->shape.rank, &axis),
+                          "attribute axis");
+  drt_shape o = x->shape;
+  if (drt_node_attr_int(n, "keepdims", 1)) {
+    o.dims[axis] = 1;
+  } else {
+    for (int d = axis; d + 1 < o.rank; d++) o.dims[d] = o.dims[d + 1];
+    o.rank--;
+  }
+  if (x->shape.dims[axis] == 0)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "cannot take the arg-extremum over empty axis %d", axis);
+  drt_infer_set(n, 0, DRT_DTYPE_INT64, &o);
+  return DRT_OK;
+}
+
+static drt_status infer_cumsum(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_NUMERIC));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
+  const drt_value *x = n->inputs[0], *ax = n->inputs[1];
+  if (drt_shape_numel(&ax->shape) != 1 || ax->shape.rank > 1) {
+    char a[128];
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "axis (input 1) must be a scalar, got shape %s",
+                     drt_shape_str(&ax->shape, a, sizeof a));
+  }
+  if (ax->kind == DRT_VALUE_CONST) {
+    int axis;
+    DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_load_i64(ax->dtype, ax->data, 0), x->shape.rank, &axis),
+                            "axis (input 1)");
+  }
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  return DRT_OK;
+}
+
+static drt_status infer_attention(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, DRT_DT_FLOATS));
+  if (drt_node_input(n, 3)) DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 3, DRT_DT_ALL));
+  if (drt_node_input(n, 4)) DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 4, DRT_DT_FLOATS));
+  if (drt_node_input(n, 5)) DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 5, DRT_DT_FLOATS));
+  if (drt_node_input(n, 6)) DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 6, DRT_DT_BIT(DRT_DTYPE_INT64)));
+  const drt_shape *shapes[8] = {NULL};
+  int ni = n->num_inputs < 8 ? n->num_inputs : 8;
+  for (int i = 0; i < ni; i++) shapes[i] = n->inputs[i] ? &n->inputs[i]->shape : NULL;
+  drt_attention_geom ag;
+  DRT_RETURN_IF_ERROR(drt_attention_resolve(n, shapes, ni, &ag));
+  drt_dtype qt = n->inputs[0]->dtype, kt = n->inputs[1]->dtype, vt = n->inputs[2]->dtype;
+  drt_shape y = ag.is_3d ? shape_of(3, (int64_t[]){ag.batch, ag.q_seq, ag.q_heads * ag.v_head})
+                         : shape_of(4, (int64_t[]){ag.batch, ag.q_heads, ag.q_seq, ag.v_head});
+  drt_infer_set(n, 0, qt, &y);
+  if (n->num_outputs > 1) {
+    drt_shape s = shape_of(4, (int64_t[]){ag.batch, ag.kv_heads, ag.total_seq, ag.head});
+    drt_infer_set(n, 1, kt, &s);
+  }
+  if (n->num_outputs > 2) {
+    drt_shape s = shape_of(4, (int64_t[]){ag.batch, ag.kv_heads, ag.total_seq, ag.v_head});
+    drt_infer_set(n, 2, vt, &s);
+  }
+  if (n->num_outputs > 3) {
+    drt_shape s = shape_of(4, (int64_t[]){ag.batch, ag.q_heads, ag.q_seq, ag.total_seq});
+    drt_infer_set(n, 3, qt, &s);
+  }
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_reduce[] = {
+    {DRT_OP_SOFTMAX, infer_softmax},
+    {DRT_OP_LOG_SOFTMAX, infer_softmax},
+    {DRT_OP_LAYER_NORM, infer_layer_norm},
+    {DRT_OP_GROUP_NORM, infer_group_norm},
+    {DRT_OP_INSTANCE_NORM, infer_instance_norm},
+    {DRT_OP_BATCH_NORM, infer_batch_norm},
+    {DRT_OP_RMS_NORM, infer_rms_norm},
+    {DRT_OP_REDUCE_MEAN, infer_reduce},
+    {DRT_OP_REDUCE_SUM, infer_reduce},
+    {DRT_OP_REDUCE_MAX, infer_reduce},
+    {DRT_OP_REDUCE_MIN, infer_reduce},
+    {DRT_OP_REDUCE_PROD, infer_reduce},
+    {DRT_OP_REDUCE_L1, infer_reduce},
+    {DRT_OP_REDUCE_L2, infer_reduce},
+    {DRT_OP_REDUCE_SUM_SQUARE, infer_reduce},
+    {DRT_OP_REDUCE_LOG_SUM, infer_reduce},
+    {DRT_OP_REDUCE_LOG_SUM_EXP, infer_reduce},
+    {DRT_OP_ARGMAX, infer_argmax},
+    {DRT_OP_ARGMIN, infer_argmax},
+    {DRT_OP_CUMSUM, infer_cumsum},
+    {DRT_OP_ATTENTION, infer_attention},
     {DRT_OP_COUNT_, NULL},
 };
