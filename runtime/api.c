@@ -56,10 +56,12 @@ static drt_status_code plan_from_bytes(void *bytes, size_t size, const char *lab
     return fail(st);
   }
   if (!(p->c.targets & DRT_PLAN_TARGET_CPU)) {
+    /* the message reads the plan: make it before the plan is freed */
+    st = DRT_ERROR(DRT_STATUS_UNAVAILABLE,
+                   "'%s' was compiled for CUDA only (%s) and this build has no CUDA backend; recompile with "
+                   "--target cpu or --target auto", label, p->c.cuda_archs[0] ? p->c.cuda_archs : "no archs");
     drt_plan_destroy(p);
-    return fail(DRT_ERROR(DRT_STATUS_UNAVAILABLE,
-                          "'%s' was compiled for CUDA only (%s) and this build has no CUDA backend; recompile with "
-                          "--target cpu or --target auto", label, p->c.cuda_archs[0] ? p->c.cuda_archs : "no archs"));
+    return fail(st);
   }
   const drt_graph *g = p->c.graph;
   for (size_t i = 0; i < g->num_values; i++)
@@ -341,7 +343,9 @@ static drt_status generate(drt_session *s, const drt_generate_options *o) {
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the plan has no default schedule: pass a schedule name");
     const char *params = o->schedule_params ? o->schedule_params
                          : (p->c.has_schedule && strcmp(name, p->c.schedule.name) == 0) ? p->c.schedule.params : "";
-    int n = o->steps ? o->steps : (p->c.has_schedule ? (int)p->c.schedule.num_steps : 1);
+    /* 0 lets the schedule pick: its default, or the length of a timesteps=/sigmas= grid */
+    bool plan_sched = p->c.has_schedule && strcmp(name, p->c.schedule.name) == 0 && !o->schedule_params;
+    int n = o->steps ? o->steps : plan_sched ? (int)p->c.schedule.num_steps : 0;
     drt_schedule_params sp;
     DRT_RETURN_IF_ERROR(drt_schedule_parse_params(name, n, params, &sp));
     DRT_RETURN_IF_ERROR(drt_schedule_build(&sp, &sched));

@@ -310,7 +310,7 @@ static drt_status apply_option(drt_schedule_params *p, char *key, char *v) {
 }
 
 drt_status drt_schedule_parse_params(const char *name, int steps, const char *options, drt_schedule_params *out) {
-  drt_sched_kind kind;
+  drt_sched_kind kind = DRT_SCHED_FLOW_EULER;
   DRT_RETURN_IF_ERROR(drt_sched_kind_from_name(name, &kind));
   if (steps < 0 || steps > DRT_SCHED_MAX_STEPS)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "schedule '%s': %d steps, expected 1..%d (0: default)", name, steps,
@@ -327,6 +327,7 @@ drt_status drt_schedule_parse_params(const char *name, int steps, const char *op
     size_t n = strcspn(s, ",");
     char save = s[n];
     s[n] = '\0';
+    char *next = s + n + 1; /* before s skips leading spaces */
     while (*s == ' ') s++;
     if (*s) {
       char *eq = strchr(s, '=');
@@ -345,7 +346,7 @@ drt_status drt_schedule_parse_params(const char *name, int steps, const char *op
       if (st) break;
     }
     if (!save) break;
-    s += n + 1;
+    s = next;
   }
   free(buf);
   if (st) return drt_status_annotate(st, "schedule '%s'", name);
@@ -934,8 +935,11 @@ drt_status drt_schedule_build(const drt_schedule_params *params, drt_schedule *o
   for (int i = 0; !st && i < p.num_steps; i++) {
     const drt_sched_step *s = &steps[i];
     const double v[9] = {s->t_model, s->c_in, s->p_x, s->p_m, s->q_x, s->q_m, s->a, s->b, s->c};
-    for (int k = 0; k < 9; k++)
-      if (!isfinite(v[k])) st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "step %d: coefficient %d is not finite", i, k);
+    for (int k = 0; k < 9 && !st; k++)
+      if (!isfinite(v[k]))
+        st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                       "step %d: scalar %d (t_model, c_in, p_x, p_m, q_x, q_m, a, b, c) is not finite; "
+                       "the parameters are out of the schedule's numeric range", i, k);
   }
   if (st) {
     free(steps);
