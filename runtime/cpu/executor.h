@@ -23,4 +23,11 @@ void drt_cpu_executor_destroy(drt_cpu_executor *e); /* NULL-safe */
  * owned by the caller (free() it). On failure no output buffer is left allocated. */
 drt_status drt_cpu_executor_run(drt_cpu_executor *e, const drt_tensor *inputs, drt_tensor *outputs);
 
+/* Peak bytes of intermediates one run holds at once, from the static shapes and the same
+ * policy as drt_cpu_executor_run: with a memory plan, the arena plus the graph outputs;
+ * without, buffers allocated when produced and freed after their last use (graph outputs
+ * kept to the end). Kernel scratch is not included. UINT64_MAX when a size does not fit (the
+ * graph cannot run). Thread-safe; reads the graph only. */
+uint64_t drt_cpu_executor_peak_bytes(const drt_graph *g);
+
 #endif
