@@ -19,6 +19,8 @@ typedef struct drt_pass_stats {
 typedef struct drt_pass_ctx {
   int num_threads;         /* for constant folding */
   uint64_t max_fold_bytes; /* largest constant a fold may create (0: default 256 MiB) */
+  uint64_t max_memory;     /* memory budget (--max-memory): folding fails with OUT_OF_MEMORY
+                              rather than grow the graph's constants past it (0: none) */
   bool verify;             /* run the verifier after each pass */
   /* CFG folding (pass "cfg-fold"; off unless cfg_enabled) */
   bool cfg_enabled;
