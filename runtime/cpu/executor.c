@@ -230,8 +230,14 @@ drt_status drt_cpu_executor_run(drt_cpu_executor *e, const drt_tensor *inputs, d
       t->data = p;
     }
     if (st) break;
-    if (e->poison)
-      for (int j = 0; j < n->num_outputs; j++) memset(e->out[j].data, 0xff, drt_tensor_nbytes(&e->out[j]));
+    if (e->poison) {
+      /* Poison outputs, except ones the memory plan placed in place of a dying input. */
+      for (int j = 0; j < n->num_outputs; j++) {
+        bool aliased = false;
+        for (int k = 0; k < n->num_inputs; k++) aliased |= e->in[k].data == e->out[j].data;
+        if (!aliased) memset(e->out[j].data, 0xff, drt_tensor_nbytes(&e->out[j]));
+      }
+    }
     st = drt_cpu_run_node(&e->ctx, n, e->in, e->out);
     if (st) break;
     /* free intermediates whose last use was this node, and unused outputs */
