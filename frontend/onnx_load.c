@@ -21,8 +21,13 @@
 
 #include "frontend/onnx_internal.h"
 
-/* Most inputs/outputs/attributes one node may have (keeps counts in int range). */
-#define DRT_ONNX_MAX_NODE_ARGS (1 << 20)
+/* Size limits, checked before anything is built. The per-node ones are those of the plan
+ * format (runtime/plan.c), so every graph that loads can also be written as a plan. */
+#define DRT_ONNX_MAX_NODES (1 << 22)        /* nodes in the graph */
+#define DRT_ONNX_MAX_NODE_INPUTS 4096
+#define DRT_ONNX_MAX_NODE_OUTPUTS 256
+#define DRT_ONNX_MAX_NODE_ATTRS 1024
+#define DRT_ONNX_MAX_STRING ((size_t)1 << 20) /* a name or string attribute, in bytes */
 
 void drt_onnx_options_init(drt_onnx_options *o) { o->max_bytes = 0; }
 
@@ -220,8 +225,9 @@ static drt_status convert_attr(drt_onnx_ctx *ctx, const Onnx__AttributeProto *a,
 
 static drt_status convert_attrs(drt_onnx_ctx *ctx, const Onnx__NodeProto *nd, drt_node *n) {
   if (nd->n_attribute == 0) return DRT_OK;
-  if (nd->n_attribute > DRT_ONNX_MAX_NODE_ARGS)
-    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%zu attributes", nd->n_attribute);
+  if (nd->n_attribute > DRT_ONNX_MAX_NODE_ATTRS)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%zu attributes, at most %d are supported", nd->n_attribute,
+                     DRT_ONNX_MAX_NODE_ATTRS);
   drt_attr *attrs = drt_arena_alloc_array(ctx->g->arena, nd->n_attribute, sizeof(drt_attr));
   if (!attrs) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "allocating attributes");
   for (size_t i = 0; i < nd->n_attribute; i++) {
@@ -443,6 +449,38 @@ static drt_status dup_error(const char *name, const char *where) {
   return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "duplicate definition of '%s' (again as %s)", name, where);
 }
 
+/* Refuses names and string attributes longer than DRT_ONNX_MAX_STRING (a plan stores none longer). */
+static drt_status check_str(const char *s, size_t len, const char *what, size_t index) {
+  if (s && len > DRT_ONNX_MAX_STRING)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s #%zu is %zu bytes long, at most %zu are supported", what, index,
+                     len, DRT_ONNX_MAX_STRING);
+  return DRT_OK;
+}
+#define CHECK_CSTR(s, what, index) \
+  DRT_RETURN_IF_ERROR(check_str((s), (s) ? strnlen((s), DRT_ONNX_MAX_STRING + 1) : 0, (what), (index)))
+
+static drt_status check_strings(const Onnx__GraphProto *gp) {
+  CHECK_CSTR(gp->name, "graph name", (size_t)0);
+  for (size_t i = 0; i < gp->n_initializer; i++) CHECK_CSTR(gp->initializer[i]->name, "initializer name", i);
+  for (size_t i = 0; i < gp->n_input; i++) CHECK_CSTR(gp->input[i]->name, "graph input name", i);
+  for (size_t i = 0; i < gp->n_output; i++) CHECK_CSTR(gp->output[i]->name, "graph output name", i);
+  for (size_t k = 0; k < gp->n_node; k++) {
+    const Onnx__NodeProto *nd = gp->node[k];
+    CHECK_CSTR(nd->name, "node name", k);
+    CHECK_CSTR(nd->op_type, "node op_type", k);
+    for (size_t j = 0; j < nd->n_input; j++) CHECK_CSTR(nd->input[j], "node input name", j);
+    for (size_t j = 0; j < nd->n_output; j++) CHECK_CSTR(nd->output[j], "node output name", j);
+    for (size_t j = 0; j < nd->n_attribute; j++) {
+      const Onnx__AttributeProto *a = nd->attribute[j];
+      CHECK_CSTR(a->name, "attribute name", j);
+      DRT_RETURN_IF_ERROR(check_str((const char *)a->s.data, a->s.len, "string attribute", j));
+      for (size_t q = 0; q < a->n_strings; q++)
+        DRT_RETURN_IF_ERROR(check_str((const char *)a->strings[q].data, a->strings[q].len, "string attribute", j));
+    }
+  }
+  return DRT_OK;
+}
+
 static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
   drt_graph *g = ctx->g;
   const Onnx__GraphProto *gp = m->graph;
@@ -457,14 +495,19 @@ static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "sparse initializers are not supported (%zu found)",
                      gp->n_sparse_initializer);
 
-  /* Every name the graph can define: sizes the map and the per-node output table. */
+  /* Limits first; then every name the graph can define sizes the map and the output table. */
+  if (gp->n_node > DRT_ONNX_MAX_NODES)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the graph has %zu nodes, at most %d are supported", gp->n_node,
+                     DRT_ONNX_MAX_NODES);
+  DRT_RETURN_IF_ERROR(check_strings(gp));
   size_t total_outputs = 0;
   for (size_t k = 0; k < gp->n_node; k++) {
     const Onnx__NodeProto *nd = gp->node[k];
-    if (nd->n_output > DRT_ONNX_MAX_NODE_ARGS || nd->n_input > DRT_ONNX_MAX_NODE_ARGS) {
+    if (nd->n_output > DRT_ONNX_MAX_NODE_OUTPUTS || nd->n_input > DRT_ONNX_MAX_NODE_INPUTS) {
       char lb[160];
-      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s has %zu inputs and %zu outputs, too many",
-                       node_label(nd, k, lb, sizeof lb), nd->n_input, nd->n_output);
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s has %zu inputs and %zu outputs, at most %d and %d are "
+                       "supported", node_label(nd, k, lb, sizeof lb), nd->n_input, nd->n_output,
+                       DRT_ONNX_MAX_NODE_INPUTS, DRT_ONNX_MAX_NODE_OUTPUTS);
     }
     total_outputs += nd->n_output;
   }

@@ -104,6 +104,11 @@ typedef enum drt_tensor_role {
   DRT_ROLE_LATENT = 1,     /* the latent sample x_t fed to the network */
   DRT_ROLE_TIMESTEP = 2,   /* the network's timestep input */
   DRT_ROLE_PREDICTION = 3, /* the output the sampler consumes */
+  /* classifier-free guidance folded into the plan (drt compile --cfg-scale) */
+  DRT_ROLE_GUIDANCE_SCALE = 4,     /* input float32[1]; a session sets it to the plan's default */
+  DRT_ROLE_GUIDANCE_STATE = 5,     /* input: APG momentum; sessions manage it (zero per generation) */
+  DRT_ROLE_UNCOND_PREDICTION = 6,  /* output: the unconditional prediction (CFG++) */
+  DRT_ROLE_GUIDANCE_STATE_OUT = 7, /* output: the next APG momentum state */
 } drt_tensor_role;
 
 typedef struct drt_tensor_desc {
@@ -127,6 +132,7 @@ DRT_API drt_status_code drt_plan_load_file(const char *path, drt_plan **out);
 DRT_API drt_status_code drt_plan_load_memory(const void *data, size_t size, drt_plan **out);
 DRT_API void drt_plan_destroy(drt_plan *plan); /* NULL-safe; no session of the plan may remain */
 
+/* Inputs a caller may set (internal inputs that the plan's hoisted stages feed are not listed). */
 DRT_API int drt_plan_num_inputs(const drt_plan *plan);
 DRT_API int drt_plan_num_outputs(const drt_plan *plan);
 /* Fills `out` for input/output `index`; INVALID_ARGUMENT if out of range. */
@@ -135,12 +141,17 @@ DRT_API drt_status_code drt_plan_output(const drt_plan *plan, int index, drt_ten
 
 typedef struct drt_memory_info {
   uint64_t weights;     /* bytes of constants */
-  uint64_t activations; /* peak bytes of intermediates in one evaluation */
+  uint64_t activations; /* peak bytes of intermediates in one evaluation (largest bucket) */
   uint64_t workspace;   /* scratch bytes */
 } drt_memory_info;
 DRT_API drt_status_code drt_plan_memory(const drt_plan *plan, drt_memory_info *out);
 /* Name of the default schedule stored in the plan, or NULL; its step count in *steps. */
 DRT_API const char *drt_plan_schedule(const drt_plan *plan, int *steps);
+/* Classifier-free guidance compiled into the plan: the mode ("standard", "rescale", "cfgpp",
+ * "apg") and the default guidance scale in *default_scale, or NULL when the plan was compiled
+ * without --cfg-scale. One network evaluation then computes the conditional and unconditional
+ * predictions as one doubled batch and returns the guided prediction. */
+DRT_API const char *drt_plan_guidance(const drt_plan *plan, double *default_scale);
 
 /* ======================================================================================
  * Sessions: per-thread execution state over a plan. A session is used by one thread at a
@@ -170,7 +181,13 @@ DRT_API void drt_session_destroy(drt_session *session); /* NULL-safe */
  * drt_session_run/generate returns. */
 DRT_API drt_status_code drt_session_set_input(drt_session *session, const char *name, drt_dtype dtype, int rank,
                                       const int64_t *dims, const void *data, size_t nbytes);
-/* Runs one evaluation of the network. */
+/* Sets the guidance scale of a CFG-folded plan for the following runs and generations (no
+ * recompilation; the session starts with the plan's default). Equivalent to setting the input
+ * with role DRT_ROLE_GUIDANCE_SCALE. INVALID_ARGUMENT if the plan has no guidance. */
+DRT_API drt_status_code drt_session_set_guidance_scale(drt_session *session, double scale);
+/* Runs one evaluation of the network (the plan's hoisted stages included: the prologue and the
+ * timestep stage run on the current inputs first; they do not count as evaluations). For an
+ * APG plan the momentum state is zero unless the caller set the state input. */
 DRT_API drt_status_code drt_session_run(drt_session *session);
 /* Output of the last run/generate: *data points into the session and stays valid until the
  * next run/generate or destroy. desc may be NULL. */
@@ -193,10 +210,73 @@ DRT_API void drt_generate_options_init(drt_generate_options *opts);
 /* Runs the whole sampling loop. The final latent is then available through
  * drt_session_get_output under the latent input's name (e.g. "sample"; the name of the
  * input whose role is DRT_ROLE_LATENT), and the last network outputs under their own
- * names. Inputs other than the latent and timestep must have been set. */
+ * names. Inputs other than the latent and timestep must have been set (the guidance scale has
+ * a default). A plan with hoisted stages runs its prologue once, before the first step, and
+ * takes timestep-only values from its per-step tables when the generation's timesteps are the
+ * ones they were computed for (else it runs the step stage). With CFG++ the step update takes
+ * x0 from the guided prediction and the noise estimate from the unconditional one; with APG
+ * the momentum starts at zero and carries from step to step. */
 DRT_API drt_status_code drt_session_generate(drt_session *session, const drt_generate_options *opts);
 /* Network evaluations performed by this session since creation. */
 DRT_API uint64_t drt_session_nfe(const drt_session *session);
+
+/* ======================================================================================
+ * Adapting a loaded plan without recompiling: new weights, LoRA adapters, shape buckets.
+ * ====================================================================================== */
+
+/* Replaces the weights of a loaded plan with those of another checkpoint of the same
+ * architecture (a .safetensors file): parameters are found through the plan's weight map
+ * (drt compile --weights-map) or by equal names; dtypes and shapes are checked and a mismatch
+ * is refused with the list of what differs (nothing changes then). Constants the compiler
+ * derived from weights (transposes, folds, per-step tables) are recomputed; LoRAs merged with
+ * drt_plan_set_loras are merged again onto the new weights. Sessions created afterwards use
+ * the new weights; existing sessions keep the weights they were created with (the old
+ * weights are freed with the last session that uses them). Thread-safe with respect to
+ * sessions and other swaps; the plan must stay alive. */
+DRT_API drt_status_code drt_plan_swap_weights(drt_plan *plan, const char *safetensors_path);
+/* The same from safetensors bytes in memory (copied; the caller keeps `data`). */
+DRT_API drt_status_code drt_plan_swap_weights_memory(drt_plan *plan, const void *data, size_t size);
+
+/* A low-rank adapter (LoRA) read from a .safetensors file and mapped onto a plan's weights.
+ * Layouts: kohya ("lora_unet_<module>.lora_down.weight" / ".lora_up.weight" / ".alpha"),
+ * diffusers/PEFT ("<prefix><module>.lora_A.weight" / ".lora_B.weight", with "unet.",
+ * "transformer.", "base_model.model." prefixes), the "_A/_B" and ".lora.down/.lora.up"
+ * variants (Hyper-SD, LCM-LoRA, DMD2), linear and conv (LoCon) weights. The scale of an
+ * adapter is alpha / rank when the file has an alpha, else 1. Modules are matched through the
+ * plan's weight map (parameter names) or, without one, the plan's constant names. Keys that
+ * match nothing are kept in a list (drt_lora_unknown_key), never dropped silently. A LoRA is
+ * bound to the plan it was loaded for and immutable: it may be used by several sessions. */
+typedef struct drt_lora drt_lora;
+DRT_API drt_status_code drt_lora_load_file(const drt_plan *plan, const char *path, drt_lora **out);
+DRT_API void drt_lora_destroy(drt_lora *lora); /* NULL-safe; not while a plan or session uses it */
+DRT_API int drt_lora_num_targets(const drt_lora *lora);     /* weights the LoRA changes */
+DRT_API int drt_lora_num_unknown_keys(const drt_lora *lora);
+DRT_API const char *drt_lora_unknown_key(const drt_lora *lora, int index); /* NULL if out of range */
+
+/* Merged mode: the plan's weights become W + sum_i strength_i * scale_i * B_i A_i for the
+ * given LoRAs, computed from the base weights each time (so loading A, then B, then A again
+ * gives exactly the weights of A alone); count 0 restores the base weights exactly. Like a
+ * weight swap, sessions created afterwards see the result and existing ones are undisturbed.
+ * The LoRAs must stay alive until replaced. */
+DRT_API drt_status_code drt_plan_set_loras(drt_plan *plan, const drt_lora *const *loras, const float *strengths,
+                                           int count);
+/* Unmerged mode, per session: the plan's weights stay untouched and each adapted GEMM or
+ * convolution gets its low-rank product added (y += strength * scale * (x A^T) B^T), so that
+ * sessions of one plan can use different LoRAs and strengths at once. Fused kernels stay
+ * fused. count 0 removes them. The LoRAs must outlive their use by the session. */
+DRT_API drt_status_code drt_session_set_loras(drt_session *session, const drt_lora *const *loras,
+                                              const float *strengths, int count);
+
+/* Shape buckets (drt compile --shapes): one plan holds graphs for several input shapes over
+ * one copy of the weights. drt_plan_input describes bucket 0; a session picks the bucket
+ * whose shapes match the inputs it was given (drt_session_set_input accepts the shapes of any
+ * bucket; a shape outside every bucket is an error that lists the buckets), or the one chosen
+ * with drt_session_select_bucket. */
+DRT_API int drt_plan_num_buckets(const drt_plan *plan);
+DRT_API drt_status_code drt_plan_bucket_input(const drt_plan *plan, int bucket, int index, drt_tensor_desc *out);
+DRT_API drt_status_code drt_plan_bucket_memory(const drt_plan *plan, int bucket, drt_memory_info *out);
+DRT_API drt_status_code drt_session_select_bucket(drt_session *session, int bucket);
+DRT_API int drt_session_bucket(const drt_session *session); /* current bucket, -1 for NULL */
 
 /* Version string of the linked library. */
 DRT_API const char *drt_version(void);

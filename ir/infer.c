@@ -9,6 +9,7 @@ static const drt_infer_entry *const k_tables[] = {
     drt_infer_table_reduce,
     drt_infer_table_movement,
     drt_infer_table_index,
+    drt_infer_table_fused,
 };
 
 drt_infer_fn drt_infer_find(drt_op op) {
@@ -30,6 +31,11 @@ drt_status drt_infer_node(drt_graph *g, drt_node *n) {
   if (n->num_outputs < info->min_outputs || (info->max_outputs >= 0 && n->num_outputs > info->max_outputs))
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: has %d outputs, expected %d..%d",
                      drt_node_describe(n, d, sizeof d), n->num_outputs, info->min_outputs, info->max_outputs);
+  /* the first min_inputs are required: an omitted one ("" in ONNX) is an error, not NULL */
+  for (int i = 0; i < info->min_inputs && i < n->num_inputs; i++)
+    if (!n->inputs[i])
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: required input %d is omitted",
+                       drt_node_describe(n, d, sizeof d), i);
   for (int i = 0; i < n->num_inputs; i++) {
     drt_value *v = n->inputs[i];
     if (!v) continue;
@@ -50,7 +56,9 @@ drt_status drt_infer_node(drt_graph *g, drt_node *n) {
     if (!v->has_shape || v->dtype == DRT_DTYPE_UNDEFINED)
       return DRT_ERROR(DRT_STATUS_INTERNAL, "%s: inference left output %d '%s' untyped",
                        drt_node_describe(n, d, sizeof d), i, v->name);
-    if (drt_shape_numel(&v->shape) < 0)
+    int64_t numel = drt_shape_numel(&v->shape);
+    drt_tensor t = {v->dtype, v->shape, NULL};
+    if (numel < 0 || (numel > 0 && drt_tensor_nbytes(&t) == 0))
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: output '%s' has an invalid or overflowing shape",
                        drt_node_describe(n, d, sizeof d), v->name);
   }

@@ -22,6 +22,7 @@ extern const drt_infer_entry drt_infer_table_linalg[];      /* ir/infer_linalg.c
 extern const drt_infer_entry drt_infer_table_reduce[];      /* ir/infer_reduce.c */
 extern const drt_infer_entry drt_infer_table_movement[];    /* ir/infer_movement.c */
 extern const drt_infer_entry drt_infer_table_index[];       /* ir/infer_index.c */
+extern const drt_infer_entry drt_infer_table_fused[];       /* ir/infer_fused.c (internal drt.* ops) */
 
 drt_infer_fn drt_infer_find(drt_op op);
 /* Runs inference for one node (arity check + dispatch + error context). */

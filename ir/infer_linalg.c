@@ -395,6 +395,17 @@ drt_status drt_window_geom_compute(const drt_node *n, const drt_shape *x, const 
     g->pad_begin[i] = pads ? pads[i] : 0;
     g->pad_end[i] = pads ? pads[nsp + i] : 0;
   }
+  /* Bounds that keep the geometry below in int64 (each product of two terms stays under 2^63). */
+  const int64_t lim = (int64_t)1 << 31;
+  for (int i = 0; i < nsp; i++) {
+    int64_t op = opad ? opad[i] : 0;
+    if (g->in[i] > lim || g->kernel[i] > lim || g->stride[i] > lim || g->dilation[i] > lim || g->pad_begin[i] > lim ||
+        g->pad_end[i] > lim || op > lim || g->kernel[i] < 0)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                       "spatial axis %d: input %" PRId64 ", kernel %" PRId64 ", stride %" PRId64 ", dilation %" PRId64
+                       ", pads %" PRId64 "+%" PRId64 " or output padding %" PRId64 " is above 2^31",
+                       i, g->in[i], g->kernel[i], g->stride[i], g->dilation[i], g->pad_begin[i], g->pad_end[i], op);
+  }
 
   const char *ap = drt_node_attr_string(n, "auto_pad", "NOTSET");
   enum { PAD_NOTSET, PAD_VALID, PAD_SAME_UPPER, PAD_SAME_LOWER } mode;
@@ -427,6 +438,9 @@ drt_status drt_window_geom_compute(const drt_node *n, const drt_shape *x, const 
       int64_t full = s * (g->in[i] - 1) + op + dk;
       if (os || mode == PAD_SAME_UPPER || mode == PAD_SAME_LOWER) {
         int64_t target = os ? os[i] : g->in[i] * s;
+        if (os && target > lim)
+          return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute 'output_shape' %s has a value above 2^31",
+                           ints_str(os, nsp, s2, sizeof s2));
         if (target < 1)
           return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute 'output_shape' %s has a value below 1",
                            ints_str(os, nsp, s2, sizeof s2));

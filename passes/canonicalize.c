@@ -164,6 +164,9 @@ static drt_status fold_node(drt_graph *g, drt_node *n, drt_cpu_ctx *cpu) {
 
 static drt_status infer_and_fold(drt_graph *g, const drt_pass_ctx *ctx, size_t *folded) {
   uint64_t max_fold = ctx && ctx->max_fold_bytes ? ctx->max_fold_bytes : DEFAULT_MAX_FOLD_BYTES;
+  uint64_t budget = ctx ? ctx->max_memory : 0, const_bytes = 0;
+  for (size_t i = 0; budget && i < g->num_values; i++)
+    if (g->values[i]->kind == DRT_VALUE_CONST) const_bytes += g->values[i]->nbytes;
   drt_cpu_ctx cpu = {NULL, 1};
   for (size_t i = 0; i < g->num_nodes; i++) {
     drt_node *n = g->nodes[i];
@@ -180,6 +183,14 @@ static drt_status infer_and_fold(drt_graph *g, const drt_pass_ctx *ctx, size_t *
     }
     if (bytes > max_fold) continue;
     if (!drt_cpu_kernel_find(n->op)) continue; /* left for the executor to report */
+    if (budget && (bytes > budget || const_bytes > budget - bytes)) {
+      char d[256];
+      return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY,
+                       "%s: folding it into a %" PRIu64 "-byte constant brings the constants to %" PRIu64
+                       " bytes, over the memory budget of %" PRIu64 " bytes (--max-memory)",
+                       drt_node_describe(n, d, sizeof d), bytes, const_bytes + bytes, budget);
+    }
+    const_bytes += bytes;
     DRT_RETURN_IF_ERROR(fold_node(g, n, &cpu));
     (*folded)++;
   }

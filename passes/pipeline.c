@@ -3,12 +3,24 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "passes/attention_fuse.h"
 #include "passes/canonicalize.h"
+#include "passes/cfg_fold.h"
+#include "passes/cse.h"
+#include "passes/elementwise_fuse.h"
+#include "passes/hoist.h"
 #include "passes/memory_plan.h"
+#include "passes/norm_fuse.h"
 
 /* The pipeline, in order. Add a pass by adding one row here. */
 static const drt_pass k_passes[] = {
     {"canonicalize", drt_pass_canonicalize, "infer shapes, fold constants, drop no-op nodes, DCE"},
+    {"cse", drt_pass_cse, "common subexpressions, transpose/reshape cancellation, exact algebraic identities"},
+    {"cfg-fold", drt_pass_cfg_fold, "cond + uncond as one batch-2B pass, guided by drt.CfgCombine (--cfg-scale)"},
+    {"hoist", drt_pass_hoist, "invariant work to a once-per-generation prologue, timestep-only work to per-step tables"},
+    {"attention-fuse", drt_pass_attention_fuse, "Q.K^T -> scale -> mask -> softmax -> .V (and ONNX Attention) to drt.Attention"},
+    {"norm-fuse", drt_pass_norm_fuse, "Layer/RMS/GroupNorm (op or decomposed) + affine, adaLN, activation to drt.Norm"},
+    {"elementwise-fuse", drt_pass_elementwise_fuse, "pointwise groups to drt.Elementwise; bias/activation/residual into drt.Gemm/drt.Conv"},
     /* memory-plan must stay last: any change after it invalidates the offsets */
     {"memory-plan", drt_pass_memory_plan, "assign intermediates to one arena (liveness, best fit, in place)"},
 };

@@ -1,6 +1,7 @@
 #include "runtime/npy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +12,21 @@
 drt_status drt_read_file(const char *path, uint64_t limit, void **data, size_t *size) {
   *data = NULL;
   *size = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    if (errno == ENOENT) return DRT_ERROR(DRT_STATUS_NOT_FOUND, "'%s': no such file", path);
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return DRT_ERROR(DRT_STATUS_NOT_FOUND, "'%s': no such file", path);
     return DRT_ERROR(DRT_STATUS_IO, "'%s': cannot open: %s", path, strerror(errno));
   }
   struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
     return DRT_ERROR(DRT_STATUS_IO, "'%s' is not a regular file", path);
+  }
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    close(fd);
+    return DRT_ERROR(DRT_STATUS_IO, "'%s': cannot open: %s", path, strerror(errno));
   }
   uint64_t n = (uint64_t)st.st_size;
   if ((limit && n > limit) || n > SIZE_MAX - 1) {
@@ -49,9 +56,15 @@ drt_status drt_write_file_atomic(const char *path, const void *data, size_t size
   char *tmp = malloc(plen + 32);
   if (!tmp) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "writing '%s'", path);
   snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
+  /* O_EXCL | O_NOFOLLOW: never write through a file or link planted at the temporary name */
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
   if (!f) {
     drt_status s = DRT_ERROR(DRT_STATUS_IO, "cannot create '%s': %s", path, strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+      unlink(tmp);
+    }
     free(tmp);
     return s;
   }

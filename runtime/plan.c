@@ -46,67 +46,198 @@ static void write_attr(drt_bytes_writer *w, const drt_attr *a) {
   }
 }
 
+/* Constants placed in WEIGHTS while serializing: where each went (for provenance offsets), and
+ * for extra shape buckets, reuse of an earlier constant with the same name, dtype, shape and
+ * bytes, so that weights are stored once. */
+typedef struct placed_const {
+  const drt_value *v;
+  uint64_t offset;
+} placed_const;
+
+typedef struct placer {
+  drt_bytes_writer *weights;
+  placed_const *items;
+  size_t count, cap;
+  bool dedupe;  /* reuse earlier constants by name + content */
+  bool failed;
+} placer;
+
+static uint64_t place_const(void *user, const drt_value *v) {
+  placer *p = user;
+  if (p->dedupe) {
+    for (size_t i = 0; i < p->count; i++) {
+      const drt_value *u = p->items[i].v;
+      if (u->nbytes == v->nbytes && u->dtype == v->dtype && drt_shape_equal(&u->shape, &v->shape) &&
+          strcmp(u->name, v->name) == 0 && (v->nbytes == 0 || memcmp(u->data, v->data, v->nbytes) == 0))
+        return p->items[i].offset;
+    }
+  }
+  drt_bw_align(p->weights, DRT_PLAN_ALIGN);
+  uint64_t off = p->weights->size;
+  drt_bw_put(p->weights, v->data, v->nbytes);
+  if (p->count == p->cap) {
+    size_t nc = p->cap ? 2 * p->cap : 256;
+    placed_const *ni = realloc(p->items, nc * sizeof *ni);
+    if (!ni) {
+      p->failed = true;
+      return off;
+    }
+    p->items = ni;
+    p->cap = nc;
+  }
+  p->items[p->count].v = v;
+  p->items[p->count++].offset = off;
+  return off;
+}
+
+/* WEIGHTS offset of a constant placed earlier (provenance targets), UINT64_MAX if none. */
+static uint64_t placed_offset(void *user, const drt_value *v) {
+  const placer *p = user;
+  for (size_t i = p->count; i-- > 0;)
+    if (p->items[i].v == v) return p->items[i].offset;
+  return UINT64_MAX;
+}
+
+void drt_plan_write_graph(drt_bytes_writer *w, const drt_graph *g, drt_place_const_fn place, void *user) {
+  uint64_t *const_off = calloc(g->num_values + 1, sizeof(uint64_t));
+  if (!const_off) {
+    w->failed = true;
+    return;
+  }
+  for (size_t i = 0; i < g->num_values; i++) {
+    const drt_value *v = g->values[i];
+    if (v->kind == DRT_VALUE_CONST) const_off[i] = place(user, v);
+  }
+  /* GRAPH */
+  drt_bw_u32(w, (uint32_t)g->opset);
+  drt_bw_str(w, g->name);
+  drt_bw_u32(w, (uint32_t)g->num_values);
+  for (size_t i = 0; i < g->num_values; i++) {
+    const drt_value *v = g->values[i];
+    drt_bw_str(w, v->name);
+    drt_bw_u8(w, (uint8_t)v->kind);
+    drt_bw_u8(w, (uint8_t)v->dtype);
+    drt_bw_u8(w, (uint8_t)v->shape.rank);
+    drt_bw_u8(w, v->is_graph_output ? 1 : 0);
+    for (int d = 0; d < v->shape.rank; d++) drt_bw_i64(w, v->shape.dims[d]);
+    if (v->kind == DRT_VALUE_CONST) {
+      drt_bw_u64(w, const_off[i]);
+      drt_bw_u64(w, v->nbytes);
+    }
+  }
+  drt_bw_u32(w, (uint32_t)g->num_nodes);
+  for (size_t i = 0; i < g->num_nodes; i++) {
+    const drt_node *n = g->nodes[i];
+    drt_bw_str(w, n->name);
+    drt_bw_str(w, drt_op_name(n->op));
+    drt_bw_u32(w, (uint32_t)n->opset);
+    drt_bw_u32(w, (uint32_t)n->num_inputs);
+    for (int j = 0; j < n->num_inputs; j++)
+      drt_bw_u32(w, n->inputs[j] ? value_index(g, n->inputs[j]) : UINT32_MAX);
+    drt_bw_u32(w, (uint32_t)n->num_outputs);
+    for (int j = 0; j < n->num_outputs; j++) drt_bw_u32(w, value_index(g, n->outputs[j]));
+    drt_bw_u32(w, (uint32_t)n->num_attrs);
+    for (int j = 0; j < n->num_attrs; j++) write_attr(w, &n->attrs[j]);
+  }
+  drt_bw_u32(w, (uint32_t)g->num_inputs);
+  for (size_t i = 0; i < g->num_inputs; i++) drt_bw_u32(w, value_index(g, g->inputs[i]));
+  drt_bw_u32(w, (uint32_t)g->num_outputs);
+  for (size_t i = 0; i < g->num_outputs; i++) drt_bw_u32(w, value_index(g, g->outputs[i]));
+  free(const_off);
+}
+
+/* Appends g in the GRAPH encoding to w and its constants to the placer's weights (64-aligned). */
+static drt_status encode_graph(const drt_graph *g, drt_bytes_writer *w, placer *pl) {
+  drt_plan_write_graph(w, g, place_const, pl);
+  if (w->failed || pl->failed) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "serializing plan");
+  return DRT_OK;
+}
+
+static void write_signature(drt_bytes_writer *sig, const drt_graph *g, const uint8_t *in_roles, const uint8_t *out_roles) {
+  for (int list = 0; list < 2; list++) {
+    size_t n = list ? g->num_outputs : g->num_inputs;
+    drt_bw_u32(sig, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+      const drt_value *v = list ? g->outputs[i] : g->inputs[i];
+      drt_bw_str(sig, v->name);
+      drt_bw_u8(sig, list ? (out_roles ? out_roles[i] : 0) : (in_roles ? in_roles[i] : 0));
+      drt_bw_u8(sig, (uint8_t)v->dtype);
+      drt_bw_u8(sig, (uint8_t)v->shape.rank);
+      for (int d = 0; d < v->shape.rank; d++) drt_bw_i64(sig, v->shape.dims[d]);
+    }
+  }
+}
+
+static void write_memplan(drt_bytes_writer *memplan, const drt_graph *g) {
+  if (!g->mem_planned) return;
+  drt_bw_u64(memplan, g->mem_arena_bytes);
+  drt_bw_u32(memplan, (uint32_t)g->num_values);
+  for (size_t i = 0; i < g->num_values; i++) drt_bw_i64(memplan, g->values[i]->mem_offset);
+}
+
+/* Sections beyond the fixed list: one BUCKET per extra bucket, one PROVENANCE per bucket, the
+ * WEIGHTMAP. Written after the constants of every graph are placed. */
+#define MAX_EXTRA_SECTIONS (DRT_PLAN_MAX_SECTIONS - 16)
+typedef struct extra_sections {
+  uint32_t n;
+  uint32_t type[MAX_EXTRA_SECTIONS];
+  drt_bytes_writer w[MAX_EXTRA_SECTIONS];
+} extra_sections;
+
+static drt_status write_extra_sections(const drt_plan_contents *c, placer *pl, extra_sections *x) {
+  uint32_t nb = c->num_buckets > 1 ? c->num_buckets : 1;
+  if (nb - 1 + (c->num_provenance) + 1 > MAX_EXTRA_SECTIONS)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "serializing plan: %u buckets is more than a plan holds", nb);
+  for (uint32_t b = 1; b < nb; b++) {
+    const drt_graph *bg = c->buckets[b];
+    drt_bytes_writer gw = {0}, sw = {0}, mw = {0};
+    pl->dedupe = true;
+    drt_status st = encode_graph(bg, &gw, pl);
+    pl->dedupe = false;
+    write_signature(&sw, bg, c->input_roles, c->output_roles);
+    write_memplan(&mw, bg);
+    drt_bytes_writer *w = &x->w[x->n];
+    x->type[x->n++] = DRT_PLAN_SECTION_BUCKET;
+    drt_bw_u32(w, b);
+    drt_bw_u64(w, gw.size);
+    drt_bw_put(w, gw.data, gw.size);
+    drt_bw_u64(w, sw.size);
+    drt_bw_put(w, sw.data, sw.size);
+    drt_bw_u64(w, mw.size);
+    drt_bw_put(w, mw.data, mw.size);
+    if (gw.failed || sw.failed || mw.failed) st = st ? st : DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "serializing plan");
+    drt_bw_free(&gw);
+    drt_bw_free(&sw);
+    drt_bw_free(&mw);
+    DRT_RETURN_IF_ERROR(st);
+  }
+  for (uint32_t b = 0; b < c->num_provenance; b++) {
+    if (!c->provenance[b]) continue;
+    drt_bytes_writer *w = &x->w[x->n];
+    x->type[x->n++] = DRT_PLAN_SECTION_PROVENANCE;
+    drt_provenance_write(w, c->provenance[b], placed_offset, pl);
+  }
+  if (c->weight_map) {
+    drt_bytes_writer *w = &x->w[x->n];
+    x->type[x->n++] = DRT_PLAN_SECTION_WEIGHTMAP;
+    drt_weight_map_write(w, c->weight_map);
+  }
+  for (uint32_t i = 0; i < x->n; i++)
+    if (x->w[i].failed) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "serializing plan");
+  return DRT_OK;
+}
+
 drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *size) {
   const drt_graph *g = c->graph;
   drt_bytes_writer weights = {0}, graph = {0}, sig = {0}, sched = {0}, target = {0}, memplan = {0}, file = {0};
-  uint64_t *const_off = calloc(g->num_values + 1, sizeof(uint64_t));
-  drt_status st = DRT_OK;
-  if (!const_off) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "serializing plan");
-  for (size_t i = 0; i < g->num_values; i++) {
-    const drt_value *v = g->values[i];
-    if (v->kind != DRT_VALUE_CONST) continue;
-    drt_bw_align(&weights, DRT_PLAN_ALIGN);
-    const_off[i] = weights.size;
-    drt_bw_put(&weights, v->data, v->nbytes);
-  }
-  /* GRAPH */
-  drt_bw_u32(&graph, (uint32_t)g->opset);
-  drt_bw_str(&graph, g->name);
-  drt_bw_u32(&graph, (uint32_t)g->num_values);
-  for (size_t i = 0; i < g->num_values; i++) {
-    const drt_value *v = g->values[i];
-    drt_bw_str(&graph, v->name);
-    drt_bw_u8(&graph, (uint8_t)v->kind);
-    drt_bw_u8(&graph, (uint8_t)v->dtype);
-    drt_bw_u8(&graph, (uint8_t)v->shape.rank);
-    drt_bw_u8(&graph, v->is_graph_output ? 1 : 0);
-    for (int d = 0; d < v->shape.rank; d++) drt_bw_i64(&graph, v->shape.dims[d]);
-    if (v->kind == DRT_VALUE_CONST) {
-      drt_bw_u64(&graph, const_off[i]);
-      drt_bw_u64(&graph, v->nbytes);
-    }
-  }
-  drt_bw_u32(&graph, (uint32_t)g->num_nodes);
-  for (size_t i = 0; i < g->num_nodes; i++) {
-    const drt_node *n = g->nodes[i];
-    drt_bw_str(&graph, n->name);
-    drt_bw_str(&graph, drt_op_name(n->op));
-    drt_bw_u32(&graph, (uint32_t)n->opset);
-    drt_bw_u32(&graph, (uint32_t)n->num_inputs);
-    for (int j = 0; j < n->num_inputs; j++)
-      drt_bw_u32(&graph, n->inputs[j] ? value_index(g, n->inputs[j]) : UINT32_MAX);
-    drt_bw_u32(&graph, (uint32_t)n->num_outputs);
-    for (int j = 0; j < n->num_outputs; j++) drt_bw_u32(&graph, value_index(g, n->outputs[j]));
-    drt_bw_u32(&graph, (uint32_t)n->num_attrs);
-    for (int j = 0; j < n->num_attrs; j++) write_attr(&graph, &n->attrs[j]);
-  }
-  drt_bw_u32(&graph, (uint32_t)g->num_inputs);
-  for (size_t i = 0; i < g->num_inputs; i++) drt_bw_u32(&graph, value_index(g, g->inputs[i]));
-  drt_bw_u32(&graph, (uint32_t)g->num_outputs);
-  for (size_t i = 0; i < g->num_outputs; i++) drt_bw_u32(&graph, value_index(g, g->outputs[i]));
-  /* SIGNATURE */
-  for (int list = 0; list < 2; list++) {
-    size_t n = list ? g->num_outputs : g->num_inputs;
-    drt_bw_u32(&sig, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-      const drt_value *v = list ? g->outputs[i] : g->inputs[i];
-      drt_bw_str(&sig, v->name);
-      drt_bw_u8(&sig, list ? (c->output_roles ? c->output_roles[i] : 0) : (c->input_roles ? c->input_roles[i] : 0));
-      drt_bw_u8(&sig, (uint8_t)v->dtype);
-      drt_bw_u8(&sig, (uint8_t)v->shape.rank);
-      for (int d = 0; d < v->shape.rank; d++) drt_bw_i64(&sig, v->shape.dims[d]);
-    }
-  }
+  drt_bytes_writer stats = {0}, guidance = {0}, stages = {0};
+  uint64_t *const_off = NULL;
+  placer pl = {&weights, NULL, 0, 0, false, false};
+  extra_sections extra;
+  memset(&extra, 0, sizeof extra);
+  drt_status st = encode_graph(g, &graph, &pl);
+  if (st) goto done;
+  write_signature(&sig, g, c->input_roles, c->output_roles);
   if (c->has_schedule) {
     drt_bw_str(&sched, c->schedule.name);
     drt_bw_str(&sched, c->schedule.params);
@@ -116,10 +247,45 @@ drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *
       for (int k = 0; k < DRT_SCHED_SCALARS; k++) drt_bw_f64(&sched, c->schedule.steps[s][k]);
   }
   if (c->cuda_archs[0]) drt_bw_str(&target, c->cuda_archs);
-  if (g->mem_planned) {
-    drt_bw_u64(&memplan, g->mem_arena_bytes);
-    drt_bw_u32(&memplan, (uint32_t)g->num_values);
-    for (size_t i = 0; i < g->num_values; i++) drt_bw_i64(&memplan, g->values[i]->mem_offset);
+  write_memplan(&memplan, g);
+  if (c->num_stats) {
+    drt_bw_u32(&stats, c->num_stats);
+    for (uint32_t i = 0; i < c->num_stats; i++) {
+      drt_bw_str(&stats, c->stats[i].key);
+      drt_bw_f64(&stats, c->stats[i].value);
+    }
+  }
+  if (c->has_guidance) {
+    drt_bw_f64(&guidance, c->guidance.default_scale);
+    drt_bw_str(&guidance, c->guidance.mode);
+    drt_bw_f64(&guidance, c->guidance.phi);
+    drt_bw_f64(&guidance, c->guidance.eta);
+    drt_bw_f64(&guidance, c->guidance.norm_threshold);
+    drt_bw_f64(&guidance, c->guidance.momentum);
+  }
+  if (c->num_stages) {
+    if (c->num_stages > DRT_PLAN_MAX_STAGES) {
+      st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "serializing plan: %u stages", c->num_stages);
+      goto done;
+    }
+    drt_bw_u32(&stages, c->num_stages);
+    for (uint32_t k = 0; k < c->num_stages; k++) {
+      const drt_plan_stage *sg = &c->stages[k];
+      drt_bw_u8(&stages, sg->kind);
+      st = encode_graph(sg->graph, &stages, &pl);
+      if (st) goto done;
+      drt_bw_u32(&stages, sg->table_steps);
+      for (uint32_t r = 0; r < sg->table_steps; r++) drt_bw_f64(&stages, sg->table_t[r]);
+      for (size_t j = 0; j < sg->graph->num_outputs && sg->table_steps; j++) {
+        const drt_value *o = sg->graph->outputs[j];
+        drt_tensor t = {o->dtype, o->shape, NULL};
+        uint64_t nb = (uint64_t)drt_tensor_nbytes(&t) * sg->table_steps;
+        drt_bw_align(&weights, DRT_PLAN_ALIGN);
+        drt_bw_u64(&stages, weights.size);
+        drt_bw_u64(&stages, nb);
+        drt_bw_put(&weights, sg->tables[j], (size_t)nb);
+      }
+    }
   }
 
   /* assemble: header, sections, table */
@@ -131,10 +297,15 @@ drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *
               {DRT_PLAN_SECTION_SIGNATURE, &sig},
               {DRT_PLAN_SECTION_SCHEDULE, &sched},
               {DRT_PLAN_SECTION_TARGET, &target},
-              {DRT_PLAN_SECTION_MEMPLAN, &memplan}};
+              {DRT_PLAN_SECTION_MEMPLAN, &memplan},
+              {DRT_PLAN_SECTION_STATS, &stats},
+              {DRT_PLAN_SECTION_GUIDANCE, &guidance},
+              {DRT_PLAN_SECTION_STAGES, &stages}};
+  st = write_extra_sections(c, &pl, &extra);
+  if (st) goto done;
   uint32_t nsec = 0;
-  uint64_t offs[8], sizes[8];
-  uint32_t types[8], crcs[8];
+  uint64_t offs[DRT_PLAN_MAX_SECTIONS], sizes[DRT_PLAN_MAX_SECTIONS];
+  uint32_t types[DRT_PLAN_MAX_SECTIONS], crcs[DRT_PLAN_MAX_SECTIONS];
   drt_bw_put(&file, NULL, DRT_PLAN_HEADER_SIZE);
   for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++) {
     if (secs[i].type != DRT_PLAN_SECTION_WEIGHTS && secs[i].type != DRT_PLAN_SECTION_GRAPH &&
@@ -150,6 +321,15 @@ drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *
     sizes[nsec] = secs[i].w->size;
     crcs[nsec] = drt_crc32(secs[i].w->data, secs[i].w->size);
     drt_bw_put(&file, secs[i].w->data, secs[i].w->size);
+    nsec++;
+  }
+  for (uint32_t i = 0; i < extra.n && nsec < DRT_PLAN_MAX_SECTIONS; i++) {
+    drt_bw_align(&file, DRT_PLAN_ALIGN);
+    types[nsec] = extra.type[i];
+    offs[nsec] = file.size;
+    sizes[nsec] = extra.w[i].size;
+    crcs[nsec] = drt_crc32(extra.w[i].data, extra.w[i].size);
+    drt_bw_put(&file, extra.w[i].data, extra.w[i].size);
     nsec++;
   }
   drt_bw_align(&file, DRT_PLAN_ALIGN);
@@ -192,17 +372,24 @@ drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *
   file.data = NULL;
 done:
   free(const_off);
+  free(pl.items);
+  for (uint32_t i = 0; i < extra.n; i++) drt_bw_free(&extra.w[i]);
   drt_bw_free(&weights);
   drt_bw_free(&graph);
   drt_bw_free(&sig);
   drt_bw_free(&sched);
   drt_bw_free(&target);
   drt_bw_free(&memplan);
+  drt_bw_free(&stats);
+  drt_bw_free(&guidance);
+  drt_bw_free(&stages);
   drt_bw_free(&file);
   return st;
 }
 
 /* ---- reading ---------------------------------------------------------------------- */
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
 #define CORRUPT(...) DRT_ERROR(DRT_STATUS_CORRUPT, __VA_ARGS__)
 
 static char *arena_str(drt_graph *g, drt_bytes_reader *r) {
@@ -512,6 +699,225 @@ fail:
   return st;
 }
 
+static int main_input(const drt_graph *g, const char *name) {
+  for (size_t i = 0; i < g->num_inputs; i++)
+    if (strcmp(g->inputs[i]->name, name) == 0) return (int)i;
+  return -1;
+}
+
+/* The STAGES section (layout in plan_format.h); checks every stage input and output against
+ * the main graph's inputs. */
+static drt_status parse_stages(drt_bytes_reader *r, const uint8_t *weights, uint64_t weights_size,
+                               drt_plan_contents *out) {
+  const drt_graph *mg = out->graph;
+  uint32_t n = drt_br_u32(r);
+  if (r->failed || n == 0 || n > DRT_PLAN_MAX_STAGES) return CORRUPT("%u stages (1..%d allowed)", n, DRT_PLAN_MAX_STAGES);
+  uint32_t *fed = calloc(mg->num_inputs + 1, sizeof(uint32_t));
+  if (!fed) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "plan stages");
+  drt_status st = DRT_OK;
+  for (uint32_t k = 0; k < n && !st; k++) {
+    drt_plan_stage *sg = &out->stages[k];
+    sg->kind = drt_br_u8(r);
+    if (r->failed || (sg->kind != DRT_PLAN_STAGE_PROLOGUE && sg->kind != DRT_PLAN_STAGE_STEP)) {
+      st = CORRUPT("stage %u has kind %u", k, sg->kind);
+      break;
+    }
+    for (uint32_t j = 0; j < k; j++)
+      if (out->stages[j].kind == sg->kind) st = CORRUPT("two stages of kind %u", sg->kind);
+    if (st) break;
+    st = parse_graph(r, weights, weights_size, &sg->graph);
+    if (st) break;
+    out->num_stages = k + 1;
+    const drt_graph *g = sg->graph;
+    uint32_t rows = drt_br_u32(r);
+    if (r->failed || rows > 100000 || (rows && sg->kind != DRT_PLAN_STAGE_STEP) ||
+        (uint64_t)rows * 8 > r->size - r->pos) {
+      st = CORRUPT("stage %u: bad table row count %u", k, rows);
+      break;
+    }
+    sg->table_t = malloc((size_t)rows * sizeof(double) + 8);
+    sg->tables = calloc(g->num_outputs + 1, sizeof(void *));
+    if (!sg->table_t || !sg->tables) {
+      st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "plan stages");
+      break;
+    }
+    for (uint32_t i = 0; i < rows; i++) sg->table_t[i] = drt_br_f64(r);
+    sg->table_steps = rows;
+    for (size_t j = 0; j < g->num_outputs && rows && !st; j++) {
+      drt_tensor t = {g->outputs[j]->dtype, g->outputs[j]->shape, NULL};
+      uint64_t off = drt_br_u64(r), nb = drt_br_u64(r);
+      if (r->failed || off % DRT_PLAN_ALIGN || off > weights_size || nb > weights_size - off ||
+          nb != (uint64_t)drt_tensor_nbytes(&t) * rows)
+        st = CORRUPT("stage %u: table of '%s' is outside the weights section or has the wrong size", k,
+                     g->outputs[j]->name);
+      else sg->tables[j] = weights + off;
+    }
+    /* wiring against the main graph */
+    for (size_t i = 0; i < g->num_inputs && !st; i++) {
+      const drt_value *v = g->inputs[i];
+      int m = main_input(mg, v->name);
+      uint8_t role = m >= 0 ? out->input_roles[m] : 0;
+      if (m < 0 || role == DRT_PLAN_ROLE_HOISTED || v->dtype != mg->inputs[m]->dtype ||
+          !drt_shape_equal(&v->shape, &mg->inputs[m]->shape) ||
+          (sg->kind == DRT_PLAN_STAGE_STEP && role != DRT_PLAN_ROLE_TIMESTEP))
+        st = CORRUPT("stage %u input '%s' does not match a user input of the graph%s", k, v->name,
+                     sg->kind == DRT_PLAN_STAGE_STEP ? " (a step stage reads only the timestep)" : "");
+    }
+    for (size_t i = 0; i < g->num_outputs && !st; i++) {
+      const drt_value *v = g->outputs[i];
+      int m = main_input(mg, v->name);
+      if (m < 0 || out->input_roles[m] != DRT_PLAN_ROLE_HOISTED || v->dtype != mg->inputs[m]->dtype ||
+          !drt_shape_equal(&v->shape, &mg->inputs[m]->shape) || fed[m]++)
+        st = CORRUPT("stage %u output '%s' does not feed exactly one hoisted graph input", k, v->name);
+    }
+  }
+  if (!st && r->pos != r->size) st = CORRUPT("%zu trailing bytes", r->size - r->pos);
+  bool hoisted_seen = false;
+  for (size_t i = 0; i < mg->num_inputs && !st; i++) {
+    bool h = out->input_roles[i] == DRT_PLAN_ROLE_HOISTED;
+    if (h && !fed[i]) st = CORRUPT("hoisted input '%s' is fed by no stage", mg->inputs[i]->name);
+    if (!h && hoisted_seen) st = CORRUPT("user input '%s' follows a hoisted input", mg->inputs[i]->name);
+    hoisted_seen |= h;
+  }
+  free(fed);
+  return st;
+}
+
+drt_status drt_plan_read_graph_prefix(const uint8_t *data, size_t size, const uint8_t *weights,
+                                      uint64_t weights_size, drt_graph **out, size_t *used) {
+  *out = NULL;
+  drt_bytes_reader r = {data, size, 0, false};
+  DRT_RETURN_IF_ERROR(parse_graph(&r, weights ? weights : data, weights ? weights_size : 0, out));
+  *used = r.pos;
+  return DRT_OK;
+}
+
+drt_status drt_plan_read_graph(const uint8_t *data, size_t size, const uint8_t *weights, uint64_t weights_size,
+                               drt_graph **out) {
+  size_t used;
+  DRT_RETURN_IF_ERROR(drt_plan_read_graph_prefix(data, size, weights, weights_size, out, &used));
+  if (used != size) {
+    drt_graph_destroy(*out);
+    *out = NULL;
+    return CORRUPT("graph encoding followed by %zu unexpected bytes", size - used);
+  }
+  return DRT_OK;
+}
+
+/* SIGNATURE: names, dtypes and shapes must match the graph's inputs/outputs in order. Roles go
+ * to in_roles/out_roles (malloc'd) or, when `want_in`/`want_out` are given (shape buckets), must
+ * equal them. */
+static drt_status parse_signature(drt_bytes_reader *sr, const drt_graph *g, const char *label, uint8_t **in_roles,
+                                  uint8_t **out_roles, const uint8_t *want_in, const uint8_t *want_out) {
+  for (int list = 0; list < 2; list++) {
+    uint32_t n = drt_br_u32(sr);
+    size_t want = list ? g->num_outputs : g->num_inputs;
+    if (sr->failed || n != want)
+      return CORRUPT("'%s': signature lists %u %s, the graph has %zu", label, n, list ? "outputs" : "inputs", want);
+    uint8_t *roles = calloc(n + 1, 1);
+    if (!roles) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "plan signature");
+    const uint8_t *expect_roles = list ? want_out : want_in;
+    if (!expect_roles) {
+      if (list) *out_roles = roles;
+      else *in_roles = roles;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+      uint32_t len;
+      const char *name = drt_br_str(sr, DRT_PLAN_MAX_STRING, &len);
+      roles[i] = drt_br_u8(sr);
+      drt_dtype dt;
+      drt_shape s;
+      drt_status st = read_shape(sr, &dt, &s);
+      const drt_value *v = list ? g->outputs[i] : g->inputs[i];
+      if (st || !name || len != strlen(v->name) || memcmp(name, v->name, len) != 0 || dt != v->dtype ||
+          !drt_shape_equal(&s, &v->shape) || roles[i] > DRT_PLAN_ROLE_MAX_ ||
+          (expect_roles && roles[i] != expect_roles[i])) {
+        drt_status_free(st);
+        if (expect_roles) free(roles);
+        return CORRUPT("'%s': signature entry %u does not match the graph", label, i);
+      }
+    }
+    if (expect_roles) free(roles);
+  }
+  return DRT_OK;
+}
+
+/* MEMPLAN for graph g (sets mem_offset / mem_planned / mem_arena_bytes). */
+static drt_status parse_memplan(drt_bytes_reader *mr, drt_graph *g, const char *label) {
+  uint64_t arena = drt_br_u64(mr), planned_bytes = 0;
+  uint32_t nv = drt_br_u32(mr);
+  if (mr->failed || nv != g->num_values || (uint64_t)nv * 8 != mr->size - mr->pos)
+    return CORRUPT("'%s': malformed memory plan section", label);
+  for (uint32_t i = 0; i < nv; i++) {
+    drt_value *v = g->values[i];
+    int64_t off = drt_br_i64(mr);
+    drt_tensor vt = {v->dtype, v->shape, NULL};
+    uint64_t nb = drt_tensor_nbytes(&vt);
+    bool planned = v->kind == DRT_VALUE_INTERMEDIATE && !v->is_graph_output;
+    if (planned && (off < 0 || (uint64_t)off > arena || nb > arena - (uint64_t)off))
+      return CORRUPT("'%s': memory plan places '%s' outside the %" PRIu64 "-byte arena", label, v->name, arena);
+    v->mem_offset = planned ? off : -1;
+    if (planned) planned_bytes = sat_add(planned_bytes, ((nb ? nb : 1) + 63) & ~(uint64_t)63);
+  }
+  /* a planner never needs more than every value side by side: refuse bigger claims before the
+     session allocates the arena */
+  if (arena > planned_bytes)
+    return CORRUPT("'%s': memory plan arena of %" PRIu64 " bytes exceeds the %" PRIu64 " bytes of all its values",
+                   label, arena, planned_bytes);
+  g->mem_planned = true;
+  g->mem_arena_bytes = arena;
+  return DRT_OK;
+}
+
+/* One BUCKET section: graph, signature (same names, dtypes, ranks and roles as bucket 0) and
+ * memory plan. */
+static drt_status parse_bucket(const uint8_t *data, size_t size, const uint8_t *wdata, uint64_t wsize,
+                               const drt_plan_contents *c, uint32_t want_index, const char *label, drt_graph **out) {
+  *out = NULL;
+  drt_bytes_reader r = {data, size, 0, false};
+  uint32_t index = drt_br_u32(&r);
+  uint64_t gs = drt_br_u64(&r);
+  if (r.failed || index != want_index || gs > r.size - r.pos)
+    return CORRUPT("'%s': bucket section %u: bad index or truncated graph", label, want_index);
+  drt_graph *g;
+  DRT_RETURN_IF_ERROR_CTX(drt_plan_read_graph(data + r.pos, (size_t)gs, wdata, wsize, &g), "'%s': bucket %u", label,
+                          index);
+  r.pos += (size_t)gs;
+  drt_status st = DRT_OK;
+  const drt_graph *g0 = c->graph;
+  if (g->num_inputs != g0->num_inputs || g->num_outputs != g0->num_outputs)
+    st = CORRUPT("'%s': bucket %u has other inputs or outputs than bucket 0", label, index);
+  for (int list = 0; list < 2 && !st; list++) {
+    size_t n = list ? g->num_outputs : g->num_inputs;
+    for (size_t i = 0; i < n && !st; i++) {
+      const drt_value *a = list ? g->outputs[i] : g->inputs[i], *b = list ? g0->outputs[i] : g0->inputs[i];
+      if (strcmp(a->name, b->name) != 0 || a->dtype != b->dtype || a->shape.rank != b->shape.rank)
+        st = CORRUPT("'%s': bucket %u: %s %zu ('%s') differs from bucket 0 in name, dtype or rank", label, index,
+                     list ? "output" : "input", i, a->name);
+    }
+  }
+  uint64_t ss = st ? 0 : drt_br_u64(&r);
+  if (!st && (r.failed || ss > r.size - r.pos)) st = CORRUPT("'%s': bucket %u: truncated signature", label, index);
+  if (!st) {
+    drt_bytes_reader sr = {data + r.pos, (size_t)ss, 0, false};
+    st = parse_signature(&sr, g, label, NULL, NULL, c->input_roles, c->output_roles);
+    if (!st && sr.pos != sr.size) st = CORRUPT("'%s': bucket %u: trailing signature bytes", label, index);
+    r.pos += (size_t)ss;
+  }
+  uint64_t ms = st ? 0 : drt_br_u64(&r);
+  if (!st && (r.failed || ms != r.size - r.pos)) st = CORRUPT("'%s': bucket %u: truncated memory plan", label, index);
+  if (!st && ms) {
+    drt_bytes_reader mr = {data + r.pos, (size_t)ms, 0, false};
+    st = parse_memplan(&mr, g, label);
+  }
+  if (st) {
+    drt_graph_destroy(g);
+    return drt_status_annotate(st, "bucket %u", index);
+  }
+  *out = g;
+  return DRT_OK;
+}
+
 const char *drt_plan_section_name(uint32_t t) {
   switch (t) {
     case DRT_PLAN_SECTION_WEIGHTS: return "weights";
@@ -520,6 +926,12 @@ const char *drt_plan_section_name(uint32_t t) {
     case DRT_PLAN_SECTION_SCHEDULE: return "schedule";
     case DRT_PLAN_SECTION_TARGET: return "target";
     case DRT_PLAN_SECTION_MEMPLAN: return "memplan";
+    case DRT_PLAN_SECTION_STATS: return "stats";
+    case DRT_PLAN_SECTION_GUIDANCE: return "guidance";
+    case DRT_PLAN_SECTION_STAGES: return "stages";
+    case DRT_PLAN_SECTION_PROVENANCE: return "provenance";
+    case DRT_PLAN_SECTION_WEIGHTMAP: return "weightmap";
+    case DRT_PLAN_SECTION_BUCKET: return "bucket";
     default: return "unknown";
   }
 }
@@ -557,8 +969,12 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
     st = CORRUPT("'%s': section table out of range", label);
     goto fail;
   }
-  const uint8_t *sec_data[8] = {0};
-  uint64_t sec_size[8] = {0};
+  const uint8_t *sec_data[16] = {0};
+  uint64_t sec_size[16] = {0};
+  /* repeatable sections (buckets, provenance) and the weight map, in table order */
+  uint32_t n_bucket_secs = 0, n_prov_secs = 0;
+  const uint8_t *bucket_data[DRT_PLAN_MAX_SECTIONS], *prov_data[DRT_PLAN_MAX_SECTIONS], *wmap_data = NULL;
+  uint64_t bucket_size[DRT_PLAN_MAX_SECTIONS], prov_size[DRT_PLAN_MAX_SECTIONS], wmap_size = 0;
   drt_bytes_reader t = {b + table, (size_t)nsec * DRT_PLAN_SECTION_ENTRY_SIZE, 0, false};
   for (uint32_t i = 0; i < nsec; i++) {
     uint32_t type = drt_br_u32(&t);
@@ -574,14 +990,28 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
       st = CORRUPT("'%s': checksum mismatch in the %s section", label, drt_plan_section_name(type));
       goto fail;
     }
-    if (out->num_sections < 8) {
+    if (type == DRT_PLAN_SECTION_BUCKET) {
+      bucket_data[n_bucket_secs] = b + off;
+      bucket_size[n_bucket_secs++] = sz;
+    } else if (type == DRT_PLAN_SECTION_PROVENANCE) {
+      prov_data[n_prov_secs] = b + off;
+      prov_size[n_prov_secs++] = sz;
+    } else if (type == DRT_PLAN_SECTION_WEIGHTMAP) {
+      if (wmap_data) {
+        st = CORRUPT("'%s': duplicate weightmap section", label);
+        goto fail;
+      }
+      wmap_data = b + off;
+      wmap_size = sz;
+    }
+    if (out->num_sections < DRT_PLAN_MAX_SECTIONS) {
       out->sections[out->num_sections].type = type;
       out->sections[out->num_sections].crc = crc;
       out->sections[out->num_sections].offset = off;
       out->sections[out->num_sections].size = sz;
       out->num_sections++;
     }
-    if (type >= 1 && type < 8) {
+    if (type >= 1 && type < 16) {
       if (sec_data[type]) {
         st = CORRUPT("'%s': duplicate %s section", label, drt_plan_section_name(type));
         goto fail;
@@ -607,37 +1037,11 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
     goto fail_owned;
   }
   /* signature: names must match graph inputs/outputs in order; keep roles */
-  drt_bytes_reader sr = {sec_data[DRT_PLAN_SECTION_SIGNATURE], (size_t)sec_size[DRT_PLAN_SECTION_SIGNATURE], 0, false};
-  for (int list = 0; list < 2; list++) {
-    drt_graph *g = out->graph;
-    uint32_t n = drt_br_u32(&sr);
-    size_t want = list ? g->num_outputs : g->num_inputs;
-    if (sr.failed || n != want) {
-      st = CORRUPT("'%s': signature lists %u %s, the graph has %zu", label, n, list ? "outputs" : "inputs", want);
-      goto fail_owned;
-    }
-    uint8_t *roles = calloc(n + 1, 1);
-    if (!roles) {
-      st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "plan signature");
-      goto fail_owned;
-    }
-    if (list) out->output_roles = roles;
-    else out->input_roles = roles;
-    for (uint32_t i = 0; i < n; i++) {
-      uint32_t len;
-      const char *name = drt_br_str(&sr, DRT_PLAN_MAX_STRING, &len);
-      roles[i] = drt_br_u8(&sr);
-      drt_dtype dt;
-      drt_shape s;
-      st = read_shape(&sr, &dt, &s);
-      const drt_value *v = list ? g->outputs[i] : g->inputs[i];
-      if (st || !name || len != strlen(v->name) || memcmp(name, v->name, len) != 0 || dt != v->dtype ||
-          !drt_shape_equal(&s, &v->shape) || roles[i] > DRT_PLAN_ROLE_PREDICTION) {
-        drt_status_free(st);
-        st = CORRUPT("'%s': signature entry %u does not match the graph", label, i);
-        goto fail_owned;
-      }
-    }
+  {
+    drt_bytes_reader sr = {sec_data[DRT_PLAN_SECTION_SIGNATURE], (size_t)sec_size[DRT_PLAN_SECTION_SIGNATURE], 0,
+                           false};
+    st = parse_signature(&sr, out->graph, label, &out->input_roles, &out->output_roles, NULL, NULL);
+    if (st) goto fail_owned;
   }
   if (sec_data[DRT_PLAN_SECTION_SCHEDULE]) {
     drt_bytes_reader cr = {sec_data[DRT_PLAN_SECTION_SCHEDULE], (size_t)sec_size[DRT_PLAN_SECTION_SCHEDULE], 0, false};
@@ -666,27 +1070,8 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
   }
   if (sec_data[DRT_PLAN_SECTION_MEMPLAN]) {
     drt_bytes_reader mr = {sec_data[DRT_PLAN_SECTION_MEMPLAN], (size_t)sec_size[DRT_PLAN_SECTION_MEMPLAN], 0, false};
-    drt_graph *g = out->graph;
-    uint64_t arena = drt_br_u64(&mr);
-    uint32_t nv = drt_br_u32(&mr);
-    if (mr.failed || nv != g->num_values || (uint64_t)nv * 8 != mr.size - mr.pos) {
-      st = CORRUPT("'%s': malformed memory plan section", label);
-      goto fail_owned;
-    }
-    for (uint32_t i = 0; i < nv; i++) {
-      drt_value *v = g->values[i];
-      int64_t off = drt_br_i64(&mr);
-      drt_tensor vt = {v->dtype, v->shape, NULL};
-      uint64_t nb = drt_tensor_nbytes(&vt);
-      bool planned = v->kind == DRT_VALUE_INTERMEDIATE && !v->is_graph_output;
-      if (planned && (off < 0 || (uint64_t)off > arena || nb > arena - (uint64_t)off)) {
-        st = CORRUPT("'%s': memory plan places '%s' outside the %" PRIu64 "-byte arena", label, v->name, arena);
-        goto fail_owned;
-      }
-      v->mem_offset = planned ? off : -1;
-    }
-    g->mem_planned = true;
-    g->mem_arena_bytes = arena;
+    st = parse_memplan(&mr, out->graph, label);
+    if (st) goto fail_owned;
   }
   if (sec_data[DRT_PLAN_SECTION_TARGET]) {
     drt_bytes_reader tr = {sec_data[DRT_PLAN_SECTION_TARGET], (size_t)sec_size[DRT_PLAN_SECTION_TARGET], 0, false};
@@ -697,6 +1082,110 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
       goto fail_owned;
     }
     memcpy(out->cuda_archs, a, l);
+  }
+  if (sec_data[DRT_PLAN_SECTION_STATS]) {
+    drt_bytes_reader xr = {sec_data[DRT_PLAN_SECTION_STATS], (size_t)sec_size[DRT_PLAN_SECTION_STATS], 0, false};
+    uint32_t n = drt_br_u32(&xr);
+    for (uint32_t i = 0; i < n && !xr.failed; i++) {
+      uint32_t l;
+      const char *k = drt_br_str(&xr, sizeof out->stats[0].key - 1, &l);
+      double v = drt_br_f64(&xr);
+      if (!k || xr.failed) break;
+      if (out->num_stats < DRT_PLAN_MAX_STATS) {
+        memcpy(out->stats[out->num_stats].key, k, l);
+        out->stats[out->num_stats].key[l] = 0;
+        out->stats[out->num_stats++].value = v;
+      }
+    }
+    if (xr.failed || xr.pos != xr.size) {
+      st = CORRUPT("'%s': malformed stats section", label);
+      goto fail_owned;
+    }
+  }
+  if (sec_data[DRT_PLAN_SECTION_GUIDANCE]) {
+    drt_bytes_reader gr2 = {sec_data[DRT_PLAN_SECTION_GUIDANCE], (size_t)sec_size[DRT_PLAN_SECTION_GUIDANCE], 0, false};
+    drt_plan_cfg *gd = &out->guidance;
+    uint32_t l;
+    gd->default_scale = drt_br_f64(&gr2);
+    const char *m = drt_br_str(&gr2, sizeof gd->mode - 1, &l);
+    if (m) memcpy(gd->mode, m, l);
+    gd->phi = drt_br_f64(&gr2);
+    gd->eta = drt_br_f64(&gr2);
+    gd->norm_threshold = drt_br_f64(&gr2);
+    gd->momentum = drt_br_f64(&gr2);
+    int gi = -1;
+    for (size_t i = 0; i < out->graph->num_inputs; i++)
+      if (out->input_roles[i] == DRT_PLAN_ROLE_GUIDANCE_SCALE) gi = (int)i;
+    if (!m || gr2.failed || gr2.pos != gr2.size || gi < 0 || out->graph->inputs[gi]->dtype != DRT_DTYPE_FLOAT32 ||
+        drt_shape_numel(&out->graph->inputs[gi]->shape) != 1) {
+      st = CORRUPT("'%s': malformed guidance section (or no float32[1] guidance-scale input)", label);
+      goto fail_owned;
+    }
+    out->has_guidance = true;
+  }
+  if (sec_data[DRT_PLAN_SECTION_STAGES]) {
+    drt_bytes_reader pr = {sec_data[DRT_PLAN_SECTION_STAGES], (size_t)sec_size[DRT_PLAN_SECTION_STAGES], 0, false};
+    st = parse_stages(&pr, wdata, sec_data[DRT_PLAN_SECTION_WEIGHTS] ? sec_size[DRT_PLAN_SECTION_WEIGHTS] : 0, out);
+    if (st) {
+      st = drt_status_annotate(st, "'%s': stages section", label);
+      goto fail_owned;
+    }
+  } else {
+    for (size_t i = 0; i < out->graph->num_inputs; i++)
+      if (out->input_roles[i] == DRT_PLAN_ROLE_HOISTED) {
+        st = CORRUPT("'%s': input '%s' is fed by a stage but the plan has no stages section", label,
+                     out->graph->inputs[i]->name);
+        goto fail_owned;
+      }
+  }
+  out->weights = sec_data[DRT_PLAN_SECTION_WEIGHTS];
+  out->weights_size = sec_data[DRT_PLAN_SECTION_WEIGHTS] ? sec_size[DRT_PLAN_SECTION_WEIGHTS] : 0;
+  out->buckets = calloc(n_bucket_secs + 1, sizeof *out->buckets);
+  out->provenance = calloc(n_prov_secs + 1, sizeof *out->provenance);
+  if (!out->buckets || !out->provenance) {
+    st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "plan buckets");
+    goto fail_owned;
+  }
+  out->buckets[0] = out->graph;
+  out->num_buckets = 1;
+  if (n_bucket_secs && out->num_stages) {
+    st = CORRUPT("'%s': a plan with shape buckets cannot have hoisted stages", label);
+    goto fail_owned;
+  }
+  for (uint32_t i = 0; i < n_bucket_secs; i++) {
+    st = parse_bucket(bucket_data[i], (size_t)bucket_size[i], wdata, out->weights_size, out, i + 1, label,
+                      &out->buckets[i + 1]);
+    if (st) goto fail_owned;
+    out->num_buckets++;
+  }
+  for (uint32_t i = 0; i < n_prov_secs; i++) {
+    drt_plan_provenance *pv = NULL;
+    /* the bucket index is the section's first field */
+    uint32_t bi = prov_size[i] >= 4 ? (uint32_t)prov_data[i][0] | (uint32_t)prov_data[i][1] << 8 |
+                                          (uint32_t)prov_data[i][2] << 16 | (uint32_t)prov_data[i][3] << 24
+                                    : UINT32_MAX;
+    if (bi >= out->num_buckets || out->provenance[bi]) {
+      st = CORRUPT("'%s': provenance section for bucket %u: no such bucket, or a second one", label, bi);
+      goto fail_owned;
+    }
+    const drt_graph *pg[1 + DRT_PLAN_MAX_STAGES];
+    size_t npg = 0;
+    pg[npg++] = out->buckets[bi];
+    for (uint32_t k = 0; bi == 0 && k < out->num_stages && k < DRT_PLAN_MAX_STAGES; k++) pg[npg++] = out->stages[k].graph;
+    st = drt_provenance_read(prov_data[i], (size_t)prov_size[i], out->weights, out->weights_size, pg, npg, &pv);
+    if (st) {
+      st = drt_status_annotate(st, "'%s': provenance section", label);
+      goto fail_owned;
+    }
+    out->provenance[bi] = pv;
+    if (bi + 1 > out->num_provenance) out->num_provenance = bi + 1;
+  }
+  if (wmap_data) {
+    st = drt_weight_map_read(wmap_data, (size_t)wmap_size, &out->weight_map);
+    if (st) {
+      st = drt_status_annotate(st, "'%s': weightmap section", label);
+      goto fail_owned;
+    }
   }
   return DRT_OK;
 fail:
@@ -709,10 +1198,26 @@ fail_owned:
 
 void drt_plan_contents_free(drt_plan_contents *c) {
   if (!c) return;
+  for (uint32_t i = 1; c->buckets && i < c->num_buckets; i++) drt_graph_destroy(c->buckets[i]);
+  free(c->buckets);
+  for (uint32_t i = 0; c->provenance && i < c->num_provenance; i++) drt_provenance_destroy(c->provenance[i]);
+  free(c->provenance);
+  drt_weight_map_destroy(c->weight_map);
   drt_graph_destroy(c->graph);
   free(c->input_roles);
   free(c->output_roles);
   free(c->schedule.steps);
+  for (uint32_t i = 0; i < c->num_stages && i < DRT_PLAN_MAX_STAGES; i++) {
+    drt_graph_destroy(c->stages[i].graph);
+    free(c->stages[i].table_t);
+    free((void *)c->stages[i].tables);
+  }
   free(c->file_data);
   memset(c, 0, sizeof *c);
+}
+
+double drt_plan_stat_get(const drt_plan_contents *c, const char *key, double dflt) {
+  for (uint32_t i = 0; i < c->num_stats; i++)
+    if (strcmp(c->stats[i].key, key) == 0) return c->stats[i].value;
+  return dflt;
 }

@@ -148,7 +148,11 @@ drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, 
   drt_onnx_options_init(&oo);
   oo.max_bytes = max_memory;
   drt_graph *g = NULL;
-  DRT_RETURN_IF_ERROR(drt_onnx_load_file(path, &oo, &g));
+  DRT_RETURN_IF_ERROR(drt_cli_check_file_size(max_memory, path));
+  drt_status ls = drt_onnx_load_file(path, &oo, &g);
+  if (ls && max_memory && drt_status_code_of(ls) == DRT_STATUS_OUT_OF_MEMORY)
+    ls = drt_status_annotate(ls, "memory budget of %" PRIu64 " bytes (--max-memory)", max_memory);
+  if (ls) return ls;
   drt_status st = DRT_OK;
   for (int i = 0; i < num_inputs && !st; i++) {
     drt_value *v = NULL;
@@ -193,7 +197,7 @@ drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, 
 static double mib(uint64_t b) { return (double)b / 1048576.0; }
 
 drt_status drt_cli_check_memory(uint64_t budget, const char *what, uint64_t weights, uint64_t activations,
-                                uint64_t other) {
+                                uint64_t other, const char *other_what) {
   if (!budget) return DRT_OK;
   uint64_t need = weights;
   need = activations > UINT64_MAX - need ? UINT64_MAX : need + activations;
@@ -203,9 +207,9 @@ drt_status drt_cli_check_memory(uint64_t budget, const char *what, uint64_t weig
     return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "%s needs more memory than can be counted, over the memory budget of "
                      "%" PRIu64 " bytes (--max-memory)", what, budget);
   return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY,
-                   "%s needs %" PRIu64 " bytes (%.1f MiB: weights %.1f MiB, peak activations %.1f MiB, inputs and "
-                   "outputs %.1f MiB), over the memory budget of %" PRIu64 " bytes (--max-memory)",
-                   what, need, mib(need), mib(weights), mib(activations), mib(other), budget);
+                   "%s needs %" PRIu64 " bytes (%.1f MiB: weights %.1f MiB, peak activations %.1f MiB, %s %.1f MiB), "
+                   "over the memory budget of %" PRIu64 " bytes (--max-memory)",
+                   what, need, mib(need), mib(weights), mib(activations), other_what, mib(other), budget);
 }
 
 drt_status drt_cli_check_file_size(uint64_t budget, const char *path) {

@@ -48,9 +48,10 @@ drt_status drt_cli_prepare_model(const char *path, const drt_cli_shape *shapes, 
                                  int64_t specialize_max, uint64_t max_memory, drt_graph **out);
 
 /* --max-memory: fails with OUT_OF_MEMORY naming the budget when `what` needs more than
- * `budget` bytes (weights + peak activations + other, e.g. input tensors); budget 0 = none. */
+ * `budget` bytes (weights + peak activations + other, e.g. the input tensors, named by
+ * other_what in the message); budget 0 = none. */
 drt_status drt_cli_check_memory(uint64_t budget, const char *what, uint64_t weights, uint64_t activations,
-                                uint64_t other);
+                                uint64_t other, const char *other_what);
 /* The same for one file about to be read whole (stat only; a missing file is left to the reader). */
 drt_status drt_cli_check_file_size(uint64_t budget, const char *path);
 
@@ -62,5 +63,6 @@ int drt_cmd_compile(int argc, char **argv);
 int drt_inspect_plan(const char *path, bool json);
 int drt_cmd_generate(int argc, char **argv);
 int drt_cmd_bench(int argc, char **argv);
+int drt_cmd_refit(int argc, char **argv);
 
 #endif

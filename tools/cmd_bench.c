@@ -8,6 +8,7 @@
 #include "distilrt.h"
 #include "runtime/npy.h"
 #include "tools/cli.h"
+#include "tools/cli_lora.h"
 
 #define MAX_STEPS_LIST 16
 
@@ -43,10 +44,10 @@ static stats summarize(double *ms, int n) {
 
 /* Fills every input of the plan: from --input files where given, else seeded random data
  * (latency does not depend on values). Buffers are owned by `bufs`. */
-static int prepare_inputs(drt_session *s, const drt_plan *p, const char **in_args, int n_in, void **bufs) {
+static int prepare_inputs(drt_session *s, const drt_plan *p, int bucket, const char **in_args, int n_in, void **bufs) {
   for (int i = 0; i < drt_plan_num_inputs(p); i++) {
     drt_tensor_desc d;
-    drt_plan_input(p, i, &d);
+    drt_plan_bucket_input(p, bucket, i, &d);
     drt_tensor t;
     memset(&t, 0, sizeof t);
     bool from_file = false;
@@ -57,6 +58,10 @@ static int prepare_inputs(drt_session *s, const drt_plan *p, const char **in_arg
       drt_status st = drt_npy_read_file(file, &t);
       if (st) return drt_cli_fail("bench", drt_status_annotate(st, "input '%s'", name));
       from_file = true;
+    }
+    if (!from_file && (d.role == DRT_ROLE_GUIDANCE_SCALE || d.role == DRT_ROLE_GUIDANCE_STATE)) {
+      bufs[i] = NULL; /* the session's default guidance scale and its own momentum state */
+      continue;
     }
     if (!from_file) {
       t.dtype = d.dtype;
@@ -90,11 +95,36 @@ typedef struct {
   stats st;
   uint64_t nfe;     /* network evaluations per image */
   uint64_t passes;  /* forward passes per image (2x per step for unfolded CFG) */
+  bool cfg;         /* classifier-free guidance folded into the plan: one pass per step */
 } bench_row;
+
+/* What the student plan is adapted with: LoRAs, and a shape (picks a bucket). */
+typedef struct bench_adapt {
+  drt_cli_loras *loras;
+  const drt_cli_shape *shape; /* NULL: bucket 0 */
+} bench_adapt;
+
+/* The bucket whose input `shape->name` has shape->shape; -1 (error printed) when none. */
+static int find_bucket(const drt_plan *p, const drt_cli_shape *shape) {
+  char want[128];
+  drt_shape_str(&shape->shape, want, sizeof want);
+  for (int b = 0; b < drt_plan_num_buckets(p); b++)
+    for (int i = 0; i < drt_plan_num_inputs(p); i++) {
+      drt_tensor_desc d;
+      drt_plan_bucket_input(p, b, i, &d);
+      if (strcmp(d.name, shape->name) != 0) continue;
+      bool eq = d.rank == shape->shape.rank;
+      for (int k = 0; eq && k < d.rank; k++) eq = d.dims[k] == shape->shape.dims[k];
+      if (eq) return b;
+    }
+  fprintf(stderr, "drt bench: error: --shape %s=%s matches no shape bucket of the plan (see drt inspect)\n",
+          shape->name, want);
+  return -1;
+}
 
 static int bench_plan(const char *path, const char *label, const int *steps_list, int n_steps, const char *schedule,
                       const char **in_args, int n_in, int warmup, int iters, int threads, bench_row *rows, int *n_rows,
-                      drt_memory_info *mem) {
+                      drt_memory_info *mem, const bench_adapt *ad) {
   drt_plan *p = NULL;
   drt_session *s = NULL;
   void *bufs[256] = {0};
@@ -104,7 +134,18 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
     fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
     return DRT_EXIT_BAD_INPUT;
   }
-  drt_plan_memory(p, mem);
+  int bucket = 0;
+  if (ad && ad->shape && (bucket = find_bucket(p, ad->shape)) < 0) {
+    rc = DRT_EXIT_BAD_INPUT;
+    goto done;
+  }
+  drt_plan_bucket_memory(p, bucket, mem);
+  if (ad && ad->loras && (rc = drt_cli_loras_load(ad->loras, "bench", p)) != 0) goto done;
+  double cfg_scale = 0;
+  const char *cfg_mode = drt_plan_guidance(p, &cfg_scale);
+  if (cfg_mode)
+    fprintf(stderr, "drt bench: %s: classifier-free guidance folded into the plan (%s, scale %g): one batched network "
+            "pass per step\n", label, cfg_mode, cfg_scale);
   drt_session_options so;
   drt_session_options_init(&so);
   so.num_threads = threads;
@@ -113,7 +154,13 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
     rc = DRT_EXIT_INTERNAL;
     goto done;
   }
-  rc = prepare_inputs(s, p, in_args, n_in, bufs);
+  if (ad && ad->loras && (rc = drt_cli_loras_session(ad->loras, "bench", s)) != 0) goto done;
+  if (bucket && drt_session_select_bucket(s, bucket) != DRT_STATUS_OK) {
+    fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
+    rc = DRT_EXIT_INTERNAL;
+    goto done;
+  }
+  rc = prepare_inputs(s, p, bucket, in_args, n_in, bufs);
   if (rc) goto done;
   ms = calloc((size_t)iters + 1, sizeof(double));
   if (!ms) {
@@ -130,7 +177,7 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
     }
     if (i >= warmup) ms[i - warmup] = now_ms() - t0;
   }
-  rows[*n_rows] = (bench_row){label, 0, summarize(ms, iters), 1, 1};
+  rows[*n_rows] = (bench_row){label, 0, summarize(ms, iters), 1, 1, cfg_mode != NULL};
   (*n_rows)++;
   for (int k = 0; k < n_steps; k++) {
     drt_generate_options go;
@@ -153,6 +200,7 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
     rows[*n_rows].steps = steps_list[k];
     rows[*n_rows].st = summarize(ms, iters);
     rows[*n_rows].passes = rows[*n_rows].nfe;
+    rows[*n_rows].cfg = cfg_mode != NULL;
     (*n_rows)++;
   }
 done:
@@ -160,6 +208,7 @@ done:
   free(ms);
   drt_session_destroy(s);
   drt_plan_destroy(p);
+  if (ad && ad->loras) drt_cli_loras_free(ad->loras);
   return rc;
 }
 
@@ -183,17 +232,41 @@ int drt_cmd_bench(int argc, char **argv) {
   int n_in = 0, warmup = 2, iters = 10, threads = 0, n_steps = 0, n_tsteps = 1;
   int steps_list[MAX_STEPS_LIST], tsteps[MAX_STEPS_LIST] = {50};
   bool json = false;
+  static drt_cli_loras loras;
+  memset(&loras, 0, sizeof loras);
+  drt_cli_shape shape;
+  bool have_shape = false;
   for (int i = 1; i < argc; i++) {
     const char *v;
     int err = 0;
+    int lr = drt_cli_lora_option(&loras, "bench", argc, argv, &i);
+    if (lr < 0) return -lr;
+    if (lr > 0) continue;
+    if (drt_cli_opt(argc, argv, &i, "--shape", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      const char *dims;
+      if (!drt_cli_split_kv(v, shape.name, sizeof shape.name, &dims))
+        return drt_cli_usage_error("bench", "--shape expects NAME=DIMS, got '%s'", v);
+      drt_status ss = drt_cli_parse_dims(dims, &shape.shape);
+      if (ss) {
+        int rc = drt_cli_usage_error("bench", "--shape %s", drt_status_message(ss));
+        drt_status_free(ss);
+        return rc;
+      }
+      have_shape = true;
+      continue;
+    }
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       printf("usage: drt bench PLAN [--steps 1,2,4] [--schedule NAME] [--warmup N] [--iterations N] [--threads N]\n"
-             "                 [--input NAME=FILE.npy ...] [--json]\n"
+             "                 [--input NAME=FILE.npy ...] [--json] [--shape NAME=DIMS]\n"
+             "                 [--lora FILE[:STRENGTH] ...] [--lora-mode merged|unmerged]\n"
              "                 [--teacher TEACHER.plan [--teacher-steps 50] [--teacher-schedule NAME]]\n\n"
              "Reports latency of one network evaluation and of whole generations (min/median/mean/p90/p99,\n"
              "host wall time), network evaluations (NFE) and forward passes per image, and peak memory.\n"
              "Inputs not given are filled with seeded random data. With --teacher the teacher is measured\n"
-             "the same way and the student's speedup per image is printed.\n");
+             "the same way and the student's speedup per image is printed. --shape picks the shape bucket\n"
+             "whose input NAME has these dims (plans compiled with --shapes). --lora applies to the plan measured\n"
+             "(not the teacher):\n%s", drt_cli_lora_usage());
       return 0;
     } else if (drt_cli_opt(argc, argv, &i, "--steps", &v, &err)) {
       if (err || parse_steps(v, steps_list, &n_steps)) return drt_cli_usage_error("bench", "--steps expects e.g. 1,2,4");
@@ -241,13 +314,14 @@ int drt_cmd_bench(int argc, char **argv) {
   bench_row rows[2 * MAX_STEPS_LIST + 2];
   int n_rows = 0;
   drt_memory_info mem, tmem = {0, 0, 0};
+  bench_adapt ad = {&loras, have_shape ? &shape : NULL};
   int rc = bench_plan(plan, "student", steps_list, n_steps, schedule, in_args, n_in, warmup, iters, threads, rows,
-                      &n_rows, &mem);
+                      &n_rows, &mem, &ad);
   if (rc) return rc;
   int student_rows = n_rows;
   if (teacher) {
     rc = bench_plan(teacher, "teacher", tsteps, n_tsteps, teacher_schedule, in_args, n_in, warmup,
-                    iters > 3 ? 3 : iters, threads, rows, &n_rows, &tmem);
+                    iters > 3 ? 3 : iters, threads, rows, &n_rows, &tmem, NULL);
     if (rc) return rc;
   }
   bool noisy = false;
@@ -257,10 +331,10 @@ int drt_cmd_bench(int argc, char **argv) {
            ", \"workspace\": %" PRIu64 "}, \"rows\": [",
            plan, iters, mem.weights, mem.activations, mem.workspace);
     for (int i = 0; i < n_rows; i++)
-      printf("%s{\"model\": \"%s\", \"steps\": %d, \"nfe\": %" PRIu64 ", \"forward_passes\": %" PRIu64
+      printf("%s{\"model\": \"%s\", \"cfg\": %s, \"steps\": %d, \"nfe\": %" PRIu64 ", \"forward_passes\": %" PRIu64
              ", \"min_ms\": %.4f, \"median_ms\": %.4f, \"mean_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f}",
-             i ? ", " : "", rows[i].label, rows[i].steps, rows[i].nfe, rows[i].passes, rows[i].st.min,
-             rows[i].st.median, rows[i].st.mean, rows[i].st.p90, rows[i].st.p99);
+             i ? ", " : "", rows[i].label, rows[i].cfg ? "true" : "false", rows[i].steps, rows[i].nfe, rows[i].passes,
+             rows[i].st.min, rows[i].st.median, rows[i].st.mean, rows[i].st.p90, rows[i].st.p99);
     printf("], \"noisy\": %s}\n", noisy ? "true" : "false");
     return 0;
   }

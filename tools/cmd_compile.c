@@ -1,17 +1,20 @@
 /* drt compile: ONNX model -> .plan */
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "frontend/onnx.h"
+#include "ir/cfg_combine.h"
 #include "passes/canonicalize.h"
 #include "passes/pipeline.h"
 #include "runtime/npy.h"
 #include "runtime/plan.h"
 #include "runtime/sampler.h"
 #include "tools/cli.h"
+#include "tools/compile_adapt.h"
 
 static double now_ms(void) {
   struct timespec t;
@@ -32,7 +35,10 @@ static void compile_usage(FILE *f) {
   fprintf(f,
           "usage: drt compile MODEL.onnx -o MODEL.plan [--shape NAME=DIMS ...] [--target cpu|cuda|auto]\n"
           "                   [--latent NAME] [--timestep NAME] [--disable-pass NAME ...] [--dump-after NAME]\n"
-          "                   [--list-passes] [--max-memory BYTES] [-v]\n\n"
+          "                   [--list-passes] [--max-memory BYTES] [-v]\n"
+          "                   [--schedule NAME [--steps N] [--schedule-params K=V,...]]\n"
+          "                   [--cfg-scale W --cfg-uncond NAME=zeros|FILE.npy ... [--cfg-mode MODE]]\n"
+          "                   [--invariant NAME ...]\n\n"
           "Compiles an ONNX model into a .plan: binds every symbolic dimension (from --shape or the model's\n"
           "static shapes), infers shapes, folds constants, records the input/output signature and writes\n"
           "the plan atomically (a failure leaves no file). --latent/--timestep name the model inputs that\n"
@@ -41,7 +47,19 @@ static void compile_usage(FILE *f) {
           "--disable-pass NAME skips a pass (all-fusions: every fusion pass); --dump-after NAME prints the\n"
           "graph after that pass; -v prints what each pass changed.\n"
           "--max-memory BYTES (suffix K, M, G or T) bounds the model's bytes with its external data and the\n"
-          "constants folding creates; going over fails with exit code 4 before the allocation.\n");
+          "constants folding creates; going over fails with exit code 4 before the allocation.\n"
+          "--schedule stores a default sampling schedule (and lets timestep-only work be tabled per step).\n"
+          "--cfg-scale W folds classifier-free guidance into the plan: one evaluation runs the conditional\n"
+          "and unconditional passes as one doubled batch and returns the guided prediction; W is the default\n"
+          "of the plan's guidance_scale input (drt run/generate --cfg-scale override it without recompiling).\n"
+          "--cfg-uncond NAME=zeros|FILE.npy gives a conditioning input's unconditional value (repeatable;\n"
+          "a .npy may have batch 1). --cfg-mode standard (u + w(c - u), default) | rescale:PHI (guidance\n"
+          "rescale) | cfgpp (CFG++: the sampler re-noises with the unconditional prediction) | apg:ETA,R,BETA\n"
+          "(adaptive projected guidance: parallel weight, norm threshold, momentum).\n"
+          "--invariant NAME marks an input constant during a generation (default: every input but the latent\n"
+          "and the timestep); work that depends only on invariant inputs runs once per generation (pass\n"
+          "'hoist'; -v reports the FLOPs moved out of the per-step graph).\n");
+  fputs(drt_compile_adapt_usage(), f);
 }
 
 static const char *k_latent_names[] = {"sample", "x", "latents", "latent", "latent_model_input", "hidden_states",
@@ -67,8 +85,14 @@ int drt_cmd_compile(int argc, char **argv) {
   const char *schedule = NULL, *sched_params = NULL;
   int sched_steps = 0;
   int verbose = 0, n_shapes = 0;
+  bool cfg = false;
+  double cfg_scale = 0;
+  const char *cfg_mode = NULL, *uncond_args[DRT_PASS_MAX_NAMED], *invariant[DRT_PASS_MAX_NAMED];
+  int n_uncond = 0, n_invariant = 0;
   uint64_t max_memory = 0;
   static drt_cli_shape shapes[64];
+  static drt_compile_adapt adapt;
+  memset(&adapt, 0, sizeof adapt);
   drt_pipeline_options po;
   memset(&po, 0, sizeof po);
   for (int i = 1; i < argc; i++) {
@@ -110,7 +134,11 @@ int drt_cmd_compile(int argc, char **argv) {
       if (!drt_cli_split_kv(v, shapes[n_shapes].name, sizeof shapes[n_shapes].name, &dims))
         return drt_cli_usage_error("compile", "--shape expects NAME=DIMS, got '%s'", v);
       drt_status s = drt_cli_parse_dims(dims, &shapes[n_shapes].shape);
-      if (s) return drt_cli_fail("compile", s);
+      if (s) {
+        int rc = drt_cli_usage_error("compile", "--shape %s", drt_status_message(s));
+        drt_status_free(s);
+        return rc;
+      }
       n_shapes++;
     } else if (drt_cli_opt(argc, argv, &i, "--max-memory", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
@@ -120,6 +148,32 @@ int drt_cmd_compile(int argc, char **argv) {
         drt_status_free(s);
         return rc;
       }
+    } else if (drt_cli_opt(argc, argv, &i, "--cfg-scale", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      char *end;
+      cfg_scale = strtod(v, &end);
+      if (*end || end == v || !isfinite(cfg_scale))
+        return drt_cli_usage_error("compile", "--cfg-scale expects a number, got '%s'", v);
+      cfg = true;
+    } else if (drt_cli_opt(argc, argv, &i, "--cfg-uncond", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (n_uncond >= DRT_PASS_MAX_NAMED) return drt_cli_usage_error("compile", "too many --cfg-uncond");
+      if (!strchr(v, '=')) return drt_cli_usage_error("compile", "--cfg-uncond expects NAME=zeros|FILE.npy, got '%s'", v);
+      uncond_args[n_uncond++] = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--cfg-mode", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      drt_cfg_mode m;
+      drt_status ms = drt_cfg_mode_parse(v, &m);
+      if (ms) {
+        int rc = drt_cli_usage_error("compile", "--cfg-mode: %s", drt_status_message(ms));
+        drt_status_free(ms);
+        return rc;
+      }
+      cfg_mode = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--invariant", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (n_invariant >= DRT_PASS_MAX_NAMED) return drt_cli_usage_error("compile", "too many --invariant");
+      invariant[n_invariant++] = v;
     } else if (drt_cli_opt(argc, argv, &i, "--disable-pass", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       if (po.num_disabled >= DRT_PASS_MAX_NAMED) return drt_cli_usage_error("compile", "too many --disable-pass");
@@ -133,6 +187,8 @@ int drt_cmd_compile(int argc, char **argv) {
       return 0;
     } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
       verbose++;
+    } else if ((err = drt_compile_adapt_option(&adapt, argc, argv, &i)) != 0) {
+      if (err < 0) return -err;
     } else if (argv[i][0] == '-') {
       return drt_cli_usage_error("compile", "unknown option '%s'", argv[i]);
     } else if (!model) {
@@ -143,6 +199,11 @@ int drt_cmd_compile(int argc, char **argv) {
   }
   if (!model) return drt_cli_usage_error("compile", "missing MODEL.onnx");
   if (!out) return drt_cli_usage_error("compile", "missing -o MODEL.plan");
+  if (!cfg && (n_uncond || cfg_mode))
+    return drt_cli_usage_error("compile", "--cfg-uncond and --cfg-mode need --cfg-scale W");
+  if (cfg && !n_uncond)
+    return drt_cli_usage_error("compile", "--cfg-scale needs --cfg-uncond NAME=zeros|FILE.npy (the unconditional "
+                               "value of a conditioning input)");
   drt_cli_install_logger(verbose);
   {
     drt_status ns = drt_pipeline_check_names(&po);
@@ -162,8 +223,13 @@ int drt_cmd_compile(int argc, char **argv) {
   drt_onnx_options_init(&oo);
   oo.max_bytes = max_memory;
   drt_graph *g = NULL;
-  drt_status st = drt_onnx_load_file(model, &oo, &g);
+  drt_status st = drt_cli_check_file_size(max_memory, model);
+  if (!st) st = drt_onnx_load_file(model, &oo, &g);
+  if (st && max_memory && drt_status_code_of(st) == DRT_STATUS_OUT_OF_MEMORY)
+    st = drt_status_annotate(st, "memory budget of %" PRIu64 " bytes (--max-memory)", max_memory);
   if (st) return drt_cli_fail("compile", st);
+  adapt.verbose = verbose;
+  st = drt_compile_adapt_loaded(&adapt, g);
   double t1 = now_ms();
   size_t nodes_before = g->num_nodes;
   for (int i = 0; i < n_shapes && !st; i++) {
@@ -176,12 +242,71 @@ int drt_cmd_compile(int argc, char **argv) {
   if (tty && !st) fprintf(stderr, "[2/4] shape inference and constant folding (%zu nodes)\n", nodes_before);
   drt_pass_stats stats;
   memset(&stats, 0, sizeof stats);
+  static drt_pass_results results;
+  memset(&results, 0, sizeof results);
+  char uncond_names[DRT_PASS_MAX_NAMED][256];
+  drt_tensor uncond_vals[DRT_PASS_MAX_NAMED];
+  int n_uncond_loaded = 0;
+  /* the latent and timestep inputs, and the schedule: the passes need them */
+  const char *latent_name = NULL, *timestep_name = NULL;
+  if (!st) {
+    int li = detect(g, latent, k_latent_names), ti = detect(g, timestep, k_timestep_names);
+    if (li == -2) st = DRT_ERROR(DRT_STATUS_NOT_FOUND, "--latent %s: the model has no such input", latent);
+    else if (ti == -2) st = DRT_ERROR(DRT_STATUS_NOT_FOUND, "--timestep %s: the model has no such input", timestep);
+    if (li >= 0) latent_name = g->inputs[li]->name;
+    if (ti >= 0 && ti != li) timestep_name = g->inputs[ti]->name;
+  }
+  drt_schedule sched;
+  memset(&sched, 0, sizeof sched);
+  double *sched_t = NULL;
+  if (!st && schedule) {
+    drt_schedule_params sp;
+    st = drt_schedule_parse_params(schedule, sched_steps, sched_params, &sp);
+    if (!st) st = drt_schedule_build(&sp, &sched);
+    if (!st) {
+      sched_t = malloc((size_t)sched.num_steps * sizeof(double));
+      if (!sched_t) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "schedule");
+      for (int k = 0; !st && k < sched.num_steps; k++) sched_t[k] = sched.steps[k].t_model;
+    }
+    if (st) st = drt_status_annotate(st, "--schedule %s", schedule);
+  }
+  for (int i = 0; i < n_uncond && !st; i++) {
+    const char *file;
+    if (!drt_cli_split_kv(uncond_args[i], uncond_names[i], sizeof uncond_names[i], &file)) {
+      st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "--cfg-uncond expects NAME=zeros|FILE.npy, got '%s'", uncond_args[i]);
+      break;
+    }
+    memset(&uncond_vals[i], 0, sizeof uncond_vals[i]);
+    if (strcmp(file, "zeros") != 0) {
+      st = drt_npy_read_file(file, &uncond_vals[i]);
+      if (st) st = drt_status_annotate(st, "--cfg-uncond %s", uncond_names[i]);
+    }
+    n_uncond_loaded = i + 1;
+  }
   if (!st) {
     drt_pass_ctx pc = {0};
     pc.stats = &stats;
+    pc.results = &results;
     pc.max_memory = max_memory;
-    st = drt_pipeline_run(g, &pc, &po);
+    pc.latent_input = latent_name;
+    pc.timestep_input = timestep_name;
+    pc.cfg_enabled = cfg;
+    pc.cfg_scale = cfg_scale;
+    pc.cfg_mode = cfg_mode;
+    pc.cfg_num_uncond = n_uncond;
+    for (int i = 0; i < n_uncond; i++) {
+      pc.cfg_uncond_names[i] = uncond_names[i];
+      pc.cfg_uncond_values[i] = uncond_vals[i].data ? &uncond_vals[i] : NULL;
+    }
+    pc.num_invariant = n_invariant;
+    for (int i = 0; i < n_invariant; i++) pc.invariant_inputs[i] = invariant[i];
+    pc.sched_steps = sched_t ? sched.num_steps : 0;
+    pc.sched_t = sched_t;
+    st = drt_compile_adapt_pipeline(&adapt, &po);
+    if (!st) st = drt_pipeline_run(g, &pc, &po);
+    if (!st) st = drt_compile_adapt_buckets(&adapt, model, &oo, shapes, n_shapes, &pc, &po);
   }
+  for (int i = 0; i < n_uncond_loaded; i++) free(uncond_vals[i].data);
   if (!st) st = drt_graph_verify(g, true);
   double t2 = now_ms();
   drt_plan_contents c;
@@ -202,14 +327,55 @@ int drt_cmd_compile(int argc, char **argv) {
       if (ti >= 0 && ti != li) c.input_roles[ti] = DRT_PLAN_ROLE_TIMESTEP;
       if (g->num_outputs > 0) c.output_roles[0] = DRT_PLAN_ROLE_PREDICTION;
     }
+    /* what the passes added: guidance inputs/outputs, inputs fed by hoisted stages */
+    for (size_t i = 0; i < g->num_inputs; i++) {
+      const char *nm = g->inputs[i]->name;
+      if (strcmp(nm, results.cfg_scale_input) == 0) c.input_roles[i] = DRT_PLAN_ROLE_GUIDANCE_SCALE;
+      if (strcmp(nm, results.cfg_state_input) == 0) c.input_roles[i] = DRT_PLAN_ROLE_GUIDANCE_STATE;
+      for (int k = 0; k < results.num_stages; k++) {
+        const drt_graph *sg = results.stages[k].graph;
+        for (size_t j = 0; j < sg->num_outputs; j++)
+          if (strcmp(sg->outputs[j]->name, nm) == 0) c.input_roles[i] = DRT_PLAN_ROLE_HOISTED;
+      }
+    }
+    for (size_t i = 0; i < g->num_outputs; i++) {
+      const char *nm = g->outputs[i]->name;
+      if (strcmp(nm, results.cfg_uncond_output) == 0) c.output_roles[i] = DRT_PLAN_ROLE_UNCOND_PREDICTION;
+      if (strcmp(nm, results.cfg_state_output) == 0) c.output_roles[i] = DRT_PLAN_ROLE_GUIDANCE_STATE_OUT;
+    }
+    for (int k = 0; k < results.num_stages && k < DRT_PLAN_MAX_STAGES; k++) {
+      drt_pass_stage *ps = &results.stages[k];
+      c.stages[k].kind = ps->kind == DRT_STAGE_PROLOGUE ? DRT_PLAN_STAGE_PROLOGUE : DRT_PLAN_STAGE_STEP;
+      c.stages[k].graph = ps->graph;
+      c.stages[k].table_steps = (uint32_t)ps->table_steps;
+      c.stages[k].table_t = ps->table_t;
+      c.stages[k].tables = (const void **)ps->tables;
+      c.num_stages = (uint32_t)k + 1;
+    }
+    if (cfg && results.cfg_scale_input[0]) { /* (not with --disable-pass cfg-fold) */
+      drt_cfg_mode m;
+      drt_status ms = drt_cfg_mode_parse(cfg_mode, &m);
+      drt_status_free(ms);
+      c.has_guidance = true;
+      c.guidance.default_scale = cfg_scale;
+      snprintf(c.guidance.mode, sizeof c.guidance.mode, "%s", drt_cfg_mode_name(m.kind));
+      c.guidance.phi = m.phi;
+      c.guidance.eta = m.eta;
+      c.guidance.norm_threshold = m.norm_threshold;
+      c.guidance.momentum = m.momentum;
+    }
+    static const char *const keys[] = {"fused_attention", "fused_norm", "fused_elementwise", "fused_gemm_epilogue",
+                                       "cfg_folded", "hoisted_flops"};
+    double vals[] = {(double)stats.fused_attention, (double)stats.fused_norm, (double)stats.fused_elementwise,
+                     (double)stats.fused_gemm_epilogue, stats.cfg_folded ? 1.0 : 0.0, stats.hoisted_flops};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+      snprintf(c.stats[k].key, sizeof c.stats[k].key, "%s", keys[k]);
+      c.stats[k].value = vals[k];
+      c.num_stats = (uint32_t)k + 1;
+    }
   }
-  drt_schedule sched;
-  memset(&sched, 0, sizeof sched);
   if (!st && schedule) {
-    drt_schedule_params sp;
-    st = drt_schedule_parse_params(schedule, sched_steps, sched_params, &sp);
-    if (!st) st = drt_schedule_build(&sp, &sched);
-    if (!st) {
+    {
       c.has_schedule = true;
       snprintf(c.schedule.name, sizeof c.schedule.name, "%s", schedule);
       snprintf(c.schedule.params, sizeof c.schedule.params, "%s", sched_params ? sched_params : "");
@@ -223,11 +389,30 @@ int drt_cmd_compile(int argc, char **argv) {
         memcpy(c.schedule.steps[k], row, sizeof row);
       }
     }
-    if (st) st = drt_status_annotate(st, "--schedule %s", schedule);
+  }
+  if (!st) {
+    const drt_graph *split[DRT_PLAN_MAX_STAGES];
+    for (uint32_t k = 0; k < c.num_stages && k < DRT_PLAN_MAX_STAGES; k++) split[k] = c.stages[k].graph;
+    st = drt_compile_adapt_compiled(&adapt, g, split, c.num_stages, &c);
   }
   void *bytes = NULL;
   size_t size = 0;
-  if (!st) {
+  if (!st && max_memory) {
+    /* the plan buffer holds a copy of every constant next to the graph's own */
+    uint64_t weights = 0, copy = 0;
+    for (size_t i = 0; i < g->num_values; i++)
+      if (g->values[i]->kind == DRT_VALUE_CONST) {
+        weights += g->values[i]->nbytes;
+        copy += (g->values[i]->nbytes + 63) & ~(uint64_t)63;
+      }
+    st = drt_cli_check_memory(max_memory, "writing the plan", weights, 0, copy, "plan buffer");
+  }
+  if (!st && adapt.out_bytes) {
+    /* --add-bucket: the existing plan plus this bucket */
+    bytes = adapt.out_bytes;
+    size = adapt.out_size;
+    adapt.out_bytes = NULL;
+  } else if (!st) {
     if (tty) fprintf(stderr, "[3/4] serializing plan\n");
     st = drt_plan_serialize(&c, &bytes, &size);
   }
@@ -255,23 +440,42 @@ int drt_cmd_compile(int argc, char **argv) {
     printf("  parameters:  %" PRIu64 " (%.2f MiB)\n", params, (double)wbytes / 1048576.0);
     printf("  activations: %.2f MiB summed over all intermediates\n", (double)sum_act / 1048576.0);
     printf("  plan size:   %zu bytes\n", size);
+    drt_compile_adapt_report(&adapt, g);
     if (c.has_schedule) printf("  schedule:    %s, %u steps\n", c.schedule.name, c.schedule.num_steps);
     printf("  peak activations: %.2f MiB (memory plan arena)\n", (double)g->mem_arena_bytes / 1048576.0);
     printf("  time:        load %.1f ms, passes %.1f ms, write %.1f ms\n", t1 - t0, t2 - t1, t3 - t2);
+    if (c.has_guidance)
+      printf("  guidance:    classifier-free guidance folded (%s, default scale %g): one batch-%" PRId64
+             " evaluation per step\n", c.guidance.mode, c.guidance.default_scale,
+             c.output_roles && g->num_outputs ? 2 * g->outputs[0]->shape.dims[0] : 0);
+    for (uint32_t k = 0; k < c.num_stages; k++)
+      printf("  hoisted:     %s stage, %zu nodes, %.4g MFLOP %s%s\n",
+             c.stages[k].kind == DRT_PLAN_STAGE_PROLOGUE ? "prologue" : "timestep", c.stages[k].graph->num_nodes,
+             results.stages[k].flops / 1e6,
+             c.stages[k].kind == DRT_PLAN_STAGE_PROLOGUE ? "once per generation" : "per step",
+             c.stages[k].table_steps ? " (precomputed into per-step tables)" : "");
+    if (verbose || c.num_stages)
+      printf("  hoisted FLOPs: %.6g per step moved out of the per-step graph\n", stats.hoisted_flops);
     for (size_t i = 0; i < g->num_inputs; i++) {
       char s[128];
-      const char *role = c.input_roles[i] == DRT_PLAN_ROLE_LATENT     ? "latent"
-                         : c.input_roles[i] == DRT_PLAN_ROLE_TIMESTEP ? "timestep"
-                                                                      : "conditioning";
+      const char *role = c.input_roles[i] == DRT_PLAN_ROLE_LATENT           ? "latent"
+                         : c.input_roles[i] == DRT_PLAN_ROLE_TIMESTEP       ? "timestep"
+                         : c.input_roles[i] == DRT_PLAN_ROLE_GUIDANCE_SCALE ? "guidance scale"
+                         : c.input_roles[i] == DRT_PLAN_ROLE_GUIDANCE_STATE ? "guidance state"
+                                                                            : "conditioning";
+      if (c.input_roles[i] == DRT_PLAN_ROLE_HOISTED) continue; /* internal: fed by a hoisted stage */
       printf("  input  %-28s %s[%s] (%s)\n", g->inputs[i]->name, drt_dtype_name(g->inputs[i]->dtype),
              drt_shape_str(&g->inputs[i]->shape, s, sizeof s), role);
     }
   }
   free(bytes);
+  free(sched_t);
+  drt_pass_results_free(&results);
   drt_schedule_free(&sched);
   free(c.schedule.steps);
   free(c.input_roles);
   free(c.output_roles);
+  drt_compile_adapt_free(&adapt);
   drt_graph_destroy(g);
   if (st) return drt_cli_fail("compile", drt_status_annotate(st, "%s", model));
   return 0;

@@ -1,5 +1,6 @@
 /* drt generate: the whole sampling loop of a compiled plan. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include "runtime/npy.h"
 #include "runtime/plan.h"
 #include "tools/cli.h"
+#include "tools/cli_lora.h"
 #include "tools/png.h"
 
 static void gen_usage(FILE *f) {
@@ -14,13 +16,16 @@ static void gen_usage(FILE *f) {
           "usage: drt generate PLAN [--schedule NAME] [--steps N] [--schedule-params K=V,...]\n"
           "                    [--timesteps T1,T2,... | --sigmas S1,S2,...] [--timestep-scale K]\n"
           "                    [--seed S | --noise FILE.npy] [--input NAME=FILE.npy ...] [--threads N]\n"
+          "                    [--cfg-scale W] [--lora FILE[:STRENGTH] ...] [--lora-mode merged|unmerged]\n"
           "                    -o OUT.npy [--decoder VAE.plan --png OUT.png]\n\n"
           "Runs the sampling loop: x_T from the seeded Philox generator (or --noise), then per step the\n"
           "network on the scaled latent and the schedule's update. Schedules: flow-euler, ddim, euler-a,\n"
           "lcm, dmd2, tcd, cm, scm (default: the plan's, from drt compile --schedule). --timesteps/--sigmas\n"
           "give a custom grid. --timestep-scale K feeds the model K times the schedule's time. Inputs other\n"
           "than the latent and the timestep are conditioning and must be given. With --decoder the final\n"
-          "latent is decoded by a second plan and written as a PNG.\n");
+          "latent is decoded by a second plan and written as a PNG. --cfg-scale W overrides the guidance\n"
+          "scale of a plan compiled with classifier-free guidance (one batched evaluation per step).\n");
+  fputs(drt_cli_lora_usage(), f);
 }
 
 static int set_inputs_from_files(drt_session *s, const drt_plan *p, const char **args, int n, drt_tensor *held,
@@ -49,10 +54,15 @@ int drt_cmd_generate(int argc, char **argv) {
   const char *in_args[256];
   int n_in = 0, steps = 0, threads = 0, verbose = 0;
   uint64_t seed = 0;
-  double ts_scale = 0;
+  double ts_scale = 0, cfg_scale = NAN;
+  static drt_cli_loras loras;
+  memset(&loras, 0, sizeof loras);
   for (int i = 1; i < argc; i++) {
     const char *v;
     int err = 0;
+    int lr = drt_cli_lora_option(&loras, "generate", argc, argv, &i);
+    if (lr < 0) return -lr;
+    if (lr > 0) continue;
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       gen_usage(stdout);
       return 0;
@@ -78,6 +88,12 @@ int drt_cmd_generate(int argc, char **argv) {
       char *end;
       ts_scale = strtod(v, &end);
       if (*end || !(ts_scale > 0)) return drt_cli_usage_error("generate", "--timestep-scale expects K > 0, got '%s'", v);
+    } else if (drt_cli_opt(argc, argv, &i, "--cfg-scale", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      char *end;
+      cfg_scale = strtod(v, &end);
+      if (*end || end == v || !isfinite(cfg_scale))
+        return drt_cli_usage_error("generate", "--cfg-scale expects a number, got '%s'", v);
     } else if (drt_cli_opt(argc, argv, &i, "--seed", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       char *end;
@@ -131,18 +147,28 @@ int drt_cmd_generate(int argc, char **argv) {
   float *noise = NULL;
   if (drt_plan_load_file(plan, &p) != DRT_STATUS_OK) {
     fprintf(stderr, "drt generate: error: %s\n", drt_last_error());
+    drt_cli_loras_free(&loras);
     return DRT_EXIT_BAD_INPUT;
   }
   drt_session_options so;
   drt_session_options_init(&so);
   so.num_threads = threads;
+  rc = drt_cli_loras_load(&loras, "generate", p);
+  if (rc) goto done;
   if (drt_session_create(p, &so, &s) != DRT_STATUS_OK) {
     fprintf(stderr, "drt generate: error: %s\n", drt_last_error());
     rc = DRT_EXIT_INTERNAL;
     goto done;
   }
+  rc = drt_cli_loras_session(&loras, "generate", s);
+  if (rc) goto done;
   rc = set_inputs_from_files(s, p, in_args, n_in, held, &n_held);
   if (rc) goto done;
+  if (!isnan(cfg_scale) && drt_session_set_guidance_scale(s, cfg_scale) != DRT_STATUS_OK) {
+    fprintf(stderr, "drt generate: error: %s\n", drt_last_error());
+    rc = DRT_EXIT_BAD_INPUT;
+    goto done;
+  }
   const char *latent = NULL;
   drt_tensor_desc ld;
   memset(&ld, 0, sizeof ld);
@@ -248,5 +274,6 @@ done:
   free(noise);
   drt_session_destroy(s);
   drt_plan_destroy(p);
+  drt_cli_loras_free(&loras);
   return rc;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "distilrt.h"
+#include "runtime/cpu/executor.h"
 #include "runtime/npy.h"
 #include "runtime/plan.h"
 #include "tools/cli.h"
@@ -24,6 +25,11 @@ static const char *role_name(uint8_t r) {
     case DRT_PLAN_ROLE_LATENT: return "latent";
     case DRT_PLAN_ROLE_TIMESTEP: return "timestep";
     case DRT_PLAN_ROLE_PREDICTION: return "prediction";
+    case DRT_PLAN_ROLE_GUIDANCE_SCALE: return "guidance_scale";
+    case DRT_PLAN_ROLE_GUIDANCE_STATE: return "guidance_state";
+    case DRT_PLAN_ROLE_UNCOND_PREDICTION: return "uncond_prediction";
+    case DRT_PLAN_ROLE_GUIDANCE_STATE_OUT: return "guidance_state_out";
+    case DRT_PLAN_ROLE_HOISTED: return "hoisted";
     default: return "other";
   }
 }
@@ -31,15 +37,69 @@ static const char *role_name(uint8_t r) {
 static void print_io_json(const drt_graph *g, bool outputs, const uint8_t *roles) {
   size_t n = outputs ? g->num_outputs : g->num_inputs;
   printf("[");
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0, k = 0; i < n; i++) {
     const drt_value *v = outputs ? g->outputs[i] : g->inputs[i];
-    printf("%s{\"name\": ", i ? ", " : "");
+    if (!outputs && roles[i] == DRT_PLAN_ROLE_HOISTED) continue; /* internal: fed by a stage */
+    printf("%s{\"name\": ", k++ ? ", " : "");
     json_str(v->name);
     printf(", \"dtype\": \"%s\", \"shape\": [", drt_dtype_name(v->dtype));
     for (int d = 0; d < v->shape.rank; d++) printf("%s%" PRId64, d ? ", " : "", v->shape.dims[d]);
     printf("], \"role\": \"%s\"}", role_name(roles[i]));
   }
   printf("]");
+}
+
+/* Shape buckets (with the activation memory of each) and what refits and LoRAs can use. */
+static void print_adapt(const drt_plan_contents *c, bool json) {
+  size_t sources = 0, folds = 0, derived = 0, baked = 0, opaque = 0;
+  for (uint32_t b = 0; b < c->num_provenance; b++) {
+    const drt_plan_provenance *pv = c->provenance[b];
+    if (!pv) continue;
+    sources += pv->trace->num_inputs;
+    folds += pv->trace->num_nodes;
+    derived += pv->num_derived;
+    baked += pv->num_baked;
+    opaque += pv->num_opaque;
+  }
+  if (json) {
+    printf(", \"buckets\": [");
+    for (uint32_t b = 0; b < c->num_buckets; b++) {
+      const drt_graph *bg = c->buckets[b];
+      printf("%s{\"inputs\": {", b ? ", " : "");
+      for (size_t i = 0; i < bg->num_inputs; i++) {
+        printf("%s", i ? ", " : "");
+        json_str(bg->inputs[i]->name);
+        printf(": [");
+        for (int d = 0; d < bg->inputs[i]->shape.rank; d++)
+          printf("%s%" PRId64, d ? ", " : "", bg->inputs[i]->shape.dims[d]);
+        printf("]");
+      }
+      printf("}, \"activations\": %" PRIu64 "}", drt_cpu_executor_peak_bytes(bg));
+    }
+    printf("], \"weights_provenance\": {\"recorded\": %s, \"sources\": %zu, \"folds\": %zu, \"derived\": %zu, "
+           "\"baked\": %zu, \"opaque\": %zu}, \"weight_map\": %zu",
+           c->num_provenance ? "true" : "false", sources, folds, derived, baked, opaque,
+           c->weight_map ? c->weight_map->count : 0);
+    return;
+  }
+  if (c->num_buckets > 1) {
+    printf("buckets:  %u (weights stored once)\n", c->num_buckets);
+    for (uint32_t b = 0; b < c->num_buckets; b++) {
+      const drt_graph *bg = c->buckets[b];
+      printf("  %u:", b);
+      for (size_t i = 0; i < bg->num_inputs; i++) {
+        char sh[128];
+        printf(" %s %s", bg->inputs[i]->name, drt_shape_str(&bg->inputs[i]->shape, sh, sizeof sh));
+      }
+      printf("; peak activations %" PRIu64 " B\n", drt_cpu_executor_peak_bytes(bg));
+    }
+  }
+  if (c->num_provenance)
+    printf("weights:  refit and LoRA ready: %zu sources, %zu folds, %zu derived, %zu baked, %zu opaque constants; %s\n",
+           sources, folds, derived, baked, opaque, c->weight_map ? "weight map" : "no weight map");
+  else
+    printf("weights:  no provenance recorded (recompile to refit or use LoRAs)\n");
+  if (c->weight_map) printf("          weight map: %zu checkpoint parameters\n", c->weight_map->count);
 }
 
 int drt_inspect_plan(const char *path, bool json) {
@@ -83,6 +143,27 @@ int drt_inspect_plan(const char *path, bool json) {
     for (int op = 0; op < DRT_OP_COUNT_; op++)
       if (hist[op]) printf("%s\"%s\": %zu", k++ ? ", " : "", drt_op_name((drt_op)op), hist[op]);
     printf("}, \"nodes\": %zu, \"kernels\": 0", g->num_nodes);
+    /* what the passes did (STATS section; older plans report zeros) */
+    printf(", \"fused\": {\"attention\": %.0f, \"norm\": %.0f, \"elementwise\": %.0f, \"cfg\": %s, "
+           "\"hoisted_flops\": %.0f}",
+           drt_plan_stat_get(&c, "fused_attention", 0), drt_plan_stat_get(&c, "fused_norm", 0),
+           drt_plan_stat_get(&c, "fused_elementwise", 0), drt_plan_stat_get(&c, "cfg_folded", 0) != 0 ? "true" : "false",
+           drt_plan_stat_get(&c, "hoisted_flops", 0));
+    if (c.has_guidance)
+      printf(", \"guidance\": {\"mode\": \"%s\", \"default_scale\": %.9g, \"phi\": %.9g, \"eta\": %.9g, "
+             "\"norm_threshold\": %.9g, \"momentum\": %.9g}",
+             c.guidance.mode, c.guidance.default_scale, c.guidance.phi, c.guidance.eta, c.guidance.norm_threshold,
+             c.guidance.momentum);
+    else
+      printf(", \"guidance\": null");
+    printf(", \"stages\": [");
+    for (uint32_t q = 0; q < c.num_stages; q++) {
+      const drt_graph *sg = c.stages[q].graph;
+      printf("%s{\"kind\": \"%s\", \"nodes\": %zu, \"inputs\": %zu, \"outputs\": %zu, \"table_steps\": %u}",
+             q ? ", " : "", c.stages[q].kind == DRT_PLAN_STAGE_PROLOGUE ? "prologue" : "step", sg->num_nodes,
+             sg->num_inputs, sg->num_outputs, c.stages[q].table_steps);
+    }
+    printf("]");
     if (c.has_schedule) {
       printf(", \"schedule\": {\"name\": ");
       json_str(c.schedule.name);
@@ -97,6 +178,7 @@ int drt_inspect_plan(const char *path, bool json) {
     }
     printf(", \"memory\": {\"weights\": %" PRIu64 ", \"activations\": %" PRIu64 ", \"workspace\": %" PRIu64 "}",
            mem.weights, mem.activations, mem.workspace);
+    print_adapt(&c, true);
     printf(", \"sections\": [");
     for (uint32_t i = 0; i < c.num_sections; i++)
       printf("%s{\"type\": \"%s\", \"offset\": %" PRIu64 ", \"size\": %" PRIu64 ", \"crc32\": \"%08x\"}", i ? ", " : "",
@@ -110,6 +192,7 @@ int drt_inspect_plan(const char *path, bool json) {
     printf("inputs:\n");
     for (size_t i = 0; i < g->num_inputs; i++) {
       char s[128];
+      if (c.input_roles[i] == DRT_PLAN_ROLE_HOISTED) continue; /* internal: fed by a stage */
       printf("  %-32s %s[%s] (%s)\n", g->inputs[i]->name, drt_dtype_name(g->inputs[i]->dtype),
              drt_shape_str(&g->inputs[i]->shape, s, sizeof s), role_name(c.input_roles[i]));
     }
@@ -129,6 +212,19 @@ int drt_inspect_plan(const char *path, bool json) {
     }
     printf("memory:   weights %" PRIu64 " B, peak activations %" PRIu64 " B, workspace %" PRIu64 " B\n",
            mem.weights, mem.activations, mem.workspace);
+    print_adapt(&c, false);
+    printf("fused:    attention %.0f, norm %.0f, elementwise %.0f, cfg %s, hoisted %.6g FLOPs per step\n",
+           drt_plan_stat_get(&c, "fused_attention", 0), drt_plan_stat_get(&c, "fused_norm", 0),
+           drt_plan_stat_get(&c, "fused_elementwise", 0), drt_plan_stat_get(&c, "cfg_folded", 0) != 0 ? "folded" : "no",
+           drt_plan_stat_get(&c, "hoisted_flops", 0));
+    if (c.has_guidance)
+      printf("guidance: %s, default scale %g (phi %g, eta %g, norm threshold %g, momentum %g)\n", c.guidance.mode,
+             c.guidance.default_scale, c.guidance.phi, c.guidance.eta, c.guidance.norm_threshold, c.guidance.momentum);
+    for (uint32_t k = 0; k < c.num_stages; k++)
+      printf("stage:    %s, %zu nodes, %zu inputs, %zu outputs%s\n",
+             c.stages[k].kind == DRT_PLAN_STAGE_PROLOGUE ? "prologue (once per generation)" : "timestep (per step)",
+             c.stages[k].graph->num_nodes, c.stages[k].graph->num_inputs, c.stages[k].graph->num_outputs,
+             c.stages[k].table_steps ? ", with per-step tables" : "");
     printf("sections:\n");
     for (uint32_t i = 0; i < c.num_sections; i++)
       printf("  %-10s offset %-10" PRIu64 " size %-10" PRIu64 " crc32 %08x\n",

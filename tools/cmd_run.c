@@ -1,4 +1,5 @@
 /* drt run: one evaluation of an ONNX model on .npy inputs. */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@ static void run_usage(FILE *f) {
           "renamed, so a failure never leaves a partial file. Without outputs, prints a summary.\n"
           "Inputs with at most 256 elements are specialized to constants for this run (so shape-like\n"
           "operands given as inputs fold); --no-specialize keeps every input dynamic.\n"
+          "--cfg-scale W sets the guidance scale of a plan compiled with classifier-free guidance (default:\n"
+          "the scale given to drt compile); no recompilation.\n"
           "--repeat N runs the evaluation N more times after the first and prints latency statistics\n"
           "(evaluation only, excluding model load) as: latency_ms min=.. median=.. mean=..\n"
           "--max-memory BYTES (suffix K, M, G or T) is a memory budget: the model or plan file, its external\n"
@@ -112,12 +115,14 @@ static uint64_t input_file_bytes(const char **in_args, int n_in) {
 }
 
 bool drt_cli_is_plan(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return false;
+  /* non-blocking and regular files only: a FIFO named as the model must not hang the peek */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat sb;
   char m[8] = {0};
-  size_t n = fread(m, 1, 8, f);
-  fclose(f);
-  return n == 8 && memcmp(m, DRT_PLAN_MAGIC, 8) == 0;
+  bool plan = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && read(fd, m, 8) == 8 && memcmp(m, DRT_PLAN_MAGIC, 8) == 0;
+  close(fd);
+  return plan;
 }
 
 static int write_outputs_api(drt_session *s, const drt_plan *p, const char *out_dir, const char **out_args, int n_out,
@@ -157,6 +162,9 @@ static int write_outputs_api(drt_session *s, const drt_plan *p, const char *out_
   }
   return 0;
 }
+
+/* --cfg-scale W of a plan run (NAN: not given) */
+static double g_cfg_scale = NAN;
 
 static int run_plan(const char *path, const char **in_args, int n_in, const char **out_args, int n_out,
                     const char *out_dir, int threads, int repeat, uint64_t max_memory) {
@@ -201,7 +209,7 @@ static int run_plan(const char *path, const char **in_args, int n_in, const char
     drt_memory_info mi;
     drt_plan_memory(p, &mi);
     bst = drt_cli_check_memory(max_memory, path, mi.weights, mi.activations + mi.workspace,
-                               input_file_bytes(in_args, n_in));
+                               input_file_bytes(in_args, n_in), "inputs");
     if (bst) {
       rc = drt_cli_fail("run", bst);
       goto done;
@@ -211,6 +219,7 @@ static int run_plan(const char *path, const char **in_args, int n_in, const char
   drt_session_options_init(&so);
   so.num_threads = threads;
   drt_status_code c = drt_session_create(p, &so, &s);
+  if (c == DRT_STATUS_OK && !isnan(g_cfg_scale)) c = drt_session_set_guidance_scale(s, g_cfg_scale);
   for (int i = 0; i < n_in && c == DRT_STATUS_OK; i++) {
     char name[256];
     const char *file;
@@ -322,6 +331,12 @@ int drt_cmd_run(int argc, char **argv) {
         drt_status_free(s);
         return rc;
       }
+    } else if (drt_cli_opt(argc, argv, &i, "--cfg-scale", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      char *end;
+      g_cfg_scale = strtod(v, &end);
+      if (*end || end == v || !isfinite(g_cfg_scale))
+        return drt_cli_usage_error("run", "--cfg-scale expects a number, got '%s'", v);
     } else if (strcmp(argv[i], "--no-specialize") == 0) {
       specialize = -1;
     } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
@@ -339,6 +354,9 @@ int drt_cmd_run(int argc, char **argv) {
   drt_cli_install_logger(verbose);
   if (drt_cli_is_plan(model))
     return run_plan(model, in_args, n_in, out_args, n_out, out_dir, threads, repeat, max_memory);
+  if (!isnan(g_cfg_scale))
+    return drt_cli_usage_error("run", "--cfg-scale applies to plans compiled with --cfg-scale (drt compile), not to "
+                               "ONNX models");
 
   int rc = DRT_EXIT_OK;
   drt_status st = DRT_OK;
@@ -422,7 +440,7 @@ int drt_cmd_run(int argc, char **argv) {
     for (size_t i = 0; i < g->num_values; i++)
       if (g->values[i]->kind == DRT_VALUE_CONST) weights += g->values[i]->nbytes;
     for (int i = 0; i < loaded; i++) inputs += drt_tensor_nbytes(&in_tensors[i]);
-    st = drt_cli_check_memory(max_memory, model, weights, drt_cpu_executor_peak_bytes(g), inputs);
+    st = drt_cli_check_memory(max_memory, model, weights, drt_cpu_executor_peak_bytes(g), inputs, "inputs");
     if (st) goto done;
   }
   drt_cpu_executor_options eo;

@@ -14,6 +14,7 @@ static void usage(FILE *f) {
           "  run       run one evaluation of an ONNX model or a .plan on .npy inputs\n"
           "  generate  run a whole sampling schedule with a compiled plan\n"
           "  bench     latency, NFE and memory of a plan (student vs teacher)\n"
+          "  refit     replace the weights of a plan (another checkpoint) without recompiling\n"
           "  inspect   print a model's inputs, outputs, opsets, op histogram, parameters and graph\n"
           "  ops       list the ONNX ops distilrt supports\n\n"
           "'drt <command> --help' describes each command.\n"
@@ -39,6 +40,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "compile") == 0) return drt_cmd_compile(argc - 1, argv + 1);
   if (strcmp(cmd, "generate") == 0) return drt_cmd_generate(argc - 1, argv + 1);
   if (strcmp(cmd, "bench") == 0) return drt_cmd_bench(argc - 1, argv + 1);
+  if (strcmp(cmd, "refit") == 0) return drt_cmd_refit(argc - 1, argv + 1);
   if (strcmp(cmd, "run") == 0) return drt_cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0) return drt_cmd_inspect(argc - 1, argv + 1);
   if (strcmp(cmd, "ops") == 0) return drt_cmd_ops(argc - 1, argv + 1);

@@ -5,6 +5,8 @@
  *    kernel tap over an output row;
  *  - the AVX2/FMA direct kernel (conv_avx2.c) for stride-1 convolutions with a long enough
  *    reduction, when the CPU has AVX2;
+ *  - for pointwise convolutions (1x1, stride 1, no padding) with AVX2, the small row-block
+ *    GEMM of sgemm_avx2.c on W and X in place;
  *  - im2col + GEMM otherwise: for each (image, group), Y_g[Mg x P] = W_g[Mg x Kc] col[Kc x P]
  *    where col is the im2col expansion of X_g (Kc = Cg * prod(kernel), P = output positions).
  *    A 1x1 kernel with stride 1 and no padding reads X directly. col is built a tile of
@@ -25,6 +27,7 @@
 
 #include "ir/infer_linalg.h"
 #include "runtime/cpu/linalg.h"
+#include "runtime/cpu/sgemm_avx2.h"
 
 #define SCRATCH_BYTES ((int64_t)16 << 20)      /* im2col tile budget, serial mode */
 #define TASK_SCRATCH_BYTES ((int64_t)2 << 20)  /* per task, parallel-over-groups mode */
@@ -182,7 +185,10 @@ static void conv_block_serial(conv_job *j, int64_t blk, float *col) {
   for (int64_t p0 = 0; p0 < j->g.out_sp; p0 += j->tile) {
     int64_t p1 = p0 + j->tile < j->g.out_sp ? p0 + j->tile : j->g.out_sp, t = p1 - p0;
     for (int64_t r = 0; r < j->Kc; r++) im2col_row(&j->g, xg, r, p0, p1, col + r * t);
-    drt_sgemm_serial(false, false, j->Mg, t, j->Kc, 1.0f, wg, j->Kc, col, t, beta, yg + p0, j->g.out_sp);
+    bool done = j->Kc <= 512 && t >= 8 &&
+                (beta != 0.0f ? drt_sgemm_rows_avx2_acc(wg, j->Kc, col, t, yg + p0, j->g.out_sp, 0, j->Mg, t, j->Kc, 1.0f)
+                              : drt_sgemm_rows_avx2(wg, j->Kc, col, t, yg + p0, j->g.out_sp, 0, j->Mg, t, j->Kc, 1.0f));
+    if (!done) drt_sgemm_serial(false, false, j->Mg, t, j->Kc, 1.0f, wg, j->Kc, col, t, beta, yg + p0, j->g.out_sp);
   }
 }
 
@@ -291,11 +297,44 @@ static drt_status conv_gemm_serial(drt_cpu_ctx *ctx, conv_job *j, int64_t blocks
       im2col_args ia = {&j->g, xg, col, p0, p1};
       int64_t grain = t >= 2048 ? 1 : 2048 / t;
       drt_parallel_for(ctx, j->Kc, grain, im2col_range, &ia);
-      drt_sgemm(ctx, false, false, j->Mg, t, j->Kc, 1.0f, wgp, j->Kc, col, t, beta, yg + p0, j->g.out_sp);
+      if (!drt_sgemm_avx2(ctx, j->Mg, t, j->Kc, 1.0f, wgp, j->Kc, col, t, beta, yg + p0, j->g.out_sp))
+        drt_sgemm(ctx, false, false, j->Mg, t, j->Kc, 1.0f, wgp, j->Kc, col, t, beta, yg + p0, j->g.out_sp);
     }
   }
   free(col);
   return DRT_OK;
+}
+
+/* Pointwise convolution (1x1, stride 1, no padding) with the small AVX2 GEMM: per (image,
+ * group), Y_g[Mg x P] = W_g[Mg x Cg] X_g[Cg x P], both operands read in place; tasks are
+ * blocks of PW_ROWS output channels, each followed by its bias while the rows are in cache. */
+#define PW_ROWS 12
+
+static void pointwise_rows(void *arg, int64_t begin, int64_t end) {
+  const conv_job *j = arg;
+  int64_t rb = (j->Mg + PW_ROWS - 1) / PW_ROWS, P = j->g.out_sp;
+  for (int64_t t = begin; t < end; t++) {
+    int64_t blk = t / rb, r0 = (t % rb) * PW_ROWS, r1 = r0 + PW_ROWS < j->Mg ? r0 + PW_ROWS : j->Mg;
+    int64_t n = blk / j->G, gi = blk % j->G;
+    const float *xg = j->x + (n * j->C + gi * j->Cg) * j->g.in_sp;
+    const float *wg = j->w + gi * j->Mg * j->Kc;
+    float *yg = j->y + (n * j->M + gi * j->Mg) * P;
+    drt_sgemm_rows_avx2(wg, j->Kc, xg, j->g.in_sp, yg, P, r0, r1, P, j->Kc, 1.0f);
+    if (j->bias)
+      for (int64_t m = r0; m < r1; m++) {
+        float b = j->bias[gi * j->Mg + m], *row = yg + m * P;
+        for (int64_t i = 0; i < P; i++) row[i] += b;
+      }
+  }
+}
+
+static bool pointwise_avx2(drt_cpu_ctx *ctx, conv_job *j, int64_t N) {
+  if (!j->pointwise || j->Kc > 512 || j->g.out_sp < 8 || !drt_cpu_has_avx2_fma()) return false;
+  int64_t rb = (j->Mg + PW_ROWS - 1) / PW_ROWS;
+  double per_task = (double)PW_ROWS * (double)j->Kc * (double)j->g.out_sp;
+  int64_t grain = (int64_t)((double)(1 << 17) / per_task) + 1;
+  drt_parallel_for(ctx, N * j->G * rb, grain, pointwise_rows, j);
+  return true;
 }
 
 /* Strategy for one Conv. DRT_CONV_PATH (a debugging and testing knob) forces one:
@@ -358,6 +397,7 @@ static drt_status conv_run(drt_cpu_ctx *ctx, conv_job *j, int64_t N, conv_path p
     DRT_RETURN_IF_ERROR(drt_conv_avx2(ctx, &d, &done));
     if (done) return DRT_OK;
   }
+  if ((path == PATH_AUTO || path == PATH_AVX2) && pointwise_avx2(ctx, j, N)) return DRT_OK;
   int threads = ctx && ctx->pool ? ctx->num_threads : 1;
   int64_t blocks = N * j->G;
   double work = (double)j->Mg * (double)j->Kc * (double)j->g.out_sp;

@@ -103,6 +103,35 @@ __attribute__((target("avx2,fma"))) static void kernel_16x6(const float *const *
 }
 
 
+/* y[c * osp + i] = acc[i * MR + c] for c < mvalid, i < np: eight positions at a time as 8x8
+ * register transposes of the [position][channel] accumulators, the rest one by one. */
+__attribute__((target("avx2,fma"))) static void writeback(const float *acc, float *y, int64_t osp, int64_t np,
+                                                          int mvalid) {
+  int64_t i = 0;
+  for (; i + 8 <= np; i += 8)
+    for (int cb = 0; cb < mvalid; cb += 8) {
+      const float *a = acc + i * MR + cb;
+      __m256 a0 = _mm256_load_ps(a + 0 * MR), a1 = _mm256_load_ps(a + 1 * MR), a2 = _mm256_load_ps(a + 2 * MR),
+             a3 = _mm256_load_ps(a + 3 * MR), a4 = _mm256_load_ps(a + 4 * MR), a5 = _mm256_load_ps(a + 5 * MR),
+             a6 = _mm256_load_ps(a + 6 * MR), a7 = _mm256_load_ps(a + 7 * MR);
+      __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1), t2 = _mm256_unpacklo_ps(a2, a3),
+             t3 = _mm256_unpackhi_ps(a2, a3), t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5),
+             t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+      __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+             u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+             u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+             u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      __m256 r[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                     _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                     _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                     _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+      int cn = mvalid - cb < 8 ? mvalid - cb : 8;
+      for (int c = 0; c < cn; c++) _mm256_storeu_ps(y + (cb + c) * osp + i, r[c]);
+    }
+  for (; i < np; i++)
+    for (int c = 0; c < mvalid; c++) y[c * osp + i] = acc[i * MR + c];
+}
+
 /* Channel block mb of group g of image n, output positions [p0, p1) (at most PBLOCK). The
  * reduction runs in chunks of a few input channels: the chunk's packed weights and input
  * rows stay in L1 while every tile of the block uses them; the partial sums live in an
@@ -141,10 +170,7 @@ static void task_run(const direct_job *j, int64_t n, int64_t g, int64_t mb, int6
     int64_t nk = j->Kc - k0 < j->kchunk ? j->Kc - k0 : j->kchunk;
     for (int64_t t = 0; t < ntiles; t++) kernel_16x6(xb + t * NR, j->toff + k0, nk, wblk + k0 * MR, acc + t * NR * MR);
   }
-  for (int c = 0; c < mvalid; c++) {
-    float *yc = yg + c * osp + p0;
-    for (int64_t i = 0; i < np; i++) yc[i] = acc[i * MR + c];
-  }
+  writeback(acc, yg + p0, osp, np, mvalid);
 }
 
 static void tasks_range(void *arg, int64_t begin, int64_t end) {
@@ -160,52 +186,78 @@ static void tasks_range(void *arg, int64_t begin, int64_t end) {
   }
 }
 
-/* Zero-padded copy of the input, one (image, channel) plane per index. */
+/* Zero-padded copy of the input, one (image, channel) plane per index: one memset of the
+ * plane, then the valid part of each input row (few library calls per plane). */
 static void pad_range(void *arg, int64_t begin, int64_t end) {
   const direct_job *j = arg;
   const drt_conv_desc *d = j->d;
   int64_t isp = d->in[0] * d->in[1] * d->in[2];
+  int64_t lo = d->pad[2] < j->Wp ? d->pad[2] : j->Wp, hi = d->pad[2] + d->in[2];
+  if (hi > j->Wp) hi = j->Wp;
   for (int64_t p = begin; p < end; p++) {
     const float *x = d->x + p * isp;
     float *o = (float *)j->xp + p * j->plane;
-    for (int64_t pd = 0; pd < j->Dp; pd++)
+    memset(o, 0, (size_t)j->plane * sizeof(float));
+    if (hi <= lo) continue;
+    for (int64_t pd = 0; pd < j->Dp; pd++) {
+      int64_t id = pd - d->pad[0];
+      if (id < 0 || id >= d->in[0]) continue;
       for (int64_t ph = 0; ph < j->Hp; ph++) {
-        float *orow = o + (pd * j->Hp + ph) * j->Wp;
-        int64_t id = pd - d->pad[0], ih = ph - d->pad[1];
-        if (id < 0 || id >= d->in[0] || ih < 0 || ih >= d->in[1]) {
-          memset(orow, 0, (size_t)j->Wp * sizeof(float));
-          continue;
-        }
-        const float *irow = x + (id * d->in[1] + ih) * d->in[2];
-        int64_t lo = d->pad[2] < j->Wp ? d->pad[2] : j->Wp, hi = d->pad[2] + d->in[2];
-        if (hi > j->Wp) hi = j->Wp;
-        memset(orow, 0, (size_t)lo * sizeof(float));
-        if (hi > lo) memcpy(orow + lo, irow, (size_t)(hi - lo) * sizeof(float));
-        memset(orow + (hi > lo ? hi : lo), 0, (size_t)(j->Wp - (hi > lo ? hi : lo)) * sizeof(float));
+        int64_t ih = ph - d->pad[1];
+        if (ih < 0 || ih >= d->in[1]) continue;
+        memcpy(o + (pd * j->Hp + ph) * j->Wp + lo, x + (id * d->in[1] + ih) * d->in[2], (size_t)(hi - lo) * sizeof(float));
       }
+    }
   }
 }
 
-/* Packs the weights of one (group, channel block) per index, 64 reduction steps at a time
- * so the 16 source rows and the 4 KiB destination block stay in L1. */
-static void pack_range(void *arg, int64_t begin, int64_t end) {
+/* 8x8 transpose of rows r[0..7] (8 floats each) into columns written at o + k * MR. */
+__attribute__((target("avx2,fma"))) static inline void transpose8(const float *const *r, int64_t k, float *o) {
+  __m256 a0 = _mm256_loadu_ps(r[0] + k), a1 = _mm256_loadu_ps(r[1] + k), a2 = _mm256_loadu_ps(r[2] + k),
+         a3 = _mm256_loadu_ps(r[3] + k), a4 = _mm256_loadu_ps(r[4] + k), a5 = _mm256_loadu_ps(r[5] + k),
+         a6 = _mm256_loadu_ps(r[6] + k), a7 = _mm256_loadu_ps(r[7] + k);
+  __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1), t2 = _mm256_unpacklo_ps(a2, a3),
+         t3 = _mm256_unpackhi_ps(a2, a3), t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5),
+         t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+         u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+         u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+         u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_store_ps(o + 0 * MR, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_store_ps(o + 1 * MR, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_store_ps(o + 2 * MR, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_store_ps(o + 3 * MR, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_store_ps(o + 4 * MR, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_store_ps(o + 5 * MR, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_store_ps(o + 6 * MR, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_store_ps(o + 7 * MR, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* Packs the weights of one (group, channel block) per index: [Kc][MR], channels past Mg zero.
+ * Eight reduction steps at a time as two 8x8 register transposes (the packed block is 32-byte
+ * aligned: Kc * MR floats per block). */
+__attribute__((target("avx2,fma"))) static void pack_range(void *arg, int64_t begin, int64_t end) {
   const direct_job *j = arg;
   const drt_conv_desc *d = j->d;
   for (int64_t b = begin; b < end; b++) {
     int64_t g = b / j->mblocks, mb = b % j->mblocks;
     float *o = (float *)j->wp + b * j->Kc * MR;
-    for (int64_t k0 = 0; k0 < j->Kc; k0 += 64) {
-      int64_t k1 = k0 + 64 < j->Kc ? k0 + 64 : j->Kc;
-      for (int c = 0; c < MR; c++) {
-        int64_t m = mb * MR + c;
-        if (m < j->Mg) {
-          const float *src = d->w + (g * j->Mg + m) * j->Kc;
-          for (int64_t k = k0; k < k1; k++) o[k * MR + c] = src[k];
-        } else {
-          for (int64_t k = k0; k < k1; k++) o[k * MR + c] = 0.0f;
-        }
+    const float *rows[MR];
+    bool full = true;
+    for (int c = 0; c < MR; c++) {
+      int64_t m = mb * MR + c;
+      rows[c] = m < j->Mg ? d->w + (g * j->Mg + m) * j->Kc : NULL;
+      full &= rows[c] != NULL;
+    }
+    int64_t k = 0;
+    if (full) {
+      for (; k + 8 <= j->Kc; k += 8) {
+        transpose8(rows, k, o + k * MR);
+        transpose8(rows + 8, k, o + k * MR + 8);
       }
     }
+    for (; k < j->Kc; k++)
+      for (int c = 0; c < MR; c++) o[k * MR + c] = rows[c] ? rows[c][k] : 0.0f;
   }
 }
 

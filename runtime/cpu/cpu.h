@@ -38,6 +38,7 @@ extern const drt_cpu_kernel_entry drt_cpu_kernels_linalg[];      /* runtime/cpu/
 extern const drt_cpu_kernel_entry drt_cpu_kernels_reduce[];      /* runtime/cpu/reduce.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_movement[];    /* runtime/cpu/movement.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_index[];       /* runtime/cpu/index.c */
+extern const drt_cpu_kernel_entry drt_cpu_kernels_fused[];       /* runtime/cpu/fused.c (internal drt.* ops) */
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op);
 

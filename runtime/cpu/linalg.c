@@ -8,6 +8,7 @@
 
 #include "ir/infer_linalg.h"
 #include "runtime/cpu/linalg.h"
+#include "runtime/cpu/sgemm_avx2.h"
 
 #define F32F64 (DRT_DT_BIT(DRT_DTYPE_FLOAT32) | DRT_DT_BIT(DRT_DTYPE_FLOAT64))
 
@@ -151,7 +152,11 @@ static drt_status k_matmul(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor
   (void)n;
 
   if (nb == 1 && na == count && (dt == DRT_DTYPE_FLOAT32 || dt == DRT_DTYPE_FLOAT64)) {
-    /* B shared by the whole batch: one GEMM over the stacked rows of A. */
+    /* B shared by the whole batch: one GEMM over the stacked rows of A (short reductions: the
+       AVX2 row-block kernel, which needs no packing). */
+    if (dt == DRT_DTYPE_FLOAT32 &&
+        drt_sgemm_avx2(ctx, count * m, nn, k, 1.0f, a->data, k, b->data, ldb, 0.0f, y->data, nn))
+      return DRT_OK;
     if (dt == DRT_DTYPE_FLOAT32)
       drt_sgemm(ctx, false, false, count * m, nn, k, 1.0f, a->data, k, b->data, ldb, 0.0f, y->data, nn);
     else
