@@ -26,6 +26,8 @@ typedef struct plan_gen {
   drt_graph **graphs; /* per bucket; owned clones unless generation 0 */
   uint32_t num_stages;
   drt_plan_stage stages[DRT_PLAN_MAX_STAGES]; /* graphs and table rows repointed into `weights` */
+  drt_source_table current; /* values of sources the WEIGHTS section does not hold, where a refit
+                               changed them (runtime/weights.h) */
 } plan_gen;
 
 struct drt_plan {
@@ -758,6 +760,7 @@ static void gen_free(plan_gen *gn) {
       free((void *)gn->stages[k].tables);
     }
   }
+  drt_source_table_free(&gn->current);
   free(gn->graphs);
   free(gn->weights);
   free(gn);
@@ -880,7 +883,10 @@ static drt_status swap_weights(drt_plan *p, drt_safetensors *ckpt, drt_refit_rep
     memcpy(w, cur, p->c.weights_size);
     st = drt_source_table_from_checkpoint(&t, si, ns, p->c.weight_map, ckpt, false, rep);
   }
-  if (!st) st = drt_refit_apply(p->c.provenance, p->c.num_provenance, &t, w, p->c.weights_size, rep);
+  if (!st) st = drt_refit_apply(p->c.provenance, p->c.num_provenance, &t, &base->current, w, p->c.weights_size, rep);
+  drt_source_table now;
+  memset(&now, 0, sizeof now);
+  if (!st) st = drt_refit_current_sources(p->c.provenance, p->c.num_provenance, &t, &base->current, &now);
   drt_source_table_free(&t);
   free(si);
   gen_release(p, base);
@@ -890,7 +896,11 @@ static drt_status swap_weights(drt_plan *p, drt_safetensors *ckpt, drt_refit_rep
     w = NULL;
   }
   free(w);
-  if (st) return st;
+  if (st) {
+    drt_source_table_free(&now);
+    return st;
+  }
+  gn->current = now;
   plan_gen *merged = NULL;
   st = plan_merge_loras(p, gn, &merged);
   if (st) {
@@ -1082,6 +1092,7 @@ const char *drt_lora_unknown_key(const drt_lora *lora, int index) {
 typedef struct recover_ctx {
   const drt_plan *p;
   const uint8_t *w;
+  drt_source_table *current; /* the generation's values of sources WEIGHTS does not hold */
   void **owned;
   size_t num_owned;
 } recover_ctx;
@@ -1098,7 +1109,8 @@ static const void *recover_source(void *user, const char *source, drt_dtype *dty
       *dtype = v->dtype;
       *shape = v->shape;
       if (pv->sources[i].target.offset != UINT64_MAX) return rc->w + pv->sources[i].target.offset;
-      if (pv->sources[i].default_data) return pv->sources[i].default_data;
+      const drt_named_tensor *cur = drt_source_table_find(rc->current, source);
+      if (cur && cur->t.dtype == v->dtype && drt_shape_equal(&cur->t.shape, &v->shape)) return cur->t.data;
       for (size_t k = 0; k < pv->num_derived; k++)
         for (uint32_t q = 0; q < pv->derived[k].num_candidates; q++)
           if (pv->derived[k].kind == DRT_DERIVE_BYTES && pv->derived[k].candidates[q] == (DRT_PROV_CAND_SOURCE | (uint32_t)i))
@@ -1120,7 +1132,7 @@ static const void *recover_source(void *user, const char *source, drt_dtype *dty
           return buf;
         }
       }
-      return NULL;
+      return pv->sources[i].default_data;
     }
   }
   return NULL;
@@ -1131,7 +1143,7 @@ static drt_status plan_merge_loras(drt_plan *p, const plan_gen *base, plan_gen *
   *merged = NULL;
   if (p->num_merged == 0) return DRT_OK;
   const uint8_t *cur = base->weights ? base->weights : p->c.weights;
-  recover_ctx rc = {p, cur, NULL, 0};
+  recover_ctx rc = {p, cur, (drt_source_table *)&base->current, NULL, 0};
   drt_source_table t;
   memset(&t, 0, sizeof t);
   drt_refit_report rep;
@@ -1142,19 +1154,28 @@ static drt_status plan_merge_loras(drt_plan *p, const plan_gen *base, plan_gen *
     w = NULL;
     st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "merged weights");
   }
+  drt_source_table now;
+  memset(&now, 0, sizeof now);
   if (!st) {
     memcpy(w, cur, p->c.weights_size);
-    st = drt_refit_apply(p->c.provenance, p->c.num_provenance, &t, w, p->c.weights_size, &rep);
+    st = drt_refit_apply(p->c.provenance, p->c.num_provenance, &t, (drt_source_table *)&base->current, w,
+                         p->c.weights_size, &rep);
   }
+  if (!st)
+    st = drt_refit_current_sources(p->c.provenance, p->c.num_provenance, &t, (drt_source_table *)&base->current, &now);
   for (size_t i = 0; i < rc.num_owned; i++) free(rc.owned[i]);
   free(rc.owned);
   drt_source_table_free(&t);
   drt_refit_report_free(&rep);
   if (st) {
     free(w);
+    drt_source_table_free(&now);
     return drt_status_annotate(st, "merging LoRAs");
   }
-  return gen_from_weights(p, w, merged);
+  st = gen_from_weights(p, w, merged);
+  if (st) drt_source_table_free(&now);
+  else (*merged)->current = now;
+  return st;
 }
 
 static drt_status check_loras(const drt_plan *p, const drt_lora *const *loras, const float *strengths, int count) {

@@ -160,7 +160,7 @@ static drt_status refit_into(const drt_plan_view *v, drt_source_table *src, uint
                        "the new model's structure (nodes, names, constant shapes) differs from the model '%s' was "
                        "compiled from: refit needs another checkpoint of the same architecture, exported the same way",
                        v->label);
-  return drt_refit_apply(v->provenance, v->num_provenance, src, w, v->weights_size, rep);
+  return drt_refit_apply(v->provenance, v->num_provenance, src, NULL, w, v->weights_size, rep);
 }
 
 drt_status drt_plan_refit_weights(const drt_plan_view *v, drt_source_table *src, uint64_t fingerprint,
@@ -192,13 +192,35 @@ drt_status drt_plan_refit(const drt_plan_view *v, drt_source_table *src, uint64_
   uint8_t *w = copy + v->weights_offset;
   drt_status st = refit_into(v, src, fingerprint, w, rep);
   if (!st && v->has_tables) st = refresh_tables(v, w);
+  /* sources the WEIGHTS section does not hold keep their (new) values in the provenance
+     sections, so that a later refit starts from them */
+  drt_source_table cur;
+  memset(&cur, 0, sizeof cur);
+  if (!st) st = drt_refit_current_sources(v->provenance, v->num_provenance, src, NULL, &cur);
+  bool patched = false;
+  for (uint32_t b = 0; !st && b < v->num_provenance; b++) {
+    const drt_plan_provenance *p = v->provenance[b];
+    for (size_t i = 0; p && i < p->trace->num_inputs; i++) {
+      const drt_named_tensor *x = p->sources[i].default_data ? drt_source_table_find(&cur, p->trace->inputs[i]->name)
+                                                             : NULL;
+      if (!x) continue;
+      memcpy(copy + ((const uint8_t *)p->sources[i].default_data - v->bytes), x->t.data, drt_tensor_nbytes(&x->t));
+      patched = true;
+    }
+  }
+  drt_source_table_free(&cur);
   if (st) {
     free(copy);
     return st;
   }
-  uint32_t crc = drt_crc32(w, v->weights_size);
-  uint8_t *e = copy + v->table_offset + (size_t)v->weights_index * DRT_PLAN_SECTION_ENTRY_SIZE + 24;
-  e[0] = (uint8_t)crc, e[1] = (uint8_t)(crc >> 8), e[2] = (uint8_t)(crc >> 16), e[3] = (uint8_t)(crc >> 24);
+  for (uint32_t i = 0; i < v->num_sections; i++) {
+    uint8_t *e = copy + v->table_offset + (size_t)i * DRT_PLAN_SECTION_ENTRY_SIZE;
+    uint32_t type = rd32(e);
+    if (i != v->weights_index && !(patched && type == DRT_PLAN_SECTION_PROVENANCE)) continue;
+    uint64_t off = rd64(e + 8), sz = rd64(e + 16);
+    uint32_t crc = drt_crc32(copy + off, (size_t)sz);
+    e[24] = (uint8_t)crc, e[25] = (uint8_t)(crc >> 8), e[26] = (uint8_t)(crc >> 16), e[27] = (uint8_t)(crc >> 24);
+  }
   *out = copy;
   *out_size = v->size;
   return DRT_OK;

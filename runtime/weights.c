@@ -829,6 +829,10 @@ drt_status drt_source_table_add(drt_source_table *t, const char *name, const drt
 /* Sorts items (and their owned buffers with them) by name: merge sort over an index array. */
 static bool sort_table(drt_source_table *t) {
   size_t n = t->count;
+  if (n == 0) {
+    t->sorted = true;
+    return true;
+  }
   size_t *ix = malloc((n + 1) * sizeof *ix), *tmp = malloc((n + 1) * sizeof *tmp);
   drt_named_tensor *items = malloc((n + 1) * sizeof *items);
   void **owned = malloc((n + 1) * sizeof *owned);
@@ -1040,7 +1044,7 @@ drt_status drt_source_table_from_checkpoint(drt_source_table *t, const drt_sourc
 static void derive(const drt_prov_derived *d, const drt_tensor *c, uint8_t *dst) {
   size_t n = (size_t)drt_shape_numel(&d->shape), es = drt_dtype_size(d->dtype);
   switch (d->kind) {
-    case DRT_DERIVE_BYTES: memcpy(dst, c->data, n * es); break;
+    case DRT_DERIVE_BYTES: memmove(dst, c->data, n * es); break; /* may be the value itself */
     case DRT_DERIVE_CAST: drt_convert(d->dtype, dst, c->dtype, c->data, n); break;
     case DRT_DERIVE_REPEAT:
       for (size_t i = 0; i < n; i++) memcpy(dst + i * es, (const uint8_t *)c->data + (i / d->factor) * es, es);
@@ -1051,8 +1055,8 @@ static void derive(const drt_prov_derived *d, const drt_tensor *c, uint8_t *dst)
   }
 }
 
-static drt_status refit_one(drt_plan_provenance *p, drt_source_table *src, uint8_t *weights, bool *used,
-                            bool count_kept, drt_refit_report *rep) {
+static drt_status refit_one(drt_plan_provenance *p, drt_source_table *src, drt_source_table *current,
+                            uint8_t *weights, bool *used, bool count_kept, drt_refit_report *rep) {
   drt_graph *tg = p->trace;
   size_t first = rep->num_lines;
   char a[128], b[128];
@@ -1080,13 +1084,16 @@ static drt_status refit_one(drt_plan_provenance *p, drt_source_table *src, uint8
       used[x - src->items] = true;
       continue;
     }
+    /* the current value: the plan constant, a value an earlier refit gave it, a byte copy the plan
+       holds (constants hoisted into a stage graph), or the compile-time default */
     if (ps->target.offset != UINT64_MAX) in[i].data = weights + ps->target.offset;
-    else if (ps->default_data) in[i].data = (void *)ps->default_data;
-    /* a byte-for-byte copy the plan holds (constants hoisted into a stage graph) */
+    const drt_named_tensor *cur = !in[i].data && current ? drt_source_table_find(current, v->name) : NULL;
+    if (cur && cur->t.dtype == v->dtype && drt_shape_equal(&cur->t.shape, &v->shape)) in[i].data = cur->t.data;
     for (size_t k = 0; k < p->num_derived && !in[i].data; k++)
       for (uint32_t q = 0; q < p->derived[k].num_candidates && !in[i].data; q++)
         if (p->derived[k].kind == DRT_DERIVE_BYTES && p->derived[k].candidates[q] == (DRT_PROV_CAND_SOURCE | (uint32_t)i))
           in[i].data = weights + p->derived[k].target.offset;
+    if (!in[i].data && ps->default_data) in[i].data = (void *)ps->default_data;
     if (in[i].data) {
       rep->kept += count_kept;
       continue;
@@ -1178,7 +1185,7 @@ done:
 }
 
 drt_status drt_refit_apply(drt_plan_provenance *const *prov, uint32_t num_prov, drt_source_table *src,
-                           uint8_t *weights, uint64_t size, drt_refit_report *rep) {
+                           drt_source_table *current, uint8_t *weights, uint64_t size, drt_refit_report *rep) {
   (void)size;
   size_t first = rep->num_lines;
   if (num_prov == 0)
@@ -1189,7 +1196,7 @@ drt_status drt_refit_apply(drt_plan_provenance *const *prov, uint32_t num_prov, 
   (void)drt_source_table_find(src, ""); /* sort once, before indices are taken */
   drt_status st = DRT_OK;
   for (uint32_t i = 0; i < num_prov && !st; i++)
-    if (prov[i]) st = refit_one(prov[i], src, weights, used, i == 0, rep);
+    if (prov[i]) st = refit_one(prov[i], src, current, weights, used, i == 0, rep);
   size_t updated = 0;
   for (size_t i = 0; i < src->count; i++) updated += used[i];
   rep->updated += updated;
@@ -1197,5 +1204,29 @@ drt_status drt_refit_apply(drt_plan_provenance *const *prov, uint32_t num_prov, 
   free(used);
   if (st) return st;
   if (rep->num_lines > first) return report_error(rep, first, DRT_STATUS_INVALID_ARGUMENT, "refit refused");
+  return DRT_OK;
+}
+
+drt_status drt_refit_current_sources(drt_plan_provenance *const *prov, uint32_t num_prov, drt_source_table *src,
+                                     drt_source_table *current, drt_source_table *out) {
+  for (uint32_t b = 0; b < num_prov; b++) {
+    const drt_plan_provenance *p = prov[b];
+    if (!p) continue;
+    for (size_t i = 0; i < p->trace->num_inputs; i++) {
+      const drt_value *v = p->trace->inputs[i];
+      if (!p->sources[i].default_data || drt_source_table_find(out, v->name)) continue;
+      const drt_named_tensor *x = drt_source_table_find(src, v->name);
+      if (!x && current) x = drt_source_table_find(current, v->name);
+      if (!x || x->t.dtype != v->dtype || !drt_shape_equal(&x->t.shape, &v->shape)) continue;
+      drt_tensor t = x->t;
+      size_t nb = drt_tensor_nbytes(&t);
+      if (memcmp(t.data, p->sources[i].default_data, nb) == 0) continue;
+      void *copy = malloc(nb ? nb : 1);
+      if (!copy) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "refit");
+      memcpy(copy, t.data, nb);
+      t.data = copy;
+      DRT_RETURN_IF_ERROR(drt_source_table_add(out, v->name, &t, true));
+    }
+  }
   return DRT_OK;
 }

@@ -213,9 +213,18 @@ drt_status drt_source_table_from_checkpoint(drt_source_table *t, const drt_sourc
 
 /* Rewrites `weights` (a copy of a plan's WEIGHTS section, `size` bytes) from the provenance of
  * every bucket and the new sources: provided sources are checked (dtype, shape; baked ones by
- * hash) and written, folded constants recomputed, derived constants replayed. Refuses with
- * every mismatch listed; `weights` is then unspecified. */
+ * hash) and written, folded constants recomputed, derived constants replayed. A source that is
+ * not provided keeps its current value: the plan constant it is, else its value in `current`
+ * (the values of sources the WEIGHTS section does not hold, as left by an earlier refit; may be
+ * NULL), else a byte copy the plan holds, else its compile-time default. Refuses with every
+ * mismatch listed; `weights` is then unspecified. */
 drt_status drt_refit_apply(drt_plan_provenance *const *prov, uint32_t num_prov, drt_source_table *src,
-                           uint8_t *weights, uint64_t size, drt_refit_report *rep);
+                           drt_source_table *current, uint8_t *weights, uint64_t size, drt_refit_report *rep);
+/* After a refit: the values of the sources that have a compile-time default (the ones the WEIGHTS
+ * section does not hold), as that refit left them: provided, else `current`, else unchanged.
+ * `out` receives owned copies, keyed by source name; only sources whose value differs from the
+ * compile-time default are listed. */
+drt_status drt_refit_current_sources(drt_plan_provenance *const *prov, uint32_t num_prov, drt_source_table *src,
+                                     drt_source_table *current, drt_source_table *out);
 
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "adapt_util.h"
+#include "runtime/bytes.h"
 #include "runtime/refit.h"
 
 #define DIT "tests/models/fixtures/dit_student_op17/model.onnx"
@@ -272,11 +273,57 @@ static void test_cli_shapes_and_add_bucket(void **state) {
   unlink("/tmp/drt_test_err.txt");
 }
 
+/* Corrupted bucket / provenance / weight-map sections (checksums fixed up so the parsers see
+ * them): every single-byte change is refused or parsed into a consistent plan, never a crash. */
+static void test_adapt_sections_mutations(void **state) {
+  (void)state;
+  size_t size;
+  const int64_t batches[2] = {1, 2};
+  uint8_t *bytes = compile_buckets(DIT, batches, 2, &size);
+  uint32_t nsec = (uint32_t)bytes[24] | (uint32_t)bytes[25] << 8;
+  uint64_t table = 0;
+  for (int k = 7; k >= 0; k--) table = table << 8 | bytes[32 + k];
+  int checked = 0, accepted = 0;
+  drt_test_rng r = {17};
+  for (uint32_t i = 0; i < nsec; i++) {
+    uint8_t *e = bytes + table + (size_t)i * 32;
+    uint32_t type = (uint32_t)e[0] | (uint32_t)e[1] << 8;
+    if (type != DRT_PLAN_SECTION_BUCKET && type != DRT_PLAN_SECTION_PROVENANCE && type != DRT_PLAN_SECTION_WEIGHTMAP)
+      continue;
+    uint64_t off = 0, sz = 0;
+    for (int k = 7; k >= 0; k--) off = off << 8 | e[8 + k];
+    for (int k = 7; k >= 0; k--) sz = sz << 8 | e[16 + k];
+    for (int trial = 0; trial < 300; trial++) {
+      uint8_t *copy = malloc(size);
+      memcpy(copy, bytes, size);
+      size_t pos = (size_t)(off + drt_test_next(&r) % sz);
+      copy[pos] ^= (uint8_t)(1u << (drt_test_next(&r) % 8));
+      uint32_t crc = drt_crc32(copy + off, (size_t)sz);
+      uint8_t *ce = copy + table + (size_t)i * 32 + 24;
+      ce[0] = (uint8_t)crc, ce[1] = (uint8_t)(crc >> 8), ce[2] = (uint8_t)(crc >> 16), ce[3] = (uint8_t)(crc >> 24);
+      drt_plan *p = NULL;
+      drt_status_code code = drt_plan_load_memory(copy, size, &p);
+      if (code == DRT_STATUS_OK) {
+        accepted++;
+        drt_plan_destroy(p);
+      } else {
+        assert_true(code == DRT_STATUS_CORRUPT || code == DRT_STATUS_UNSUPPORTED || code == DRT_STATUS_INVALID_ARGUMENT);
+      }
+      free(copy);
+      checked++;
+    }
+  }
+  print_message("%d mutations of adaptable-plan sections: %d still valid plans, the rest refused\n", checked, accepted);
+  assert_int_equal(checked, 3 * 300); /* the bucket and two provenance sections */
+  free(bytes);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_two_buckets_serve_both_shapes),
       cmocka_unit_test(test_refit_two_buckets),
       cmocka_unit_test(test_cli_shapes_and_add_bucket),
+      cmocka_unit_test(test_adapt_sections_mutations),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -507,6 +507,60 @@ static void test_swap_while_running(void **state) {
   free(pb);
 }
 
+/* Refits chain: A -> B -> A gives back plan A byte for byte (weights, and the values of the
+ * small sources kept in the provenance), and a partial refit after a full one starts from the
+ * full one's values. */
+static void test_refit_chain(void **state) {
+  (void)state;
+  adapt_compile ra = adapt_fixture(DIT_A, CKPT_A);
+  size_t sa, s1, s2, s3;
+  void *pa = adapt_compile_plan(&ra, &sa);
+  assert_non_null(pa);
+  void *p_ab = refit_from_checkpoint(pa, sa, CKPT_B, &s1);
+  void *p_aba = refit_from_checkpoint(p_ab, s1, CKPT_A, &s2);
+  assert_int_equal(s2, sa);
+  assert_memory_equal(p_aba, pa, sa);
+  /* B, then a partial checkpoint of one parameter: everything else stays B's */
+  char p[1024];
+  drt_safetensors *ck;
+  DRT_ASSERT_OK(drt_safetensors_open_file(adapt_path(CKPT_A, p, sizeof p), 0, &ck));
+  const drt_st_tensor *t = drt_safetensors_find(ck, "blocks.0.attn.proj.weight");
+  assert_non_null(t);
+  adapt_st_entry e[1] = {{t->name, t->dtype, t->shape, t->data}};
+  size_t fsize;
+  void *fbytes = adapt_safetensors(e, 1, &fsize);
+  drt_safetensors *one;
+  DRT_ASSERT_OK(drt_safetensors_open_owned(fbytes, fsize, "one", &one));
+  drt_plan_view v;
+  DRT_ASSERT_OK(drt_plan_view_open(p_ab, s1, "ab", &v));
+  drt_refit_report rep;
+  memset(&rep, 0, sizeof rep);
+  void *p_part;
+  DRT_ASSERT_ERROR(drt_plan_refit_checkpoint(&v, one, false, &p_part, &s3, &rep), DRT_STATUS_INVALID_ARGUMENT,
+                   "is missing");
+  drt_refit_report_free(&rep);
+  memset(&rep, 0, sizeof rep);
+  DRT_ASSERT_OK(drt_plan_refit_checkpoint(&v, one, true, &p_part, &s3, &rep));
+  assert_int_equal(rep.updated, 1);
+  size_t n0, n1, n2;
+  float *o_ab = adapt_plan_output(p_ab, s1, "dit_student_op17", &n0);
+  float *o_part = adapt_plan_output(p_part, s3, "dit_student_op17", &n1);
+  float *o_a = adapt_plan_output(pa, sa, "dit_student_op17", &n2);
+  double d_ab = drt_test_rel_l2(o_part, o_ab, n0), d_a = drt_test_rel_l2(o_part, o_a, n0);
+  assert_true(d_ab > 0 && d_ab < d_a); /* one parameter of A in B's weights: close to B, not to A */
+  drt_refit_report_free(&rep);
+  drt_plan_view_close(&v);
+  drt_safetensors_close(one);
+  drt_safetensors_close(ck);
+  free(o_ab);
+  free(o_part);
+  free(o_a);
+  free(p_part);
+  free(p_aba);
+  free(p_ab);
+  free(pa);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_crc32),
@@ -514,6 +568,7 @@ int main(void) {
       cmocka_unit_test(test_refit_matches_scratch_compile),
       cmocka_unit_test(test_refit_recomputes_step_tables),
       cmocka_unit_test(test_refit_time),
+      cmocka_unit_test(test_refit_chain),
       cmocka_unit_test(test_refit_refuses_mismatch),
       cmocka_unit_test(test_swap_weights_api),
       cmocka_unit_test(test_swap_while_running),
