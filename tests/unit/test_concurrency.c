@@ -1,7 +1,7 @@
 /* Concurrency: one plan shared by many sessions on several threads gives bit-identical outputs.
  *
- * The plan (MatMul/Add/Relu/MatMul/Softmax on one input, Conv/Sigmoid on another) is loaded
- * once; 4 pthreads each create, run and destroy sessions over it with 1, 2 or 3 CPU threads
+ * The plan (MatMul/Add/Relu/MatMul/Softmax on one input, Conv/Sigmoid on another, compiled by the
+ * whole pass pipeline, so fused kernels and the memory-planned arena are in it) is loaded once; 4 pthreads each create, run and destroy sessions over it with 1, 2 or 3 CPU threads
  * per session (so the per-session thread pools and the BLAS run side by side), and every
  * output must equal, byte for byte, the one a single session computed before the threads
  * started. Run under ThreadSanitizer with a -DDRT_SANITIZE=thread build (clang). */
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "distilrt.h"
-#include "passes/canonicalize.h"
+#include "passes/pipeline.h"
 #include "runtime/plan.h"
 
 #define NUM_THREADS 4
@@ -93,8 +93,8 @@ static void *build_plan_bytes(size_t *size) {
   DRT_ASSERT_OK(drt_graph_add_output(g, y));
   DRT_ASSERT_OK(drt_graph_add_output(g, z));
   drt_pass_ctx pc = {0};
-  bool changed;
-  DRT_ASSERT_OK(drt_pass_canonicalize(g, &pc, &changed));
+  DRT_ASSERT_OK(drt_pipeline_run(g, &pc, NULL)); /* as drt compile: fusions, memory plan */
+  assert_true(g->mem_planned);
 
   drt_plan_contents c;
   memset(&c, 0, sizeof c);
