@@ -38,6 +38,26 @@ typedef struct drt_plan_cfg {
   double phi, eta, norm_threshold, momentum;
 } drt_plan_cfg;
 
+/* The CUDA section (drt compile --target cuda; codegen/codegen.h, codegen/nvrtc.h): the program's
+ * precision and source hash (the runtime renders the program again from the graphs and requires
+ * the same hash) and one binary per architecture: a cubin ("sm_90") or PTX ("compute_90"). */
+typedef struct drt_plan_cuda_image {
+  char arch[16];      /* "sm_80" (cubin) or "compute_90" (PTX, JIT-compiled by the driver) */
+  const void *data;   /* points into file_data after parsing; borrowed when serializing */
+  uint64_t size;
+} drt_plan_cuda_image;
+
+#define DRT_PLAN_MAX_CUDA_IMAGES 16
+typedef struct drt_plan_cuda {
+  bool present;
+  uint8_t precision;      /* drt_cuda_precision */
+  uint64_t source_hash;   /* drt_cuda_program.source_hash */
+  uint32_t nvrtc_version; /* major * 1000 + minor * 10 */
+  char options[256];      /* NVRTC options other than the arch, space separated */
+  uint32_t num_images;
+  drt_plan_cuda_image images[DRT_PLAN_MAX_CUDA_IMAGES];
+} drt_plan_cuda;
+
 /* One entry of the STATS section. */
 #define DRT_PLAN_MAX_STATS 32
 typedef struct drt_plan_stat {
@@ -55,6 +75,7 @@ typedef struct drt_plan_contents {
   char cuda_archs[256]; /* TARGET section, e.g. "sm_80,sm_90" */
   uint32_t num_stages;  /* STAGES section */
   drt_plan_stage stages[DRT_PLAN_MAX_STAGES];
+  drt_plan_cuda cuda;   /* CUDA section */
   bool has_guidance;    /* GUIDANCE section */
   drt_plan_cfg guidance;
   uint32_t num_stats;   /* STATS section */

@@ -1,0 +1,1 @@
+/* codegen/kernels/linalg.cuh */
