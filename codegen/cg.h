@@ -9,6 +9,7 @@
 #include <stdarg.h>
 
 #include "codegen/codegen.h"
+#include "ir/ew_program.h"
 #include "ir/op.h"
 
 typedef struct drt_cg drt_cg;
@@ -76,7 +77,7 @@ extern const drt_cg_emitter drt_cg_emitters_attention[];   /* codegen/emit_atten
  * out's shape in storage dtype in0_dtype, e.g. a GEMM or convolution result) when in0.kind is not
  * NONE; the remaining program inputs are node inputs first_extra, first_extra+1, ... (broadcasting
  * into out's shape). Writes program output 0 to `out` (in0 may be the same buffer: in place). */
-drt_status drt_cg_emit_ew_program(drt_cg *cg, const drt_node *n, const struct drt_ew_program *p, drt_cuda_arg in0,
+drt_status drt_cg_emit_ew_program(drt_cg *cg, const drt_node *n, const drt_ew_program *p, drt_cuda_arg in0,
                                   drt_dtype in0_dtype, int first_extra, const drt_value *out);
 
 /* The kernel library: codegen/kernels/<family>.cuh embedded at build time (cmake/embed.cmake), in the
