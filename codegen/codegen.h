@@ -156,7 +156,11 @@ typedef struct drt_cuda_codegen_options {
 void drt_cuda_codegen_options_init(drt_cuda_codegen_options *o);
 
 /* Renders the program for graphs[0..n) (a plan's main graph, hoisted stages and buckets share one
- * program so identical kernels are compiled once). The graphs must outlive the program. */
+ * program so identical kernels are compiled once). The graphs must outlive the program.
+ * For a plan the order is fixed, because the source (and its hash, stored in the plan's CUDA
+ * section) depends on it: graphs[0] is the main graph, then every STAGES graph in order, then
+ * shape buckets 1, 2, ... (drt_plan_cuda_graphs in runtime/plan.h lists them; `drt compile
+ * --target cuda` and the runtime both use it). */
 drt_status drt_cuda_program_build(const drt_graph *const *graphs, size_t n, const drt_cuda_codegen_options *o,
                                   drt_cuda_program **out);
 void drt_cuda_program_destroy(drt_cuda_program *p); /* NULL-safe */

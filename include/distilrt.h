@@ -159,8 +159,26 @@ DRT_API const char *drt_plan_guidance(const drt_plan *plan, double *default_scal
  * ====================================================================================== */
 typedef struct drt_session drt_session;
 
+/* Where a session runs. The plan's CUDA code (drt compile --target cuda) is loaded on the
+ * device by the first CUDA session of the plan (for its current weights) and shared by later
+ * ones; a plan serves one device.
+ *   DRT_BACKEND_CPU   always the CPU (any plan: a plan compiled for CUDA keeps its graphs).
+ *   DRT_BACKEND_CUDA  the plan's CUDA code, or an error: INVALID_ARGUMENT "compiled without
+ *                     --target cuda" for a plan without CUDA code; when the GPU cannot run it
+ *                     (no driver, no device, no binary for the device's architecture) the
+ *                     error of the driver (UNAVAILABLE / UNSUPPORTED) followed by "(use
+ *                     --backend cpu to run this plan on the CPU)". Never falls back silently.
+ *   DRT_BACKEND_AUTO  CUDA when the plan has CUDA code and the GPU can run it; otherwise the
+ *                     CPU, with a warning through the log callback saying why when the plan
+ *                     has CUDA code (the user compiled for CUDA, the machine could not run it).
+ * A plan whose header targets CUDA only (no CPU target) is never run on the CPU: CPU sessions
+ * and AUTO fallbacks fail with UNAVAILABLE "compiled for CUDA only" (drt compile --target cuda
+ * keeps the CPU target).
+ * Unmerged LoRAs (drt_session_set_loras) change the network, which the plan's CUDA code does
+ * not cover: a CUDA session refuses them (UNSUPPORTED; merged LoRAs and weight swaps work), an
+ * AUTO session runs on the CPU while they are set (with a warning). */
 typedef enum drt_backend {
-  DRT_BACKEND_AUTO = 0, /* CUDA when the plan has CUDA code and a GPU is present, else CPU */
+  DRT_BACKEND_AUTO = 0, /* CUDA when the plan has CUDA code and a GPU can run it, else CPU */
   DRT_BACKEND_CPU = 1,
   DRT_BACKEND_CUDA = 2,
 } drt_backend;
@@ -175,6 +193,10 @@ DRT_API void drt_session_options_init(drt_session_options *opts);
 /* The plan must outlive the session. */
 DRT_API drt_status_code drt_session_create(const drt_plan *plan, const drt_session_options *opts, drt_session **out);
 DRT_API void drt_session_destroy(drt_session *session); /* NULL-safe */
+/* The backend the session runs on now: DRT_BACKEND_CPU or DRT_BACKEND_CUDA (AUTO resolved). */
+DRT_API drt_backend drt_session_backend(const drt_session *session);
+/* Name of a backend: "auto", "cpu", "cuda". */
+DRT_API const char *drt_backend_name(drt_backend backend);
 
 /* Sets a named input from host memory. dtype and dims must equal the signature's. The
  * buffer is borrowed (zero-copy) and must stay valid and unchanged until the next
@@ -219,6 +241,18 @@ DRT_API void drt_generate_options_init(drt_generate_options *opts);
 DRT_API drt_status_code drt_session_generate(drt_session *session, const drt_generate_options *opts);
 /* Network evaluations performed by this session since creation. */
 DRT_API uint64_t drt_session_nfe(const drt_session *session);
+
+/* GPU timing (CUDA sessions; benchmarks). drt_session_profile_device evaluates the network
+ * `iters` times on the device on the inputs of the last successful drt_session_run (which
+ * stay on the device) and stores the GPU time of each evaluation, measured with CUDA events
+ * around it (host transfers and hoisted stages excluded), in ms[0..iters); it counts as iters
+ * evaluations. UNSUPPORTED on a CPU session; INVALID_ARGUMENT before a run. */
+DRT_API drt_status_code drt_session_profile_device(drt_session *session, int iters, double *ms);
+/* GPU time in ms of the last drt_session_generate when it ran as the device-resident loop (the
+ * whole generation, one CUDA graph launch, timed with events), or a negative value when it
+ * did not (CPU session, host loop, no generation yet). *replayed (may be NULL) tells whether
+ * it replayed a CUDA graph captured by an earlier call with the same options. */
+DRT_API double drt_session_generate_device_ms(const drt_session *session, int *replayed);
 
 /* ======================================================================================
  * Adapting a loaded plan without recompiling: new weights, LoRA adapters, shape buckets.

@@ -6,7 +6,11 @@
 #include <string.h>
 
 #include "distilrt.h"
+#include "codegen/codegen.h"
 #include "runtime/cpu/executor.h"
+#include "runtime/cuda/cuda.h"
+#include "runtime/devloop.h"
+#include "runtime/exec.h"
 #include "runtime/npy.h"
 #include "runtime/philox.h"
 #include "runtime/plan.h"
@@ -28,6 +32,11 @@ typedef struct plan_gen {
   drt_plan_stage stages[DRT_PLAN_MAX_STAGES]; /* graphs and table rows repointed into `weights` */
   drt_source_table current; /* values of sources the WEIGHTS section does not hold, where a refit
                                changed them (runtime/weights.h) */
+  /* CUDA plans: this generation's program (rendered from its graphs: main graph, stage graphs in
+     order, then buckets 1..) and the module holding it and its weights on the device. Made by
+     the first CUDA session of the generation (guarded by drt_plan.cuda_mu), freed with it. */
+  drt_cuda_program *cuda_prog;
+  drt_cuda_module *cuda_mod;
 } plan_gen;
 
 struct drt_plan {
@@ -42,12 +51,16 @@ struct drt_plan {
   uint64_t weight_bytes, activation_peak;
   int num_public_inputs; /* graph inputs before the first HOISTED one (the public signature) */
   int guidance_input, state_input, uncond_output, state_output; /* -1 when absent */
+  char label[256];          /* the file the plan came from, for messages */
+  pthread_mutex_t cuda_mu;  /* guards cuda_ctx and the generations' cuda_prog / cuda_mod */
+  drt_cuda_context *cuda_ctx; /* acquired by the first CUDA session, released with the plan */
+  int cuda_device;
 };
 
 /* A stage of the plan (hoisting): its executor, its last outputs, and where they go. */
 typedef struct session_stage {
   const drt_plan_stage *ps;
-  drt_cpu_executor *ex;
+  drt_exec *ex;
   drt_tensor *in;   /* scratch: the stage's inputs */
   int *in_map;      /* stage input -> main-graph input index */
   int *out_map;     /* stage output -> main-graph input index */
@@ -60,12 +73,19 @@ struct drt_session {
   plan_gen *gen;           /* held reference: the weights this session runs with */
   const drt_graph *g;      /* the graph of the current bucket (shapes of inputs and outputs) */
   uint32_t bucket;
-  drt_cpu_executor **bex;  /* per bucket, created on demand; ex == bex[bucket] */
+  drt_exec **bex;          /* per bucket, created on demand; ex == bex[bucket] */
   drt_graph **variant;     /* per bucket: graphs with this session's unmerged LoRAs (owned) */
   drt_graph *stage_variant[DRT_PLAN_MAX_STAGES]; /* the same for the hoisted stages (bucket 0) */
   bool *user_set;          /* per input: set by the caller (these choose the bucket) */
   drt_cpu_executor_options eo;
-  drt_cpu_executor *ex;
+  drt_exec *ex;
+  drt_backend backend;     /* where the executors run now: DRT_BACKEND_CPU or DRT_BACKEND_CUDA */
+  drt_backend asked;       /* what the options asked for (AUTO, CPU, CUDA) */
+  bool cuda_ok;            /* the plan's CUDA module is loaded for this session's weights */
+  drt_cuda_module *cmod;   /* borrowed from gen */
+  drt_devloop *dl;         /* the device-resident sampling loop (runtime/devloop.h), on demand */
+  bool devloop_off;        /* it failed once: this session generates with the host loop */
+  double gen_device_ms;    /* GPU time of the last device-loop generation, -1 otherwise */
   drt_tensor *inputs; /* per graph input: borrowed host buffers, session buffers, stage outputs */
   bool *input_set;
   drt_tensor *outputs; /* owned, from the last run */
@@ -109,19 +129,18 @@ static drt_status_code plan_from_bytes(void *bytes, size_t size, const char *lab
   }
   pthread_mutex_init(&p->mu, NULL);
   pthread_mutex_init(&p->swap_mu, NULL);
+  pthread_mutex_init(&p->cuda_mu, NULL);
+  snprintf(p->label, sizeof p->label, "%s", label);
   drt_status st = drt_plan_parse(bytes, size, label, &p->c);
   if (st) {
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->swap_mu);
+    pthread_mutex_destroy(&p->cuda_mu);
     free(p);
     return fail(st);
   }
-  if (!(p->c.targets & DRT_PLAN_TARGET_CPU)) {
-    /* the message reads the plan: make it before the plan is freed */
-    st = DRT_ERROR(DRT_STATUS_UNAVAILABLE,
-                   "'%s' was compiled for CUDA only (%s) and this build has no CUDA backend; recompile with "
-                   "--target cpu or --target auto", label, p->c.cuda_archs[0] ? p->c.cuda_archs : "no archs");
-    drt_plan_destroy(p);
-    return fail(st);
-  }
+  /* sessions choose the backend, and refuse the CPU for a plan compiled for CUDA only
+     (drt_session_create) */
   const drt_graph *g = p->c.graph;
   for (size_t i = 0; i < g->num_values; i++)
     if (g->values[i]->kind == DRT_VALUE_CONST) p->weight_bytes += g->values[i]->nbytes;
@@ -192,9 +211,11 @@ void drt_plan_destroy(drt_plan *plan) {
   if (plan->gen && plan->gen != plan->base) gen_free(plan->gen);
   gen_free(plan->base);
   plan_free_loras(plan);
+  drt_cuda_context_release(plan->cuda_ctx); /* after the modules (freed with the generations) */
   drt_plan_contents_free(&plan->c);
   pthread_mutex_destroy(&plan->mu);
   pthread_mutex_destroy(&plan->swap_mu);
+  pthread_mutex_destroy(&plan->cuda_mu);
   free(plan);
 }
 
@@ -271,8 +292,109 @@ static int find_input(const drt_graph *g, const char *name);
 static plan_gen *gen_acquire(drt_plan *p);
 static void gen_release(drt_plan *p, plan_gen *gn);
 static void session_free_variants(drt_session *s);
+static void session_drop_devloop(drt_session *s);
 static drt_status session_pick_bucket(drt_session *s, bool generating);
 static void bucket_shapes(const drt_plan *p, int input, char *buf, size_t n);
+
+/* ---- backends ------------------------------------------------------------------------ */
+/* Index in the CUDA program of bucket b's graph and of stage k's graph: the program renders the
+ * main graph, the stage graphs in order, then buckets 1.. (drt_plan_cuda_graphs, the order of
+ * drt compile --target cuda; a generation's graphs are clones of the plan's in the same order). */
+static size_t cuda_bucket_index(const plan_gen *gn, uint32_t b) { return b == 0 ? 0 : gn->num_stages + b; }
+static size_t cuda_stage_index(int k) { return 1 + (size_t)k; }
+
+/* The CUDA module of generation gn: the context (first use), then the program rendered from the
+ * generation's graphs and loaded with the plan's binaries. Thread-safe. */
+static drt_status plan_cuda_module(drt_plan *p, plan_gen *gn, int device, drt_cuda_module **out) {
+  *out = NULL;
+  drt_status st = DRT_OK;
+  pthread_mutex_lock(&p->cuda_mu);
+  if (!p->cuda_ctx) {
+    st = drt_cuda_context_acquire(device, &p->cuda_ctx);
+    if (!st) p->cuda_device = device;
+  } else if (device != p->cuda_device) {
+    st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "'%s' is loaded on CUDA device %d already; a plan serves one device (load "
+                   "it again for device %d)", p->label, p->cuda_device, device);
+  }
+  if (!st && !gn->cuda_mod) {
+    size_t n = 0;
+    const drt_graph **graphs = calloc(1 + gn->num_stages + gn->num_buckets, sizeof *graphs);
+    if (!graphs) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "CUDA program");
+    if (!st) {
+      graphs[n++] = gn->graphs[0];
+      for (uint32_t k = 0; k < gn->num_stages; k++) graphs[n++] = gn->stages[k].graph;
+      for (uint32_t b = 1; b < gn->num_buckets; b++) graphs[n++] = gn->graphs[b];
+      drt_cuda_codegen_options co;
+      drt_cuda_codegen_options_init(&co);
+      co.precision = (drt_cuda_precision)p->c.cuda.precision;
+      co.allow_host_fallback = true; /* as drt compile --target cuda renders it */
+      st = drt_cuda_program_build(graphs, n, &co, &gn->cuda_prog);
+      if (st) st = drt_status_annotate(st, "rendering the CUDA program of '%s'", p->label);
+    }
+    free(graphs);
+    if (!st) {
+      st = drt_cuda_module_load(p->cuda_ctx, gn->cuda_prog, &p->c.cuda, &gn->cuda_mod);
+      if (st) st = drt_status_annotate(st, "loading the CUDA program of '%s'", p->label);
+    }
+    if (st) {
+      drt_cuda_program_destroy(gn->cuda_prog);
+      gn->cuda_prog = NULL;
+      gn->cuda_mod = NULL;
+    }
+  }
+  if (!st) *out = gn->cuda_mod;
+  pthread_mutex_unlock(&p->cuda_mu);
+  return st;
+}
+
+/* Picks the session's backend (the rules are in distilrt.h, drt_backend). */
+static drt_status session_pick_backend(drt_session *s, const drt_session_options *o) {
+  drt_plan *p = (drt_plan *)s->plan;
+  bool cpu_ok = (p->c.targets & DRT_PLAN_TARGET_CPU) != 0;
+  s->asked = o->backend;
+  s->backend = DRT_BACKEND_CPU;
+  if (!cpu_ok && (o->backend == DRT_BACKEND_CPU || !p->c.cuda.present))
+    return DRT_ERROR(DRT_STATUS_UNAVAILABLE, "'%s' was compiled for CUDA only (%s)%s: recompile it with --target cpu "
+                     "or --target cuda (which keeps the CPU)", p->label, p->c.cuda_archs[0] ? p->c.cuda_archs : "no archs",
+                     p->c.cuda.present ? " and cannot run on the CPU" : " but holds no CUDA code");
+  if (o->backend == DRT_BACKEND_CPU) return DRT_OK;
+  if (!p->c.cuda.present) {
+    if (o->backend == DRT_BACKEND_AUTO) return DRT_OK;
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "'%s' was compiled without --target cuda: it has no CUDA code "
+                     "(recompile it with drt compile --target cuda, or run it with --backend cpu)", p->label);
+  }
+  drt_cuda_module *m = NULL;
+  drt_status st = plan_cuda_module(p, s->gen, o->device, &m);
+  if (!st) {
+    s->backend = DRT_BACKEND_CUDA;
+    s->cuda_ok = true;
+    s->cmod = m;
+    return DRT_OK;
+  }
+  if (o->backend == DRT_BACKEND_AUTO && cpu_ok) {
+    drt_log(DRT_LOG_WARN, "'%s' has CUDA code but the CUDA backend cannot run it here (%s): running on the CPU",
+            p->label, drt_status_message(st));
+    drt_status_free(st);
+    return DRT_OK;
+  }
+  drt_status e = cpu_ok ? DRT_ERROR(drt_status_code_of(st), "%s (use --backend cpu to run this plan on the CPU)",
+                                    drt_status_message(st))
+                         : DRT_ERROR(drt_status_code_of(st), "%s ('%s' was compiled for CUDA only: recompile it with "
+                                     "--target cuda, which keeps the CPU, to run it on the CPU)",
+                                     drt_status_message(st), p->label);
+  drt_status_free(st);
+  return e;
+}
+
+/* An executor for graph g (program graph cuda_index of the module) on the session's backend. */
+static drt_status session_exec(drt_session *s, const drt_graph *g, size_t cuda_index, drt_exec **out) {
+  if (s->backend == DRT_BACKEND_CUDA) {
+    drt_cuda_executor_options co;
+    drt_cuda_executor_options_init(&co);
+    return drt_exec_create_cuda(s->cmod, cuda_index, &co, out);
+  }
+  return drt_exec_create_cpu(g, &s->eo, out);
+}
 
 static void stage_free_outputs(session_stage *st) {
   if (!st->have_out) return;
@@ -283,7 +405,8 @@ static void stage_free_outputs(session_stage *st) {
   st->have_out = false;
 }
 
-static drt_status stage_create(drt_session *s, const drt_plan_stage *ps, const drt_cpu_executor_options *eo) {
+static drt_status stage_create(drt_session *s, const drt_plan_stage *ps) {
+  int k = s->num_stages;
   session_stage *st = &s->stages[s->num_stages++];
   const drt_graph *sg = ps->graph, *g = s->g;
   st->ps = ps;
@@ -294,7 +417,7 @@ static drt_status stage_create(drt_session *s, const drt_plan_stage *ps, const d
   if (!st->in || !st->in_map || !st->out_map || !st->out) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "session stages");
   for (size_t i = 0; i < sg->num_inputs; i++) st->in_map[i] = find_input(g, sg->inputs[i]->name);
   for (size_t i = 0; i < sg->num_outputs; i++) st->out_map[i] = find_input(g, sg->outputs[i]->name);
-  return drt_cpu_executor_create(sg, eo, &st->ex); /* the loader checked the wiring */
+  return session_exec(s, sg, cuda_stage_index(k), &st->ex); /* the loader checked the wiring */
 }
 
 /* Runs a stage on the session's current inputs and binds its outputs to the main graph. */
@@ -306,7 +429,7 @@ static drt_status stage_run(drt_session *s, session_stage *st) {
     st->in[i] = s->inputs[m];
   }
   stage_free_outputs(st);
-  DRT_RETURN_IF_ERROR_CTX(drt_cpu_executor_run(st->ex, st->in, st->out), "%s stage",
+  DRT_RETURN_IF_ERROR_CTX(drt_exec_run(st->ex, st->in, st->out), "%s stage",
                           st->ps->kind == DRT_PLAN_STAGE_PROLOGUE ? "prologue" : "step");
   st->have_out = true;
   for (size_t j = 0; j < sg->num_outputs; j++) {
@@ -352,8 +475,9 @@ drt_status_code drt_session_create(const drt_plan *plan, const drt_session_optio
   drt_session_options o;
   drt_session_options_init(&o);
   if (opts) o = *opts;
-  if (o.backend == DRT_BACKEND_CUDA)
-    return fail(DRT_ERROR(DRT_STATUS_UNAVAILABLE, "the CUDA backend is not available in this build"));
+  API_CHECK(o.backend == DRT_BACKEND_AUTO || o.backend == DRT_BACKEND_CPU || o.backend == DRT_BACKEND_CUDA,
+            "drt_session_create: unknown backend %d", (int)o.backend);
+  API_CHECK(o.device >= 0, "drt_session_create: device %d out of range", o.device);
   drt_session *s = calloc(1, sizeof *s);
   if (!s) return fail(DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "session"));
   s->plan = plan;
@@ -373,9 +497,11 @@ drt_status_code drt_session_create(const drt_plan *plan, const drt_session_optio
   drt_cpu_executor_options_init(&eo);
   eo.num_threads = o.num_threads;
   s->eo = eo;
-  drt_status st = drt_cpu_executor_create(g, &eo, &s->bex[0]);
+  s->gen_device_ms = -1;
+  drt_status st = session_pick_backend(s, &o);
+  if (!st) st = session_exec(s, g, 0, &s->bex[0]);
   s->ex = s->bex[0];
-  for (uint32_t k = 0; k < s->gen->num_stages && !st; k++) st = stage_create(s, &s->gen->stages[k], &eo);
+  for (uint32_t k = 0; k < s->gen->num_stages && !st; k++) st = stage_create(s, &s->gen->stages[k]);
   if (!st && plan->guidance_input >= 0) {
     s->guidance = (float)plan->c.guidance.default_scale;
     bind_guidance(s);
@@ -399,7 +525,7 @@ void drt_session_destroy(drt_session *s) {
   for (int k = 0; k < s->num_stages; k++) {
     session_stage *st = &s->stages[k];
     stage_free_outputs(st);
-    drt_cpu_executor_destroy(st->ex);
+    drt_exec_destroy(st->ex);
     free(st->in);
     free(st->in_map);
     free(st->out_map);
@@ -407,7 +533,8 @@ void drt_session_destroy(drt_session *s) {
   }
   free(s->state);
   free(s->latent);
-  for (uint32_t b = 0; s->bex && b < s->plan->c.num_buckets; b++) drt_cpu_executor_destroy(s->bex[b]);
+  session_drop_devloop(s);
+  for (uint32_t b = 0; s->bex && b < s->plan->c.num_buckets; b++) drt_exec_destroy(s->bex[b]);
   free(s->bex);
   session_free_variants(s);
   free(s->inputs);
@@ -483,7 +610,7 @@ static drt_status session_eval(drt_session *s) {
   for (size_t i = 0; i < g->num_inputs; i++)
     if (!s->input_set[i]) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' was not set", g->inputs[i]->name);
   free_outputs(s);
-  DRT_RETURN_IF_ERROR(drt_cpu_executor_run(s->ex, s->inputs, s->outputs));
+  DRT_RETURN_IF_ERROR(drt_exec_run(s->ex, s->inputs, s->outputs));
   s->have_outputs = true;
   s->nfe++;
   return DRT_OK;
@@ -543,6 +670,50 @@ drt_status_code drt_session_get_output(drt_session *s, const char *name, drt_ten
 
 uint64_t drt_session_nfe(const drt_session *s) { return s ? s->nfe : 0; }
 
+drt_backend drt_session_backend(const drt_session *s) { return s ? s->backend : DRT_BACKEND_CPU; }
+
+const char *drt_backend_name(drt_backend b) {
+  switch (b) {
+    case DRT_BACKEND_AUTO: return "auto";
+    case DRT_BACKEND_CPU: return "cpu";
+    case DRT_BACKEND_CUDA: return "cuda";
+  }
+  return "unknown";
+}
+
+static drt_status profile_device(drt_session *s, int iters, double *ms) {
+  drt_cuda_executor *ce = drt_exec_cuda(s->ex);
+  if (s->backend != DRT_BACKEND_CUDA || !ce)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "GPU timing needs a CUDA session (this one runs on the CPU)");
+  if (!s->have_outputs)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "GPU timing: run the session once first (drt_session_run)");
+  drt_cuda_context *ctx = drt_cuda_module_context(s->cmod);
+  void *stream = drt_cuda_executor_stream(ce);
+  drt_cuda_timer *t = NULL;
+  DRT_RETURN_IF_ERROR(drt_cuda_timer_create(ctx, &t));
+  drt_status st = DRT_OK;
+  for (int i = 0; i < iters && !st; i++) {
+    st = drt_cuda_timer_start(t, stream);
+    if (!st) st = drt_cuda_executor_enqueue(ce, stream);
+    if (!st) st = drt_cuda_timer_stop(t, stream, &ms[i]);
+    if (!st) s->nfe++;
+  }
+  drt_cuda_timer_destroy(t);
+  return st;
+}
+
+drt_status_code drt_session_profile_device(drt_session *s, int iters, double *ms) {
+  API_CHECK(s && ms, "drt_session_profile_device: NULL argument");
+  API_CHECK(iters > 0, "drt_session_profile_device: iters must be positive, got %d", iters);
+  drt_status st = profile_device(s, iters, ms);
+  return st ? fail(st) : DRT_STATUS_OK;
+}
+
+double drt_session_generate_device_ms(const drt_session *s, int *replayed) {
+  if (replayed) *replayed = s && s->dl ? drt_devloop_replayed(s->dl) : 0;
+  return s ? s->gen_device_ms : -1;
+}
+
 /* ---- generation ----------------------------------------------------------------------- */
 void drt_generate_options_init(drt_generate_options *o) {
   if (!o) return;
@@ -573,6 +744,100 @@ static void fill_timestep(drt_tensor *t, double value) {
       drt_convert(t->dtype, (char *)t->data + (size_t)i * es, DRT_DTYPE_FLOAT64, &value, 1);
     }
   }
+}
+
+static void session_drop_devloop(drt_session *s) {
+  drt_devloop_destroy(s->dl);
+  s->dl = NULL;
+}
+
+/* The device-resident loop (runtime/devloop.h) when the session runs on CUDA and the loop
+ * supports the plan; *done false (and no error) sends the caller to the host loop. */
+static drt_status generate_device(drt_session *s, const drt_generate_options *o, const drt_sched_step *own,
+                                  const double (*rows)[DRT_SCHED_SCALARS], uint32_t nsteps, double init_sigma,
+                                  bool *done) {
+  const drt_plan *p = s->plan;
+  *done = false;
+  drt_devloop_spec sp;
+  memset(&sp, 0, sizeof sp);
+  sp.main = s->ex;
+  sp.inputs = s->inputs;
+  sp.input_set = s->input_set;
+  sp.latent = input_with_role(p, DRT_PLAN_ROLE_LATENT);
+  sp.timestep = input_with_role(p, DRT_PLAN_ROLE_TIMESTEP);
+  sp.state = p->state_input;
+  sp.prediction = output_with_role(p, DRT_PLAN_ROLE_PREDICTION);
+  sp.uncond = p->uncond_output;
+  sp.state_out = p->state_output;
+  sp.num_stages = s->num_stages;
+  for (int k = 0; k < s->num_stages; k++) {
+    session_stage *st = &s->stages[k];
+    drt_devloop_stage *ds = &sp.stages[k];
+    ds->ex = st->ex;
+    ds->prologue = st->ps->kind == DRT_PLAN_STAGE_PROLOGUE;
+    ds->in_map = st->in_map;
+    ds->out_map = st->out_map;
+    ds->table_steps = st->ps->table_steps;
+    ds->table_t = st->ps->table_t;
+    ds->tables = st->ps->tables;
+  }
+  char why[256];
+  if (s->devloop_off) return DRT_OK;
+  if (!drt_devloop_supported(&sp, why, sizeof why)) {
+    drt_log(DRT_LOG_INFO, "generate: host loop on the GPU session (%s)", why);
+    return DRT_OK;
+  }
+  for (int i = 0; i < p->num_public_inputs; i++)
+    if (!s->input_set[i] && i != sp.latent && i != sp.timestep && i != sp.state)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' was not set", s->g->inputs[i]->name);
+  drt_sched_step *steps = NULL;
+  if (!own) {
+    steps = malloc((nsteps + 1) * sizeof *steps);
+    if (!steps) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "schedule");
+    for (uint32_t k = 0; k < nsteps; k++) {
+      steps[k].t_model = rows[k][0], steps[k].c_in = rows[k][1], steps[k].p_x = rows[k][2], steps[k].p_m = rows[k][3];
+      steps[k].q_x = rows[k][4], steps[k].q_m = rows[k][5], steps[k].a = rows[k][6], steps[k].b = rows[k][7];
+      steps[k].c = rows[k][8];
+    }
+  }
+  drt_devloop_gen gp = {own ? own : steps, nsteps, init_sigma, o->timestep_scale, o->seed, o->noise};
+  const drt_graph *g = s->g;
+  size_t n = (size_t)drt_shape_numel(&g->inputs[sp.latent]->shape);
+  float *latent = malloc(n * sizeof(float) + 1);
+  drt_tensor *outs = calloc(g->num_outputs + 1, sizeof *outs);
+  drt_status st = latent && outs ? DRT_OK : DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "generation buffers");
+  if (!st && !s->dl) st = drt_devloop_create(s->cmod, &s->dl);
+  double ms = -1;
+  uint32_t tabled = 0, computed = 0;
+  if (!st) st = drt_devloop_generate(s->dl, &sp, &gp, latent, outs, &ms, &tabled, &computed);
+  free(steps);
+  if (st) {
+    /* e.g. a host-fallback node that cannot be captured: the host loop still runs the network
+       on the GPU, one evaluation at a time */
+    free(latent);
+    free(outs);
+    drt_log(DRT_LOG_WARN, "generate: the device-resident loop failed (%s); this session generates with the host "
+            "loop from now on", drt_status_message(st));
+    drt_status_free(st);
+    session_drop_devloop(s);
+    s->devloop_off = true;
+    return DRT_OK;
+  }
+  free_outputs(s);
+  memcpy(s->outputs, outs, g->num_outputs * sizeof *outs);
+  free(outs);
+  s->have_outputs = true;
+  free(s->latent);
+  s->latent = latent;
+  s->nfe += nsteps;
+  s->gen_device_ms = ms;
+  *done = true;
+  drt_log(DRT_LOG_INFO, "generate: %u steps on the GPU in %.3f ms (%s CUDA graph)%s", nsteps, ms,
+          drt_devloop_replayed(s->dl) ? "replayed the" : "captured a", "");
+  if (s->num_stages)
+    drt_log(DRT_LOG_INFO, "generate: hoisted stages: prologue once, timestep values of %u steps from the plan's tables "
+            "and %u computed", tabled, computed);
+  return DRT_OK;
 }
 
 static drt_status generate(drt_session *s, const drt_generate_options *o) {
@@ -623,6 +888,15 @@ static drt_status generate(drt_session *s, const drt_generate_options *o) {
                      "the plan has no default schedule: pass --schedule NAME (or compile with --schedule)");
   }
   size_t n = (size_t)drt_shape_numel(&lv->shape);
+  s->gen_device_ms = -1;
+  if (s->backend == DRT_BACKEND_CUDA) {
+    bool done = false;
+    drt_status dst = generate_device(s, o, own_sched ? sched.steps : NULL, steps, nsteps, init_sigma, &done);
+    if (dst || done) {
+      if (own_sched) drt_schedule_free(&sched);
+      return dst;
+    }
+  }
   float *x = malloc(n * sizeof(float)), *xin = malloc(n * sizeof(float)), *noise = malloc(n * sizeof(float));
   float *pred = malloc(n * sizeof(float)), *xn = malloc(n * sizeof(float));
   drt_tensor lat = {lv->dtype, lv->shape, NULL}, ts = {tv->dtype, tv->shape, NULL};
@@ -753,6 +1027,8 @@ drt_status_code drt_session_generate(drt_session *s, const drt_generate_options 
 /* ---- weight generations (drt_plan_swap_weights; runtime/refit.h) ------------------------------- */
 static void gen_free(plan_gen *gn) {
   if (!gn) return;
+  drt_cuda_module_destroy(gn->cuda_mod);
+  drt_cuda_program_destroy(gn->cuda_prog); /* before the graphs it renders go (generation 0: the plan's) */
   if (gn->weights) {
     for (uint32_t b = 0; b < gn->num_buckets; b++) drt_graph_destroy(gn->graphs[b]);
     for (uint32_t k = 0; k < gn->num_stages; k++) {
@@ -966,7 +1242,7 @@ static void bucket_shapes(const drt_plan *p, int input, char *buf, size_t n) {
 static drt_status session_use_bucket(drt_session *s, uint32_t b) {
   if (s->bex[b] && s->bucket == b) return DRT_OK;
   const drt_graph *g = s->variant && s->variant[b] ? s->variant[b] : s->gen->graphs[b];
-  if (!s->bex[b]) DRT_RETURN_IF_ERROR(drt_cpu_executor_create(g, &s->eo, &s->bex[b]));
+  if (!s->bex[b]) DRT_RETURN_IF_ERROR(session_exec(s, g, cuda_bucket_index(s->gen, b), &s->bex[b]));
   free_outputs(s);
   s->bucket = b;
   s->g = g;
@@ -1254,6 +1530,18 @@ drt_status_code drt_session_set_loras(drt_session *s, const drt_lora *const *lor
   const drt_plan *p = s->plan;
   drt_status st = check_loras(p, loras, strengths, count);
   if (st) return fail(st);
+  /* Unmerged LoRAs change the network; the plan's CUDA binaries cover only its own graphs. An
+     explicit CUDA session refuses them; an AUTO session moves to the CPU while they are set. */
+  drt_backend nb = count == 0 && s->cuda_ok ? DRT_BACKEND_CUDA : DRT_BACKEND_CPU;
+  if (count > 0 && s->backend == DRT_BACKEND_CUDA) {
+    if (s->asked == DRT_BACKEND_CUDA)
+      return fail(DRT_ERROR(DRT_STATUS_UNSUPPORTED, "unmerged LoRAs change the network and the CUDA code of '%s' covers "
+                            "only the plan's own graphs: merge them into the plan (drt_plan_set_loras, --lora-mode "
+                            "merged) or run the session on the CPU (--backend cpu)", p->label));
+    drt_log(DRT_LOG_WARN, "unmerged LoRAs change the network and the CUDA code of '%s' covers only the plan's own "
+            "graphs: this session runs on the CPU while they are set (merged LoRAs keep the GPU)", p->label);
+  }
+  const drt_backend old_backend = s->backend;
   drt_graph **variant = NULL, *stage_variant[DRT_PLAN_MAX_STAGES] = {NULL};
   if (count > 0) {
     variant = calloc(p->c.num_buckets + 1, sizeof *variant);
@@ -1282,11 +1570,13 @@ drt_status_code drt_session_set_loras(drt_session *s, const drt_lora *const *lor
     }
   }
   /* stage executors on the new stage graphs (all made before any is replaced) */
-  drt_cpu_executor *stage_ex[DRT_PLAN_MAX_STAGES] = {NULL};
+  drt_exec *stage_ex[DRT_PLAN_MAX_STAGES] = {NULL};
+  s->backend = nb;
   for (int k = 0; k < s->num_stages && !st; k++)
-    st = drt_cpu_executor_create(stage_variant[k] ? stage_variant[k] : s->stages[k].ps->graph, &s->eo, &stage_ex[k]);
+    st = session_exec(s, stage_variant[k] ? stage_variant[k] : s->stages[k].ps->graph, cuda_stage_index(k), &stage_ex[k]);
   if (st) {
-    for (int k = 0; k < DRT_PLAN_MAX_STAGES; k++) drt_cpu_executor_destroy(stage_ex[k]);
+    s->backend = old_backend;
+    for (int k = 0; k < DRT_PLAN_MAX_STAGES; k++) drt_exec_destroy(stage_ex[k]);
     for (uint32_t b = 0; variant && b < p->c.num_buckets; b++) drt_graph_destroy(variant[b]);
     for (int k = 0; k < DRT_PLAN_MAX_STAGES; k++) drt_graph_destroy(stage_variant[k]);
     free(variant);
@@ -1294,13 +1584,14 @@ drt_status_code drt_session_set_loras(drt_session *s, const drt_lora *const *lor
   }
   for (int k = 0; k < s->num_stages; k++) {
     stage_free_outputs(&s->stages[k]);
-    drt_cpu_executor_destroy(s->stages[k].ex);
+    drt_exec_destroy(s->stages[k].ex);
     s->stages[k].ex = stage_ex[k];
   }
   /* new graphs: new executors (created on demand), outputs of the old graphs dropped */
   free_outputs(s);
+  session_drop_devloop(s);
   for (uint32_t b = 0; b < p->c.num_buckets; b++) {
-    drt_cpu_executor_destroy(s->bex[b]);
+    drt_exec_destroy(s->bex[b]);
     s->bex[b] = NULL;
   }
   s->ex = NULL;

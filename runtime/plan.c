@@ -146,6 +146,40 @@ void drt_plan_write_graph(drt_bytes_writer *w, const drt_graph *g, drt_place_con
   free(const_off);
 }
 
+/* The CUDA section (layout in plan_format.h). */
+static drt_status write_cuda(drt_bytes_writer *w, const drt_plan_cuda *cu) {
+  if (cu->num_images == 0 || cu->num_images > DRT_PLAN_MAX_CUDA_IMAGES || cu->precision > 3 ||
+      strnlen(cu->options, sizeof cu->options) >= sizeof cu->options)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "serializing plan: CUDA section with %u images, precision %u",
+                     cu->num_images, cu->precision);
+  drt_bw_u8(w, cu->precision);
+  drt_bw_u64(w, cu->source_hash);
+  drt_bw_u32(w, cu->nvrtc_version);
+  drt_bw_str(w, cu->options);
+  drt_bw_u32(w, cu->num_images);
+  size_t table = w->size;
+  for (uint32_t i = 0; i < cu->num_images; i++) {
+    const drt_plan_cuda_image *im = &cu->images[i];
+    if (strnlen(im->arch, sizeof im->arch) >= sizeof im->arch || !im->arch[0] || !im->data || im->size == 0)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "serializing plan: CUDA image %u is empty or unnamed", i);
+    drt_bw_str(w, im->arch);
+    drt_bw_u64(w, 0); /* offset, patched below */
+    drt_bw_u64(w, im->size);
+  }
+  size_t entry = table;
+  for (uint32_t i = 0; i < cu->num_images && !w->failed; i++) {
+    const drt_plan_cuda_image *im = &cu->images[i];
+    drt_bw_align(w, DRT_PLAN_ALIGN);
+    uint64_t off = w->size;
+    entry += 4 + strlen(im->arch);
+    for (int b = 0; b < 8 && !w->failed; b++) w->data[entry + (size_t)b] = (uint8_t)(off >> (8 * b));
+    entry += 16;
+    drt_bw_put(w, im->data, (size_t)im->size);
+  }
+  if (w->failed) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "serializing plan: CUDA section");
+  return DRT_OK;
+}
+
 /* Appends g in the GRAPH encoding to w and its constants to the placer's weights (64-aligned). */
 static drt_status encode_graph(const drt_graph *g, drt_bytes_writer *w, placer *pl) {
   drt_plan_write_graph(w, g, place_const, pl);
@@ -230,7 +264,7 @@ static drt_status write_extra_sections(const drt_plan_contents *c, placer *pl, e
 drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *size) {
   const drt_graph *g = c->graph;
   drt_bytes_writer weights = {0}, graph = {0}, sig = {0}, sched = {0}, target = {0}, memplan = {0}, file = {0};
-  drt_bytes_writer stats = {0}, guidance = {0}, stages = {0};
+  drt_bytes_writer stats = {0}, guidance = {0}, stages = {0}, cuda = {0};
   uint64_t *const_off = NULL;
   placer pl = {&weights, NULL, 0, 0, false, false};
   extra_sections extra;
@@ -247,6 +281,10 @@ drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *
       for (int k = 0; k < DRT_SCHED_SCALARS; k++) drt_bw_f64(&sched, c->schedule.steps[s][k]);
   }
   if (c->cuda_archs[0]) drt_bw_str(&target, c->cuda_archs);
+  if (c->cuda.present) {
+    st = write_cuda(&cuda, &c->cuda);
+    if (st) goto done;
+  }
   write_memplan(&memplan, g);
   if (c->num_stats) {
     drt_bw_u32(&stats, c->num_stats);
@@ -300,7 +338,8 @@ drt_status drt_plan_serialize(const drt_plan_contents *c, void **bytes, size_t *
               {DRT_PLAN_SECTION_MEMPLAN, &memplan},
               {DRT_PLAN_SECTION_STATS, &stats},
               {DRT_PLAN_SECTION_GUIDANCE, &guidance},
-              {DRT_PLAN_SECTION_STAGES, &stages}};
+              {DRT_PLAN_SECTION_STAGES, &stages},
+              {DRT_PLAN_SECTION_CUDA, &cuda}};
   st = write_extra_sections(c, &pl, &extra);
   if (st) goto done;
   uint32_t nsec = 0;
@@ -383,6 +422,7 @@ done:
   drt_bw_free(&stats);
   drt_bw_free(&guidance);
   drt_bw_free(&stages);
+  drt_bw_free(&cuda);
   drt_bw_free(&file);
   return st;
 }
@@ -918,6 +958,56 @@ static drt_status parse_bucket(const uint8_t *data, size_t size, const uint8_t *
   return DRT_OK;
 }
 
+/* The CUDA section (layout in plan_format.h); images point into the section. */
+static drt_status parse_cuda(const uint8_t *data, size_t size, drt_plan_cuda *cu) {
+  drt_bytes_reader r = {data, size, 0, false};
+  memset(cu, 0, sizeof *cu);
+  cu->precision = drt_br_u8(&r);
+  cu->source_hash = drt_br_u64(&r);
+  cu->nvrtc_version = drt_br_u32(&r);
+  uint32_t l;
+  const char *opt = drt_br_str(&r, sizeof cu->options - 1, &l);
+  uint32_t n = drt_br_u32(&r);
+  if (r.failed || !opt) return CORRUPT("truncated header");
+  if (cu->precision > 3) return CORRUPT("precision %u (0..3 allowed)", cu->precision);
+  if (memchr(opt, 0, l)) return CORRUPT("options contain a NUL byte");
+  memcpy(cu->options, opt, l);
+  if (n == 0 || n > DRT_PLAN_MAX_CUDA_IMAGES) return CORRUPT("%u images (1..%d allowed)", n, DRT_PLAN_MAX_CUDA_IMAGES);
+  uint64_t offs[DRT_PLAN_MAX_CUDA_IMAGES];
+  for (uint32_t i = 0; i < n; i++) {
+    drt_plan_cuda_image *im = &cu->images[i];
+    const char *a = drt_br_str(&r, sizeof im->arch - 1, &l);
+    offs[i] = drt_br_u64(&r);
+    im->size = drt_br_u64(&r);
+    if (r.failed || !a) return CORRUPT("truncated image table (image %u)", i);
+    memcpy(im->arch, a, l);
+    /* well formed: sm_XX or compute_XX, XX 2-3 digits, optional a/f suffix */
+    const char *d = strncmp(im->arch, "sm_", 3) == 0 ? im->arch + 3 : strncmp(im->arch, "compute_", 8) == 0 ? im->arch + 8 : NULL;
+    size_t nd = 0;
+    while (d && d[nd] >= '0' && d[nd] <= '9') nd++;
+    if (!d || nd < 2 || nd > 3 || memchr(a, 0, l) || (d[nd] && ((d[nd] != 'a' && d[nd] != 'f') || d[nd + 1])))
+      return CORRUPT("image %u: malformed arch '%.*s'", i, (int)l, a);
+    for (uint32_t j = 0; j < i; j++)
+      if (strcmp(cu->images[j].arch, im->arch) == 0) return CORRUPT("arch %s appears twice", im->arch);
+  }
+  uint64_t pos = r.pos;
+  for (uint32_t i = 0; i < n; i++) {
+    drt_plan_cuda_image *im = &cu->images[i];
+    if (offs[i] % DRT_PLAN_ALIGN || offs[i] < pos || offs[i] > size || im->size == 0 || im->size > size - offs[i])
+      return CORRUPT("image %u (%s): [%" PRIu64 ", +%" PRIu64 ") is outside the section or overlaps", i, im->arch,
+                     offs[i], im->size);
+    im->data = data + offs[i];
+    pos = offs[i] + im->size;
+    bool ptx = im->arch[0] == 'c';
+    if (ptx ? data[pos - 1] != 0 : (im->size < 4 || memcmp(im->data, "\x7f" "ELF", 4) != 0))
+      return CORRUPT("image %u (%s) is not %s", i, im->arch, ptx ? "NUL-terminated PTX" : "a cubin (ELF)");
+  }
+  if (pos != size) return CORRUPT("%" PRIu64 " trailing bytes", (uint64_t)size - pos);
+  cu->num_images = n;
+  cu->present = true;
+  return DRT_OK;
+}
+
 const char *drt_plan_section_name(uint32_t t) {
   switch (t) {
     case DRT_PLAN_SECTION_WEIGHTS: return "weights";
@@ -932,6 +1022,7 @@ const char *drt_plan_section_name(uint32_t t) {
     case DRT_PLAN_SECTION_PROVENANCE: return "provenance";
     case DRT_PLAN_SECTION_WEIGHTMAP: return "weightmap";
     case DRT_PLAN_SECTION_BUCKET: return "bucket";
+    case DRT_PLAN_SECTION_CUDA: return "cuda";
     default: return "unknown";
   }
 }
@@ -975,6 +1066,8 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
   uint32_t n_bucket_secs = 0, n_prov_secs = 0;
   const uint8_t *bucket_data[DRT_PLAN_MAX_SECTIONS], *prov_data[DRT_PLAN_MAX_SECTIONS], *wmap_data = NULL;
   uint64_t bucket_size[DRT_PLAN_MAX_SECTIONS], prov_size[DRT_PLAN_MAX_SECTIONS], wmap_size = 0;
+  const uint8_t *cuda_data = NULL;
+  uint64_t cuda_size = 0;
   drt_bytes_reader t = {b + table, (size_t)nsec * DRT_PLAN_SECTION_ENTRY_SIZE, 0, false};
   for (uint32_t i = 0; i < nsec; i++) {
     uint32_t type = drt_br_u32(&t);
@@ -1003,6 +1096,13 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
       }
       wmap_data = b + off;
       wmap_size = sz;
+    } else if (type == DRT_PLAN_SECTION_CUDA) {
+      if (cuda_data) {
+        st = CORRUPT("'%s': duplicate cuda section", label);
+        goto fail;
+      }
+      cuda_data = b + off;
+      cuda_size = sz;
     }
     if (out->num_sections < DRT_PLAN_MAX_SECTIONS) {
       out->sections[out->num_sections].type = type;
@@ -1180,6 +1280,14 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
     out->provenance[bi] = pv;
     if (bi + 1 > out->num_provenance) out->num_provenance = bi + 1;
   }
+  if (cuda_data) {
+    st = parse_cuda(cuda_data, (size_t)cuda_size, &out->cuda);
+    if (!st && !(targets & DRT_PLAN_TARGET_CUDA)) st = CORRUPT("the header's targets do not include CUDA");
+    if (st) {
+      st = drt_status_annotate(st, "'%s': cuda section", label);
+      goto fail_owned;
+    }
+  }
   if (wmap_data) {
     st = drt_weight_map_read(wmap_data, (size_t)wmap_size, &out->weight_map);
     if (st) {
@@ -1214,6 +1322,20 @@ void drt_plan_contents_free(drt_plan_contents *c) {
   }
   free(c->file_data);
   memset(c, 0, sizeof *c);
+}
+
+size_t drt_plan_cuda_graphs(const drt_plan_contents *c, const drt_graph **out, size_t max) {
+  size_t n = 0;
+#define PUT(gr)                \
+  do {                         \
+    if (n < max) out[n] = (gr); \
+    n++;                       \
+  } while (0)
+  PUT(c->graph);
+  for (uint32_t k = 0; k < c->num_stages && k < DRT_PLAN_MAX_STAGES; k++) PUT(c->stages[k].graph);
+  for (uint32_t b = 1; c->buckets && b < c->num_buckets; b++) PUT(c->buckets[b]);
+#undef PUT
+  return n;
 }
 
 double drt_plan_stat_get(const drt_plan_contents *c, const char *key, double dflt) {

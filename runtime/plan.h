@@ -126,6 +126,12 @@ drt_status drt_plan_read_graph(const uint8_t *data, size_t size, const uint8_t *
 drt_status drt_plan_read_graph_prefix(const uint8_t *data, size_t size, const uint8_t *weights,
                                       uint64_t weights_size, drt_graph **out, size_t *used);
 
+/* The graphs of the plan's CUDA program, in the order the program is rendered (by drt compile
+ * and again by the runtime; codegen/codegen.h): the main graph, every STAGES graph in order,
+ * then shape buckets 1, 2, ... Stores at most max pointers and returns how many there are. */
+#define DRT_PLAN_MAX_CUDA_GRAPHS (1 + DRT_PLAN_MAX_STAGES + DRT_PLAN_MAX_SECTIONS)
+size_t drt_plan_cuda_graphs(const drt_plan_contents *c, const drt_graph **out, size_t max);
+
 /* Value of a STATS key, or `dflt` when absent. */
 double drt_plan_stat_get(const drt_plan_contents *c, const char *key, double dflt);
 

@@ -28,7 +28,8 @@
  *   SIGNATURE inputs/outputs with role (drt_plan_role: latent / timestep / conditioning /
  *             guidance / hoisted ...)
  *   SCHEDULE  default sampling schedule: name, parameters, per-step scalars
- *   TARGET    target details: CUDA SM architectures and toolkit version (CUDA plans)
+ *   TARGET    target details (CUDA plans): str archs, the comma-separated architectures of the
+ *             CUDA section's images in order ("sm_80,sm_86,sm_89,sm_90,compute_90")
  *   MEMPLAN   activation memory plan: u64 arena_bytes, u32 num_values, then per graph value
  *             (GRAPH order) i64 byte offset in the arena (-1: not in the arena). The loader
  *             checks every planned tensor lies inside the arena.
@@ -88,6 +89,23 @@
  *             SIGNATURE encoding, u64 n + MEMPLAN encoding (n = 0: no memory plan). Inputs and
  *             outputs have the names, dtypes, ranks and roles of bucket 0; only dims differ.
  *             Readers that do not know the type serve bucket 0 only.
+ *   CUDA      the CUDA program's binaries (drt compile --target cuda; codegen/codegen.h renders
+ *             the program, codegen/nvrtc.h compiles it; at most one section):
+ *               u8 precision (drt_cuda_precision: 0 fp32, 1 tf32, 2 fp16, 3 bf16),
+ *               u64 source_hash (FNV-1a 64 of the program source: the runtime renders the
+ *                 program again from the loaded graphs, in the order main GRAPH, STAGES graphs
+ *                 in order, BUCKET graphs 1, 2, ..., and refuses a plan whose hash differs),
+ *               u32 nvrtc_version (major * 1000 + minor * 10 of the NVRTC that compiled it),
+ *               str options (NVRTC options other than -I and the arch; at most 255 bytes),
+ *               u32 num_images (1..DRT_PLAN_MAX_CUDA_IMAGES), then per image: str arch
+ *                 ("sm_XX": a cubin, "compute_XX": PTX; XX two or three digits, an optional
+ *                 'a' or 'f' suffix; at most 15 bytes; no arch twice), u64 offset (from the
+ *                 start of the section, 64-aligned, after this table and after the previous
+ *                 image), u64 size (> 0),
+ *               then the image bytes at their offsets (zero padding between them); the last
+ *                 image ends the section. A cubin starts with the ELF magic "\x7fELF", PTX ends
+ *                 with its NUL terminator (so the driver can load it in place).
+ *             The plan's header targets include bit 1 (CUDA) and the TARGET section lists the archs.
  *
  *  Encoding inside GRAPH / SIGNATURE / SCHEDULE: u8/u32/u64/i64/f32/f64 fixed width;
  *  str = u32 length + bytes (no NUL, length <= DRT_PLAN_MAX_STRING).
@@ -135,6 +153,7 @@ typedef enum drt_plan_section_type {
   DRT_PLAN_SECTION_PROVENANCE = 16, /* repeatable: one per bucket */
   DRT_PLAN_SECTION_WEIGHTMAP = 17,
   DRT_PLAN_SECTION_BUCKET = 18,     /* repeatable: one per bucket after the first */
+  DRT_PLAN_SECTION_CUDA = 19,       /* CUDA binaries; at most one */
 } drt_plan_section_type;
 
 typedef enum drt_plan_stage_kind {

@@ -32,6 +32,14 @@ int drt_cli_fail(const char *cmd, drt_status s) {
   return code;
 }
 
+bool drt_cli_parse_backend(const char *text, drt_backend *out) {
+  if (strcmp(text, "auto") == 0) *out = DRT_BACKEND_AUTO;
+  else if (strcmp(text, "cpu") == 0) *out = DRT_BACKEND_CPU;
+  else if (strcmp(text, "cuda") == 0 || strcmp(text, "gpu") == 0) *out = DRT_BACKEND_CUDA;
+  else return false;
+  return true;
+}
+
 int drt_cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

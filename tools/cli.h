@@ -55,6 +55,13 @@ drt_status drt_cli_check_memory(uint64_t budget, const char *what, uint64_t weig
 /* The same for one file about to be read whole (stat only; a missing file is left to the reader). */
 drt_status drt_cli_check_file_size(uint64_t budget, const char *path);
 
+/* --backend auto|cpu|cuda (drt run, generate, bench). False for anything else. */
+bool drt_cli_parse_backend(const char *text, drt_backend *out);
+#define DRT_CLI_BACKEND_USAGE                                                                              \
+  "--backend auto|cpu|cuda picks where a plan runs: cuda needs a plan compiled with --target cuda and a\n" \
+  "GPU (an error otherwise); auto (the default) uses the GPU when the plan has CUDA code and the GPU can\n" \
+  "run it, else the CPU (with a warning when the plan has CUDA code).\n"
+
 bool drt_cli_is_plan(const char *path);
 int drt_cmd_run(int argc, char **argv);
 int drt_cmd_inspect(int argc, char **argv);

@@ -122,13 +122,21 @@ static int find_bucket(const drt_plan *p, const drt_cli_shape *shape) {
   return -1;
 }
 
+/* GPU rows (CUDA sessions): device time of one evaluation and of whole generations. */
+typedef struct bench_gpu {
+  drt_backend backend;        /* of the measured plan's session (student) */
+  bench_row rows[2 * MAX_STEPS_LIST + 2];
+  int n_rows;
+  int replayed;               /* generations that replayed a captured CUDA graph */
+} bench_gpu;
+
 static int bench_plan(const char *path, const char *label, const int *steps_list, int n_steps, const char *schedule,
                       const char **in_args, int n_in, int warmup, int iters, int threads, bench_row *rows, int *n_rows,
-                      drt_memory_info *mem, const bench_adapt *ad) {
+                      drt_memory_info *mem, const bench_adapt *ad, drt_backend backend, bench_gpu *gpu) {
   drt_plan *p = NULL;
   drt_session *s = NULL;
   void *bufs[256] = {0};
-  double *ms = NULL;
+  double *ms = NULL, *gms = NULL;
   int rc = 0;
   if (drt_plan_load_file(path, &p) != DRT_STATUS_OK) {
     fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
@@ -149,11 +157,15 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
   drt_session_options so;
   drt_session_options_init(&so);
   so.num_threads = threads;
-  if (drt_session_create(p, &so, &s) != DRT_STATUS_OK || drt_plan_num_inputs(p) > 256) {
+  so.backend = backend;
+  drt_status_code sc = drt_session_create(p, &so, &s);
+  if (sc != DRT_STATUS_OK || drt_plan_num_inputs(p) > 256) {
     fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
-    rc = DRT_EXIT_INTERNAL;
+    rc = sc != DRT_STATUS_OK ? drt_cli_exit_code(sc) : DRT_EXIT_INTERNAL;
     goto done;
   }
+  bool on_gpu = drt_session_backend(s) == DRT_BACKEND_CUDA;
+  if (gpu && !strcmp(label, "student")) gpu->backend = drt_session_backend(s);
   if (ad && ad->loras && (rc = drt_cli_loras_session(ad->loras, "bench", s)) != 0) goto done;
   if (bucket && drt_session_select_bucket(s, bucket) != DRT_STATUS_OK) {
     fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
@@ -163,7 +175,8 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
   rc = prepare_inputs(s, p, bucket, in_args, n_in, bufs);
   if (rc) goto done;
   ms = calloc((size_t)iters + 1, sizeof(double));
-  if (!ms) {
+  gms = calloc((size_t)iters + 1, sizeof(double));
+  if (!ms || !gms) {
     rc = DRT_EXIT_INTERNAL;
     goto done;
   }
@@ -179,6 +192,14 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
   }
   rows[*n_rows] = (bench_row){label, 0, summarize(ms, iters), 1, 1, cfg_mode != NULL};
   (*n_rows)++;
+  if (on_gpu && gpu) { /* device time of one evaluation: CUDA events around it, transfers excluded */
+    if (drt_session_profile_device(s, warmup + iters, ms) != DRT_STATUS_OK) {
+      fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
+      rc = DRT_EXIT_INTERNAL;
+      goto done;
+    }
+    gpu->rows[gpu->n_rows++] = (bench_row){label, 0, summarize(ms + warmup, iters), 1, 1, cfg_mode != NULL};
+  }
   for (int k = 0; k < n_steps; k++) {
     drt_generate_options go;
     drt_generate_options_init(&go);
@@ -195,6 +216,15 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
       }
       if (i >= warmup) ms[i - warmup] = now_ms() - t0;
       rows[*n_rows].nfe = drt_session_nfe(s) - nfe0;
+      int replayed = 0;
+      double g = drt_session_generate_device_ms(s, &replayed);
+      if (i >= warmup) gms[i - warmup] = g;
+      if (gpu && replayed) gpu->replayed++;
+    }
+    if (on_gpu && gpu && gms[0] >= 0) {
+      gpu->rows[gpu->n_rows] = (bench_row){label, steps_list[k], summarize(gms, iters), rows[*n_rows].nfe,
+                                           rows[*n_rows].nfe, cfg_mode != NULL};
+      gpu->n_rows++;
     }
     rows[*n_rows].label = label;
     rows[*n_rows].steps = steps_list[k];
@@ -206,6 +236,7 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
 done:
   for (int i = 0; i < 256; i++) free(bufs[i]);
   free(ms);
+  free(gms);
   drt_session_destroy(s);
   drt_plan_destroy(p);
   if (ad && ad->loras) drt_cli_loras_free(ad->loras);
@@ -232,6 +263,10 @@ int drt_cmd_bench(int argc, char **argv) {
   int n_in = 0, warmup = 2, iters = 10, threads = 0, n_steps = 0, n_tsteps = 1;
   int steps_list[MAX_STEPS_LIST], tsteps[MAX_STEPS_LIST] = {50};
   bool json = false;
+  drt_backend backend = DRT_BACKEND_AUTO;
+  static bench_gpu gpu;
+  memset(&gpu, 0, sizeof gpu);
+  gpu.backend = DRT_BACKEND_CPU;
   static drt_cli_loras loras;
   memset(&loras, 0, sizeof loras);
   drt_cli_shape shape;
@@ -258,15 +293,18 @@ int drt_cmd_bench(int argc, char **argv) {
     }
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       printf("usage: drt bench PLAN [--steps 1,2,4] [--schedule NAME] [--warmup N] [--iterations N] [--threads N]\n"
-             "                 [--input NAME=FILE.npy ...] [--json] [--shape NAME=DIMS]\n"
+             "                 [--input NAME=FILE.npy ...] [--json] [--shape NAME=DIMS] [--backend auto|cpu|cuda]\n"
              "                 [--lora FILE[:STRENGTH] ...] [--lora-mode merged|unmerged]\n"
              "                 [--teacher TEACHER.plan [--teacher-steps 50] [--teacher-schedule NAME]]\n\n"
              "Reports latency of one network evaluation and of whole generations (min/median/mean/p90/p99,\n"
              "host wall time), network evaluations (NFE) and forward passes per image, and peak memory.\n"
              "Inputs not given are filled with seeded random data. With --teacher the teacher is measured\n"
              "the same way and the student's speedup per image is printed. --shape picks the shape bucket\n"
-             "whose input NAME has these dims (plans compiled with --shapes). --lora applies to the plan measured\n"
-             "(not the teacher):\n%s", drt_cli_lora_usage());
+             "whose input NAME has these dims (plans compiled with --shapes). On the GPU the table also has 'gpu'\n"
+             "rows: the device time of one evaluation (CUDA events around it, host transfers excluded) and of\n"
+             "whole generations (one captured CUDA graph per generation); the other rows stay host latency.\n"
+             DRT_CLI_BACKEND_USAGE
+             "--lora applies to the plan measured (not the teacher):\n%s", drt_cli_lora_usage());
       return 0;
     } else if (drt_cli_opt(argc, argv, &i, "--steps", &v, &err)) {
       if (err || parse_steps(v, steps_list, &n_steps)) return drt_cli_usage_error("bench", "--steps expects e.g. 1,2,4");
@@ -295,6 +333,10 @@ int drt_cmd_bench(int argc, char **argv) {
     } else if (drt_cli_opt(argc, argv, &i, "--input", &v, &err)) {
       if (err || n_in >= 256) return DRT_EXIT_USAGE;
       in_args[n_in++] = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--backend", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (!drt_cli_parse_backend(v, &backend))
+        return drt_cli_usage_error("bench", "--backend must be auto, cpu or cuda, got '%s'", v);
     } else if (strcmp(argv[i], "--json") == 0) {
       json = true;
     } else if (argv[i][0] == '-') {
@@ -316,12 +358,12 @@ int drt_cmd_bench(int argc, char **argv) {
   drt_memory_info mem, tmem = {0, 0, 0};
   bench_adapt ad = {&loras, have_shape ? &shape : NULL};
   int rc = bench_plan(plan, "student", steps_list, n_steps, schedule, in_args, n_in, warmup, iters, threads, rows,
-                      &n_rows, &mem, &ad);
+                      &n_rows, &mem, &ad, backend, &gpu);
   if (rc) return rc;
   int student_rows = n_rows;
   if (teacher) {
     rc = bench_plan(teacher, "teacher", tsteps, n_tsteps, teacher_schedule, in_args, n_in, warmup,
-                    iters > 3 ? 3 : iters, threads, rows, &n_rows, &tmem, NULL);
+                    iters > 3 ? 3 : iters, threads, rows, &n_rows, &tmem, NULL, backend, NULL);
     if (rc) return rc;
   }
   bool noisy = false;
@@ -335,7 +377,17 @@ int drt_cmd_bench(int argc, char **argv) {
              ", \"min_ms\": %.4f, \"median_ms\": %.4f, \"mean_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f}",
              i ? ", " : "", rows[i].label, rows[i].cfg ? "true" : "false", rows[i].steps, rows[i].nfe, rows[i].passes,
              rows[i].st.min, rows[i].st.median, rows[i].st.mean, rows[i].st.p90, rows[i].st.p99);
-    printf("], \"noisy\": %s}\n", noisy ? "true" : "false");
+    printf("]");
+    if (gpu.backend == DRT_BACKEND_CUDA) {
+      printf(", \"backend\": \"cuda\", \"gpu_rows\": [");
+      for (int i = 0; i < gpu.n_rows; i++)
+        printf("%s{\"model\": \"%s\", \"steps\": %d, \"nfe\": %" PRIu64 ", \"min_ms\": %.4f, \"median_ms\": %.4f, "
+               "\"mean_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f}",
+               i ? ", " : "", gpu.rows[i].label, gpu.rows[i].steps, gpu.rows[i].nfe, gpu.rows[i].st.min,
+               gpu.rows[i].st.median, gpu.rows[i].st.mean, gpu.rows[i].st.p90, gpu.rows[i].st.p99);
+      printf("], \"graph_replays\": %d", gpu.replayed);
+    }
+    printf(", \"noisy\": %s}\n", noisy ? "true" : "false");
     return 0;
   }
   printf("%-8s %-10s %5s %7s %10s %10s %10s %10s %10s\n", "model", "what", "NFE", "passes", "min ms", "median", "mean",
@@ -348,6 +400,17 @@ int drt_cmd_bench(int argc, char **argv) {
            rows[i].nfe, rows[i].passes, rows[i].st.min, rows[i].st.median, rows[i].st.mean, rows[i].st.p90,
            rows[i].st.p99);
   }
+  for (int i = 0; i < gpu.n_rows; i++) { /* CUDA sessions: device time from events */
+    char what[32];
+    if (gpu.rows[i].steps) snprintf(what, sizeof what, "gpu %d-step", gpu.rows[i].steps);
+    else snprintf(what, sizeof what, "gpu 1 eval");
+    printf("%-8s %-10s %5" PRIu64 " %7" PRIu64 " %10.3f %10.3f %10.3f %10.3f %10.3f\n", gpu.rows[i].label, what,
+           gpu.rows[i].nfe, gpu.rows[i].passes, gpu.rows[i].st.min, gpu.rows[i].st.median, gpu.rows[i].st.mean,
+           gpu.rows[i].st.p90, gpu.rows[i].st.p99);
+  }
+  if (gpu.backend == DRT_BACKEND_CUDA)
+    printf("backend: cuda (rows without 'gpu': host latency; 'gpu' rows: device time from CUDA events; %d generations "
+           "replayed a captured CUDA graph)\n", gpu.replayed);
   printf("memory: weights %.2f MiB, peak activations %.2f MiB, workspace %.2f MiB\n", mem.weights / 1048576.0,
          mem.activations / 1048576.0, mem.workspace / 1048576.0);
   if (teacher && n_rows > student_rows + 1) {

@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codegen/codegen.h"
+#include "codegen/nvrtc.h"
 #include "frontend/onnx.h"
 #include "ir/cfg_combine.h"
 #include "passes/canonicalize.h"
@@ -38,7 +40,7 @@ static void compile_usage(FILE *f) {
           "                   [--list-passes] [--max-memory BYTES] [-v]\n"
           "                   [--schedule NAME [--steps N] [--schedule-params K=V,...]]\n"
           "                   [--cfg-scale W --cfg-uncond NAME=zeros|FILE.npy ... [--cfg-mode MODE]]\n"
-          "                   [--invariant NAME ...]\n\n"
+          "                   [--invariant NAME ...] [--arch LIST] [--precision fp32|tf32|fp16|bf16]\n\n"
           "Compiles an ONNX model into a .plan: binds every symbolic dimension (from --shape or the model's\n"
           "static shapes), infers shapes, folds constants, records the input/output signature and writes\n"
           "the plan atomically (a failure leaves no file). --latent/--timestep name the model inputs that\n"
@@ -58,8 +60,38 @@ static void compile_usage(FILE *f) {
           "(adaptive projected guidance: parallel weight, norm threshold, momentum).\n"
           "--invariant NAME marks an input constant during a generation (default: every input but the latent\n"
           "and the timestep); work that depends only on invariant inputs runs once per generation (pass\n"
-          "'hoist'; -v reports the FLOPs moved out of the per-step graph).\n");
+          "'hoist'; -v reports the FLOPs moved out of the per-step graph).\n"
+          "--target cuda also renders the graph (and its hoisted stages and shape buckets) as one CUDA program\n"
+          "and compiles it with NVRTC (loaded at run time; no GPU needed) for every --arch: sm_XX entries are\n"
+          "cubins, compute_XX entries PTX that the driver compiles for newer GPUs (default\n"
+          "" DRT_NVRTC_DEFAULT_ARCHS "). The plan runs on the GPU and still on the CPU. --precision sets the\n"
+          "GPU activation type: fp32 (default; float storage and math), tf32 (float storage, TF32 tensor cores\n"
+          "in GEMMs, convolutions and attention), fp16 or bf16 (half/bfloat16 storage and tensor cores; every\n"
+          "reduction, norm and softmax accumulates in fp32). Nodes without a CUDA kernel run on the CPU inside a\n"
+          "GPU run (reported as warnings here and by drt inspect). Compiled binaries are cached in\n"
+          "$DRT_CACHE_DIR (default $XDG_CACHE_HOME/distilrt or ~/.cache/distilrt; DRT_CACHE_DIR=off disables).\n");
   fputs(drt_compile_adapt_usage(), f);
+}
+
+/* Nodes without a CUDA kernel run on the CPU inside a GPU run: a warning with the count and the
+ * first few ops (drt inspect lists them all). */
+static void report_host_nodes(const drt_cuda_program *p) {
+  size_t total = 0, shown = 0;
+  for (size_t k = 0; k < p->num_graphs; k++) total += p->graphs[k].num_host_nodes;
+  if (!total) return;
+  fprintf(stderr, "drt compile: warning: %zu node%s no CUDA kernel and will run on the CPU (host fallback):\n", total,
+          total == 1 ? " has" : "s have");
+  for (size_t k = 0; k < p->num_graphs && shown < 5; k++) {
+    const drt_cuda_graph_code *gc = &p->graphs[k];
+    for (size_t j = 0; j < gc->num_launches && shown < 5; j++) {
+      const drt_cuda_launch *l = &gc->launches[j];
+      if (l->kind != DRT_CUDA_LAUNCH_HOST || l->node >= gc->graph->num_nodes) continue;
+      const drt_node *n = gc->graph->nodes[l->node];
+      fprintf(stderr, "  %s '%s': %s\n", drt_op_name(n->op), n->name ? n->name : "", l->reason);
+      shown++;
+    }
+  }
+  if (total > shown) fprintf(stderr, "  ... and %zu more (drt inspect PLAN lists them)\n", total - shown);
 }
 
 static const char *k_latent_names[] = {"sample", "x", "latents", "latent", "latent_model_input", "hidden_states",
@@ -90,6 +122,8 @@ int drt_cmd_compile(int argc, char **argv) {
   const char *cfg_mode = NULL, *uncond_args[DRT_PASS_MAX_NAMED], *invariant[DRT_PASS_MAX_NAMED];
   int n_uncond = 0, n_invariant = 0;
   uint64_t max_memory = 0;
+  const char *arch_list = NULL, *precision_name = NULL;
+  drt_cuda_precision precision = DRT_CUDA_PRECISION_FP32;
   static drt_cli_shape shapes[64];
   static drt_compile_adapt adapt;
   memset(&adapt, 0, sizeof adapt);
@@ -109,6 +143,14 @@ int drt_cmd_compile(int argc, char **argv) {
       if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto"))
         return drt_cli_usage_error("compile", "--target must be cpu, cuda or auto, got '%s'", v);
       target = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--arch", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      arch_list = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--precision", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (!drt_cuda_precision_parse(v, &precision))
+        return drt_cli_usage_error("compile", "--precision must be fp32, tf32, fp16 or bf16, got '%s'", v);
+      precision_name = v;
     } else if (drt_cli_opt(argc, argv, &i, "--schedule", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       schedule = v;
@@ -212,13 +254,30 @@ int drt_cmd_compile(int argc, char **argv) {
   po.verbose = verbose > 0;
   po.report = write_stderr;
   po.dump = write_stdout;
-  if (strcmp(target, "cuda") == 0)
-    return drt_cli_fail("compile", DRT_ERROR(DRT_STATUS_UNSUPPORTED,
-                                             "--target cuda: CUDA code generation is not part of this build yet; "
-                                             "use --target cpu"));
+  bool cuda = strcmp(target, "cuda") == 0;
+  if (!cuda && (arch_list || precision_name))
+    return drt_cli_usage_error("compile", "%s applies to --target cuda", arch_list ? "--arch" : "--precision");
+  /* CUDA: check the archs (and that NVRTC loads) before the expensive part */
+  char archs[DRT_PLAN_MAX_CUDA_IMAGES][16];
+  int num_archs = 0;
+  if (cuda) {
+    drt_status as = drt_nvrtc_check_archs(arch_list ? arch_list : DRT_NVRTC_DEFAULT_ARCHS, archs,
+                                          DRT_PLAN_MAX_CUDA_IMAGES, &num_archs);
+    if (as) return drt_cli_fail("compile", drt_status_annotate(as, "--target cuda%s", arch_list ? " --arch" : ""));
+    /* bf16 and tf32 tensor-core fragments exist from Ampere on */
+    for (int a = 0; a < num_archs; a++) {
+      int sm = 0;
+      if (drt_nvrtc_arch_parse(archs[a], &sm, NULL) && sm < 80 &&
+          (precision == DRT_CUDA_PRECISION_BF16 || precision == DRT_CUDA_PRECISION_TF32))
+        return drt_cli_usage_error("compile", "--precision %s needs sm_80 or newer (Ampere tensor cores); --arch has "
+                                   "%s: use --precision fp16 or fp32 for it", drt_cuda_precision_name(precision),
+                                   archs[a]);
+    }
+  }
   bool tty = isatty(2);
+  const int steps = cuda ? 5 : 4;
   double t0 = now_ms();
-  if (tty) fprintf(stderr, "[1/4] loading %s\n", model);
+  if (tty) fprintf(stderr, "[1/%d] loading %s\n", steps, model);
   drt_onnx_options oo;
   drt_onnx_options_init(&oo);
   oo.max_bytes = max_memory;
@@ -239,7 +298,7 @@ int drt_cmd_compile(int argc, char **argv) {
     else if (shapes[i].shape.rank == 1) st = drt_graph_bind_dim(g, shapes[i].name, shapes[i].shape.dims[0]);
     else st = DRT_ERROR(DRT_STATUS_NOT_FOUND, "--shape %s: no input or symbolic dimension has this name", shapes[i].name);
   }
-  if (tty && !st) fprintf(stderr, "[2/4] shape inference and constant folding (%zu nodes)\n", nodes_before);
+  if (tty && !st) fprintf(stderr, "[2/%d] shape inference and constant folding (%zu nodes)\n", steps, nodes_before);
   drt_pass_stats stats;
   memset(&stats, 0, sizeof stats);
   static drt_pass_results results;
@@ -395,6 +454,63 @@ int drt_cmd_compile(int argc, char **argv) {
     for (uint32_t k = 0; k < c.num_stages && k < DRT_PLAN_MAX_STAGES; k++) split[k] = c.stages[k].graph;
     st = drt_compile_adapt_compiled(&adapt, g, split, c.num_stages, &c);
   }
+  /* CUDA: render every graph of the plan as one program, compile it for every arch */
+  drt_cuda_program *prog = NULL;
+  drt_nvrtc_image images[DRT_PLAN_MAX_CUDA_IMAGES];
+  memset(images, 0, sizeof images);
+  double t_codegen = 0, t_nvrtc = 0;
+  if (!st && cuda && adapt.add_bucket)
+    st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "--add-bucket cannot be combined with --target cuda: recompile every "
+                   "bucket at once with --shapes");
+  if (!st && cuda) {
+    double tc = now_ms();
+    if (tty) fprintf(stderr, "[3/%d] CUDA code generation (%s)\n", steps, drt_cuda_precision_name(precision));
+    const drt_graph *cg_graphs[DRT_PLAN_MAX_CUDA_GRAPHS];
+    size_t ng = drt_plan_cuda_graphs(&c, cg_graphs, DRT_PLAN_MAX_CUDA_GRAPHS);
+    drt_cuda_codegen_options co;
+    drt_cuda_codegen_options_init(&co);
+    co.precision = precision;
+    co.allow_host_fallback = true;
+    st = ng > DRT_PLAN_MAX_CUDA_GRAPHS ? DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%zu graphs in one CUDA program", ng)
+                                       : drt_cuda_program_build(cg_graphs, ng, &co, &prog);
+    if (st) st = drt_status_annotate(st, "CUDA code generation");
+    t_codegen = now_ms() - tc;
+    if (!st) report_host_nodes(prog);
+    if (!st) {
+      tc = now_ms();
+      if (tty)
+        fprintf(stderr, "      NVRTC: %zu kernels, %.1f KiB of source, %d archs\n", prog->num_kernels,
+                (double)prog->source_len / 1024.0, num_archs);
+      const char *alist[DRT_PLAN_MAX_CUDA_IMAGES];
+      for (int a = 0; a < num_archs; a++) alist[a] = archs[a];
+      drt_nvrtc_compile_options no;
+      drt_nvrtc_compile_options_init(&no);
+      st = drt_nvrtc_compile(prog, alist, (size_t)num_archs, &no, images);
+      t_nvrtc = now_ms() - tc;
+    }
+    if (!st) {
+      int major = 0, minor = 0;
+      st = drt_nvrtc_version(&major, &minor);
+      c.targets = DRT_PLAN_TARGET_CUDA | DRT_PLAN_TARGET_CPU; /* the graph still runs on the CPU */
+      c.cuda.present = true;
+      c.cuda.precision = (uint8_t)precision;
+      c.cuda.source_hash = prog->source_hash;
+      c.cuda.nvrtc_version = (uint32_t)(major * 1000 + minor * 10);
+      snprintf(c.cuda.options, sizeof c.cuda.options, "%s", drt_nvrtc_options());
+      c.cuda.num_images = (uint32_t)num_archs;
+      c.cuda_archs[0] = 0;
+      for (int a = 0; a < num_archs; a++) {
+        memcpy(c.cuda.images[a].arch, images[a].arch, sizeof c.cuda.images[a].arch);
+        c.cuda.images[a].data = images[a].data;
+        c.cuda.images[a].size = images[a].size;
+        size_t l = strlen(c.cuda_archs);
+        snprintf(c.cuda_archs + l, sizeof c.cuda_archs - l, "%s%s", a ? "," : "", images[a].arch);
+        if (tty)
+          fprintf(stderr, "      %-11s %8.1f KiB  %s %.0f ms\n", images[a].arch, (double)images[a].size / 1024.0,
+                  images[a].from_cache ? "cached" : "compiled", images[a].ms);
+      }
+    }
+  }
   void *bytes = NULL;
   size_t size = 0;
   if (!st && max_memory) {
@@ -413,11 +529,11 @@ int drt_cmd_compile(int argc, char **argv) {
     size = adapt.out_size;
     adapt.out_bytes = NULL;
   } else if (!st) {
-    if (tty) fprintf(stderr, "[3/4] serializing plan\n");
+    if (tty) fprintf(stderr, "[%d/%d] serializing plan\n", steps - 1, steps);
     st = drt_plan_serialize(&c, &bytes, &size);
   }
   if (!st) {
-    if (tty) fprintf(stderr, "[4/4] writing %s (%zu bytes)\n", out, size);
+    if (tty) fprintf(stderr, "[%d/%d] writing %s (%zu bytes)\n", steps, steps, out, size);
     st = drt_write_file_atomic(out, bytes, size);
   }
   double t3 = now_ms();
@@ -435,7 +551,23 @@ int drt_cmd_compile(int argc, char **argv) {
       }
     }
     printf("compiled %s -> %s\n", model, out);
-    printf("  target:      cpu\n");
+    if (cuda) {
+      printf("  target:      cuda (%s, %s) and cpu\n", c.cuda_archs, drt_cuda_precision_name(precision));
+      size_t host = 0, launches = 0, cached = 0;
+      for (size_t k = 0; k < prog->num_graphs; k++) {
+        host += prog->graphs[k].num_host_nodes;
+        launches += prog->graphs[k].num_launches;
+      }
+      for (int a = 0; a < num_archs; a++) cached += images[a].from_cache;
+      printf("  cuda:        %zu kernels, %zu launches in %zu graphs, %zu host-fallback nodes, source %.1f KiB\n",
+             prog->num_kernels, launches, prog->num_graphs, host, (double)prog->source_len / 1024.0);
+      printf("  images:     ");
+      for (int a = 0; a < num_archs; a++) printf(" %s %.1f KiB", images[a].arch, (double)images[a].size / 1024.0);
+      printf("\n  cuda time:   codegen %.1f ms, nvrtc %.1f ms (%zu of %d archs from the cache)\n", t_codegen, t_nvrtc,
+             cached, num_archs);
+    } else {
+      printf("  target:      cpu\n");
+    }
     printf("  ops:         %zu before passes, %zu after\n", nodes_before, g->num_nodes);
     printf("  parameters:  %" PRIu64 " (%.2f MiB)\n", params, (double)wbytes / 1048576.0);
     printf("  activations: %.2f MiB summed over all intermediates\n", (double)sum_act / 1048576.0);
@@ -469,6 +601,8 @@ int drt_cmd_compile(int argc, char **argv) {
     }
   }
   free(bytes);
+  for (int a = 0; a < num_archs; a++) drt_nvrtc_image_free(&images[a]);
+  drt_cuda_program_destroy(prog);
   free(sched_t);
   drt_pass_results_free(&results);
   drt_schedule_free(&sched);

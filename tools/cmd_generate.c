@@ -17,6 +17,7 @@ static void gen_usage(FILE *f) {
           "                    [--timesteps T1,T2,... | --sigmas S1,S2,...] [--timestep-scale K]\n"
           "                    [--seed S | --noise FILE.npy] [--input NAME=FILE.npy ...] [--threads N]\n"
           "                    [--cfg-scale W] [--lora FILE[:STRENGTH] ...] [--lora-mode merged|unmerged]\n"
+          "                    [--backend auto|cpu|cuda]\n"
           "                    -o OUT.npy [--decoder VAE.plan --png OUT.png]\n\n"
           "Runs the sampling loop: x_T from the seeded Philox generator (or --noise), then per step the\n"
           "network on the scaled latent and the schedule's update. Schedules: flow-euler, ddim, euler-a,\n"
@@ -24,7 +25,11 @@ static void gen_usage(FILE *f) {
           "give a custom grid. --timestep-scale K feeds the model K times the schedule's time. Inputs other\n"
           "than the latent and the timestep are conditioning and must be given. With --decoder the final\n"
           "latent is decoded by a second plan and written as a PNG. --cfg-scale W overrides the guidance\n"
-          "scale of a plan compiled with classifier-free guidance (one batched evaluation per step).\n");
+          "scale of a plan compiled with classifier-free guidance (one batched evaluation per step).\n"
+          DRT_CLI_BACKEND_USAGE
+          "On the GPU the whole loop stays on the device (one CUDA graph, replayed by later generations\n"
+          "with the same options); the GPU time is printed after the NFE count. The --decoder plan runs on\n"
+          "the GPU when it has CUDA code and the GPU can run it, else on the CPU.\n");
   fputs(drt_cli_lora_usage(), f);
 }
 
@@ -53,6 +58,7 @@ int drt_cmd_generate(int argc, char **argv) {
              *png = NULL, *grid = NULL, *grid_kind = NULL;
   const char *in_args[256];
   int n_in = 0, steps = 0, threads = 0, verbose = 0;
+  drt_backend backend = DRT_BACKEND_AUTO;
   uint64_t seed = 0;
   double ts_scale = 0, cfg_scale = NAN;
   static drt_cli_loras loras;
@@ -108,6 +114,10 @@ int drt_cmd_generate(int argc, char **argv) {
     } else if (drt_cli_opt(argc, argv, &i, "--threads", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       threads = atoi(v);
+    } else if (drt_cli_opt(argc, argv, &i, "--backend", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (!drt_cli_parse_backend(v, &backend))
+        return drt_cli_usage_error("generate", "--backend must be auto, cpu or cuda, got '%s'", v);
     } else if (drt_cli_opt(argc, argv, &i, "-o", &v, &err) || drt_cli_opt(argc, argv, &i, "--output", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       out = v;
@@ -153,13 +163,16 @@ int drt_cmd_generate(int argc, char **argv) {
   drt_session_options so;
   drt_session_options_init(&so);
   so.num_threads = threads;
+  so.backend = backend;
   rc = drt_cli_loras_load(&loras, "generate", p);
   if (rc) goto done;
-  if (drt_session_create(p, &so, &s) != DRT_STATUS_OK) {
+  drt_status_code sc = drt_session_create(p, &so, &s);
+  if (sc != DRT_STATUS_OK) {
     fprintf(stderr, "drt generate: error: %s\n", drt_last_error());
-    rc = DRT_EXIT_INTERNAL;
+    rc = drt_cli_exit_code(sc);
     goto done;
   }
+  if (verbose) fprintf(stderr, "drt generate: running on %s\n", drt_backend_name(drt_session_backend(s)));
   rc = drt_cli_loras_session(&loras, "generate", s);
   if (rc) goto done;
   rc = set_inputs_from_files(s, p, in_args, n_in, held, &n_held);
@@ -233,7 +246,12 @@ int drt_cmd_generate(int argc, char **argv) {
       goto done;
     }
   }
-  printf("generated %s: %" PRIu64 " network evaluations\n", out ? out : "(png only)", drt_session_nfe(s));
+  double gpu_ms = drt_session_generate_device_ms(s, NULL);
+  if (gpu_ms >= 0)
+    printf("generated %s: %" PRIu64 " network evaluations (GPU %.3f ms)\n", out ? out : "(png only)",
+           drt_session_nfe(s), gpu_ms);
+  else
+    printf("generated %s: %" PRIu64 " network evaluations\n", out ? out : "(png only)", drt_session_nfe(s));
   if (decoder) {
     drt_plan *vp = NULL;
     drt_session *vs = NULL;
@@ -241,7 +259,11 @@ int drt_cmd_generate(int argc, char **argv) {
     const void *img;
     size_t img_nb;
     drt_status_code c = drt_plan_load_file(decoder, &vp);
-    if (c == DRT_STATUS_OK) c = drt_session_create(vp, &so, &vs);
+    /* the decoder follows --backend, except that a decoder compiled for the CPU only still runs
+       after a --backend cuda generation */
+    drt_session_options vo = so;
+    if (vo.backend == DRT_BACKEND_CUDA) vo.backend = DRT_BACKEND_AUTO;
+    if (c == DRT_STATUS_OK) c = drt_session_create(vp, &vo, &vs);
     if (c == DRT_STATUS_OK && drt_plan_num_inputs(vp) != 1) {
       fprintf(stderr, "drt generate: error: decoder plan '%s' must have exactly one input (the latent)\n", decoder);
       rc = DRT_EXIT_BAD_INPUT;

@@ -3,8 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/codegen.h"
 #include "frontend/onnx.h"
 #include "passes/canonicalize.h"
+#include "runtime/npy.h"
+#include "runtime/plan.h"
 #include "tools/cli.h"
 
 static void write_stdout(void *user, const char *text) {
@@ -26,9 +29,119 @@ static void print_value(const char *kind, const drt_value *v) {
   printf("]\n");
 }
 
+/* ---- the CUDA program of a plan ---------------------------------------------------------------- */
+/* Renders the plan's CUDA program from its loaded graphs (as the runtime does). */
+static drt_status render_program(const drt_plan_contents *c, drt_cuda_precision precision, drt_cuda_program **out) {
+  const drt_graph *graphs[DRT_PLAN_MAX_CUDA_GRAPHS];
+  size_t n = drt_plan_cuda_graphs(c, graphs, DRT_PLAN_MAX_CUDA_GRAPHS);
+  if (n > DRT_PLAN_MAX_CUDA_GRAPHS) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%zu graphs in one CUDA program", n);
+  drt_cuda_codegen_options co;
+  drt_cuda_codegen_options_init(&co);
+  co.precision = precision;
+  co.allow_host_fallback = true;
+  return drt_status_annotate(drt_cuda_program_build(graphs, n, &co, out), "rendering the CUDA program");
+}
+
+static const char *graph_label(const drt_plan_contents *c, size_t k, char *buf, size_t size) {
+  if (k == 0) return "main";
+  if (k <= c->num_stages) {
+    snprintf(buf, size, "%s stage", c->stages[k - 1].kind == DRT_PLAN_STAGE_PROLOGUE ? "prologue" : "timestep");
+    return buf;
+  }
+  snprintf(buf, size, "bucket %zu", k - c->num_stages);
+  return buf;
+}
+
+/* The CUDA section of a plan: binaries, and the program rendered from the loaded graphs (kernel
+ * and launch counts, host-fallback nodes with reasons). Fails when the rendered program's hash
+ * differs from the stored one (the runtime would refuse the plan). */
+static int inspect_cuda(const char *path, bool source_only, const char *precision_opt) {
+  void *bytes;
+  size_t size;
+  drt_status st = drt_read_file(path, 0, &bytes, &size);
+  if (st) return drt_cli_fail("inspect", st);
+  drt_plan_contents c;
+  st = drt_plan_parse(bytes, size, path, &c);
+  if (st) return drt_cli_fail("inspect", st);
+  const drt_plan_cuda *cu = &c.cuda;
+  drt_cuda_precision precision = cu->present ? (drt_cuda_precision)cu->precision : DRT_CUDA_PRECISION_FP32;
+  if (precision_opt && !drt_cuda_precision_parse(precision_opt, &precision)) {
+    drt_plan_contents_free(&c);
+    return drt_cli_usage_error("inspect", "--precision must be fp32, tf32, fp16 or bf16, got '%s'", precision_opt);
+  }
+  if (!source_only && !cu->present) {
+    printf("cuda:     none (compile with --target cuda)\n");
+    drt_plan_contents_free(&c);
+    return 0;
+  }
+  drt_cuda_program *p = NULL;
+  st = render_program(&c, precision, &p);
+  if (st) {
+    drt_plan_contents_free(&c);
+    return drt_cli_fail("inspect", drt_status_annotate(st, "%s", path));
+  }
+  bool same = cu->present && p->source_hash == cu->source_hash && precision == (drt_cuda_precision)cu->precision;
+  if (source_only) {
+    fwrite(p->source, 1, p->source_len, stdout);
+    if (cu->present && !same)
+      fprintf(stderr, "drt inspect: warning: this source (%s, hash %016" PRIx64 ") is not the one the plan's "
+              "binaries were compiled from (%s, hash %016" PRIx64 ")\n", drt_cuda_precision_name(precision),
+              p->source_hash, drt_cuda_precision_name((drt_cuda_precision)cu->precision), cu->source_hash);
+    drt_cuda_program_destroy(p);
+    drt_plan_contents_free(&c);
+    return 0;
+  }
+  printf("cuda:     precision %s, NVRTC %u.%u, options %s\n", drt_cuda_precision_name((drt_cuda_precision)cu->precision),
+         cu->nvrtc_version / 1000, (cu->nvrtc_version % 1000) / 10, cu->options);
+  printf("  images:");
+  for (uint32_t i = 0; i < cu->num_images; i++)
+    printf("%s %s %.1f KiB%s", i ? "," : "", cu->images[i].arch, (double)cu->images[i].size / 1024.0,
+           cu->images[i].arch[0] == 'c' ? " (PTX)" : "");
+  printf("\n  program: %zu kernels, source %.1f KiB, hash %016" PRIx64 " (%s)\n", p->num_kernels,
+         (double)p->source_len / 1024.0, cu->source_hash,
+         same ? "matches the program rendered from the plan's graphs" : "DIFFERS from the rendered program");
+  size_t host_total = 0;
+  for (size_t k = 0; k < p->num_graphs; k++) {
+    const drt_cuda_graph_code *gc = &p->graphs[k];
+    size_t kinds[4] = {0, 0, 0, 0};
+    for (size_t j = 0; j < gc->num_launches; j++)
+      if (gc->launches[j].kind < 4) kinds[gc->launches[j].kind]++;
+    char lb[32];
+    printf("  graph %-16s %zu nodes: %zu launches (%zu kernel, %zu gemm, %zu copy, %zu host), scratch %" PRIu64 " B\n",
+           graph_label(&c, k, lb, sizeof lb), gc->graph->num_nodes, gc->num_launches, kinds[DRT_CUDA_LAUNCH_KERNEL],
+           kinds[DRT_CUDA_LAUNCH_GEMM], kinds[DRT_CUDA_LAUNCH_COPY], kinds[DRT_CUDA_LAUNCH_HOST], gc->scratch_bytes);
+    host_total += kinds[DRT_CUDA_LAUNCH_HOST];
+  }
+  if (host_total) {
+    printf("  host fallback (%zu nodes run on the CPU inside a GPU run):\n", host_total);
+    for (size_t k = 0; k < p->num_graphs; k++) {
+      const drt_cuda_graph_code *gc = &p->graphs[k];
+      for (size_t j = 0; j < gc->num_launches; j++) {
+        const drt_cuda_launch *l = &gc->launches[j];
+        if (l->kind != DRT_CUDA_LAUNCH_HOST || l->node >= gc->graph->num_nodes) continue;
+        const drt_node *n = gc->graph->nodes[l->node];
+        char lb[32];
+        printf("    [%s] %s '%s': %s\n", graph_label(&c, k, lb, sizeof lb), drt_op_name(n->op), n->name ? n->name : "",
+               l->reason);
+      }
+    }
+  } else {
+    printf("  host fallback: none\n");
+  }
+  uint64_t want = cu->source_hash;
+  drt_cuda_program_destroy(p);
+  drt_plan_contents_free(&c);
+  if (!same)
+    return drt_cli_fail("inspect", DRT_ERROR(DRT_STATUS_CORRUPT, "'%s': the plan's CUDA binaries were compiled from "
+                                             "program %016" PRIx64 ", but its graphs render another program with "
+                                             "this distilrt: recompile the plan", path, want));
+  return 0;
+}
+
 int drt_cmd_inspect(int argc, char **argv) {
   const char *model = NULL;
-  bool dot = false, shaped = false, json = false;
+  bool dot = false, shaped = false, json = false, cuda_source = false;
+  const char *precision = NULL;
   int verbose = 0, n_shapes = 0;
   static drt_cli_shape shapes[64];
   for (int i = 1; i < argc; i++) {
@@ -36,15 +149,25 @@ int drt_cmd_inspect(int argc, char **argv) {
     int err = 0;
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       printf("usage: drt inspect MODEL.onnx [--dot] [--shape NAME=DIMS ...]\n"
-             "       drt inspect MODEL.plan [--json]\n\n"
+             "       drt inspect MODEL.plan [--json]\n"
+             "       drt inspect --cuda-source MODEL.plan [--precision fp32|tf32|fp16|bf16]\n\n"
              "For a plan: header, targets, signature, schedule, sections, memory and op histogram\n"
-             "(--json: one JSON object with targets, archs, inputs, outputs, ops, kernels, schedule, memory).\n"
+             "(--json: one JSON object with targets, archs, inputs, outputs, ops, kernels, schedule, memory),\n"
+             "and for a CUDA plan the CUDA section: precision, images per arch, NVRTC version, and the program\n"
+             "rendered from the plan's graphs (kernels, launches by kind, nodes that fall back to the CPU with\n"
+             "the reason); it fails when that program is not the one the binaries were compiled from.\n"
+             "--cuda-source prints the plan's CUDA program source (in the plan's precision, or --precision).\n"
              "For an ONNX model: inputs, outputs, opsets, the op histogram, parameter count and bytes, and the graph.\n"
              "--dot prints the graph in Graphviz format instead. With --shape (or a model whose inputs are\n"
              "all static) the graph is printed after shape inference and constant folding.\n");
       return 0;
     } else if (strcmp(argv[i], "--json") == 0) {
       json = true;
+    } else if (strcmp(argv[i], "--cuda-source") == 0) {
+      cuda_source = true;
+    } else if (drt_cli_opt(argc, argv, &i, "--precision", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      precision = v;
     } else if (strcmp(argv[i], "--dot") == 0) {
       dot = true;
     } else if (strcmp(argv[i], "-v") == 0) {
@@ -69,7 +192,18 @@ int drt_cmd_inspect(int argc, char **argv) {
   }
   if (!model) return drt_cli_usage_error("inspect", "missing MODEL.onnx or MODEL.plan");
   drt_cli_install_logger(verbose);
-  if (drt_cli_is_plan(model)) return drt_inspect_plan(model, json);
+  if (drt_cli_is_plan(model)) {
+    if (cuda_source) {
+      if (json) return drt_cli_usage_error("inspect", "--cuda-source and --json are exclusive");
+      return inspect_cuda(model, true, precision);
+    }
+    if (precision) return drt_cli_usage_error("inspect", "--precision applies to --cuda-source");
+    int rc = drt_inspect_plan(model, json);
+    if (rc || json) return rc;
+    fflush(stdout);
+    return inspect_cuda(model, false, NULL);
+  }
+  if (cuda_source || precision) return drt_cli_usage_error("inspect", "--cuda-source and --precision apply to plans");
   if (json) return drt_cli_usage_error("inspect", "--json applies to plans");
   drt_onnx_options oo;
   drt_onnx_options_init(&oo);

@@ -18,8 +18,9 @@
 static void run_usage(FILE *f) {
   fprintf(f,
           "usage: drt run MODEL.onnx [--input NAME=FILE.npy ...] [--output NAME=FILE.npy ... | --output-dir DIR]\n"
-          "               [--shape NAME=DIMS ...] [--threads N] [--repeat N] [--max-memory BYTES] [-v]\n\n"
-          "Runs one evaluation on the CPU. Inputs are .npy files (C order, little endian) matched to the\n"
+          "               [--shape NAME=DIMS ...] [--threads N] [--repeat N] [--max-memory BYTES]\n"
+          "               [--backend auto|cpu|cuda] [-v]\n\n"
+          "Runs one evaluation (ONNX models on the CPU; plans on the backend chosen below). Inputs are .npy files (C order, little endian) matched to the\n"
           "model's inputs by name; symbolic dims are bound from them. --shape binds an input shape or a\n"
           "symbolic dim by name (e.g. --shape batch=2). --output-dir writes every output as <name>.npy\n"
           "(characters outside [A-Za-z0-9._-] become '_'). Outputs are written to a temporary file and\n"
@@ -33,7 +34,7 @@ static void run_usage(FILE *f) {
           "--max-memory BYTES (suffix K, M, G or T) is a memory budget: the model or plan file, its external\n"
           "data, folded constants, the inputs and the evaluation's peak activations are checked against it\n"
           "before they are allocated; going over fails with exit code 4 naming the budget. A failed run\n"
-          "removes the output files it had created.\n");
+          "removes the output files it had created.\n" DRT_CLI_BACKEND_USAGE);
 }
 
 static void sanitize(const char *name, char *out, size_t n) {
@@ -165,6 +166,9 @@ static int write_outputs_api(drt_session *s, const drt_plan *p, const char *out_
 
 /* --cfg-scale W of a plan run (NAN: not given) */
 static double g_cfg_scale = NAN;
+/* --backend of a plan run */
+static drt_backend g_backend = DRT_BACKEND_AUTO;
+static int g_verbose;
 
 static int run_plan(const char *path, const char **in_args, int n_in, const char **out_args, int n_out,
                     const char *out_dir, int threads, int repeat, uint64_t max_memory) {
@@ -218,7 +222,10 @@ static int run_plan(const char *path, const char **in_args, int n_in, const char
   drt_session_options so;
   drt_session_options_init(&so);
   so.num_threads = threads;
+  so.backend = g_backend;
   drt_status_code c = drt_session_create(p, &so, &s);
+  if (c == DRT_STATUS_OK && g_verbose)
+    fprintf(stderr, "drt run: running on %s\n", drt_backend_name(drt_session_backend(s)));
   if (c == DRT_STATUS_OK && !isnan(g_cfg_scale)) c = drt_session_set_guidance_scale(s, g_cfg_scale);
   for (int i = 0; i < n_in && c == DRT_STATUS_OK; i++) {
     char name[256];
@@ -257,6 +264,21 @@ static int run_plan(const char *path, const char **in_args, int n_in, const char
           ms[b - 1] = x;
         }
       printf("latency_ms min=%.3f median=%.3f mean=%.3f runs=%d\n", mn, ms[repeat / 2], sum / repeat, repeat);
+    }
+    /* on the GPU also the device time of one evaluation (CUDA events, transfers excluded) */
+    if (ms && c == DRT_STATUS_OK && drt_session_backend(s) == DRT_BACKEND_CUDA) {
+      c = drt_session_profile_device(s, repeat, ms);
+      if (c == DRT_STATUS_OK) {
+        sum = 0;
+        for (int a = 0; a < repeat; a++) sum += ms[a];
+        for (int a = 1; a < repeat; a++)
+          for (int b = a; b > 0 && ms[b - 1] > ms[b]; b--) {
+            double x = ms[b];
+            ms[b] = ms[b - 1];
+            ms[b - 1] = x;
+          }
+        printf("gpu_ms min=%.3f median=%.3f mean=%.3f runs=%d\n", ms[0], ms[repeat / 2], sum / repeat, repeat);
+      }
     }
     free(ms);
   }
@@ -337,6 +359,10 @@ int drt_cmd_run(int argc, char **argv) {
       g_cfg_scale = strtod(v, &end);
       if (*end || end == v || !isfinite(g_cfg_scale))
         return drt_cli_usage_error("run", "--cfg-scale expects a number, got '%s'", v);
+    } else if (drt_cli_opt(argc, argv, &i, "--backend", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (!drt_cli_parse_backend(v, &g_backend))
+        return drt_cli_usage_error("run", "--backend must be auto, cpu or cuda, got '%s'", v);
     } else if (strcmp(argv[i], "--no-specialize") == 0) {
       specialize = -1;
     } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
@@ -352,11 +378,16 @@ int drt_cmd_run(int argc, char **argv) {
   if (!model) return drt_cli_usage_error("run", "missing MODEL.onnx");
   if (n_out && out_dir) return drt_cli_usage_error("run", "use either --output or --output-dir, not both");
   drt_cli_install_logger(verbose);
+  g_verbose = verbose;
   if (drt_cli_is_plan(model))
     return run_plan(model, in_args, n_in, out_args, n_out, out_dir, threads, repeat, max_memory);
   if (!isnan(g_cfg_scale))
     return drt_cli_usage_error("run", "--cfg-scale applies to plans compiled with --cfg-scale (drt compile), not to "
                                "ONNX models");
+  if (g_backend == DRT_BACKEND_CUDA)
+    return drt_cli_fail("run", DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: --backend cuda runs compiled plans: compile "
+                                         "the model with drt compile --target cuda first (ONNX models run on the CPU)",
+                                         model));
 
   int rc = DRT_EXIT_OK;
   drt_status st = DRT_OK;

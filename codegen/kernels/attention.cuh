@@ -1,1 +1,479 @@
-/* codegen/kernels/attention.cuh */
+/* codegen/kernels/attention.cuh: fused attention (drt.Attention; semantics in ir/ops.def and
+ * runtime/cpu/fused_attention.c, geometry in ir/infer_fused.h).
+ *
+ * Flash-style: one block computes BQ query rows of one (batch, head); it walks the keys in tiles
+ * of BK with an online softmax (running max m and sum l per row, the accumulator rescaled by
+ * exp(m_old - m_new)), so no score matrix larger than BQ x BK exists. Each warp owns 16 query rows
+ * for the whole kernel (scores, softmax, accumulator), so only the K/V tile loads need block-wide
+ * barriers.
+ *
+ *   shared memory (dynamic, drt_smem; sizes mirrored by codegen/emit_attention.c attn_smem()):
+ *     Q  [BQ][LDQ] T     the block's queries, head dim zero-padded to DP (multiple of 16)
+ *     K  [BK][LDK] T     the current key tile (rows past the sequence zeroed)
+ *     V  [BK][LDV] T     the current value tile, Dv zero-padded to DVP
+ *     S  [BQ][LDS] f32   raw scores Q K^T; P (T) overwrites it row by row (row stride LDP elements)
+ *     O  [BQ][LDO] f32   unnormalized output accumulator
+ *     L  [BQ]      f32   1 / l per row for the final store
+ *
+ *   TC: both products on tensor cores with nvcuda::wmma, fp32 accumulate: 16x16x16 on fp16/bf16
+ *   storage, TF32 16x16x8 on fp32 storage (tf32 precision; P is then fp32 rounded to TF32). The
+ *   per-row rescale of the accumulator goes through shared memory in SIMT code (fragments are only
+ *   loaded/stored/filled/multiplied, plus the index-independent TF32 rounding: portable and
+ *   emulatable).
+ *   !TC (fp32 storage, fp32 precision): the same structure with SIMT products in fp32.
+ *
+ * Scores are accumulated in fp32, the softmax runs in base 2 (x * log2 e, exp2f). Masking follows
+ * the CPU kernel: scale first, then the mask (add / keep where true / keep where false, others
+ * mask_fill), then causal (key j > query i is -inf). Keys past the sequence are excluded; a row
+ * whose keys are all -inf produces zeros. */
+
+struct drt_attn_geom {
+  long long heads;  /* H */
+  long long group;  /* H / Hkv: query heads per key/value head */
+  long long q_seq, kv_seq;
+  long long qs[4], ks[4], vs[4], os[4]; /* element strides over (b, h, s, d) */
+  long long ms[4];                      /* mask strides over (b, h, i, j), 0 on broadcast dims */
+  float scale, fill;
+};
+
+#define DRT_ATTN_NEG_INF (__uint_as_float(0xff800000u))
+#define DRT_ATTN_LOG2E 1.4426950408889634f
+
+template <class T> struct drt_attn_cvt;
+template <> struct drt_attn_cvt<float> {
+  typedef float2 T2;
+  static __device__ __forceinline__ float2 to2(float a, float b) { return make_float2(a, b); }
+  static __device__ __forceinline__ float to(float x) { return x; }
+  static __device__ __forceinline__ float from(float x) { return x; }
+};
+template <> struct drt_attn_cvt<double> {
+  static __device__ __forceinline__ double to(float x) { return (double)x; }
+  static __device__ __forceinline__ float from(double x) { return (float)x; }
+};
+template <> struct drt_attn_cvt<__half> {
+  typedef __half2 T2;
+  static __device__ __forceinline__ __half2 to2(float a, float b) { return __floats2half2_rn(a, b); }
+  static __device__ __forceinline__ __half to(float x) { return __float2half_rn(x); }
+  static __device__ __forceinline__ float from(__half x) { return __half2float(x); }
+};
+template <> struct drt_attn_cvt<__nv_bfloat16> {
+  typedef __nv_bfloat162 T2;
+  static __device__ __forceinline__ __nv_bfloat162 to2(float a, float b) { return __floats2bfloat162_rn(a, b); }
+  static __device__ __forceinline__ __nv_bfloat16 to(float x) { return __float2bfloat16_rn(x); }
+  static __device__ __forceinline__ float from(__nv_bfloat16 x) { return __bfloat162float(x); }
+};
+
+/* Tensor-core operand types: 16x16x16 on fp16/bf16, 16x16x8 TF32 on fp32 storage (operands
+ * rounded to TF32 after each fragment load; an index-independent loop over x[]). */
+template <class T> struct drt_attn_mma {
+  static constexpr int K = 16;
+  typedef T A;
+  template <class F> static __device__ __forceinline__ void round(F &) {}
+};
+template <> struct drt_attn_mma<float> {
+  static constexpr int K = 8;
+  typedef nvcuda::wmma::precision::tf32 A;
+  template <class F> static __device__ __forceinline__ void round(F &f) {
+#pragma unroll
+    for (int i = 0; i < f.num_elements; i++) f.x[i] = nvcuda::wmma::__float_to_tf32(f.x[i]);
+  }
+};
+
+/* Shared-memory geometry of one configuration (emit_attention.c computes the same numbers). */
+template <class T, int D, int DV, int BQ, int BK, bool TC, int STAGES = 1> struct drt_attn_cfg {
+  static constexpr int DP = (D + 15) / 16 * 16;
+  static constexpr int DVP = (DV + 15) / 16 * 16;
+  static constexpr int LDQ = TC ? DP + 8 : DP + 4;
+  static constexpr int LDK = TC ? DP + 8 : DP + 1; /* odd for fp32: conflict-free column reads */
+  static constexpr int LDV = TC ? DVP + 8 : DVP + 4;
+  static constexpr int LDS = BK + 4;
+  static constexpr int LDP = LDS * (int)(sizeof(float) / sizeof(T));
+  static constexpr int LDO = DVP + 4;
+  static constexpr unsigned R(unsigned x) { return (x + 127u) & ~127u; }
+  static constexpr unsigned OFF_Q = 0;
+  static constexpr unsigned OFF_K = OFF_Q + R(BQ * LDQ * (unsigned)sizeof(T));
+  static constexpr unsigned K_BYTES = R(BK * LDK * (unsigned)sizeof(T)); /* one stage */
+  static constexpr unsigned V_BYTES = R(BK * LDV * (unsigned)sizeof(T));
+  static constexpr unsigned OFF_V = OFF_K + STAGES * K_BYTES;
+  static constexpr unsigned OFF_S = OFF_V + STAGES * V_BYTES;
+  static constexpr unsigned OFF_O = OFF_S + R(BQ * LDS * 4u);
+  static constexpr unsigned OFF_L = OFF_O + R(BQ * LDO * 4u);
+  static constexpr unsigned SMEM = OFF_L + R(BQ * 4u);
+};
+
+/* 16-byte global -> shared copy, zero-filled when !valid: cp.async (sm_80+) on the device, a plain
+ * copy in the emulator. drt_attn_cp_wait<N>: wait until at most N committed groups are pending. */
+__device__ __forceinline__ void drt_attn_cp16(void *dst, const void *src, bool valid) {
+#ifndef DRT_EMU
+  unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
+#else
+  *(uint4 *)dst = valid ? *(const uint4 *)src : make_uint4(0u, 0u, 0u, 0u);
+#endif
+}
+__device__ __forceinline__ void drt_attn_cp_commit() {
+#ifndef DRT_EMU
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N> __device__ __forceinline__ void drt_attn_cp_wait() {
+#ifndef DRT_EMU
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+/* Loads a rows x cols tile (row r, column c at src[r * rs + c * cs]) into dst[ROWS][LD], zero
+ * outside [0, nrows) x [0, ncols) up to ROWS x CP. Uses 16-byte loads when the columns are
+ * contiguous and aligned, else coalesces along whichever of rows / columns is contiguous. */
+template <class T, int ROWS, int CP, int LD, bool ASYNC = false>
+__device__ __forceinline__ void drt_attn_load_tile(T *__restrict__ dst, const T *__restrict__ src, long long rs,
+                                                   long long cs, int nrows, int ncols, int tid, int nthreads) {
+  constexpr int V = 16 / (int)sizeof(T);
+  const T zero = drt_attn_cvt<T>::to(0.0f);
+  if (cs == 1 && ncols % V == 0 && rs % V == 0 && ((unsigned long long)src & 15ull) == 0) {
+    constexpr int CH = CP / V;
+    if constexpr (ASYNC && LD % V == 0) { /* completes at drt_attn_cp_wait */
+      for (int e = tid; e < ROWS * CH; e += nthreads) {
+        const int r = e / CH, c = (e - r * CH) * V;
+        const bool in = r < nrows && c < ncols;
+        drt_attn_cp16(dst + r * LD + c, in ? src + r * rs + c : src, in);
+      }
+    } else {
+      for (int e = tid; e < ROWS * CH; e += nthreads) {
+        const int r = e / CH, c = (e - r * CH) * V;
+        uint4 x = make_uint4(0u, 0u, 0u, 0u);
+        if (r < nrows && c < ncols) x = *(const uint4 *)(src + r * rs + c);
+        if constexpr (LD % V == 0) {
+          *(uint4 *)(dst + r * LD + c) = x;
+        } else {
+#pragma unroll
+          for (int i = 0; i < V; i++) dst[r * LD + c + i] = drt_attn_cvt<T>::to(drt_vec_get(x, i, (const T *)0));
+        }
+      }
+    }
+  } else if (cs == 1 || rs != 1) {
+    for (int e = tid; e < ROWS * CP; e += nthreads) {
+      const int r = e / CP, c = e - r * CP;
+      dst[r * LD + c] = r < nrows && c < ncols ? src[r * rs + c * cs] : zero;
+    }
+  } else { /* rows contiguous (e.g. "b_d_s_s"): consecutive threads take consecutive rows */
+    for (int e = tid; e < ROWS * CP; e += nthreads) {
+      const int c = e / ROWS, r = e - c * ROWS;
+      dst[r * LD + c] = r < nrows && c < ncols ? src[r * rs + c * cs] : zero;
+    }
+  }
+}
+
+/* The kernel body. T: storage of Q/K/V/output; MT: mask storage (unsigned char for bool masks;
+ * unused when MODE < 0); MODE: -1 no mask, 0 additive, 1 keep where true, 2 keep where false.
+ * Launch: grid.x = ceil(q_seq / BQ) * B * H, block = BQ / 16 * 32 threads, dynamic shared memory
+ * drt_attn_cfg<...>::SMEM bytes.
+ *
+ * Lazy rescaling: a row's reference max m only moves when a tile's max exceeds it by more than
+ * DRT_ATTN_RESCALE (log2 units), so the probabilities stay <= 2^8 (exact in fp16/bf16/fp32 and far
+ * from overflow) and the accumulator is rescaled rarely; the result is the same softmax. With the
+ * accumulator in wmma fragments (TC, DVP <= 128) a rescale goes through shared memory. */
+#define DRT_ATTN_RESCALE 8.0f
+
+template <class T, class MT, int D, int DV, int BQ, int BK, int MODE, bool CAUSAL, bool TC, int STAGES = 1>
+__device__ __forceinline__ void drt_attention(const drt_attn_geom &g, const T *__restrict__ q, const T *__restrict__ k,
+                                              const T *__restrict__ v, const MT *__restrict__ mask,
+                                              T *__restrict__ out) {
+  typedef drt_attn_cfg<T, D, DV, BQ, BK, TC, STAGES> C;
+  constexpr int NW = BQ / 16, NT = NW * 32;
+  constexpr int DP = C::DP, DVP = C::DVP, LDQ = C::LDQ, LDK = C::LDK, LDV = C::LDV;
+  constexpr int LDS = C::LDS, LDP = C::LDP, LDO = C::LDO;
+  constexpr bool OREG = TC && DVP <= 128; /* O accumulator in wmma fragments */
+  constexpr int NOF = OREG ? DVP / 16 : 1;
+  static_assert(BQ % 16 == 0 && BK % 32 == 0, "tile sizes");
+  static_assert(TC || sizeof(T) == 4, "the SIMT path is for fp32 storage");
+  static_assert(!TC || BK % 16 == 0, "tensor-core key tiles");
+  typedef drt_attn_mma<T> M; /* TC: operand types; float storage = TF32 */
+  constexpr int MK = M::K;
+  typedef typename M::A TA;
+  static_assert(STAGES == 1 || STAGES == 2, "one or two K/V stages");
+
+  T *Qs = (T *)(drt_smem + C::OFF_Q);
+
+  float *S = (float *)(drt_smem + C::OFF_S);
+  T *P = (T *)(drt_smem + C::OFF_S);
+  float *O = (float *)(drt_smem + C::OFF_O);
+  float *Linv = (float *)(drt_smem + C::OFF_L);
+
+  const int tid = (int)threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const long long nqb = (g.q_seq + BQ - 1) / BQ;
+  const long long blk = (long long)blockIdx.x;
+  const long long qb = blk % nqb, bh = blk / nqb;
+  const long long b = bh / g.heads, h = bh - b * g.heads, kh = h / g.group;
+  const long long i0 = qb * BQ;
+  const int rows = g.q_seq - i0 < BQ ? (int)(g.q_seq - i0) : BQ;
+
+  drt_attn_load_tile<T, BQ, DP, LDQ>(Qs, q + b * g.qs[0] + h * g.qs[1] + i0 * g.qs[2], g.qs[2], g.qs[3], rows, D, tid,
+                                     NT);
+  if constexpr (!OREG)
+    for (int e = tid; e < BQ * LDO; e += NT) O[e] = 0.0f;
+  const T *kp = k + b * g.ks[0] + kh * g.ks[1];
+  const T *vp = v + b * g.vs[0] + kh * g.vs[1];
+
+  using namespace nvcuda;
+  wmma::fragment<wmma::accumulator, 16, 16, MK, float> oacc[NOF];
+  if constexpr (OREG)
+#pragma unroll
+    for (int n = 0; n < NOF; n++) wmma::fill_fragment(oacc[n], 0.0f);
+  float *Ow = O + warp * 16 * LDO; /* this warp's 16 accumulator rows */
+
+  /* softmax ownership: lanes 2r and 2r+1 of a warp share row r of its 16 rows */
+  const int half = lane & 1;
+  const int row = warp * 16 + (lane >> 1);
+  const long long qi = i0 + row;
+  const bool qvalid = qi < g.q_seq;
+  const MT *mrow = mask;
+  if constexpr (MODE >= 0) mrow = mask + b * g.ms[0] + h * g.ms[1] + (qvalid ? qi : 0) * g.ms[2];
+  float m_run = DRT_ATTN_NEG_INF, l_run = 0.0f;
+
+  /* causal: keys past the block's last query are never needed */
+  const long long kend = CAUSAL && i0 + rows < g.kv_seq ? i0 + rows : g.kv_seq;
+  /* K/V tiles: with two stages tile t + 1 is copied (cp.async) while tile t is computed */
+  const int ntiles = (int)((kend + BK - 1) / BK);
+  auto load_kv = [&](int t) {
+    const long long j = (long long)t * BK;
+    const int n = kend - j < BK ? (int)(kend - j) : BK;
+    T *ks = (T *)(drt_smem + C::OFF_K + (t % STAGES) * C::K_BYTES);
+    T *vs = (T *)(drt_smem + C::OFF_V + (t % STAGES) * C::V_BYTES);
+    drt_attn_load_tile<T, BK, DP, LDK, true>(ks, kp + j * g.ks[2], g.ks[2], g.ks[3], n, D, tid, NT);
+    drt_attn_load_tile<T, BK, DVP, LDV, true>(vs, vp + j * g.vs[2], g.vs[2], g.vs[3], n, DV, tid, NT);
+    drt_attn_cp_commit();
+  };
+  if (STAGES == 2 && ntiles > 0) load_kv(0);
+  for (int t = 0; t < ntiles; t++) {
+    const long long j0 = (long long)t * BK;
+    const int nk = kend - j0 < BK ? (int)(kend - j0) : BK;
+    if (STAGES == 1) {
+      load_kv(t);
+      drt_attn_cp_wait<0>();
+    } else if (t + 1 < ntiles) {
+      load_kv(t + 1); /* its stage was released by the barrier that ended tile t - 1 */
+      drt_attn_cp_wait<1>();
+    } else {
+      drt_attn_cp_wait<0>();
+    }
+    __syncthreads(); /* tile t (and, first pass, Q and O) visible to every warp */
+    const T *Ks = (const T *)(drt_smem + C::OFF_K + (t % STAGES) * C::K_BYTES);
+    const T *Vs = (const T *)(drt_smem + C::OFF_V + (t % STAGES) * C::V_BYTES);
+
+    /* S[warp rows] = Q K^T (key rows past nk are zero; their scores are dropped below) */
+    if constexpr (TC) {
+      wmma::fragment<wmma::accumulator, 16, 16, MK, float> acc[BK / 16];
+#pragma unroll
+      for (int n = 0; n < BK / 16; n++) wmma::fill_fragment(acc[n], 0.0f);
+#pragma unroll
+      for (int kk = 0; kk < DP / MK; kk++) {
+        wmma::fragment<wmma::matrix_a, 16, 16, MK, TA, wmma::row_major> fa;
+        wmma::load_matrix_sync(fa, Qs + warp * 16 * LDQ + kk * MK, LDQ);
+        M::round(fa);
+#pragma unroll
+        for (int n = 0; n < BK / 16; n++) {
+          wmma::fragment<wmma::matrix_b, 16, 16, MK, TA, wmma::col_major> fb;
+          wmma::load_matrix_sync(fb, Ks + n * 16 * LDK + kk * MK, LDK);
+          M::round(fb);
+          wmma::mma_sync(acc[n], fa, fb, acc[n]);
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < BK / 16; n++)
+        wmma::store_matrix_sync(S + warp * 16 * LDS + n * 16, acc[n], LDS, wmma::mem_row_major);
+    } else {
+      float acc[16][BK / 32];
+#pragma unroll
+      for (int r = 0; r < 16; r++)
+#pragma unroll
+        for (int u = 0; u < BK / 32; u++) acc[r][u] = 0.0f;
+      const float *qw = (const float *)Qs + warp * 16 * LDQ;
+      for (int d = 0; d < D; d++) {
+        float kv[BK / 32];
+#pragma unroll
+        for (int u = 0; u < BK / 32; u++) kv[u] = ((const float *)Ks)[(lane + 32 * u) * LDK + d];
+#pragma unroll
+        for (int r = 0; r < 16; r++) {
+          const float qv = qw[r * LDQ + d];
+#pragma unroll
+          for (int u = 0; u < BK / 32; u++) acc[r][u] += qv * kv[u];
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < 16; r++)
+#pragma unroll
+        for (int u = 0; u < BK / 32; u++) S[(warp * 16 + r) * LDS + lane + 32 * u] = acc[r][u];
+    }
+    __syncwarp();
+
+    /* online softmax of row `row`: lane half h takes the column pairs 4t + 2h, 4t + 2h + 1 */
+    float sv[BK / 2];
+    float mx = DRT_ATTN_NEG_INF;
+#pragma unroll
+    for (int t = 0; t < BK / 4; t++) {
+      const int c0 = 4 * t + 2 * half;
+      const float2 raw = *(const float2 *)(S + row * LDS + c0); /* scores exist (finite) up to BK */
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        const int c = c0 + e;
+        float s = DRT_ATTN_NEG_INF;
+        if (c < nk) {
+          const long long j = j0 + c;
+          s = (e ? raw.y : raw.x) * g.scale;
+          if constexpr (MODE == 0) {
+            if (qvalid) s += drt_attn_cvt<MT>::from(mrow[j * g.ms[3]]);
+          } else if constexpr (MODE == 1 || MODE == 2) {
+            if (qvalid && ((mrow[j * g.ms[3]] != 0) != (MODE == 1))) s = g.fill;
+          }
+          if (CAUSAL && j > qi) s = DRT_ATTN_NEG_INF;
+          /* base 2; a finite score stays finite (mask_fill = -FLT_MAX rows stay uniform, as on the CPU) */
+          if (s != DRT_ATTN_NEG_INF) s = fmaxf(s * DRT_ATTN_LOG2E, -3.402823466e38f);
+        }
+        sv[2 * t + e] = s;
+        mx = fmaxf(mx, s);
+      }
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    float corr = 1.0f;
+    if (mx > m_run + DRT_ATTN_RESCALE || (m_run == DRT_ATTN_NEG_INF && mx != DRT_ATTN_NEG_INF)) {
+      corr = m_run == DRT_ATTN_NEG_INF ? 0.0f : exp2f(m_run - mx);
+      m_run = mx;
+      l_run *= corr;
+    }
+    /* every key so far masked: P = 0 (m_run - m_run would be NaN) */
+    const float m_use = m_run == DRT_ATTN_NEG_INF ? 0.0f : m_run;
+    float sum = 0.0f;
+#pragma unroll
+    for (int t = 0; t < BK / 2; t++) {
+      sv[t] = exp2f(sv[t] - m_use);
+      sum += sv[t];
+    }
+    l_run += sum + __shfl_xor_sync(0xffffffffu, sum, 1); /* outside any branch: rows of a warp differ */
+    __syncwarp(); /* every lane has read its scores before P overwrites them */
+#pragma unroll
+    for (int t = 0; t < BK / 4; t++)
+      *(typename drt_attn_cvt<T>::T2 *)(P + row * LDP + 4 * t + 2 * half) = drt_attn_cvt<T>::to2(sv[2 * t], sv[2 * t + 1]);
+
+    /* rescale the accumulator rows whose reference max moved */
+    if constexpr (OREG) {
+      int any = corr != 1.0f;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) any |= __shfl_xor_sync(0xffffffffu, any, o);
+      if (any) {
+#pragma unroll
+        for (int n = 0; n < NOF; n++) wmma::store_matrix_sync(Ow + n * 16, oacc[n], LDO, wmma::mem_row_major);
+        __syncwarp();
+        for (int c = half; c < DVP; c += 2) O[row * LDO + c] *= corr;
+        __syncwarp();
+#pragma unroll
+        for (int n = 0; n < NOF; n++) wmma::load_matrix_sync(oacc[n], Ow + n * 16, LDO, wmma::mem_row_major);
+      }
+    } else if (corr != 1.0f) {
+      for (int c = half; c < DVP; c += 2) O[row * LDO + c] *= corr;
+    }
+    __syncwarp();
+
+    /* O[warp rows] += P V */
+    if constexpr (TC) {
+      constexpr int KF = BK / MK;
+      const int kf = (nk + MK - 1) / MK; /* P is 0 and V zeroed past nk */
+      wmma::fragment<wmma::matrix_a, 16, 16, MK, TA, wmma::row_major> fp[KF];
+#pragma unroll
+      for (int kk = 0; kk < KF; kk++) {
+        wmma::load_matrix_sync(fp[kk], P + warp * 16 * LDP + kk * MK, LDP);
+        M::round(fp[kk]);
+      }
+      if constexpr (OREG) {
+#pragma unroll
+        for (int n = 0; n < NOF; n++)
+#pragma unroll
+          for (int kk = 0; kk < KF; kk++) {
+            if (kk >= kf) break;
+            wmma::fragment<wmma::matrix_b, 16, 16, MK, TA, wmma::row_major> fb;
+            wmma::load_matrix_sync(fb, Vs + kk * MK * LDV + n * 16, LDV);
+            M::round(fb);
+            wmma::mma_sync(oacc[n], fp[kk], fb, oacc[n]);
+          }
+      } else {
+#pragma unroll 1
+        for (int n = 0; n < DVP / 16; n++) {
+          wmma::fragment<wmma::accumulator, 16, 16, MK, float> acc;
+          wmma::load_matrix_sync(acc, Ow + n * 16, LDO, wmma::mem_row_major);
+          __syncwarp(); /* every lane has loaded before any stores (the emulator's lanes hold whole tiles) */
+#pragma unroll
+          for (int kk = 0; kk < KF; kk++) {
+            if (kk >= kf) break;
+            wmma::fragment<wmma::matrix_b, 16, 16, MK, TA, wmma::row_major> fb;
+            wmma::load_matrix_sync(fb, Vs + kk * MK * LDV + n * 16, LDV);
+            M::round(fb);
+            wmma::mma_sync(acc, fp[kk], fb, acc);
+          }
+          wmma::store_matrix_sync(Ow + n * 16, acc, LDO, wmma::mem_row_major);
+        }
+      }
+    } else {
+      const float *pw = (const float *)P + warp * 16 * LDP;
+      const float *vs = (const float *)Vs;
+      const int kmax = (nk + 3) & ~3; /* P is 0 and V zeroed past nk */
+      for (int c0 = 0; c0 < DVP; c0 += 32) {
+        const int c = c0 + lane;
+        const bool cv = c < DVP;
+        float acc[16];
+#pragma unroll
+        for (int r = 0; r < 16; r++) acc[r] = 0.0f;
+        for (int kk = 0; kk < kmax; kk += 4) {
+          const float v0 = cv ? vs[kk * LDV + c] : 0.0f, v1 = cv ? vs[(kk + 1) * LDV + c] : 0.0f;
+          const float v2 = cv ? vs[(kk + 2) * LDV + c] : 0.0f, v3 = cv ? vs[(kk + 3) * LDV + c] : 0.0f;
+#pragma unroll
+          for (int r = 0; r < 16; r++) {
+            const float4 p = *(const float4 *)(pw + r * LDP + kk);
+            acc[r] += p.x * v0 + p.y * v1 + p.z * v2 + p.w * v3;
+          }
+        }
+        if (cv)
+#pragma unroll
+          for (int r = 0; r < 16; r++) Ow[r * LDO + c] += acc[r];
+      }
+    }
+    __syncthreads(); /* every warp is done with this stage before it is refilled */
+  }
+
+  /* Y = O / l (rows with no unmasked key: 0) */
+  if (ntiles == 0) __syncthreads(); /* O zeroed by other warps (otherwise the loop's barriers did it) */
+  if constexpr (OREG)
+#pragma unroll
+    for (int n = 0; n < NOF; n++) wmma::store_matrix_sync(Ow + n * 16, oacc[n], LDO, wmma::mem_row_major);
+  __syncwarp();
+  if (half == 0) Linv[row] = l_run > 0.0f ? 1.0f / l_run : 0.0f;
+  __syncwarp();
+  const int r0 = warp * 16;
+  const long long os2 = g.os[2], os3 = g.os[3];
+  T *op = out + b * g.os[0] + h * g.os[1] + (i0 + r0) * os2;
+  const int wrows = rows - r0; /* valid rows of this warp (may be <= 0) */
+  constexpr int V = 16 / (int)sizeof(T);
+  if (os3 == 1 && DV % V == 0 && os2 % V == 0 && ((unsigned long long)out & 15ull) == 0 &&
+      ((b * g.os[0] + h * g.os[1]) % V) == 0) {
+    constexpr int CH = DV / V;
+    for (int e = lane; e < 16 * CH; e += 32) {
+      const int r = e / CH, c = (e - r * CH) * V;
+      if (r >= wrows) break;
+      const float inv = Linv[r0 + r];
+      float tmp[V];
+#pragma unroll
+      for (int i = 0; i < V; i++) tmp[i] = O[(r0 + r) * LDO + c + i] * inv;
+      drt_st_vec<T>(op + r * os2 + c, tmp);
+    }
+  } else if (os3 == 1 || os2 != 1) {
+    for (int e = lane; e < 16 * DV; e += 32) {
+      const int r = e / DV, c = e - r * DV;
+      if (r >= wrows) break;
+      op[r * os2 + c * os3] = drt_attn_cvt<T>::to(O[(r0 + r) * LDO + c] * Linv[r0 + r]);
+    }
+  } else { /* rows contiguous: consecutive lanes take consecutive rows */
+    for (int e = lane; e < 16 * DV; e += 32) {
+      const int c = e / 16, r = e - c * 16;
+      if (r < wrows) op[r * os2 + c * os3] = drt_attn_cvt<T>::to(O[(r0 + r) * LDO + c] * Linv[r0 + r]);
+    }
+  }
+}

@@ -1,1 +1,227 @@
-/* codegen/kernels/elementwise.cuh */
+/* codegen/kernels/elementwise.cuh: scalar functions the generated elementwise kernels call
+ * (codegen/emit_elementwise.c writes one straight-line kernel per node; these helpers keep
+ * the generated text short). Each mirrors runtime/cpu/elementwise.c (ONNX ops) and
+ * runtime/cpu/ew_exec.c (drt.Elementwise programs):
+ *   drt_u_*  unary float/double functions (float: fast exp/tanh/erf of prelude.cuh as on the
+ *            CPU; double: the accurate libdevice functions, as the CPU's libm)
+ *   drt_b_*  binary float/double functions (NaN-propagating Max/Min, numpy Mod, PRelu, Pow)
+ *   drt_i_*  integer templates: two's complement wrapping, division and modulo by 0 give 0
+ *   drt_cvt_* ONNX Cast from floating point to integers (NaN -> 0, truncate, saturate) */
+
+/* ---- unary (float, double) --------------------------------------------------------------- */
+__device__ __forceinline__ float drt_sat01(float v) {
+  v = v < 0.0f ? 0.0f : v;
+  return v > 1.0f ? 1.0f : v;
+}
+__device__ __forceinline__ double drt_sat01(double v) {
+  v = v < 0.0 ? 0.0 : v;
+  return v > 1.0 ? 1.0 : v;
+}
+__device__ __forceinline__ float drt_u_softplus(float x) { return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+__device__ __forceinline__ double drt_u_softplus(double x) { return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+
+__device__ __forceinline__ float drt_u_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double drt_u_abs(double x) { return fabs(x); }
+__device__ __forceinline__ float drt_u_neg(float x) { return -x; }
+__device__ __forceinline__ double drt_u_neg(double x) { return -x; }
+__device__ __forceinline__ float drt_u_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double drt_u_sqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float drt_u_recip(float x) { return 1.0f / x; }
+__device__ __forceinline__ double drt_u_recip(double x) { return 1.0 / x; }
+__device__ __forceinline__ float drt_u_exp(float x) { return drt_fast_exp(x); }
+__device__ __forceinline__ double drt_u_exp(double x) { return exp(x); }
+__device__ __forceinline__ float drt_u_log(float x) { return logf(x); }
+__device__ __forceinline__ double drt_u_log(double x) { return log(x); }
+__device__ __forceinline__ float drt_u_erf(float x) { return drt_fast_erf(x); }
+__device__ __forceinline__ double drt_u_erf(double x) { return erf(x); }
+__device__ __forceinline__ float drt_u_tanh(float x) { return drt_fast_tanh(x); }
+__device__ __forceinline__ double drt_u_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float drt_u_sigmoid(float x) { return 1.0f / (1.0f + drt_fast_exp(-x)); }
+__device__ __forceinline__ double drt_u_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+__device__ __forceinline__ float drt_u_relu(float x) { return x < 0.0f ? 0.0f : x; }
+__device__ __forceinline__ double drt_u_relu(double x) { return x < 0.0 ? 0.0 : x; }
+__device__ __forceinline__ float drt_u_sin(float x) { return sinf(x); }
+__device__ __forceinline__ double drt_u_sin(double x) { return sin(x); }
+__device__ __forceinline__ float drt_u_cos(float x) { return cosf(x); }
+__device__ __forceinline__ double drt_u_cos(double x) { return cos(x); }
+__device__ __forceinline__ float drt_u_tan(float x) { return tanf(x); }
+__device__ __forceinline__ double drt_u_tan(double x) { return tan(x); }
+__device__ __forceinline__ float drt_u_asin(float x) { return asinf(x); }
+__device__ __forceinline__ double drt_u_asin(double x) { return asin(x); }
+__device__ __forceinline__ float drt_u_acos(float x) { return acosf(x); }
+__device__ __forceinline__ double drt_u_acos(double x) { return acos(x); }
+__device__ __forceinline__ float drt_u_atan(float x) { return atanf(x); }
+__device__ __forceinline__ double drt_u_atan(double x) { return atan(x); }
+__device__ __forceinline__ float drt_u_sinh(float x) { return sinhf(x); }
+__device__ __forceinline__ double drt_u_sinh(double x) { return sinh(x); }
+__device__ __forceinline__ float drt_u_cosh(float x) { return coshf(x); }
+__device__ __forceinline__ double drt_u_cosh(double x) { return cosh(x); }
+__device__ __forceinline__ float drt_u_floor(float x) { return floorf(x); }
+__device__ __forceinline__ double drt_u_floor(double x) { return floor(x); }
+__device__ __forceinline__ float drt_u_ceil(float x) { return ceilf(x); }
+__device__ __forceinline__ double drt_u_ceil(double x) { return ceil(x); }
+__device__ __forceinline__ float drt_u_round(float x) { return rintf(x); } /* half to even */
+__device__ __forceinline__ double drt_u_round(double x) { return rint(x); }
+__device__ __forceinline__ float drt_u_sign(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
+__device__ __forceinline__ double drt_u_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x); }
+__device__ __forceinline__ float drt_u_gelu(float x) { return 0.5f * x * (1.0f + drt_fast_erf(x * 0.70710678118654752440f)); }
+__device__ __forceinline__ double drt_u_gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)); }
+__device__ __forceinline__ float drt_u_gelu_tanh(float x) {
+  return 0.5f * x * (1.0f + drt_fast_tanh(0.79788456080286535588f * (x + 0.044715f * x * x * x)));
+}
+__device__ __forceinline__ double drt_u_gelu_tanh(double x) {
+  return 0.5 * x * (1.0 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x)));
+}
+__device__ __forceinline__ float drt_u_softsign(float x) { return x / (1.0f + fabsf(x)); }
+__device__ __forceinline__ double drt_u_softsign(double x) { return x / (1.0 + fabs(x)); }
+__device__ __forceinline__ float drt_u_mish(float x) { return x * tanhf(drt_u_softplus(x)); }
+__device__ __forceinline__ double drt_u_mish(double x) { return x * tanh(drt_u_softplus(x)); }
+__device__ __forceinline__ float drt_u_hard_swish(float x) { return x * drt_sat01(x * (float)(1.0 / 6.0) + 0.5f); }
+__device__ __forceinline__ double drt_u_hard_swish(double x) { return x * drt_sat01(x * (1.0 / 6.0) + 0.5); }
+__device__ __forceinline__ float drt_u_not(float x) { return x == 0.0f ? 1.0f : 0.0f; }
+__device__ __forceinline__ float drt_u_silu(float x) { return x * (1.0f / (1.0f + drt_fast_exp(-x))); }
+__device__ __forceinline__ double drt_u_silu(double x) { return x * (1.0 / (1.0 + exp(-x))); }
+__device__ __forceinline__ float drt_u_leaky_relu(float x, float al) { return x < 0.0f ? al * x : x; }
+__device__ __forceinline__ double drt_u_leaky_relu(double x, double al) { return x < 0.0 ? al * x : x; }
+__device__ __forceinline__ float drt_u_elu(float x, float al) { return x < 0.0f ? al * expm1f(x) : x; }
+__device__ __forceinline__ double drt_u_elu(double x, double al) { return x < 0.0 ? al * expm1(x) : x; }
+__device__ __forceinline__ float drt_u_celu(float x, float al) { return x > 0.0f ? x : al * expm1f(x / al); }
+__device__ __forceinline__ double drt_u_celu(double x, double al) { return x > 0.0 ? x : al * expm1(x / al); }
+__device__ __forceinline__ float drt_u_selu(float x, float al, float ga) {
+  return x > 0.0f ? ga * x : ga * (al * drt_fast_exp(x) - al);
+}
+__device__ __forceinline__ double drt_u_selu(double x, double al, double ga) {
+  return x > 0.0 ? ga * x : ga * (al * exp(x) - al);
+}
+__device__ __forceinline__ float drt_u_hard_sigmoid(float x, float al, float be) { return drt_sat01(al * x + be); }
+__device__ __forceinline__ double drt_u_hard_sigmoid(double x, double al, double be) { return drt_sat01(al * x + be); }
+
+/* ---- binary (float, double) -------------------------------------------------------------- */
+__device__ __forceinline__ float drt_b_max(float a, float b) { return (a > b || a != a) ? a : b; }
+__device__ __forceinline__ double drt_b_max(double a, double b) { return (a > b || a != a) ? a : b; }
+__device__ __forceinline__ float drt_b_min(float a, float b) { return (a < b || a != a) ? a : b; }
+__device__ __forceinline__ double drt_b_min(double a, double b) { return (a < b || a != a) ? a : b; }
+__device__ __forceinline__ float drt_b_prelu(float x, float s) { return x < 0.0f ? s * x : x; }
+__device__ __forceinline__ double drt_b_prelu(double x, double s) { return x < 0.0 ? s * x : x; }
+__device__ __forceinline__ float drt_b_fmod(float a, float b) { return fmodf(a, b); }
+__device__ __forceinline__ double drt_b_fmod(double a, double b) { return fmod(a, b); }
+/* numpy mod: the result has the divisor's sign */
+__device__ __forceinline__ float drt_b_mod(float a, float b) {
+  float r = fmodf(a, b);
+  if (r != 0.0f) {
+    if ((r < 0.0f) != (b < 0.0f)) r += b;
+  } else {
+    r = b < 0.0f ? -0.0f : 0.0f;
+  }
+  return r;
+}
+__device__ __forceinline__ double drt_b_mod(double a, double b) {
+  double r = fmod(a, b);
+  if (r != 0.0) {
+    if ((r < 0.0) != (b < 0.0)) r += b;
+  } else {
+    r = b < 0.0 ? -0.0 : 0.0;
+  }
+  return r;
+}
+/* Pow as the CPU's row kernel: exact squares and cubes, powf otherwise. */
+__device__ __forceinline__ float drt_b_pow(float a, float b) {
+  return b == 2.0f ? a * a : (b == 1.0f ? a : (b == 3.0f ? a * a * a : powf(a, b)));
+}
+__device__ __forceinline__ double drt_b_pow(double a, double b) {
+  return b == 2.0 ? a * a : (b == 1.0 ? a : (b == 3.0 ? a * a * a : pow(a, b)));
+}
+/* The drt.Elementwise POW instruction (runtime/cpu/ew_exec.c: plain powf). */
+__device__ __forceinline__ float drt_ew_pow(float a, float b) { return powf(a, b); }
+
+/* ---- integers ---------------------------------------------------------------------------- */
+template <typename T> struct drt_signed_t { static constexpr bool value = false; };
+template <> struct drt_signed_t<signed char> { static constexpr bool value = true; };
+template <> struct drt_signed_t<short> { static constexpr bool value = true; };
+template <> struct drt_signed_t<int> { static constexpr bool value = true; };
+template <> struct drt_signed_t<long long> { static constexpr bool value = true; };
+
+template <typename T> __device__ __forceinline__ T drt_i_add(T a, T b) {
+  return (T)((unsigned long long)a + (unsigned long long)b);
+}
+template <typename T> __device__ __forceinline__ T drt_i_sub(T a, T b) {
+  return (T)((unsigned long long)a - (unsigned long long)b);
+}
+template <typename T> __device__ __forceinline__ T drt_i_mul(T a, T b) {
+  return (T)((unsigned long long)a * (unsigned long long)b);
+}
+template <typename T> __device__ __forceinline__ T drt_i_neg(T a) { return (T)(0ull - (unsigned long long)a); }
+template <typename T> __device__ __forceinline__ T drt_i_abs(T a) {
+  if constexpr (drt_signed_t<T>::value) return a < (T)0 ? drt_i_neg(a) : a;
+  else return a;
+}
+template <typename T> __device__ __forceinline__ T drt_i_sign(T a) {
+  if constexpr (drt_signed_t<T>::value) return (T)((a > (T)0) - (a < (T)0));
+  else return (T)(a != (T)0);
+}
+template <typename T> __device__ __forceinline__ T drt_i_relu(T a) {
+  if constexpr (drt_signed_t<T>::value) return a < (T)0 ? (T)0 : a;
+  else return a;
+}
+/* C division (truncation toward zero), by zero 0, MIN / -1 wraps */
+template <typename T> __device__ __forceinline__ T drt_i_div(T a, T b) {
+  if (b == (T)0) return (T)0;
+  if constexpr (drt_signed_t<T>::value) {
+    if (b == (T)-1) return drt_i_neg(a);
+  }
+  return (T)(a / b);
+}
+template <typename T> __device__ __forceinline__ T drt_i_fmod(T a, T b) {
+  if (b == (T)0) return (T)0;
+  if constexpr (drt_signed_t<T>::value) {
+    if (b == (T)-1) return (T)0;
+  }
+  return (T)(a % b);
+}
+template <typename T> __device__ __forceinline__ T drt_i_mod(T a, T b) {
+  T r = drt_i_fmod(a, b);
+  if constexpr (drt_signed_t<T>::value) {
+    if (r != (T)0 && ((r < (T)0) != (b < (T)0))) r = (T)(r + b);
+  }
+  return r;
+}
+template <typename T> __device__ __forceinline__ T drt_i_max(T a, T b) { return a > b ? a : b; }
+template <typename T> __device__ __forceinline__ T drt_i_min(T a, T b) { return a < b ? a : b; }
+template <typename T> __device__ __forceinline__ T drt_i_prelu(T x, T s) {
+  if constexpr (drt_signed_t<T>::value) return x < (T)0 ? drt_i_mul(s, x) : x;
+  else return x;
+}
+/* integer power with wrapping; a negative exponent gives 0 unless the base is +-1 */
+__device__ __forceinline__ long long drt_i_pow(long long a, long long b) {
+  if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);
+  unsigned long long r = 1, x = (unsigned long long)a;
+  while (b) {
+    if (b & 1) r *= x;
+    x *= x;
+    b >>= 1;
+  }
+  return (long long)r;
+}
+__device__ __forceinline__ long long drt_d2i64(double v) {
+  if (v != v) return 0;
+  if (v >= 9.2233720368547758e18) return 9223372036854775807ll;
+  if (v <= -9.2233720368547758e18) return -9223372036854775807ll - 1;
+  return (long long)v;
+}
+
+/* ---- Cast from floating point (ir/dtype.c drt_convert) ------------------------------------ */
+__device__ __forceinline__ double drt_cvt_tc(double v, double lo, double hi) {
+  double t = v != v ? 0.0 : trunc(v);
+  return t < lo ? lo : (t > hi ? hi : t);
+}
+__device__ __forceinline__ signed char drt_cvt_i8(double v) { return (signed char)drt_cvt_tc(v, -128.0, 127.0); }
+__device__ __forceinline__ short drt_cvt_i16(double v) { return (short)drt_cvt_tc(v, -32768.0, 32767.0); }
+__device__ __forceinline__ int drt_cvt_i32(double v) { return (int)drt_cvt_tc(v, -2147483648.0, 2147483647.0); }
+__device__ __forceinline__ long long drt_cvt_i64(double v) { return drt_d2i64(v != v ? 0.0 : trunc(v)); }
+__device__ __forceinline__ unsigned char drt_cvt_u8(double v) { return (unsigned char)drt_cvt_tc(v, 0.0, 255.0); }
+__device__ __forceinline__ unsigned short drt_cvt_u16(double v) { return (unsigned short)drt_cvt_tc(v, 0.0, 65535.0); }
+__device__ __forceinline__ unsigned drt_cvt_u32(double v) { return (unsigned)drt_cvt_tc(v, 0.0, 4294967295.0); }
+__device__ __forceinline__ unsigned long long drt_cvt_u64(double v) {
+  double t = v != v ? 0.0 : trunc(v);
+  return t <= 0.0 ? 0ull : (t >= 1.8446744073709552e19 ? 18446744073709551615ull : (unsigned long long)t);
+}

@@ -1,1 +1,360 @@
-/* codegen/kernels/movement.cuh */
+/* codegen/kernels/movement.cuh: data movement (codegen/emit_movement.c instantiates these).
+ *
+ * Every kernel moves elements by size (T is an unsigned integer type of the element size, or
+ * drt_b16 for 16-byte groups); only Resize in linear/cubic mode does arithmetic (fp32 registers,
+ * storage type T through drt_ld/drt_st). Geometry is a constexpr drt_nd<R> built by the wrapper,
+ * so after unrolling every division is by a compile-time constant. I is the index type (int
+ * when every offset fits in 31 bits, else long long). */
+
+struct __align__(16) drt_b16 {
+  unsigned long long lo, hi;
+};
+
+/* Iteration space of a strided copy: dims d, source strides s and destination strides t (in
+ * elements, source strides may be 0 (broadcast) or negative (reversed slices)). */
+template <int R>
+struct drt_nd {
+  long long d[R];
+  long long s[R];
+  long long t[R];
+};
+
+/* Element i of the iteration space -> source / destination offsets. */
+template <typename I, int R>
+__device__ __forceinline__ void drt_nd_offsets(const drt_nd<R> &g, I i, I &so, I &dof) {
+  so = 0;
+  dof = 0;
+#pragma unroll
+  for (int k = R - 1; k >= 0; k--) {
+    I c = i % (I)g.d[k];
+    i /= (I)g.d[k];
+    so += c * (I)g.s[k];
+    dof += c * (I)g.t[k];
+  }
+}
+
+/* dst[t . c] = src[s . c] for every coordinate c of the n-element space. */
+template <typename T, typename I, int R>
+__device__ __forceinline__ void drt_copy_nd(T *__restrict__ dst, const T *__restrict__ src, I n, const drt_nd<R> &g) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I so, dof;
+    drt_nd_offsets<I, R>(g, i, so, dof);
+    dst[dof] = src[so];
+  }
+}
+
+/* Tiled transpose: axes 0..R-3 of g are batch axes, axis R-2 ("a") has source stride 1 and
+ * axis R-1 ("b") has destination stride 1. A 32x32 tile goes through shared memory so both
+ * the reads (along a) and the writes (along b) are coalesced. Block (32, 8); blockIdx.x is the
+ * tile, blockIdx.y strides over the batch. */
+template <typename T, typename I, int R>
+__device__ __forceinline__ void drt_transpose_tiled(T *__restrict__ dst, const T *__restrict__ src, const drt_nd<R> &g,
+                                                    I batch) {
+  __shared__ T tile[32][33];
+  const I A = (I)g.d[R - 2], B = (I)g.d[R - 1];
+  const I sb = (I)g.s[R - 1], ta = (I)g.t[R - 2];
+  const I tiles_a = (A + 31) / 32;
+  const I a0 = ((I)blockIdx.x % tiles_a) * 32, b0 = ((I)blockIdx.x / tiles_a) * 32;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  for (I bi = blockIdx.y; bi < batch; bi += gridDim.y) {
+    I so = 0, dof = 0, rem = bi;
+#pragma unroll
+    for (int k = R - 3; k >= 0; k--) {
+      I c = rem % (I)g.d[k];
+      rem /= (I)g.d[k];
+      so += c * (I)g.s[k];
+      dof += c * (I)g.t[k];
+    }
+#pragma unroll
+    for (int j = 0; j < 32; j += 8) {
+      I a = a0 + tx, b = b0 + ty + j;
+      if (a < A && b < B) tile[ty + j][tx] = src[so + a + b * sb];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < 32; j += 8) {
+      I b = b0 + tx, a = a0 + ty + j;
+      if (a < A && b < B) dst[dof + b + a * ta] = tile[tx][ty + j];
+    }
+    __syncthreads();
+  }
+}
+
+/* Gather along one axis: data viewed as [outer, nax, inner], indices [m] (int or long long,
+ * negative counts from the end, out-of-range clamped), output [outer, m, inner]. inner is in
+ * units of T (the wrapper widens T when the row allows it). */
+template <typename T, typename IDX, typename I>
+__device__ __forceinline__ void drt_gather_axis(T *__restrict__ dst, const T *__restrict__ src,
+                                                const IDX *__restrict__ idx, I n, I m, I nax, I inner) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I e = i % inner, t = i / inner;
+    I k = t % m, o = t / m;
+    long long v = (long long)idx[k];
+    if (v < 0) v += (long long)nax;
+    if (v < 0) v = 0;
+    if (v >= (long long)nax) v = (long long)nax - 1;
+    dst[i] = src[(o * nax + (I)v) * inner + e];
+  }
+}
+
+/* Pad: dims of the output d, input dims in (d), leading pads in s, input strides in t (the
+ * drt_nd fields are reused: d = output dims, s = pad begin, t = input strides) plus input dims
+ * `in`. MODE 0 constant, 1 reflect, 2 edge, 3 wrap. */
+template <int R>
+struct drt_pad_geom {
+  long long out[R];
+  long long in[R];
+  long long begin[R];
+  long long stride[R];
+};
+
+template <int MODE>
+__device__ __forceinline__ long long drt_pad_map(long long o, long long begin, long long in) {
+  long long i = o - begin;
+  if (i >= 0 && i < in) return i;
+  if (MODE == 0) return -1;
+  if (MODE == 2) return i < 0 ? 0 : in - 1;
+  if (MODE == 3) {
+    long long m = i % in;
+    return m < 0 ? m + in : m;
+  }
+  if (in == 1) return 0;
+  long long period = 2 * (in - 1), m = i % period;
+  if (m < 0) m += period;
+  return m < in ? m : period - m;
+}
+
+template <typename T, typename I, int R, int MODE>
+__device__ __forceinline__ void drt_pad(T *__restrict__ dst, const T *__restrict__ src, I n, const drt_pad_geom<R> &g,
+                                        const T *value_ptr, T value) {
+  T fill = value_ptr ? *value_ptr : value;
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I rem = i;
+    long long so = 0;
+    bool out_of = false;
+#pragma unroll
+    for (int k = R - 1; k >= 0; k--) {
+      long long c = (long long)(rem % (I)g.out[k]);
+      rem /= (I)g.out[k];
+      long long v = drt_pad_map<MODE>(c, g.begin[k], g.in[k]);
+      if (v < 0) out_of = true;
+      so += v * g.stride[k];
+    }
+    dst[i] = out_of ? fill : src[so];
+  }
+}
+
+/* ---- Resize (runtime/cpu/resize.c, onnx/reference/ops/op_resize.py) ----------------------
+ * Per-axis tables are computed on the fly in double, exactly as the CPU kernel builds them.
+ * Products are kept out of fused multiply-adds so the coordinates round as on the host. */
+#ifdef DRT_EMU
+#define DRT_DMUL(a, b) ((a) * (b))
+#define DRT_DADD(a, b) ((a) + (b))
+#else
+#define DRT_DMUL(a, b) __dmul_rn((a), (b))
+#define DRT_DADD(a, b) __dadd_rn((a), (b))
+#endif
+
+struct drt_rz_axis {
+  long long in_w, out_w;
+  double scale;
+  float roi_lo, roi_hi;
+  int identity; /* 1: output position y reads input position y */
+  int active;   /* interpolated (linear/cubic) axis with taps */
+};
+
+/* Resize modes: MODE 0 nearest, 1 linear, 2 cubic. COORD as rz_coord in resize.c: 0
+ * half_pixel, 1 half_pixel_symmetric, 2 pytorch_half_pixel, 3 align_corners, 4 asymmetric,
+ * 5 tf_crop_and_resize. NEAREST: 0 round_prefer_floor, 1 round_prefer_ceil, 2 floor, 3 ceil,
+ * 4 simple (Upsample / Resize-10). */
+template <int COORD>
+__device__ __forceinline__ double drt_rz_x_ori(const drt_rz_axis &ax, double y) {
+  double scale = ax.scale, ow = DRT_DMUL(scale, (double)ax.in_w), iw = (double)ax.in_w;
+  if (COORD == 3) return ow == 1 ? 0.0 : DRT_DMUL(y, iw - 1) / (ow - 1);
+  if (COORD == 4) return y / scale;
+  if (COORD == 5) {
+    float span = ax.roi_hi - ax.roi_lo;
+    double x = ow == 1 ? (double)(span * (float)(ax.in_w - 1) / 2.0f)
+                       : DRT_DMUL(DRT_DMUL(y, (double)span), iw - 1) / (ow - 1);
+    return DRT_DADD(x, (double)(ax.roi_lo * (float)(ax.in_w - 1)));
+  }
+  if (COORD == 2) return ow == 1 ? -0.5 : (y + 0.5) / scale - 0.5;
+  if (COORD == 0) return (y + 0.5) / scale - 0.5;
+  double adjustment = (double)ax.out_w / ow, center = iw / 2, offset = DRT_DMUL(center, 1 - adjustment);
+  return offset + (y + 0.5) / scale - 0.5;
+}
+
+/* Taps of output position y on one axis: idx[0..NT) (clamped), w[0..NT); returns the fill
+ * flag (0 none, 1 extrapolation, 2 zero). Nearest: NT 1, w unused. */
+template <int MODE, int COORD, int NEAREST, int NT>
+__device__ __forceinline__ int drt_rz_taps(const drt_rz_axis &ax, long long y, double a, bool exclude, long long *idx,
+                                           float *w) {
+  const long long in_w = ax.in_w;
+  if (ax.identity) {
+    idx[0] = y;
+    w[0] = 1.0f;
+#pragma unroll
+    for (int k = 1; k < NT; k++) {
+      idx[k] = y;
+      w[k] = 0.0f;
+    }
+    return 0;
+  }
+  const int n = MODE == 2 ? 4 : 2;
+  int fill = 0;
+  double x = drt_rz_x_ori<COORD>(ax, (double)y);
+  if (COORD == 5 && !(x >= 0 && x <= (double)(in_w - 1))) fill = 1;
+  double lim = (double)(in_w + n + 2);
+  if (x != x) x = 0;
+  x = x < -lim ? -lim : (x > lim ? lim : x);
+  if (MODE == 0 && NEAREST == 4) {
+    double t = ax.scale < 1.0 ? ceil(x) : trunc(x);
+    long long i = (long long)t;
+    idx[0] = i < 0 ? 0 : (i >= in_w ? in_w - 1 : i);
+    return fill;
+  }
+  double xf = floor(x);
+  double ratio = x == xf ? 1.0 : x - xf;
+  double c[4];
+  if (MODE == 0) {
+    bool second;
+    if (ratio == 1.0) second = true;
+    else if (NEAREST == 0) second = ratio > 0.5;
+    else if (NEAREST == 1) second = ratio >= 0.5;
+    else second = NEAREST == 3;
+    c[0] = second ? 0.0 : 1.0;
+    c[1] = second ? 1.0 : 0.0;
+  } else if (MODE == 1) {
+    c[0] = 1 - ratio;
+    c[1] = ratio;
+  } else {
+    double r1 = ratio + 1, q = 1 - ratio, q1 = q + 1;
+    c[0] = DRT_DADD(DRT_DMUL(DRT_DADD(DRT_DMUL(DRT_DMUL(a, r1) - 5 * a, r1), 8 * a), r1), -4 * a);
+    c[1] = DRT_DADD(DRT_DMUL(DRT_DMUL(DRT_DMUL(a + 2, ratio) - (a + 3), ratio), ratio), 1.0);
+    c[2] = DRT_DADD(DRT_DMUL(DRT_DMUL(DRT_DMUL(a + 2, q) - (a + 3), q), q), 1.0);
+    c[3] = DRT_DADD(DRT_DMUL(DRT_DADD(DRT_DMUL(DRT_DMUL(a, q1) - 5 * a, q1), 8 * a), q1), -4 * a);
+  }
+  const int pad = (n + 1) / 2;
+  double xp = x + pad, pf = floor(xp);
+  long long start = (long long)pf + (xp == pf ? -(n / 2) : -(n / 2) + 1) - pad;
+  if (exclude) {
+    double sum = 0;
+#pragma unroll
+    for (int k = 0; k < n; k++) {
+      long long i = start + k;
+      if (i < 0 || i >= in_w) c[k] = 0;
+      sum += c[k];
+    }
+    if (sum != 0)
+#pragma unroll
+      for (int k = 0; k < n; k++) c[k] /= sum;
+  }
+  bool any = false;
+#pragma unroll
+  for (int k = 0; k < n; k++) any |= c[k] != 0;
+  if (!any && !fill) fill = 2;
+  if (MODE == 0) {
+    long long i = start + (c[1] != 0 ? 1 : 0);
+    idx[0] = i < 0 ? 0 : (i >= in_w ? in_w - 1 : i);
+  } else {
+#pragma unroll
+    for (int k = 0; k < NT; k++) {
+      long long i = start + k;
+      idx[k] = i < 0 ? 0 : (i >= in_w ? in_w - 1 : i);
+      w[k] = (float)c[k];
+    }
+  }
+  return fill;
+}
+
+template <int R>
+struct drt_rz_geom {
+  drt_rz_axis ax[R];
+  long long in_stride[R];
+  int order[R]; /* processing order (a fill of a later axis wins) */
+  int norder;
+  double cubic_a;
+  int exclude;
+  float extrapolation;
+};
+
+/* Nearest: any dtype by element size. */
+template <typename T, typename I, int R, int COORD, int NEAREST>
+__device__ __forceinline__ void drt_resize_nearest(T *__restrict__ dst, const T *__restrict__ src, I n,
+                                                   const drt_rz_geom<R> &g, T extrap) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I rem = i;
+    long long so = 0;
+    int flags[R];
+#pragma unroll
+    for (int k = R - 1; k >= 0; k--) {
+      long long y = (long long)(rem % (I)g.ax[k].out_w);
+      rem /= (I)g.ax[k].out_w;
+      long long idx[1];
+      float w[1];
+      flags[k] = drt_rz_taps<0, COORD, NEAREST, 1>(g.ax[k], y, g.cubic_a, g.exclude != 0, idx, w);
+      so += idx[0] * g.in_stride[k];
+    }
+    int f = 0;
+    for (int o = 0; o < g.norder; o++)
+      if (flags[g.order[o]]) f = flags[g.order[o]];
+    dst[i] = f == 0 ? src[so] : (f == 1 ? extrap : T());
+  }
+}
+
+/* Linear / cubic: float storage types, fp32 math; the taps of every active axis are combined
+ * (tensor product of up to NA active axes with NT taps each). */
+template <typename T, typename I, int R, int MODE, int COORD, int NA>
+__device__ __forceinline__ void drt_resize_interp(T *__restrict__ dst, const T *__restrict__ src, I n,
+                                                  const drt_rz_geom<R> &g) {
+  constexpr int NT = MODE == 2 ? 4 : 2;
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I rem = i;
+    long long base = 0;
+    int flags[R];
+    long long toff[NA > 0 ? NA : 1][NT];
+    float tw[NA > 0 ? NA : 1][NT];
+    int na = 0;
+#pragma unroll
+    for (int k = R - 1; k >= 0; k--) {
+      long long y = (long long)(rem % (I)g.ax[k].out_w);
+      rem /= (I)g.ax[k].out_w;
+      long long idx[NT];
+      float w[NT];
+      flags[k] = drt_rz_taps<MODE, COORD, 0, NT>(g.ax[k], y, g.cubic_a, g.exclude != 0, idx, w);
+      if (g.ax[k].active && na < NA) {
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+          toff[na][t] = idx[t] * g.in_stride[k];
+          tw[na][t] = w[t];
+        }
+        na++;
+      } else {
+        base += idx[0] * g.in_stride[k];
+      }
+    }
+    int f = 0;
+    for (int o = 0; o < g.norder; o++)
+      if (flags[g.order[o]]) f = flags[g.order[o]];
+    float acc = 0.0f;
+    if (f == 0) {
+      int combos = 1;
+      for (int a = 0; a < na; a++) combos *= NT;
+      for (int cmb = 0; cmb < combos; cmb++) {
+        int r = cmb;
+        long long off = base;
+        float wt = 1.0f;
+        for (int a = 0; a < na; a++) {
+          int t = r % NT;
+          r /= NT;
+          off += toff[a][t];
+          wt *= tw[a][t];
+        }
+        if (wt != 0.0f) acc += wt * drt_ld<T>(src + off);
+      }
+    } else {
+      acc = f == 1 ? g.extrapolation : 0.0f;
+    }
+    drt_st<T>(dst + i, acc);
+  }
+}

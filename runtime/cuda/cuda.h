@@ -16,7 +16,11 @@
  *                      of one evaluation. Used by one thread at a time.
  *
  * Environment (tests): DRT_CUDA_LIBRARY and DRT_CUBLASLT_LIBRARY override the library paths
- * (tests/cuda_emu points them at the emulator's mock driver). */
+ * (tests/cuda_emu points them at the emulator's mock driver; while no context is open, a changed
+ * value loads the new library). Debugging: DRT_CUDA_GRAPHS=0 runs evaluations launch by launch
+ * instead of replaying a captured CUDA graph; DRT_CUDA_CHECK_NODES=1 synchronizes after every
+ * node of drt_cuda_executor_run and fails on the first node whose float output has NaN/Inf (its
+ * name, the count, the largest finite magnitude). */
 #ifndef DRT_RUNTIME_CUDA_CUDA_H
 #define DRT_RUNTIME_CUDA_CUDA_H
 
@@ -44,6 +48,8 @@ typedef struct drt_cuda_device_info {
  * DRT_STATUS_UNAVAILABLE and a clear message when libcuda cannot be loaded ("no NVIDIA driver:
  * libcuda.so.1 not found"), when there is no device, or when the build has no CUDA. */
 drt_status drt_cuda_context_acquire(int ordinal, drt_cuda_context **out);
+/* Whether this build has the CUDA backend (DRT_HAVE_CUDA); says nothing about the machine. */
+bool drt_cuda_compiled(void);
 void drt_cuda_context_release(drt_cuda_context *ctx); /* NULL-safe */
 const drt_cuda_device_info *drt_cuda_context_device(const drt_cuda_context *ctx);
 

@@ -1,0 +1,198 @@
+/* cuBLASLt GEMMs of the CUDA executor: one matmul descriptor, four layouts and the heuristic's
+ * algorithm per distinct geometry (cached in the executor), then cublasLtMatmul per launch. The
+ * row-major -> column-major mapping is drt_cuda_gemm_to_lt (select.c). */
+#include "runtime/cuda/cuda_internal.h"
+
+#ifdef DRT_CUDA_ENABLED
+
+#include <stdlib.h>
+#include <string.h>
+
+static drt_status lt_type(drt_dtype t, cudaDataType_t *out) {
+  *out = CUDA_R_32F;
+  switch (t) {
+    case DRT_DTYPE_FLOAT32:
+      *out = CUDA_R_32F;
+      return DRT_OK;
+    case DRT_DTYPE_FLOAT16:
+      *out = CUDA_R_16F;
+      return DRT_OK;
+    case DRT_DTYPE_BFLOAT16:
+      *out = CUDA_R_16BF;
+      return DRT_OK;
+    default:
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "cuBLASLt GEMM operand of dtype %s", drt_dtype_name(t));
+  }
+}
+
+static cublasLtEpilogue_t lt_epilogue(uint8_t e) {
+  switch (e) {
+    case DRT_CUDA_EPI_BIAS:
+      return CUBLASLT_EPILOGUE_BIAS;
+    case DRT_CUDA_EPI_GELU:
+      return CUBLASLT_EPILOGUE_GELU;
+    case DRT_CUDA_EPI_GELU_BIAS:
+      return CUBLASLT_EPILOGUE_GELU_BIAS;
+    case DRT_CUDA_EPI_RELU:
+      return CUBLASLT_EPILOGUE_RELU;
+    case DRT_CUDA_EPI_RELU_BIAS:
+      return CUBLASLT_EPILOGUE_RELU_BIAS;
+    default:
+      return CUBLASLT_EPILOGUE_DEFAULT;
+  }
+}
+
+static bool has_bias(uint8_t e) {
+  return e == DRT_CUDA_EPI_BIAS || e == DRT_CUDA_EPI_GELU_BIAS || e == DRT_CUDA_EPI_RELU_BIAS;
+}
+
+static uint64_t problem_key(const drt_cuda_lt_problem *p, bool tf32, drt_dtype bias_type, const uint32_t align[4],
+                            uint64_t workspace_bytes) {
+  const drt_cuda_lt_layout *ls[4] = {&p->a, &p->b, &p->c, &p->d};
+  int64_t k[48];
+  int n = 0;
+  k[n++] = (int64_t)p->m;
+  k[n++] = (int64_t)p->n;
+  k[n++] = (int64_t)p->k;
+  k[n++] = p->batch;
+  k[n++] = p->trans_a;
+  k[n++] = p->trans_b;
+  k[n++] = p->epilogue;
+  k[n++] = tf32;
+  k[n++] = has_bias(p->epilogue) ? (int64_t)bias_type : -1;
+  k[n++] = (int64_t)workspace_bytes;
+  for (int i = 0; i < 4; i++) {
+    k[n++] = ls[i]->type;
+    k[n++] = (int64_t)ls[i]->rows;
+    k[n++] = (int64_t)ls[i]->cols;
+    k[n++] = ls[i]->ld;
+    k[n++] = ls[i]->batch_stride;
+    k[n++] = align[i];
+  }
+  return drt_fnv1a64(k, (size_t)n * sizeof k[0], 0);
+}
+
+static void entry_free(drt_cuda_lt_entry *e) {
+  if (e->desc) drt_lt.cublasLtMatmulDescDestroy(e->desc);
+  if (e->a) drt_lt.cublasLtMatrixLayoutDestroy(e->a);
+  if (e->b) drt_lt.cublasLtMatrixLayoutDestroy(e->b);
+  if (e->c) drt_lt.cublasLtMatrixLayoutDestroy(e->c);
+  if (e->d) drt_lt.cublasLtMatrixLayoutDestroy(e->d);
+}
+
+static drt_status make_layout(const drt_cuda_lt_layout *l, int32_t batch, cublasLtMatrixLayout_t *out) {
+  cudaDataType_t t;
+  DRT_RETURN_IF_ERROR(lt_type(l->type, &t));
+  DRT_RETURN_IF_ERROR(DRT_LT_CALL(cublasLtMatrixLayoutCreate, (out, t, l->rows, l->cols, l->ld)));
+  if (batch > 1) {
+    int64_t stride = l->batch_stride;
+    DRT_RETURN_IF_ERROR(DRT_LT_CALL(cublasLtMatrixLayoutSetAttribute,
+                                    (*out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch)));
+    DRT_RETURN_IF_ERROR(DRT_LT_CALL(cublasLtMatrixLayoutSetAttribute,
+                                    (*out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride)));
+  }
+  return DRT_OK;
+}
+
+static drt_status entry_init(drt_cuda_context *ctx, drt_cuda_lt_entry *e, const drt_cuda_lt_problem *p, bool tf32,
+                             drt_dtype bias_type, const uint32_t align[4], uint64_t workspace_bytes) {
+  bool f32 = p->a.type == DRT_DTYPE_FLOAT32 && p->b.type == DRT_DTYPE_FLOAT32;
+  cublasComputeType_t ct = tf32 && f32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  DRT_RETURN_IF_ERROR(DRT_LT_CALL(cublasLtMatmulDescCreate, (&e->desc, ct, CUDA_R_32F)));
+  cublasOperation_t ta = p->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = p->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  DRT_RETURN_IF_ERROR(DRT_LT_CALL(cublasLtMatmulDescSetAttribute, (e->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta)));
+  DRT_RETURN_IF_ERROR(DRT_LT_CALL(cublasLtMatmulDescSetAttribute, (e->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb)));
+  cublasLtEpilogue_t epi = lt_epilogue(p->epilogue);
+  DRT_RETURN_IF_ERROR(
+      DRT_LT_CALL(cublasLtMatmulDescSetAttribute, (e->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi)));
+  e->has_bias = has_bias(p->epilogue);
+  if (e->has_bias) {
+    cudaDataType_t bt;
+    DRT_RETURN_IF_ERROR(lt_type(bias_type, &bt));
+    DRT_RETURN_IF_ERROR(
+        DRT_LT_CALL(cublasLtMatmulDescSetAttribute, (e->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt)));
+  }
+  DRT_RETURN_IF_ERROR(make_layout(&p->a, p->batch, &e->a));
+  DRT_RETURN_IF_ERROR(make_layout(&p->b, p->batch, &e->b));
+  DRT_RETURN_IF_ERROR(make_layout(&p->c, p->batch, &e->c));
+  DRT_RETURN_IF_ERROR(make_layout(&p->d, p->batch, &e->d));
+  cublasLtMatmulPreference_t pref = NULL;
+  DRT_RETURN_IF_ERROR(DRT_LT_CALL(cublasLtMatmulPreferenceCreate, (&pref)));
+  uint64_t ws = workspace_bytes;
+  drt_status st = DRT_LT_CALL(cublasLtMatmulPreferenceSetAttribute,
+                              (pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+  static const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4 && !st; i++)
+    st = DRT_LT_CALL(cublasLtMatmulPreferenceSetAttribute, (pref, align_attr[i], &align[i], sizeof align[i]));
+  cublasLtMatmulHeuristicResult_t res;
+  memset(&res, 0, sizeof res);
+  int found = 0;
+  if (!st)
+    st = DRT_LT_CALL(cublasLtMatmulAlgoGetHeuristic, (ctx->lt, e->desc, e->a, e->b, e->c, e->d, pref, 1, &res, &found));
+  drt_lt.cublasLtMatmulPreferenceDestroy(pref);
+  if (!st && found < 1)
+    st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "cuBLASLt has no algorithm for this GEMM");
+  if (st)
+    return drt_status_annotate(st, "GEMM (column-major m=%llu n=%llu k=%llu batch=%d, %s x %s -> %s, epilogue %u)",
+                               (unsigned long long)p->m, (unsigned long long)p->n, (unsigned long long)p->k, p->batch,
+                               drt_dtype_name(p->a.type), drt_dtype_name(p->b.type), drt_dtype_name(p->d.type),
+                               (unsigned)p->epilogue);
+  e->algo = res.algo;
+  return DRT_OK;
+}
+
+drt_status drt_cuda_lt_get(drt_cuda_context *ctx, drt_cuda_lt_cache *cache, const drt_cuda_lt_problem *p, bool tf32,
+                           drt_dtype bias_type, const uint32_t align[4], uint64_t workspace_bytes, int *entry) {
+  *entry = -1;
+  DRT_RETURN_IF_ERROR(drt_cuda_ctx_require_lt(ctx));
+  uint64_t key = problem_key(p, tf32, bias_type, align, workspace_bytes);
+  for (size_t i = 0; i < cache->n; i++)
+    if (cache->e[i].key == key) {
+      *entry = (int)i;
+      return DRT_OK;
+    }
+  if (cache->n == cache->cap) {
+    size_t cap = cache->cap ? 2 * cache->cap : 16;
+    drt_cuda_lt_entry *ne = realloc(cache->e, cap * sizeof *ne);
+    if (!ne) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "GEMM descriptor cache");
+    cache->e = ne;
+    cache->cap = cap;
+  }
+  drt_cuda_lt_entry *e = &cache->e[cache->n];
+  memset(e, 0, sizeof *e);
+  e->key = key;
+  drt_status st = entry_init(ctx, e, p, tf32, bias_type, align, workspace_bytes);
+  if (st) {
+    entry_free(e);
+    return st;
+  }
+  *entry = (int)cache->n++;
+  return DRT_OK;
+}
+
+drt_status drt_cuda_lt_run(drt_cuda_context *ctx, drt_cuda_lt_cache *cache, int entry, const drt_cuda_lt_problem *p,
+                           CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, CUdeviceptr d, CUdeviceptr bias,
+                           CUdeviceptr workspace, uint64_t workspace_bytes, CUstream stream) {
+  drt_cuda_lt_entry *e = &cache->e[entry];
+  if (e->has_bias) {
+    void *bp = (void *)(uintptr_t)bias;
+    DRT_RETURN_IF_ERROR(
+        DRT_LT_CALL(cublasLtMatmulDescSetAttribute, (e->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp)));
+  }
+  float alpha = p->alpha, beta = p->beta;
+  return DRT_LT_CALL(cublasLtMatmul, (ctx->lt, e->desc, &alpha, (const void *)(uintptr_t)a, e->a,
+                                      (const void *)(uintptr_t)b, e->b, &beta, (const void *)(uintptr_t)c, e->c,
+                                      (void *)(uintptr_t)d, e->d, &e->algo, (void *)(uintptr_t)workspace,
+                                      (size_t)workspace_bytes, stream));
+}
+
+void drt_cuda_lt_cache_free(drt_cuda_lt_cache *cache) {
+  for (size_t i = 0; i < cache->n; i++) entry_free(&cache->e[i]);
+  free(cache->e);
+  cache->e = NULL;
+  cache->n = cache->cap = 0;
+}
+
+#endif /* DRT_CUDA_ENABLED */

@@ -1,0 +1,603 @@
+#!/usr/bin/env python3
+"""CUDA backend vs CPU backend on the CPU, through the emulator (tests/cuda_emu/README.md).
+
+Modes (combinable; default: fixtures):
+  fixtures   every fixture under tests/models/fixtures (--filter REGEX) in every --precision:
+             drt compile --target cuda, drt inspect --cuda-source -> kernels .so (emu.h), then
+             drt run PLAN --backend cuda (mock driver) vs --backend cpu on the fixture's inputs.
+  --generate drt generate --backend cuda vs cpu (a fixture compiled with a schedule).
+  --ops F,.. single-node (and small-pattern) ONNX graphs per op family, random seeded inputs,
+             odd shapes; families: %(families)s, or all.
+  --selftest hand-written kernels through drt_emu_launch (barriers, shuffles, wmma, fp16/bf16).
+
+Tolerances (relative L2 vs the CPU backend): 1e-3 fp32/tf32, 1e-2 fp16/bf16 (--tol overrides);
+any NaN/Inf fails; integer and bool outputs must match exactly.
+Prints one line per case and a final `N passed, M failed`; exit status 1 if anything failed.
+
+Usage: python3 tests/cuda_emu/run_emu.py --drt build/bin/drt [--mock lib/libdrt_mock_cuda.so]
+           [--filter REGEX] [--precision fp32,tf32,fp16,bf16] [--ops all|F,...] [--generate]
+           [--ctest] [--keep] [-v]
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FIXTURES = os.path.join(ROOT, "tests", "models", "fixtures")
+TOL = {"fp32": 1e-3, "tf32": 1e-3, "fp16": 1e-2, "bf16": 1e-2}
+PRECISIONS = ["fp32", "tf32", "fp16", "bf16"]
+VERBOSE = False
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def safe_name(name):
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def last_line(text, limit=300):
+    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    return lines[-1][:limit] if lines else ""
+
+
+def first_error(text, limit=400):
+    """The most useful line of a failed command's stderr (mock/emulator diagnostics first)."""
+    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    for key in ("mock_cuda: kernel", "deadlock", "mock_cuda:", "error"):
+        for l in lines:
+            if key in l:
+                return l[:limit]
+    return lines[-1][:limit] if lines else ""
+
+
+def sh(cmd, env=None, timeout=900, cwd=None):
+    if VERBOSE:
+        pre = " ".join("%s=%s" % kv for kv in sorted((env or {}).items()) if kv[0].startswith(("DRT_M", "DRT_CU")))
+        log("  $ " + (pre + " " if pre else "") + " ".join(cmd))
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, timeout=timeout,
+                           universal_newlines=True, errors="replace", cwd=cwd)
+    except subprocess.TimeoutExpired:
+        return 124, "", "timeout after %ds: %s" % (timeout, " ".join(cmd)), timeout * 1e3
+    ms = (time.perf_counter() - t0) * 1e3
+    if p.returncode < 0:
+        p.stderr += "\nkilled by signal %d" % -p.returncode
+    return p.returncode, p.stdout, p.stderr, ms
+
+
+def rel_l2(out, ref):
+    out = np.asarray(out, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    d = float(np.linalg.norm(out - ref))
+    n = float(np.linalg.norm(ref))
+    return d / n if n > 0 else d
+
+
+def compare_arrays(name, out, ref, tol):
+    """(error or None, failure reason or None)"""
+    if out.shape != ref.shape:
+        return None, "%s: shape %s, cpu %s" % (name, list(out.shape), list(ref.shape))
+    if out.dtype != ref.dtype:
+        return None, "%s: dtype %s, cpu %s" % (name, out.dtype, ref.dtype)
+    if out.dtype.kind in "fc":
+        bad = int(np.count_nonzero(~np.isfinite(out)))
+        refbad = int(np.count_nonzero(~np.isfinite(ref)))
+        if bad > refbad:
+            return None, "%s: %d NaN/Inf values (cpu %d)" % (name, bad, refbad)
+        fin = np.isfinite(ref)
+        err = rel_l2(out[fin], ref[fin]) if refbad else rel_l2(out, ref)
+        if not err <= tol:
+            idx = np.unravel_index(np.argmax(np.abs(out.astype(np.float64) - ref)), out.shape)
+            return err, "%s: rel L2 %.3g > %.0e (worst at %s: %.6g vs cpu %.6g)" % (
+                name, err, tol, list(map(int, idx)), float(out[idx]), float(ref[idx]))
+        return err, None
+    if not np.array_equal(out, ref):
+        n = int(np.count_nonzero(out != ref))
+        idx = np.argwhere(out != ref)[0]
+        return 1.0, "%s: %d of %d elements differ (first at %s: %s vs cpu %s)" % (
+            name, n, out.size, list(map(int, idx)), out[tuple(idx)], ref[tuple(idx)])
+    return 0.0, None
+
+
+# ---- tools ---------------------------------------------------------------------------------------
+class Env:
+    def __init__(self, args):
+        self.drt = os.path.abspath(args.drt)
+        bdir = os.path.dirname(os.path.dirname(self.drt))
+        self.work = os.path.abspath(args.work or os.path.join(bdir, "cuda_emu"))
+        os.makedirs(os.path.join(self.work, "kernels"), exist_ok=True)
+        self.keep = args.keep
+        self.tmp = tempfile.mkdtemp(prefix="drt_emu_", dir=self.work)
+        self.arch = args.arch
+        self.mock = self.find_mock(args.mock, bdir)
+        self.timeout = args.timeout
+
+    def find_mock(self, given, bdir):
+        if given:
+            return os.path.abspath(given)
+        cand = os.path.join(bdir, "lib", "libdrt_mock_cuda.so")
+        if os.path.isfile(cand):
+            return cand
+        out = os.path.join(self.work, "libdrt_mock_cuda.so")
+        src = os.path.join(HERE, "mock_cuda.c")
+        if not os.path.isfile(out) or os.path.getmtime(out) < os.path.getmtime(src):
+            cuda = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+            rc, _, err, _ = sh(["gcc", "-std=c11", "-O2", "-fPIC", "-shared", "-fvisibility=hidden", "-I", ROOT,
+                                "-isystem", os.path.join(cuda, "include"), src, "-o", out + ".tmp", "-ldl", "-lm",
+                                "-lpthread"])
+            if rc:
+                raise SystemExit("cannot build the mock driver: " + last_line(err))
+            os.replace(out + ".tmp", out)
+        return out
+
+    def cleanup(self):
+        if self.keep:
+            log("work files kept in %s" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def cuda_env(self, kernels):
+        return {"DRT_CUDA_LIBRARY": self.mock, "DRT_CUBLASLT_LIBRARY": self.mock, "DRT_MOCK_CUDA_KERNELS": kernels}
+
+    def compile(self, model, plan, precision, shapes=(), extra=()):
+        cmd = [self.drt, "compile", model, "-o", plan, "--target", "cuda", "--precision", precision,
+               "--arch", self.arch]
+        for s in shapes:
+            cmd += ["--shape", s]
+        cmd += list(extra)
+        rc, out, err, ms = sh(cmd, timeout=self.timeout)
+        return (None if rc == 0 else "compile: " + first_error(err or out)), ms
+
+    def host_nodes(self, plan):
+        """{node name: reason} of the HOST fallback nodes, from drt inspect."""
+        rc, out, err, _ = sh([self.drt, "inspect", plan])
+        res = {}
+        if rc:
+            return res
+        for line in out.splitlines():
+            m = re.match(r"\s+\[[^\]]*\]\s+(\S+)\s+'([^']*)':\s*(.*)", line)
+            if m:
+                res[m.group(2)] = "%s: %s" % (m.group(1), m.group(3))
+        return res
+
+    def kernels(self, plan):
+        """Builds (or reuses) the kernels .so of a plan. Returns (path, error, ms)."""
+        rc, src, err, _ = sh([self.drt, "inspect", "--cuda-source", plan])
+        if rc:
+            return None, "inspect --cuda-source: " + last_line(err), 0.0
+        h = hashlib.sha1(src.encode()).hexdigest()[:16]
+        so = os.path.join(self.work, "kernels", h + ".so")
+        cu = os.path.join(self.work, "kernels", h + ".cu")
+        if os.path.isfile(so):
+            return so, None, 0.0
+        with open(cu, "w") as f:
+            f.write(src)
+        tmp = so + ".%d.tmp" % os.getpid()
+        rc, out, err, ms = sh([os.path.join(HERE, "build_kernels.sh"), cu, tmp], timeout=self.timeout)
+        if rc:
+            errs = [l for l in err.splitlines() if "error" in l][:3]
+            return None, "g++ (emu.h) failed on %s: %s" % (cu, " | ".join(errs) or last_line(err)), ms
+        os.replace(tmp, so)
+        return so, None, ms
+
+    def run(self, plan, inputs, backend, outdir, kernels=None, extra=()):
+        os.makedirs(outdir, exist_ok=True)
+        cmd = [self.drt, "run", plan, "--backend", backend]
+        for name, path in inputs:
+            cmd += ["--input", "%s=%s" % (name, path)]
+        cmd += ["--output-dir", outdir] + list(extra)
+        env = self.cuda_env(kernels) if backend == "cuda" else None
+        rc, out, err, ms = sh(cmd, env=env, timeout=self.timeout)
+        return (None if rc == 0 else "drt run --backend %s exit %d: %s" % (backend, rc, first_error(err or out))), ms
+
+
+def compare_dirs(names, dir_c, dir_p, tol):
+    """Returns (worst error, [failure reasons], {name: err})"""
+    worst, fails, per = 0.0, [], {}
+    for name in names:
+        fc = os.path.join(dir_c, safe_name(name) + ".npy")
+        fp = os.path.join(dir_p, safe_name(name) + ".npy")
+        if not os.path.isfile(fp):
+            fails.append("%s: cpu output missing" % name)
+            continue
+        if not os.path.isfile(fc):
+            fails.append("%s: cuda output missing" % name)
+            continue
+        err, why = compare_arrays(name, np.load(fc), np.load(fp), tol)
+        per[name] = err
+        if why:
+            fails.append(why)
+        if err is not None:
+            worst = max(worst, err)
+    return worst, fails, per
+
+
+class Tally:
+    def __init__(self):
+        self.passed = self.failed = 0
+        self.rows = []
+
+    def add(self, label, ok, err, ms, note="", xfail=None):
+        """xfail: reason the case is expected to fail (a known limitation): a failure is reported
+        as XFAIL and not counted; a pass as XPASS."""
+        if xfail:
+            word = "XPASS" if ok else "XFAIL"
+            note = (note + "  " if note and not ok else "") + "(expected: %s)" % xfail
+            ok = True
+        else:
+            word = "PASS" if ok else "FAIL"
+        self.passed += ok
+        self.failed += not ok
+        log("%-44s %10s  %-5s %9.0f ms%s" % (label, "-" if err is None else "%.2e" % err, word, ms,
+                                             ("  " + note) if note else ""))
+
+
+# ---- fixtures ------------------------------------------------------------------------------------
+def fixture_names(filt):
+    names = sorted(e for e in os.listdir(FIXTURES) if os.path.isfile(os.path.join(FIXTURES, e, "meta.json")))
+    if filt:
+        rx = re.compile(filt)
+        names = [n for n in names if rx.search(n)]
+    return names
+
+
+def run_fixture(E, T, name, precision, data_set, tol):
+    fdir = os.path.join(FIXTURES, name)
+    with open(os.path.join(fdir, "meta.json")) as f:
+        meta = json.load(f)
+    in_dir = os.path.join(fdir, data_set)
+    label = "%s%s [%s]" % (name, "" if data_set == "inputs" else "/" + data_set.replace("inputs_", ""), precision)
+    inputs, shapes = [], []
+    for inp in meta["inputs"]:
+        path = os.path.join(in_dir, inp.get("file") or safe_name(inp["name"]) + ".npy")
+        arr = np.load(path, mmap_mode="r")
+        inputs.append((inp["name"], path))
+        shapes.append("%s=%s" % (inp["name"], "x".join(str(d) for d in arr.shape) if arr.ndim else "scalar"))
+    shapes = [s for s in shapes if not s.endswith("=scalar")]
+    tag = safe_name("%s_%s_%s" % (name, data_set, precision))
+    plan = os.path.join(E.tmp, tag + ".plan")
+    t0 = time.perf_counter()
+    why, _ = E.compile(os.path.join(fdir, "model.onnx"), plan, precision, shapes)
+    if why:
+        T.add(label, False, None, (time.perf_counter() - t0) * 1e3, why)
+        return
+    so, why, _ = E.kernels(plan)
+    if why:
+        T.add(label, False, None, (time.perf_counter() - t0) * 1e3, why)
+        return
+    host = E.host_nodes(plan)
+    dc, dp = os.path.join(E.tmp, tag + "_cuda"), os.path.join(E.tmp, tag + "_cpu")
+    why, ms_c = E.run(plan, inputs, "cuda", dc, so)
+    if not why:
+        why, _ = E.run(plan, inputs, "cpu", dp)
+    if why:
+        T.add(label, False, None, (time.perf_counter() - t0) * 1e3, why)
+        return
+    worst, fails, _ = compare_dirs([o["name"] for o in meta["outputs"]], dc, dp, tol)
+    note = "cuda run %.0f ms" % ms_c + (", %d host nodes" % len(host) if host else "")
+    T.add(label, not fails, worst, (time.perf_counter() - t0) * 1e3, "; ".join(fails[:2]) + ("  " if fails else "") + note)
+
+
+def run_generate(E, T, precision, tol):
+    name = "dit_student_op17"
+    fdir = os.path.join(FIXTURES, name)
+    if not os.path.isdir(fdir):
+        T.add("generate " + name, False, None, 0, "fixture missing")
+        return
+    label = "generate %s flow-euler x3 [%s]" % (name, precision)
+    tag = "gen_" + precision
+    plan = os.path.join(E.tmp, tag + ".plan")
+    t0 = time.perf_counter()
+    ehs = os.path.join(fdir, "inputs", "encoder_hidden_states.npy")
+    why, _ = E.compile(os.path.join(fdir, "model.onnx"), plan, precision,
+                       ["sample=1x4x16x16", "timestep=1", "encoder_hidden_states=1x8x32"])
+    so = None
+    if not why:
+        so, why, _ = E.kernels(plan)
+    outs = {}
+    for backend in ("cuda", "cpu"):
+        if why:
+            break
+        out = os.path.join(E.tmp, "%s_%s.npy" % (tag, backend))
+        cmd = [E.drt, "generate", plan, "--schedule", "flow-euler", "--steps", "3", "--seed", "7", "--input",
+               "encoder_hidden_states=" + ehs, "--backend", backend, "-o", out]
+        rc, so_out, err, _ = sh(cmd, env=E.cuda_env(so) if backend == "cuda" else None, timeout=E.timeout)
+        if rc:
+            why = "drt generate --backend %s exit %d: %s" % (backend, rc, first_error(err or so_out))
+        outs[backend] = out
+    if why:
+        T.add(label, False, None, (time.perf_counter() - t0) * 1e3, why)
+        return
+    err, why = compare_arrays("latent", np.load(outs["cuda"]), np.load(outs["cpu"]), tol)
+    T.add(label, why is None, err, (time.perf_counter() - t0) * 1e3, why or "")
+
+
+# ---- per-op graphs -------------------------------------------------------------------------------
+def ops_module():
+    sys.path.insert(0, HERE)
+    import op_cases  # noqa: E402  (tests/cuda_emu/op_cases.py)
+    return op_cases
+
+
+def run_op_model(E, T, family, cases, opset, precision, tol, split_on_error=True):
+    """Builds one ONNX model holding every case (independent subgraphs, one output per case),
+    compiles and runs it once; on a compile/run error, retries case by case to localize."""
+    oc = ops_module()
+    tag = safe_name("ops_%s_op%d_%s_%s" % (family, opset, precision, cases[0].name if len(cases) == 1 else "all"))
+    mdir = os.path.join(E.tmp, tag)
+    os.makedirs(mdir, exist_ok=True)
+    model_path = os.path.join(mdir, "model.onnx")
+    feeds, outputs = oc.build_model(cases, opset, model_path)
+    inputs = []
+    for name, arr in feeds.items():
+        p = os.path.join(mdir, safe_name(name) + ".npy")
+        np.save(p, arr)
+        inputs.append((name, p))
+    plan = os.path.join(mdir, "model.plan")
+    t0 = time.perf_counter()
+    why, _ = E.compile(model_path, plan, precision)
+    so = None
+    if not why:
+        so, why, _ = E.kernels(plan)
+    host = E.host_nodes(plan) if not why else {}
+    dc, dp = os.path.join(mdir, "cuda"), os.path.join(mdir, "cpu")
+    if not why:
+        why, _ = E.run(plan, inputs, "cuda", dc, so)
+    if not why:
+        why, _ = E.run(plan, inputs, "cpu", dp)
+    ms = (time.perf_counter() - t0) * 1e3
+    if why:
+        if split_on_error and len(cases) > 1:
+            log("%-44s (one model failed: %s; running case by case)" % ("%s [%s]" % (family, precision), why[:160]))
+            for c in cases:
+                run_op_model(E, T, family, [c], opset, precision, tol, split_on_error=False)
+            return
+        T.add("%s/%s [%s]" % (family, cases[0].name, precision), False, None, ms, why,
+              cases[0].xfail.get(precision))
+        return
+    per_ms = ms / max(1, len(cases))
+    for c in cases:
+        outs = [o for o in outputs if o == c.name or o.startswith(c.name + ".")]
+        worst, fails, _ = compare_dirs(outs, dc, dp, c.tol.get(precision, tol))
+        hn = sorted(set(r for n, r in host.items() if n.startswith(c.name + "/")))
+        note = "; ".join(fails[:2])
+        if hn:
+            note = (note + "  " if note else "") + "HOST: " + "; ".join(hn)[:200]
+        T.add("%s/%s [%s]" % (family, c.name, precision), not fails, worst, per_ms, note, c.xfail.get(precision))
+
+
+def run_ops(E, T, families, precisions, tol_override, case_filter):
+    oc = ops_module()
+    for fam in families:
+        cases = [c for c in oc.CASES[fam] if not case_filter or re.search(case_filter, c.name)]
+        by_opset = {}
+        for c in cases:
+            by_opset.setdefault(c.opset, []).append(c)
+        for p in precisions:
+            for opset, cs in sorted(by_opset.items()):
+                run_op_model(E, T, fam, cs, opset, p, tol_override or TOL[p])
+
+
+# ---- selftest ------------------------------------------------------------------------------------
+def run_selftest(E, T):
+    import ctypes
+    src = os.path.join(HERE, "selftest.cu")
+    so = os.path.join(E.tmp, "selftest.so")
+    t0 = time.perf_counter()
+    rc, _, err, _ = sh([os.path.join(HERE, "build_kernels.sh"), src, so])
+    if rc:
+        T.add("selftest build", False, None, 0, first_error(err))
+        return
+    lib = ctypes.CDLL(so)
+    lib.drt_emu_error.restype = ctypes.c_char_p
+
+    def launch(name, grid, block, smem, args):
+        ka = (ctypes.c_ulonglong * 32)(*(list(args) + [0] * (32 - len(args))))
+        g = (ctypes.c_uint * 3)(*grid)
+        b = (ctypes.c_uint * 3)(*block)
+        fn = ctypes.cast(getattr(lib, name), ctypes.c_void_p)
+        rc = lib.drt_emu_launch(fn, g, b, ctypes.c_size_t(smem), ctypes.byref(ka))
+        return rc, lib.drt_emu_error().decode()
+
+    def ptr(a):
+        return a.ctypes.data
+
+    rng = np.random.default_rng(1)
+
+    def case(label, fn):
+        t1 = time.perf_counter()
+        try:
+            why = fn()
+        except Exception as e:  # noqa: BLE001
+            why = "exception %r" % e
+        T.add("selftest/" + label, why is None, None, (time.perf_counter() - t1) * 1e3, why or "")
+
+    def rowsum():
+        x = rng.random((7, 1000), dtype=np.float32)
+        y = np.zeros(7, np.float32)
+        rc, e = launch("st_rowsum", (7, 1, 1), (128, 1, 1), 0, [ptr(x), ptr(y), 1000])
+        if rc:
+            return e
+        err = rel_l2(y, x.astype(np.float64).sum(1))
+        return None if err < 1e-6 else "rel err %g" % err
+
+    def reverse():
+        x = np.arange(3 * 96, dtype=np.float32)
+        r = x.copy()
+        rc, e = launch("st_reverse", (3, 1, 1), (96, 1, 1), 96 * 4, [ptr(x)])
+        if rc:
+            return e
+        return None if np.array_equal(x, r.reshape(3, 96)[:, ::-1].ravel()) else "wrong result"
+
+    def hgemm():
+        M, N, K = 32, 48, 64
+        a = rng.standard_normal((M, K)).astype(np.float16)
+        b = rng.standard_normal((K, N)).astype(np.float16)
+        c = np.zeros((M, N), np.float32)
+        rc, e = launch("st_wmma_h", (N // 16, M // 16, 1), (32, 1, 1), 0, [ptr(a), ptr(b), ptr(c), M, N, K])
+        if rc:
+            return e
+        err = rel_l2(c, a.astype(np.float64) @ b.astype(np.float64))
+        return None if err < 1e-6 else "rel err %g" % err
+
+    def tf32():
+        M, N, K = 16, 32, 24
+        a = rng.standard_normal((M, K)).astype(np.float32)
+        b = rng.standard_normal((K, N)).astype(np.float32)
+        c = np.zeros((M, N), np.float32)
+        rc, e = launch("st_wmma_tf32", (N // 16, 1, 1), (32, 1, 1), 0, [ptr(a), ptr(b), ptr(c), M, N, K])
+        if rc:
+            return e
+        err = rel_l2(c, a.astype(np.float64) @ b.astype(np.float64))
+        return None if 1e-6 < err < 3e-3 else "rel err %g (tf32 rounding expected ~1e-4)" % err
+
+    def conv16():
+        n = 4099
+        x = (rng.standard_normal(n) * 300).astype(np.float32)
+        x[:6] = [65519.0, 65520.0, 1e-8, 6e-8, -0.0, 3e38]
+        h = np.zeros(n, np.uint16)
+        bf = np.zeros(n, np.uint16)
+        rc, e = launch("st_convert", (5, 1, 1), (256, 1, 1), 0, [ptr(x), ptr(h), ptr(bf), n])
+        if rc:
+            return e
+        with np.errstate(over="ignore"):
+            ref_h = x.astype(np.float16).view(np.uint16)
+        u = x.view(np.uint32).astype(np.uint64)
+        ref_b = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+        if not np.array_equal(h, ref_h):
+            i = int(np.argwhere(h != ref_h)[0][0])
+            return "fp16 differs at %d: %r -> %#x, numpy %#x" % (i, float(x[i]), int(h[i]), int(ref_h[i]))
+        if not np.array_equal(bf, ref_b):
+            return "bf16 differs"
+        return None
+
+    def scan():
+        y = np.zeros(1 + 1000, np.int32)
+        rc, e = launch("st_scan", (1, 1, 1), (80, 1, 1), 0, [ptr(y)])
+        if rc:
+            return e
+        ref = np.concatenate([np.cumsum(np.arange(1, 33)), np.cumsum(np.arange(33, 65)), np.cumsum(np.arange(65, 81))])
+        if not np.array_equal(y[:80], ref):
+            return "shfl_up scan wrong"
+        return None if y[1000] == 80 else "atomicAdd count %d" % y[1000]
+
+    def deadlock():
+        rc, e = launch("st_deadlock", (1, 1, 1), (64, 1, 1), 0, [])
+        return None if rc and "deadlock" in e else "deadlock not reported (rc %d, %r)" % (rc, e)
+
+    def bcast():
+        y = np.zeros(4, np.uint32)
+        rc, e = launch("st_vote", (1, 1, 1), (48, 1, 1), 0, [ptr(y)])
+        if rc:
+            return e
+        want = [0xAAAAAAAA, 0xAAAA, 1, 0]
+        return None if list(y) == want else "votes %s, want %s" % ([hex(v) for v in y], [hex(v) for v in want])
+
+    for label, fn in [("block reduce (smem + shfl_xor)", rowsum), ("dynamic smem + barrier", reverse),
+                      ("wmma fp16 16x16x16", hgemm), ("wmma tf32 16x16x8", tf32), ("fp16/bf16 rounding", conv16),
+                      ("shfl_up scan, partial warp, atomics", scan), ("ballot/any/all, partial warp", bcast),
+                      ("deadlock detection", deadlock)]:
+        case(label, fn)
+
+
+# ---- main ----------------------------------------------------------------------------------------
+def main():
+    global VERBOSE
+    try:
+        fams = ", ".join(sorted(ops_module().CASES))
+    except Exception:  # noqa: BLE001
+        fams = "?"
+    ap = argparse.ArgumentParser(description=__doc__ % {"families": fams},
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--drt", required=True)
+    ap.add_argument("--mock", help="mock libcuda/cuBLASLt .so (default: BUILD/lib/libdrt_mock_cuda.so, else built)")
+    ap.add_argument("--work", help="work dir (default BUILD/cuda_emu; kernels cache in WORK/kernels)")
+    ap.add_argument("--filter", help="regex on fixture names")
+    ap.add_argument("--precision", default=",".join(PRECISIONS))
+    ap.add_argument("--data-sets", default="inputs", help="fixture data sets: inputs, inputs_b2 or all")
+    ap.add_argument("--fixtures", action="store_true", help="run the fixtures (default unless --ops/--generate/--selftest)")
+    ap.add_argument("--ops", help="op families: all or a comma list")
+    ap.add_argument("--case", help="regex on op case names (with --ops)")
+    ap.add_argument("--list-ops", action="store_true")
+    ap.add_argument("--generate", action="store_true")
+    ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--ctest", action="store_true", help="the ctest subset (selftest, ops, 2 fixtures, generate)")
+    ap.add_argument("--arch", default="sm_90", help="--arch for drt compile (the mock ignores the image)")
+    ap.add_argument("--tol", type=float)
+    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    VERBOSE = args.verbose
+
+    if args.list_ops:
+        oc = ops_module()
+        for fam in sorted(oc.CASES):
+            log("%s:" % fam)
+            for c in oc.CASES[fam]:
+                log("  %-28s opset %d  %s" % (c.name, c.opset, c.doc))
+        return 0
+    if not os.path.isfile(args.drt):
+        log("error: drt not found: %s" % args.drt)
+        log("0 passed, 1 failed")
+        return 1
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    for p in precisions:
+        if p not in TOL:
+            ap.error("unknown precision %r" % p)
+    E = Env(args)
+    T = Tally()
+    t0 = time.perf_counter()
+    try:
+        if args.ctest:
+            run_selftest(E, T)
+            run_ops(E, T, sorted(ops_module().CASES), ["fp32", "fp16"], args.tol, None)
+            for name in ["dit_student_op17", "unet_op17"]:
+                for p in ["fp32", "bf16"]:
+                    run_fixture(E, T, name, p, "inputs", args.tol or TOL[p])
+            run_generate(E, T, "fp32", args.tol or TOL["fp32"])
+        else:
+            explicit = args.ops or args.generate or args.selftest
+            if args.selftest:
+                run_selftest(E, T)
+            if args.ops:
+                oc = ops_module()
+                fams = sorted(oc.CASES) if args.ops == "all" else [f.strip() for f in args.ops.split(",")]
+                for f in fams:
+                    if f not in oc.CASES:
+                        ap.error("unknown op family %r (have %s)" % (f, ", ".join(sorted(oc.CASES))))
+                run_ops(E, T, fams, precisions, args.tol, args.case)
+            if args.fixtures or not explicit:
+                sets = ["inputs", "inputs_b2"] if args.data_sets == "all" else args.data_sets.split(",")
+                for name in fixture_names(args.filter):
+                    for p in precisions:
+                        for ds in sets:
+                            if os.path.isdir(os.path.join(FIXTURES, name, ds)):
+                                run_fixture(E, T, name, p, ds, args.tol or TOL[p])
+            if args.generate:
+                for p in precisions:
+                    run_generate(E, T, p, args.tol or TOL[p])
+    finally:
+        E.cleanup()
+    log("%d passed, %d failed (%.0f s)" % (T.passed, T.failed, time.perf_counter() - t0))
+    return 1 if T.failed or (T.passed == 0) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The one-command GPU check (issue 5/7): on a machine with an NVIDIA GPU, CUDA 12/13 and Python with
+# torch, offline:
+#   1. environment: GPU, driver, CUDA, torch versions;
+#   2. kernels and fixtures: every model fixture compiled for this GPU in fp32, tf32, fp16 and bf16,
+#      run on CUDA and on the CPU backend, compared (fp32/tf32 rel L2 <= 1e-3, fp16/bf16 <= 1e-2, no
+#      NaN/Inf), plus a 4-step generation (one CUDA graph) vs the CPU loop; per-op kernel checks
+#      (tests/cuda_emu/run_emu.py --gpu) when present;
+#   3. benchmark: the realistic DiT (28 blocks, hidden 1152, 16 heads; 1024 and 4096 tokens) and the
+#      scaled-up UNet in bf16: distilrt GPU time per evaluation and per 4-step generation against
+#      PyTorch eager and torch.compile on the same model definition and GPU, with the fraction of
+#      the measured bf16 matmul peak (FLOP floor / measured time);
+#   4. a short table last; every figure in RESULTS_DIR/results.json.
+# Budget: under 8 minutes (each step has a deadline; what does not fit is reported as skipped).
+#
+# usage: tests/gpu/run.sh RESULTS_DIR [--kit DIR | --build DIR] [--quick] [--skip-bench] [--skip-check]
+#   --kit DIR    a folder made by tests/gpu/prepare.sh (bin/drt + bench graphs); default: gpu-kit
+#   --build DIR  a build folder with bin/drt (bench graphs exported here with tests/gpu/prepare.py
+#                if torch.onnx works on this machine)
+#   --quick      fp32 and bf16 only, one benchmark model (dit_1024)
+# Without either, a kit at ./gpu-kit is used, else the script builds with CMake (needs protobuf-c).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+T0=$(date +%s)
+BUDGET=${DRT_GPU_BUDGET_S:-460}
+[ $# -ge 1 ] || { echo "usage: tests/gpu/run.sh RESULTS_DIR [--kit DIR | --build DIR] [--quick] [--skip-bench] [--skip-check]" >&2; exit 2; }
+OUT=$1; shift
+KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kit) KIT=$2; shift 2 ;;
+    --build) BUILD=$2; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    --skip-bench) SKIP_BENCH=1; shift ;;
+    --skip-check) SKIP_CHECK=1; shift ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/drt-gpu.XXXXXX")
+LOG="$OUT/run.log"
+: > "$LOG"
+log() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a "$LOG"; }
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+export DRT_CACHE_DIR="$WORK/nvrtc-cache"
+
+# ---- 1. environment ------------------------------------------------------------------------------
+log "environment"
+{ nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader 2>&1 || true; } > "$OUT/gpu.txt"
+{ nvcc --version 2>&1 | tail -2 || true; } > "$OUT/nvcc.txt"
+cat "$OUT/gpu.txt" | tee -a "$LOG"
+CC_STR=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+if [ -z "$CC_STR" ]; then
+  CC_STR=$(python3 -c "import torch; a,b=torch.cuda.get_device_capability(); print(f'{a}{b}')" 2>/dev/null || true)
+fi
+if [ -z "$CC_STR" ]; then log "no NVIDIA GPU found (nvidia-smi and torch both failed): nothing to check"; exit 3; fi
+ARCH="sm_$CC_STR"
+log "device architecture $ARCH"
+
+# ---- build / kit ---------------------------------------------------------------------------------
+if [ -z "$KIT" ] && [ -z "$BUILD" ] && [ -x gpu-kit/bin/drt ]; then KIT=gpu-kit; fi
+if [ -n "$KIT" ]; then
+  DRT="$ROOT/$KIT/bin/drt"; [ -x "$DRT" ] || DRT="$KIT/bin/drt"
+  BENCH_DIR="$(dirname "$(dirname "$DRT")")/bench"
+elif [ -n "$BUILD" ]; then
+  DRT="$BUILD/bin/drt"; BENCH_DIR="$BUILD/gpu-bench"
+else
+  log "no kit or build given: building with CMake"
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DDRT_BUILD_TESTS=OFF >>"$LOG" 2>&1 &&
+    cmake --build build-gpu -j"$(nproc)" --target drt >>"$LOG" 2>&1 || { log "build failed (see run.log)"; exit 4; }
+  DRT="build-gpu/bin/drt"; BENCH_DIR="build-gpu/gpu-bench"
+fi
+[ -x "$DRT" ] || { log "drt binary not found at $DRT"; exit 4; }
+DRT=$(cd "$(dirname "$DRT")" && pwd)/drt
+"$DRT" --version 2>&1 | tee -a "$LOG"
+
+# ---- 2. correctness --------------------------------------------------------------------------------
+PRECS=fp32,tf32,fp16,bf16
+[ $QUICK = 1 ] && PRECS=fp32,bf16
+if [ $SKIP_CHECK = 0 ]; then
+  if [ -f tests/cuda_emu/run_emu.py ] && python3 tests/cuda_emu/run_emu.py --help 2>/dev/null | grep -q -- "--gpu"; then
+    log "per-op kernel checks (tests/cuda_emu/run_emu.py --gpu)"
+    timeout $(( $(left) / 4 )) python3 tests/cuda_emu/run_emu.py --gpu --drt "$DRT" --arch "$ARCH" \
+      --json "$OUT/kernels.json" >"$OUT/kernels.log" 2>&1
+    log "kernel checks exit $? (tail of kernels.log:)"; tail -5 "$OUT/kernels.log" | tee -a "$LOG"
+  fi
+  log "fixtures on CUDA vs CPU ($PRECS)"
+  timeout $(( $(left) / 2 )) python3 tests/gpu/check_fixtures.py --drt "$DRT" --arch "$ARCH" --precisions "$PRECS" \
+    --work "$WORK/fixtures" --out "$OUT/fixtures.json" 2>&1 | tee "$OUT/fixtures.log" | grep -E "FAIL|passed|generate" | tee -a "$LOG"
+fi
+
+# ---- 3. benchmarks --------------------------------------------------------------------------------
+MODELS="dit_1024 dit_4096 unet_scaled"
+[ $QUICK = 1 ] && MODELS="dit_1024"
+if [ $SKIP_BENCH = 0 ]; then
+  if [ ! -d "$BENCH_DIR" ]; then
+    log "exporting benchmark graphs into $BENCH_DIR (no kit)"
+    python3 tests/gpu/prepare.py "$BENCH_DIR" >>"$LOG" 2>&1 || log "export failed (torch.onnx/onnx missing?): see run.log"
+  fi
+  for m in $MODELS; do
+    [ -f "$BENCH_DIR/$m/model.onnx" ] || { log "$m: no graph, skipped"; continue; }
+    if [ "$(left)" -lt 90 ]; then log "$m: skipped (time budget)"; continue; fi
+    log "$m: weights, compile (bf16, $ARCH), bench"
+    mkdir -p "$WORK/$m"
+    python3 -c "import sys; sys.path.insert(0, 'tests/gpu'); import bench_models as bm; bm.make_weights('$BENCH_DIR/$m')" \
+      >>"$LOG" 2>&1 || { log "$m: weight generation failed"; continue; }
+    timeout $(( $(left) / 2 )) "$DRT" compile "$BENCH_DIR/$m/model.onnx" -o "$WORK/$m/model.plan" --target cuda \
+      --arch "$ARCH" --precision bf16 --schedule flow-euler > "$OUT/compile_$m.log" 2>&1 ||
+      { log "$m: drt compile failed: $(tail -2 "$OUT/compile_$m.log")"; continue; }
+    grep -iE "fallback|host|compiled|kernels" "$OUT/compile_$m.log" | head -5 | tee -a "$LOG"
+    IN=""
+    for f in "$BENCH_DIR/$m"/*.npy; do n=$(basename "$f" .npy); IN="$IN --input $n=$f"; done
+    timeout $(( $(left) / 2 )) "$DRT" bench "$WORK/$m/model.plan" --backend cuda --json --steps 1,4 \
+      --warmup 3 --iterations 20 $IN > "$OUT/drt_$m.json" 2> "$OUT/drt_$m.err" ||
+      log "$m: drt bench failed: $(tail -3 "$OUT/drt_$m.err")"
+    rm -f "$BENCH_DIR/$m/weights.bin"
+  done
+  if [ "$(left)" -gt 60 ]; then
+    log "PyTorch eager / torch.compile"
+    timeout $(( $(left) - 15 )) python3 tests/gpu/torch_bench.py --out "$OUT/torch.json" --models "$(echo $MODELS | tr ' ' ,)" \
+      --budget-s $(( $(left) - 60 )) 2>&1 | tee "$OUT/torch.log" | grep -v Warning | tail -5 | tee -a "$LOG"
+  else
+    log "PyTorch benchmark skipped (time budget)"
+  fi
+fi
+
+# ---- 4. summary -----------------------------------------------------------------------------------
+python3 tests/gpu/summary.py "$OUT" --arch "$ARCH" --elapsed $(( $(date +%s) - T0 ))
+RC=$?
+rm -rf "$WORK"
+exit $RC

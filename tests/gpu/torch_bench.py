@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""PyTorch side of tests/gpu/run.sh: per-evaluation latency of the benchmark models
+(tests/gpu/bench_models.py) in bf16 with eager and torch.compile on the same GPU, a 4-step
+generation loop (Euler on the model output, the same amount of work as `drt generate --steps 4`)
+in both modes, the FLOPs of one evaluation (torch.utils.flop_counter) and the measured dense
+bf16 matmul peak of the GPU. Writes one JSON object.
+
+usage: torch_bench.py --out FILE.json [--models dit_1024,dit_4096,unet_scaled] [--iters N]
+                      [--no-compile] [--budget-s S]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import torch  # noqa: E402
+
+import bench_models as bm  # noqa: E402
+
+
+def time_cuda(fn, iters, warmup=3):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def matmul_peak_tflops():
+    n = 8192
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    ms = time_cuda(lambda: a @ b, 20, warmup=5)
+    return 2 * n ** 3 / (ms * 1e-3) / 1e12
+
+
+def count_flops(model, args):
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc:
+        model(*args)
+    return int(fc.get_total_flops())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--models", default=",".join(bm.CONFIGS))
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--budget-s", type=float, default=240.0, help="skip torch.compile once past this")
+    a = ap.parse_args()
+    t_start = time.time()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    res = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
+           "models": {}}
+    res["bf16_matmul_peak_tflops"] = matmul_peak_tflops()
+    for name in a.models.split(","):
+        r = {}
+        model = bm.build(name).to("cuda", torch.bfloat16)
+        feeds = bm.inputs(name)
+        args = [torch.from_numpy(v).to("cuda") for v in feeds.values()]
+        args = [x.to(torch.bfloat16) if x.is_floating_point() else x for x in args]
+        with torch.no_grad():
+            r["flops"] = count_flops(model, args)
+            r["eager_ms"] = time_cuda(lambda: model(*args), a.iters)
+
+            def loop(m):
+                x = args[0]
+                for k in range(4):
+                    t = torch.full_like(args[1], 999.0 - 250.0 * k)
+                    v = m(x, t, args[2])
+                    x = x - 0.25 * v
+                return x
+            r["eager_gen4_ms"] = time_cuda(lambda: loop(model), max(3, a.iters // 4))
+            if not a.no_compile and time.time() - t_start < a.budget_s:
+                cm = torch.compile(model)
+                t0 = time.time()
+                cm(*args)
+                torch.cuda.synchronize()
+                r["compile_s"] = time.time() - t0
+                r["compile_ms"] = time_cuda(lambda: cm(*args), a.iters)
+                r["compile_gen4_ms"] = time_cuda(lambda: loop(cm), max(3, a.iters // 4))
+            else:
+                r["compile_skipped"] = "time budget" if not a.no_compile else "--no-compile"
+        res["models"][name] = r
+        del model
+        torch.cuda.empty_cache()
+        print("torch %-12s eager %.2f ms  compile %s ms  %.1f GFLOP" % (
+            name, r["eager_ms"], "%.2f" % r["compile_ms"] if "compile_ms" in r else "-", r["flops"] / 1e9),
+            flush=True)
+    with open(a.out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

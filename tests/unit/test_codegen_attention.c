@@ -1,0 +1,562 @@
+/* CUDA code generation for drt.Attention (codegen/emit_attention.c, codegen/kernels/attention.cuh):
+ * the launch geometry (grid over query tiles x batch x heads, warps per block, dynamic shared
+ * memory mirroring drt_attn_cfg), the instantiated template (storage type, tensor-core or SIMT
+ * variant, tile sizes, mask mode, causal, K/V stages), the baked strides of every layout and of broadcast
+ * masks, the HOST fallback with its reason for what the device kernel does not handle, and an
+ * NVRTC compile of a program holding every variant for sm_80/86/89/90 (skipped without libnvrtc),
+ * and the numerics: single-node graphs (every layout family, GQA, each mask mode and broadcast
+ * shape, causal, fully masked rows, head sizes 16..256, odd lengths) rendered in every precision,
+ * built with the CPU emulator (tests/cuda_emu/build_kernels.sh; skipped without g++), launched
+ * directly with drt_emu_launch and compared with the CPU kernel (relative L2 <= 1e-4 fp32,
+ * 3e-3 tf32, 1e-2 fp16/bf16). */
+#define _GNU_SOURCE 1 /* mkdtemp */
+#include "testutil.h"
+
+#include <dlfcn.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/cg.h"
+#include "codegen/nvrtc.h"
+#include "ir/infer.h"
+
+/* ---- graph building ------------------------------------------------------------------------ */
+typedef struct attn_spec {
+  int64_t q[5], k[5], v[5], m[5]; /* rank then dims; m rank 0: no mask (-1: scalar mask) */
+  const char *ql, *kl, *vl, *ol;
+  int64_t heads, kv_heads;
+  int mask_mode, causal;
+  drt_dtype dt, mask_dt;
+  float scale; /* NAN: default */
+  int has_fill;
+  float fill;
+} attn_spec;
+
+static void attr_i(drt_graph *g, drt_node *n, const char *name, int64_t x) {
+  drt_attr a;
+  memset(&a, 0, sizeof a);
+  a.name = name;
+  a.type = DRT_ATTR_INT;
+  a.i = x;
+  DRT_ASSERT_OK(drt_node_add_attr(g, n, &a));
+}
+
+static void attr_s(drt_graph *g, drt_node *n, const char *name, const char *s) {
+  if (!s) return;
+  drt_attr a;
+  memset(&a, 0, sizeof a);
+  a.name = name;
+  a.type = DRT_ATTR_STRING;
+  a.s = s;
+  a.s_len = strlen(s);
+  DRT_ASSERT_OK(drt_node_add_attr(g, n, &a));
+}
+
+static drt_value *input(drt_graph *g, const char *name, drt_dtype dt, const int64_t *rd) {
+  drt_shape s = drt_test_shape((int)rd[0], rd + 1);
+  drt_value *v = drt_graph_add_value(g, name, dt, &s);
+  assert_non_null(v);
+  DRT_ASSERT_OK(drt_graph_add_input(g, v));
+  return v;
+}
+
+/* Appends one drt.Attention node (inferred output) to g. */
+static drt_node *add_attention(drt_graph *g, const attn_spec *s) {
+  char nm[4][32];
+  size_t id = g->num_nodes;
+  snprintf(nm[0], sizeof nm[0], "q%zu", id);
+  snprintf(nm[1], sizeof nm[1], "k%zu", id);
+  snprintf(nm[2], sizeof nm[2], "v%zu", id);
+  snprintf(nm[3], sizeof nm[3], "m%zu", id);
+  drt_value *ins[4] = {input(g, nm[0], s->dt, s->q), input(g, nm[1], s->dt, s->k), input(g, nm[2], s->dt, s->v), NULL};
+  int nin = 3;
+  if (s->m[0] != 0) {
+    int64_t scalar[1] = {0};
+    ins[3] = input(g, nm[3], s->mask_dt, s->m[0] < 0 ? scalar : s->m);
+    nin = 4;
+  }
+  drt_value *out = drt_graph_add_value(g, NULL, DRT_DTYPE_UNDEFINED, NULL);
+  assert_non_null(out);
+  drt_node *n;
+  DRT_ASSERT_OK(drt_graph_add_node(g, DRT_OP_FUSED_ATTENTION, NULL, ins, nin, &out, 1, &n));
+  attr_i(g, n, "num_heads", s->heads);
+  if (s->kv_heads) attr_i(g, n, "kv_num_heads", s->kv_heads);
+  attr_s(g, n, "q_layout", s->ql);
+  attr_s(g, n, "k_layout", s->kl);
+  attr_s(g, n, "v_layout", s->vl);
+  attr_s(g, n, "out_layout", s->ol);
+  if (nin == 4) attr_i(g, n, "mask_mode", s->mask_mode);
+  if (s->causal) attr_i(g, n, "causal", 1);
+  if (s->has_fill) {
+    drt_attr a;
+    memset(&a, 0, sizeof a);
+    a.name = "mask_fill";
+    a.type = DRT_ATTR_FLOAT;
+    a.f = s->fill;
+    DRT_ASSERT_OK(drt_node_add_attr(g, n, &a));
+  }
+  if (!isnan(s->scale)) {
+    drt_attr a;
+    memset(&a, 0, sizeof a);
+    a.name = "scale";
+    a.type = DRT_ATTR_FLOAT;
+    a.f = s->scale;
+    DRT_ASSERT_OK(drt_node_add_attr(g, n, &a));
+  }
+  DRT_ASSERT_OK(drt_infer_node(g, n));
+  DRT_ASSERT_OK(drt_graph_add_output(g, out));
+  return n;
+}
+
+static drt_graph *new_graph(void) {
+  drt_graph *g;
+  DRT_ASSERT_OK(drt_graph_create(&g));
+  g->opset = 17;
+  return g;
+}
+
+static drt_cuda_program *build(const drt_graph *g, drt_cuda_precision p, bool fallback) {
+  drt_cuda_codegen_options o;
+  drt_cuda_codegen_options_init(&o);
+  o.precision = p;
+  o.allow_host_fallback = fallback;
+  drt_cuda_program *prog = NULL;
+  DRT_ASSERT_OK(drt_cuda_program_build(&g, 1, &o, &prog));
+  assert_non_null(prog);
+  return prog;
+}
+
+/* The wrapper text of a kernel launch. */
+static char *kernel_text(const drt_cuda_program *p, const drt_cuda_launch *l) {
+  assert_int_equal(l->kind, DRT_CUDA_LAUNCH_KERNEL);
+  const drt_cuda_kernel *k = &p->kernels[l->kernel];
+  size_t n = k->src_end - k->src_begin;
+  char *t = malloc(n + 1);
+  assert_non_null(t);
+  memcpy(t, p->source + k->src_begin, n);
+  t[n] = 0;
+  return t;
+}
+
+static void assert_has(const char *text, const char *needle) {
+  if (!strstr(text, needle)) print_error("'%s' not found in:\n%s\n", needle, text);
+  assert_non_null(strstr(text, needle));
+}
+
+#define DIMS3(a, b, c) {3, a, b, c}
+#define DIMS4(a, b, c, d) {4, a, b, c, d}
+
+/* ---- launch geometry ----------------------------------------------------------------------- */
+/* The DiT benchmark shape: 16 heads of 72 at hidden 1152, [B, S, H*D] everywhere. */
+static void test_dit_bf16(void **state) {
+  (void)state;
+  drt_graph *g = new_graph();
+  attn_spec s = {DIMS3(2, 1024, 1152), DIMS3(2, 1024, 1152), DIMS3(2, 1024, 1152), {0}, "b_s_hd", "b_s_hd",
+                 "b_s_hd", "b_s_hd", 16, 0, 0, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0};
+  add_attention(g, &s);
+  drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_BF16, false);
+  const drt_cuda_graph_code *c = &p->graphs[0];
+  assert_int_equal(c->num_launches, 1);
+  const drt_cuda_launch *l = &c->launches[0];
+  assert_int_equal(l->kind, DRT_CUDA_LAUNCH_KERNEL);
+  assert_int_equal(l->grid[0], 1024 / 64 * 2 * 16);
+  assert_int_equal(l->grid[1] * l->grid[2], 1);
+  assert_int_equal(l->block[0], 128);
+  /* Q [64][80 + 8] bf16, K/V 2 stages of [64][80 + 8] bf16, S [64][68] f32, O [64][84] f32, L [64] f32 */
+  assert_int_equal(l->smem, 64 * 88 * 2 * 5 + 64 * 68 * 4 + 64 * 84 * 4 + 256);
+  assert_int_equal(l->num_args, 5);
+  assert_int_equal(l->args[0].kind, DRT_CUDA_ARG_VALUE);
+  assert_int_equal(l->args[3].kind, DRT_CUDA_ARG_NONE);
+  assert_ptr_equal(l->args[4].value, g->nodes[0]->outputs[0]);
+  char *t = kernel_text(p, l);
+  assert_has(t, "drt_attention<__nv_bfloat16, unsigned char, 72, 72, 64, 64, -1, false, true, 2>");
+  assert_has(t, "{1179648LL, 72LL, 1152LL, 1LL}"); /* b_s_hd strides over (b, h, s, d) */
+  assert_has(t, "{16LL, 1LL, 1024LL, 1024LL,");     /* heads, group, Sq, Skv */
+  float sc = (float)(1.0 / sqrt(72.0)); /* as drt_fused_attention_resolve */
+  uint32_t bits;
+  memcpy(&bits, &sc, 4);
+  char want[64];
+  snprintf(want, sizeof want, "__uint_as_float(0x%08" PRIx32 "u)", bits);
+  assert_has(t, want);
+  assert_has(t, "__launch_bounds__(128)");
+  free(t);
+  drt_cuda_program_destroy(p);
+
+  /* fp32 storage: SIMT variant, smaller key tile (fits the preferred shared-memory budget) */
+  p = build(g, DRT_CUDA_PRECISION_FP32, false);
+  l = &p->graphs[0].launches[0];
+  t = kernel_text(p, l);
+  assert_has(t, "drt_attention<float, unsigned char, 72, 72, 64, 32, -1, false, false, 1>");
+  assert_int_equal(l->smem, 64 * 84 * 4 + 32 * 81 * 4 + 32 * 84 * 4 + 64 * 36 * 4 + 64 * 84 * 4 + 256);
+  free(t);
+  drt_cuda_program_destroy(p);
+  drt_graph_destroy(g);
+}
+
+/* Every precision and head size picks a configuration within the shared-memory limit; fp32 uses
+ * the SIMT variant, tf32 the tensor-core one on float storage; fp16 storage is __half. */
+static void test_head_sizes(void **state) {
+  (void)state;
+  static const int64_t dims[] = {8, 32, 64, 72, 80, 96, 128, 160, 256};
+  for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+    int64_t d = dims[i];
+    drt_graph *g = new_graph();
+    attn_spec s = {DIMS4(1, 2, 77, d), DIMS4(1, 2, 130, d), DIMS4(1, 2, 130, d), {0}, NULL, NULL, NULL, NULL,
+                   2, 0, 0, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0};
+    add_attention(g, &s);
+    for (int prec = 0; prec < 4; prec++) {
+      drt_cuda_program *p = build(g, (drt_cuda_precision)prec, false);
+      const drt_cuda_launch *l = &p->graphs[0].launches[0];
+      char *t = kernel_text(p, l);
+      assert_true(l->smem <= 160u * 1024u);
+      uint32_t bq = l->block[0] / 32 * 16;
+      assert_true(bq == 16 || bq == 32 || bq == 64);
+      assert_int_equal(l->grid[0], (77 + bq - 1) / bq * 2);
+      const char *ty = prec == DRT_CUDA_PRECISION_FP16 ? "drt_attention<__half, "
+                       : prec == DRT_CUDA_PRECISION_BF16 ? "drt_attention<__nv_bfloat16, "
+                                                         : "drt_attention<float, ";
+      assert_has(t, ty);
+      assert_has(t, prec != DRT_CUDA_PRECISION_FP32 ? ", true, " : ", false, 1>");
+      free(t);
+      drt_cuda_program_destroy(p);
+    }
+    drt_graph_destroy(g);
+  }
+}
+
+/* Masks of each mode: element type, mode, broadcast strides over (b, h, i, j). GQA group, causal,
+ * channel-major and bmm layouts, distinct V head size. */
+static void test_masks_layouts(void **state) {
+  (void)state;
+  drt_graph *g = new_graph();
+  /* additive fp32 mask [B, 1, Sq, Skv], GQA 4 -> 2 */
+  attn_spec a = {DIMS4(2, 4, 33, 40), DIMS4(2, 2, 70, 40), DIMS4(2, 2, 70, 24), DIMS4(2, 1, 33, 70), NULL, NULL,
+                 NULL, NULL, 4, 2, 0, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, 0.25f, 0, 0};
+  add_attention(g, &a);
+  /* bool key-padding mask [Skv], keep where true, causal, b_s_h_d */
+  attn_spec b = {DIMS4(2, 9, 3, 16), DIMS4(2, 9, 3, 16), DIMS4(2, 9, 3, 16), {1, 9}, "b_s_h_d", "b_s_h_d", "b_s_h_d",
+                 "b_s_h_d", 3, 0, 1, 1, DRT_DTYPE_FLOAT32, DRT_DTYPE_BOOL, NAN, 0, 0};
+  add_attention(g, &b);
+  /* bool [Sq, Skv] keep where false; UNet channel-major b_d_s_s in, bmm out */
+  attn_spec c = {DIMS4(2, 8, 4, 5), DIMS4(2, 8, 3, 3), DIMS4(2, 8, 3, 3), {2, 20, 9}, "b_d_s_s", "b_d_s_s", "b_d_s_s",
+                 "bh_s_d", 1, 0, 2, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_BOOL, NAN, 0, 0};
+  add_attention(g, &c);
+  /* scalar additive mask */
+  attn_spec d = {DIMS3(2, 5, 8), DIMS3(2, 6, 8), DIMS3(2, 6, 8), {-1}, "bh_s_d", "bh_s_d", "bh_s_d", "bh_s_d", 1, 0,
+                 0, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0};
+  add_attention(g, &d);
+  drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_FP16, false);
+  const drt_cuda_graph_code *code = &p->graphs[0];
+  assert_int_equal(code->num_launches, 4);
+  char *t = kernel_text(p, &code->launches[0]);
+  assert_has(t, "drt_attention<__half, __half, 40, 24, 64, 64, 0, false, true, 2>");
+  assert_has(t, "{4LL, 2LL, 33LL, 70LL,");
+  assert_has(t, "{2310LL, 0LL, 70LL, 1LL}"); /* mask strides */
+  assert_int_equal(code->launches[0].args[3].kind, DRT_CUDA_ARG_VALUE);
+  free(t);
+  t = kernel_text(p, &code->launches[1]);
+  assert_has(t, "drt_attention<__half, unsigned char, 16, 16, 64, 64, 1, true, true, 2>");
+  assert_has(t, "{432LL, 16LL, 48LL, 1LL}"); /* b_s_h_d */
+  assert_has(t, "{0LL, 0LL, 0LL, 1LL}");     /* key padding mask */
+  free(t);
+  t = kernel_text(p, &code->launches[2]);
+  assert_has(t, "drt_attention<__half, unsigned char, 8, 8, 64, 64, 2, false, true, 2>");
+  assert_has(t, "{160LL, 0LL, 1LL, 20LL}"); /* b_d_s_s: s contiguous, d strided */
+  assert_has(t, "{0LL, 0LL, 9LL, 1LL}");
+  free(t);
+  t = kernel_text(p, &code->launches[3]);
+  assert_has(t, "{0LL, 0LL, 0LL, 0LL}, __uint_as_float"); /* scalar mask: every stride 0 */
+  free(t);
+  drt_cuda_program_destroy(p);
+  drt_graph_destroy(g);
+}
+
+/* What the device kernel does not handle falls back to HOST with a reason, or fails naming the
+ * node when fallback is off. */
+static void test_fallback(void **state) {
+  (void)state;
+  drt_graph *g = new_graph();
+  attn_spec big = {DIMS4(1, 1, 8, 320), DIMS4(1, 1, 8, 320), DIMS4(1, 1, 8, 320), {0}, NULL, NULL, NULL, NULL, 1, 0,
+                   0, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0};
+  add_attention(g, &big);
+  drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_BF16, true);
+  assert_int_equal(p->graphs[0].num_launches, 1);
+  assert_int_equal(p->graphs[0].launches[0].kind, DRT_CUDA_LAUNCH_HOST);
+  assert_non_null(strstr(p->graphs[0].launches[0].reason, "head sizes 320"));
+  assert_int_equal(p->graphs[0].num_host_nodes, 1);
+  drt_cuda_program_destroy(p);
+  drt_cuda_codegen_options o;
+  drt_cuda_codegen_options_init(&o);
+  o.precision = DRT_CUDA_PRECISION_FP32;
+  o.allow_host_fallback = false;
+  DRT_ASSERT_ERROR(drt_cuda_program_build((const drt_graph *const *)&g, 1, &o, &p), DRT_STATUS_UNSUPPORTED,
+                   "head sizes 320");
+  drt_graph_destroy(g);
+
+  /* float64 storage */
+  g = new_graph();
+  attn_spec dbl = {DIMS4(1, 1, 8, 16), DIMS4(1, 1, 8, 16), DIMS4(1, 1, 8, 16), {0}, NULL, NULL, NULL, NULL, 1, 0, 0,
+                   0, DRT_DTYPE_FLOAT64, DRT_DTYPE_FLOAT32, NAN, 0, 0};
+  add_attention(g, &dbl);
+  p = build(g, DRT_CUDA_PRECISION_FP16, true);
+  assert_int_equal(p->graphs[0].launches[0].kind, DRT_CUDA_LAUNCH_HOST);
+  assert_non_null(strstr(p->graphs[0].launches[0].reason, "storage type"));
+  drt_cuda_program_destroy(p);
+  drt_graph_destroy(g);
+}
+
+/* ---- NVRTC ----------------------------------------------------------------------------------- */
+static void test_nvrtc_compiles(void **state) {
+  (void)state;
+  int major, minor;
+  drt_status st = drt_nvrtc_version(&major, &minor);
+  if (st) {
+    drt_status_free(st);
+    skip();
+  }
+  drt_graph *g = new_graph();
+  attn_spec specs[] = {
+      {DIMS3(2, 100, 1152), DIMS3(2, 100, 1152), DIMS3(2, 100, 1152), {0}, "b_s_hd", "b_s_hd", "b_s_hd", "b_s_hd",
+       16, 0, 0, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0},
+      {DIMS4(2, 4, 33, 128), DIMS4(2, 2, 70, 128), DIMS4(2, 2, 70, 128), DIMS4(2, 1, 33, 70), NULL, NULL, NULL, NULL,
+       4, 2, 0, 1, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0},
+      {DIMS4(2, 256, 4, 5), DIMS4(2, 256, 3, 3), DIMS4(2, 256, 3, 3), {2, 20, 9}, "b_d_s_s", "b_d_s_s", "b_d_s_s",
+       "b_hd_s", 1, 0, 2, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_BOOL, NAN, 0, 0},
+      {DIMS4(1, 2, 77, 40), DIMS4(1, 2, 130, 40), DIMS4(1, 2, 130, 24), {1, 130}, NULL, NULL, NULL, NULL, 2, 0, 1, 1,
+       DRT_DTYPE_FLOAT32, DRT_DTYPE_BOOL, NAN, 0, 0},
+  };
+  for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) add_attention(g, &specs[i]);
+  drt_nvrtc_compile_options co;
+  drt_nvrtc_compile_options_init(&co);
+  co.cache_dir = "off";
+  /* each arch once (NVRTC parses the whole library per compile): bf16, the benchmark precision,
+   * for sm_80 and sm_90, fp16 for sm_86, fp32 (SIMT variant) for sm_89, tf32 for sm_80 */
+  static const struct {
+    drt_cuda_precision prec;
+    const char *archs[2];
+    size_t n;
+  } runs[] = {{DRT_CUDA_PRECISION_BF16, {"sm_80", "sm_90"}, 2},
+              {DRT_CUDA_PRECISION_FP16, {"sm_86", NULL}, 1},
+              {DRT_CUDA_PRECISION_FP32, {"sm_89", NULL}, 1},
+              {DRT_CUDA_PRECISION_TF32, {"sm_80", NULL}, 1}};
+  for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+    drt_cuda_program *p = build(g, runs[r].prec, false);
+    drt_nvrtc_image img[2];
+    memset(img, 0, sizeof img);
+    DRT_ASSERT_OK(drt_nvrtc_compile(p, runs[r].archs, runs[r].n, &co, img));
+    for (size_t a = 0; a < runs[r].n; a++) {
+      assert_true(img[a].size > 0);
+      drt_nvrtc_image_free(&img[a]);
+    }
+    drt_cuda_program_destroy(p);
+  }
+  drt_graph_destroy(g);
+}
+
+/* ---- numerics through the CPU emulator ------------------------------------------------------ */
+typedef int (*emu_launch_fn)(const void *, const unsigned[3], const unsigned[3], size_t, const void *);
+typedef const char *(*emu_error_fn)(void);
+
+/* One value's data: fp32 (what the CPU kernel reads) and the device storage bytes. */
+typedef struct emu_buf {
+  const drt_value *v;
+  float *f;       /* float32 values (bool masks: 0/1) */
+  void *dev;      /* storage dtype */
+  drt_dtype st;
+  size_t n;
+} emu_buf;
+
+static emu_buf *find_buf(emu_buf *b, size_t n, const drt_value *v) {
+  for (size_t i = 0; i < n; i++)
+    if (b[i].v == v) return &b[i];
+  return NULL;
+}
+
+/* Compiles p->source with tests/cuda_emu/build_kernels.sh into dir/<tag>.so and opens it; NULL
+ * (test skipped) when no compiler is available. */
+static void *build_emu(const drt_cuda_program *p, const char *dir, const char *tag) {
+  char src[512], so[512], cmd[1600];
+  snprintf(src, sizeof src, "%s/%s.cu", dir, tag);
+  snprintf(so, sizeof so, "%s/%s.so", dir, tag);
+  FILE *f = fopen(src, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(p->source, 1, p->source_len, f), p->source_len);
+  fclose(f);
+  const char *root = getenv("DRT_SOURCE_DIR");
+  snprintf(cmd, sizeof cmd, "%s/tests/cuda_emu/build_kernels.sh '%s' '%s'", root ? root : ".", src, so);
+  int rc = system(cmd);
+  if (rc != 0) {
+    print_error("emulator build failed (%d): %s\n", rc, cmd);
+    return NULL;
+  }
+  void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+  if (!h) print_error("dlopen %s: %s\n", so, dlerror());
+  assert_non_null(h);
+  return h;
+}
+
+static void test_emulated_numerics(void **state) {
+  (void)state;
+  if (system("command -v g++ >/dev/null 2>&1") != 0) skip();
+  const float NI = -INFINITY;
+  (void)NI;
+  attn_spec specs[] = {
+      /* DiT form, D = 72 (padded to 80), Sq = Skv = 77 */
+      {DIMS3(1, 77, 144), DIMS3(1, 77, 144), DIMS3(1, 77, 144), {0}, "b_s_hd", "b_s_hd", "b_s_hd", "b_s_hd", 2, 0, 0,
+       0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0},
+      /* GQA 4 -> 2, causal, three key tiles */
+      {DIMS4(1, 4, 130, 64), DIMS4(1, 2, 130, 64), DIMS4(1, 2, 130, 64), {0}, NULL, NULL, NULL, NULL, 4, 2, 0, 1,
+       DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0},
+      /* additive mask [B, 1, Sq, Skv] with -inf entries, V head size 24 */
+      {DIMS4(2, 2, 33, 32), DIMS4(2, 2, 70, 32), DIMS4(2, 2, 70, 24), DIMS4(2, 1, 33, 70), NULL, NULL, NULL, NULL, 2,
+       0, 0, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, 0.2f, 0, 0},
+      /* key-padding bool mask (keep true), causal, b_s_h_d, D = 80 */
+      {DIMS4(1, 50, 2, 80), DIMS4(1, 100, 2, 80), DIMS4(1, 100, 2, 80), {1, 100}, "b_s_h_d", "b_s_h_d", "b_s_h_d",
+       "b_s_h_d", 2, 0, 1, 1, DRT_DTYPE_FLOAT32, DRT_DTYPE_BOOL, NAN, 0, 0},
+      /* UNet channel-major, D = 128, bool [Sq, Skv] keep where false */
+      {DIMS4(1, 128, 4, 5), DIMS4(1, 128, 3, 3), DIMS4(1, 128, 3, 3), {2, 20, 9}, "b_d_s_s", "b_d_s_s", "b_d_s_s",
+       "b_hd_s", 1, 0, 2, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_BOOL, NAN, 0, 0},
+      /* D = 256, bmm form, scalar additive mask */
+      {DIMS3(2, 40, 256), DIMS3(2, 50, 256), DIMS3(2, 50, 256), {-1}, "bh_s_d", "bh_s_d", "bh_s_d", "bh_s_d", 1, 0, 0,
+       0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0},
+      /* three keys: rows with every key masked -> 0 */
+      {DIMS4(1, 3, 20, 40), DIMS4(1, 1, 3, 40), DIMS4(1, 1, 3, 24), DIMS4(1, 3, 20, 3), NULL, NULL, NULL, NULL, 3, 1,
+       1, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_BOOL, 0.3f, 0, 0},
+      /* the same with mask_fill = -FLT_MAX: such rows average every key, as on the CPU */
+      {DIMS4(1, 3, 20, 40), DIMS4(1, 1, 3, 40), DIMS4(1, 1, 3, 24), DIMS4(1, 3, 20, 3), NULL, NULL, NULL, NULL, 3, 1,
+       1, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_BOOL, 0.3f, 1, -3.4028235e38f},
+      /* one key, tiny head */
+      {DIMS4(1, 1, 17, 16), DIMS4(1, 1, 1, 16), DIMS4(1, 1, 1, 8), {0}, NULL, NULL, NULL, NULL, 1, 0, 0, 0,
+       DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0},
+      /* large scores: the lazy rescale moves its reference max several times */
+      {DIMS4(1, 2, 100, 32), DIMS4(1, 1, 300, 32), DIMS4(1, 1, 300, 32), {0}, NULL, NULL, NULL, NULL, 2, 1, 0, 0,
+       DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, 3.0f, 0, 0},
+  };
+  const size_t nspec = sizeof specs / sizeof specs[0];
+  drt_graph *g = new_graph();
+  for (size_t i = 0; i < nspec; i++) add_attention(g, &specs[i]);
+
+  /* fp32 data and CPU references (inputs rounded to each storage type below) */
+  char dir[] = "/tmp/drt_attn_emu_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  static const drt_cuda_precision precs[] = {DRT_CUDA_PRECISION_FP32, DRT_CUDA_PRECISION_TF32,
+                                             DRT_CUDA_PRECISION_FP16, DRT_CUDA_PRECISION_BF16};
+  for (size_t pi = 0; pi < sizeof precs / sizeof precs[0]; pi++) {
+    drt_cuda_precision prec = precs[pi];
+    drt_cuda_program *p = build(g, prec, false);
+    void *h = build_emu(p, dir, drt_cuda_precision_name(prec));
+    if (!h) {
+      drt_cuda_program_destroy(p);
+      skip();
+    }
+    emu_launch_fn launch = (emu_launch_fn)dlsym(h, "drt_emu_launch");
+    emu_error_fn emu_error = (emu_error_fn)dlsym(h, "drt_emu_error");
+    assert_non_null(launch);
+    assert_non_null(emu_error);
+    drt_test_rng rng = {1234};
+    for (size_t ni = 0; ni < g->num_nodes; ni++) {
+      drt_node *n = g->nodes[ni];
+      emu_buf bufs[5];
+      memset(bufs, 0, sizeof bufs);
+      int nb = 0;
+      for (int i = 0; i < n->num_inputs + 1; i++) {
+        const drt_value *v = i < n->num_inputs ? n->inputs[i] : n->outputs[0];
+        if (!v) continue;
+        emu_buf *b = &bufs[nb++];
+        b->v = v;
+        b->n = (size_t)drt_shape_numel(&v->shape);
+        b->st = drt_cuda_storage_dtype(prec, v->dtype);
+        b->f = calloc(b->n + 1, sizeof(float));
+        b->dev = calloc(b->n + 1, drt_dtype_size(b->st));
+        assert_non_null(b->f);
+        assert_non_null(b->dev);
+        if (i == n->num_inputs) continue; /* output */
+        for (size_t e = 0; e < b->n; e++) {
+          float x;
+          if (v->dtype == DRT_DTYPE_BOOL) x = drt_test_uniform(&rng, 0, 1) < 0.7f ? 1.0f : 0.0f;
+          else if (i == 3) x = drt_test_uniform(&rng, 0, 1) < 0.2f ? -INFINITY : drt_test_uniform(&rng, -3, 3);
+          else x = drt_test_uniform(&rng, i < 2 ? -2.0f : -1.0f, i < 2 ? 2.0f : 1.0f);
+          b->f[e] = x;
+        }
+        if (v->dtype == DRT_DTYPE_BOOL) {
+          for (size_t e = 0; e < b->n; e++) ((uint8_t *)b->dev)[e] = b->f[e] != 0.0f;
+        } else {
+          drt_convert(b->st, b->dev, DRT_DTYPE_FLOAT32, b->f, b->n); /* round to storage */
+          drt_convert(DRT_DTYPE_FLOAT32, b->f, b->st, b->dev, b->n); /* the CPU sees the same values */
+        }
+      }
+      /* CPU reference */
+      drt_tensor ins[4], ref;
+      memset(ins, 0, sizeof ins);
+      uint8_t *mask_u8 = NULL;
+      for (int i = 0; i < n->num_inputs; i++) {
+        emu_buf *b = find_buf(bufs, (size_t)nb, n->inputs[i]);
+        if (!b) continue;
+        if (n->inputs[i]->dtype == DRT_DTYPE_BOOL) {
+          mask_u8 = b->dev;
+          ins[i].data = mask_u8;
+        } else {
+          ins[i].data = b->f;
+        }
+      }
+      DRT_ASSERT_OK(drt_test_run_node(g, n, ins, &ref));
+      /* device run */
+      assert_int_equal(p->graphs[0].node_first[ni + 1] - p->graphs[0].node_first[ni], 1);
+      const drt_cuda_launch *l = &p->graphs[0].launches[p->graphs[0].node_first[ni]];
+      assert_int_equal(l->kind, DRT_CUDA_LAUNCH_KERNEL);
+      unsigned long long kargs[DRT_CUDA_MAX_ARGS];
+      memset(kargs, 0, sizeof kargs);
+      for (int a = 0; a < l->num_args; a++) {
+        if (l->args[a].kind == DRT_CUDA_ARG_VALUE) {
+          emu_buf *b = find_buf(bufs, (size_t)nb, l->args[a].value);
+          assert_non_null(b);
+          kargs[a] = (unsigned long long)(uintptr_t)((char *)b->dev + l->args[a].offset);
+        } else {
+          assert_int_equal(l->args[a].kind, DRT_CUDA_ARG_NONE);
+        }
+      }
+      void *fn = dlsym(h, p->kernels[l->kernel].name);
+      assert_non_null(fn);
+      unsigned grid[3] = {l->grid[0], l->grid[1], l->grid[2]}, block[3] = {l->block[0], l->block[1], l->block[2]};
+      if (launch(fn, grid, block, l->smem, kargs) != 0) {
+        print_error("node %zu: launch failed: %s\n", ni, emu_error());
+        fail();
+      }
+      emu_buf *ob = find_buf(bufs, (size_t)nb, n->outputs[0]);
+      drt_convert(DRT_DTYPE_FLOAT32, ob->f, ob->st, ob->dev, ob->n);
+      for (size_t e = 0; e < ob->n; e++) assert_true(isfinite(ob->f[e]));
+      double err = drt_test_rel_l2(ob->f, ref.data, ob->n);
+      /* tf32: operands keep 10 mantissa bits (the large-score case reaches ~1.5e-3) */
+      double tol = prec == DRT_CUDA_PRECISION_FP32 ? 1e-4 : prec == DRT_CUDA_PRECISION_TF32 ? 3e-3 : 1e-2;
+      if (!(err <= tol))
+        print_error("%s node %zu: rel L2 %.3g > %.g\n", drt_cuda_precision_name(prec), ni, err, tol);
+      assert_true(err <= tol);
+      free(ref.data);
+      for (int i = 0; i < nb; i++) {
+        free(bufs[i].f);
+        free(bufs[i].dev);
+      }
+    }
+    dlclose(h);
+    drt_cuda_program_destroy(p);
+  }
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+  drt_graph_destroy(g);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_dit_bf16),
+      cmocka_unit_test(test_head_sizes),
+      cmocka_unit_test(test_masks_layouts),
+      cmocka_unit_test(test_fallback),
+      cmocka_unit_test(test_nvrtc_compiles),
+      cmocka_unit_test(test_emulated_numerics),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
