@@ -451,6 +451,7 @@ static drt_status emit_node(drt_cg *cg, uint32_t index, const drt_node *n) {
   cg->node = n;
   cg->node_scratch = 0;
   size_t first = cg->num_launches, first_kernel = cg->num_kernels, wrappers_len = cg->wrappers.len;
+  uint64_t scratch_max = cg->scratch_max;
   (void)index;
   if (!node_has_work(n)) return DRT_OK;
   drt_cg_emit_fn fn = (unsigned)n->op < DRT_OP_COUNT_ ? cg->by_op[n->op] : NULL;
@@ -475,11 +476,14 @@ static drt_status emit_node(drt_cg *cg, uint32_t index, const drt_node *n) {
   drt_status_free(cg->err);
   cg->err = DRT_OK;
   cg->node_scratch = 0;
-  if (drt_status_code_of(st) != DRT_STATUS_UNSUPPORTED || !cg->opts.allow_host_fallback) {
-    drt_status_code code = drt_status_code_of(st);
-    drt_status e = DRT_ERROR(code, "%s: no CUDA kernel%s: %s", drt_node_describe(n, desc, sizeof desc),
-                             code == DRT_STATUS_UNSUPPORTED ? " (host fallback disabled)" : "",
-                             drt_status_message(st));
+  cg->scratch_max = scratch_max;
+  drt_status_code code = drt_status_code_of(st);
+  if (code != DRT_STATUS_UNSUPPORTED || !cg->opts.allow_host_fallback) {
+    drt_status e = code == DRT_STATUS_UNSUPPORTED
+                       ? DRT_ERROR(code, "%s: no CUDA kernel (host fallback disabled): %s",
+                                   drt_node_describe(n, desc, sizeof desc), drt_status_message(st))
+                       : DRT_ERROR(code, "%s: CUDA codegen: %s", drt_node_describe(n, desc, sizeof desc),
+                                   drt_status_message(st));
     drt_status_free(st);
     return e;
   }

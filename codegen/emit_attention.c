@@ -14,7 +14,9 @@
 #include "ir/infer_fused.h"
 
 #define ATTN_MAX_HEAD_DIM 256
-#define ATTN_SMEM_PREFERRED (100u * 1024u) /* leaves room for 2 blocks per SM on sm_80 .. sm_90 */
+/* 99 KB: the opt-in per-block limit of sm_86 / sm_89 (101376 bytes), so the preferred tiles load on
+ * every supported GPU; sm_80 (163 KB) and sm_90 (227 KB) allow more (ATTN_SMEM_MAX) */
+#define ATTN_SMEM_PREFERRED (99u * 1024u)
 #define ATTN_SMEM_MAX (160u * 1024u)       /* opt-in limit on sm_80 is 163 KB */
 
 static uint32_t round128(uint64_t x) { return (uint32_t)((x + 127u) & ~(uint64_t)127u); }
@@ -156,8 +158,8 @@ static drt_status emit_fused_attention(drt_cg *cg, const drt_node *n) {
       cg, threads, &kernel,
       "extern \"C\" __global__ void __launch_bounds__(%u) @NAME@(drt_kargs a) {\n"
       "  const drt_attn_geom g = %s;\n"
-      "  drt_attention<%s, %s, %" PRId64 ", %" PRId64 ", %d, %d, %d, %s, %s, %d>(g, (const %s *)a.u[0], (const %s *)a.u[1], "
-      "(const %s *)a.u[2], (const %s *)a.u[3], (%s *)a.u[4]);\n"
+      "  drt_attention<%s, %s, %" PRId64 ", %" PRId64 ", %d, %d, %d, %s, %s, %d>(g, (const %s *)a.u[0], "
+      "(const %s *)a.u[1], (const %s *)a.u[2], (const %s *)a.u[3], (%s *)a.u[4]);\n"
       "}\n",
       threads, geom, t_name, mt_name, a.head_dim, a.v_head_dim, bq, tiles.bk, mode, a.causal ? "true" : "false",
       tc ? "true" : "false", tiles.stages, t_name, t_name, t_name, mt_name, t_name));

@@ -12,12 +12,15 @@
  *                 drt_cg_emit_ew_program in place over D.
  *   Einsum        a permutation (one operand) is a strided copy; two-operand contractions are
  *                 batched GEMMs, operands that are no strided matrix are repacked into scratch.
- *   Conv/drt.Conv 2-D (1-D as H = 1): pointwise (1x1, stride 1, no pad) is a GEMM on X in place;
- *                 few channels per group (depthwise) a direct kernel; otherwise im2col into
+ *   Conv/drt.Conv 1-D to 3-D (as 3-D with leading dims of size 1): pointwise (1x1, stride 1,
+ *                 no pad) is a GEMM on X in place; few channels per group (depthwise, Cg*k < 16)
+ *                 a direct kernel; otherwise im2col into
  *                 scratch (chunked over images / output positions to stay under 256 MiB) and
  *                 one GEMM launch per group, batched over images. A bias is written into Y
- *                 first and the GEMMs accumulate onto it (beta 1).
- *   ConvTranspose direct gather kernel (2-D / 1-D).
+ *                 first and the GEMMs accumulate onto it (beta 1); drt.Conv's program then
+ *                 runs in place over Y (cuBLASLt's bias is per column, the conv's per row).
+ *   ConvTranspose direct gather kernel (1-D to 3-D).
+ *   MaxPool/AveragePool  direct kernel (1-D to 3-D; MaxPool's Indices output falls back to HOST).
  * Every GEMM operand must be stored as float, __half or __nv_bfloat16 (integer and float64
  * products fall back to HOST). */
 #include <inttypes.h>
@@ -613,15 +616,38 @@ static drt_status e_einsum(drt_cg *cg, const drt_node *n) {
 }
 
 /* ---- Conv / drt.Conv / ConvTranspose ------------------------------------------------------------------ */
-static const char *geom_text(char *buf, size_t size, const drt_window_geom *wg) {
-  int two = wg->nsp == 2;
+/* Spatial geometry normalized to 3 dims (D, H, W), leading dims of size 1 (as runtime/cpu/conv.c). */
+typedef struct sp3 {
+  int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
+} sp3;
+
+static drt_status sp3_make(const drt_window_geom *g, const char *what, sp3 *o) {
+  if (g->nsp < 1 || g->nsp > 3)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s with %d spatial dims has no CUDA kernel (1 to 3 do)", what, g->nsp);
+  int off = 3 - g->nsp;
+  for (int i = 0; i < 3; i++) {
+    int j = i - off;
+    o->in[i] = j >= 0 ? g->in[j] : 1;
+    o->out[i] = j >= 0 ? g->out[j] : 1;
+    o->k[i] = j >= 0 ? g->kernel[j] : 1;
+    o->s[i] = j >= 0 ? g->stride[j] : 1;
+    o->d[i] = j >= 0 ? g->dilation[j] : 1;
+    o->pb[i] = j >= 0 ? g->pad_begin[j] : 0;
+    o->pe[i] = j >= 0 ? g->pad_end[j] : 0;
+  }
+  return DRT_OK;
+}
+
+/* The drt_conv_geom initializer (codegen/kernels/linalg.cuh). */
+static const char *geom_text(char *buf, size_t size, const drt_window_geom *wg, const sp3 *g) {
   snprintf(buf, size,
            "{%" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64
            "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64
-           "LL, %" PRId64 "LL, %" PRId64 "LL}",
-           wg->batch, wg->in_channels, two ? wg->in[0] : 1, wg->in[two], wg->out_channels, two ? wg->out[0] : 1,
-           wg->out[two], two ? wg->kernel[0] : 1, wg->kernel[two], two ? wg->stride[0] : 1, wg->stride[two],
-           two ? wg->dilation[0] : 1, wg->dilation[two], two ? wg->pad_begin[0] : 0, wg->pad_begin[two], wg->group);
+           "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64
+           "LL, %" PRId64 "LL}",
+           wg->batch, wg->in_channels, g->in[1], g->in[2], wg->out_channels, g->out[1], g->out[2], g->k[1], g->k[2],
+           g->s[1], g->s[2], g->d[1], g->d[2], g->pb[1], g->pb[2], wg->group, g->in[0], g->out[0], g->k[0], g->s[0],
+           g->d[0], g->pb[0]);
   return buf;
 }
 
@@ -636,22 +662,20 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "operands of different storage types");
   drt_window_geom wg;
   DRT_RETURN_IF_ERROR(drt_window_geom_compute(base, &X->shape, &W->shape, Bv ? &Bv->shape : NULL, &wg));
-  if (wg.nsp < 1 || wg.nsp > 2)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%d-D convolution has no CUDA kernel (1-D and 2-D do)", wg.nsp);
-  int two = wg.nsp == 2;
+  sp3 sp;
+  DRT_RETURN_IF_ERROR(sp3_make(&wg, "Conv", &sp));
   int64_t N = wg.batch, C = wg.in_channels, M = wg.out_channels, G = wg.group;
-  int64_t H = two ? wg.in[0] : 1, Wd = wg.in[two], OH = two ? wg.out[0] : 1, OW = wg.out[two];
-  int64_t KH = two ? wg.kernel[0] : 1, KW = wg.kernel[two];
-  int64_t Cg = C / G, Mg = M / G, kprod = KH * KW, Kc = Cg * kprod, P = OH * OW, HW = H * Wd;
+  int64_t Cg = C / G, Mg = M / G, kprod = sp.k[0] * sp.k[1] * sp.k[2], Kc = Cg * kprod;
+  int64_t P = sp.out[0] * sp.out[1] * sp.out[2], HW = sp.in[0] * sp.in[1] * sp.in[2];
   int64_t total = N * M * P;
   if (total == 0) return DRT_OK;
   const char *T = drt_cg_ctype(cg, tx);
   size_t es = drt_dtype_size(tx);
-  char gt[512];
-  geom_text(gt, sizeof gt, &wg);
-  bool pointwise = kprod == 1 && OH == H && OW == Wd;
-  for (int i = 0; i < wg.nsp; i++)
-    if (wg.stride[i] != 1 || wg.pad_begin[i] != 0) pointwise = false;
+  char gt[768];
+  geom_text(gt, sizeof gt, &wg, &sp);
+  bool pointwise = kprod == 1;
+  for (int i = 0; i < 3; i++)
+    if (sp.s[i] != 1 || sp.pb[i] != 0 || sp.out[i] != sp.in[i]) pointwise = false;
   if (Kc == 0 || (!pointwise && (Cg == 1 || Kc < 16))) {
     /* direct kernel (depthwise, few channels) */
     const char *it = total < INT32_MAX && N * C * HW < INT32_MAX ? "int" : "long long";
@@ -774,13 +798,13 @@ static drt_status e_conv_transpose(drt_cg *cg, const drt_node *n) {
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "operands of different storage types");
   drt_window_geom wg;
   DRT_RETURN_IF_ERROR(drt_window_geom_compute(n, &X->shape, &W->shape, Bv ? &Bv->shape : NULL, &wg));
-  if (wg.nsp < 1 || wg.nsp > 2)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%d-D ConvTranspose has no CUDA kernel (1-D and 2-D do)", wg.nsp);
+  sp3 sp;
+  DRT_RETURN_IF_ERROR(sp3_make(&wg, "ConvTranspose", &sp));
   int64_t total = drt_shape_numel(&Y->shape);
   if (total == 0) return DRT_OK;
   const char *T = drt_cg_ctype(cg, tx);
-  char gt[512];
-  geom_text(gt, sizeof gt, &wg);
+  char gt[768];
+  geom_text(gt, sizeof gt, &wg, &sp);
   const char *it = total < INT32_MAX && drt_shape_numel(&X->shape) < INT32_MAX ? "int" : "long long";
   int32_t k;
   DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &k,
@@ -795,6 +819,38 @@ static drt_status e_conv_transpose(drt_cg *cg, const drt_node *n) {
   return drt_cg_launch(cg, k, grid, block, 0, args, 4);
 }
 
+/* ---- MaxPool / AveragePool ------------------------------------------------------------------------------ */
+static drt_status emit_pool(drt_cg *cg, const drt_node *n, bool is_max) {
+  const drt_value *X = n->inputs[0], *Y = n->outputs[0];
+  if (n->num_outputs > 1) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "MaxPool indices have no CUDA kernel");
+  drt_dtype tx;
+  DRT_RETURN_IF_ERROR(float_storage(cg, X, "input 0", &tx));
+  drt_window_geom wg;
+  DRT_RETURN_IF_ERROR(drt_window_geom_compute(n, &X->shape, NULL, NULL, &wg));
+  sp3 sp;
+  DRT_RETURN_IF_ERROR(sp3_make(&wg, is_max ? "MaxPool" : "AveragePool", &sp));
+  int64_t total = drt_shape_numel(&Y->shape);
+  if (total == 0) return DRT_OK;
+  const char *T = drt_cg_ctype(cg, tx);
+  const char *it = total < INT32_MAX && drt_shape_numel(&X->shape) < INT32_MAX ? "int" : "long long";
+  char gt[768];
+  geom_text(gt, sizeof gt, &wg, &sp);
+  int32_t k;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &k,
+                                    "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
+                                    "  constexpr drt_conv_geom g = %s;\n"
+                                    "  drt_pool<%s, %s, %s, %s>((%s *)a.u[0], (const %s *)a.u[1], (%s)%" PRId64
+                                    ", g, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL);\n}",
+                                    BLOCK, gt, T, it, is_max ? "true" : "false", wg.count_include_pad ? "true" : "false",
+                                    T, T, it, total, sp.pe[0], sp.pe[1], sp.pe[2]));
+  uint32_t grid[3] = {drt_cg_blocks(total, BLOCK, MAX_BLOCKS), 1, 1}, block[3] = {BLOCK, 1, 1};
+  drt_cuda_arg args[2] = {drt_cg_arg_value(Y), drt_cg_arg_value(X)};
+  return drt_cg_launch(cg, k, grid, block, 0, args, 2);
+}
+
+static drt_status e_max_pool(drt_cg *cg, const drt_node *n) { return emit_pool(cg, n, true); }
+static drt_status e_average_pool(drt_cg *cg, const drt_node *n) { return emit_pool(cg, n, false); }
+
 const drt_cg_emitter drt_cg_emitters_linalg[] = {
     {DRT_OP_MATMUL, e_matmul},
     {DRT_OP_GEMM, e_gemm},
@@ -803,5 +859,7 @@ const drt_cg_emitter drt_cg_emitters_linalg[] = {
     {DRT_OP_CONV_TRANSPOSE, e_conv_transpose},
     {DRT_OP_FUSED_GEMM, e_fused_gemm},
     {DRT_OP_FUSED_CONV, e_fused_conv},
+    {DRT_OP_MAX_POOL, e_max_pool},
+    {DRT_OP_AVERAGE_POOL, e_average_pool},
     {DRT_OP_COUNT_, NULL},
 };

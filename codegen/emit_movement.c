@@ -10,11 +10,12 @@
  *                                                tiled shared-memory kernel, the rest the
  *                                                generic index kernel; views are coalesced and
  *                                                widened to 4/8/16-byte elements first
- *   Pad, Gather                                  index kernels
+ *   Pad, Gather, GatherElements, ScatterND       index kernels (ScatterND without reduction)
+ *   Trilu                                        a masked copy
  *   Resize/Upsample                              per-axis tables recomputed on the device in
  *                                                double exactly as runtime/cpu/resize.c builds
  *                                                them (nearest: any dtype; linear/cubic: float
- *                                                storage types; antialias falls back to HOST) */
+ *                                                storage types, antialias included) */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -607,7 +608,7 @@ static drt_status e_resize(drt_cg *cg, const drt_node *n) {
   if (mode < 0) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute mode: unknown value '%s'", ms);
   double scale[DRT_MAX_RANK], cubic_a = -0.75;
   float roi_lo[DRT_MAX_RANK], roi_hi[DRT_MAX_RANK], extrap = 0.0f;
-  bool exclude = false;
+  bool exclude = false, antialias = false;
   int64_t axes[DRT_MAX_RANK], na = r;
   for (int i = 0; i < r; i++) {
     scale[i] = 1.0;
@@ -634,8 +635,7 @@ static drt_status e_resize(drt_cg *cg, const drt_node *n) {
     cubic_a = drt_node_attr_float(n, "cubic_coeff_a", -0.75f);
     exclude = drt_node_attr_int(n, "exclude_outside", 0) != 0;
     extrap = drt_node_attr_float(n, "extrapolation_value", 0.0f);
-    if (n->opset >= 18 && drt_node_attr_int(n, "antialias", 0) != 0 && mode != RZ_NEAREST)
-      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "antialias has no CUDA kernel");
+    antialias = n->opset >= 18 && drt_node_attr_int(n, "antialias", 0) != 0 && mode != RZ_NEAREST;
     int64_t cnt;
     const int64_t *a = n->opset >= 18 ? drt_node_attr_ints(n, "axes", &cnt) : NULL;
     if (a) {
@@ -692,7 +692,7 @@ static drt_status e_resize(drt_cg *cg, const drt_node *n) {
   drt_cg_dense_strides(&x->shape, st);
   char axes_txt[2048], strides_txt[512], order_txt[256];
   size_t len = 0;
-  int nactive = 0;
+  int nactive = 0, ntaps = mode == RZ_CUBIC ? 4 : 2;
   axes_txt[0] = 0;
   for (int i = 0; i < r; i++) {
     int64_t in_w = x->shape.dims[i], out_w = y->shape.dims[i];
@@ -700,9 +700,20 @@ static drt_status e_resize(drt_cg *cg, const drt_node *n) {
                     (coord != CT_TF_CROP || (fabs((double)roi_lo[i]) <= 1e-9 && fabs(roi_hi[i] - 1.0) <= 1e-9));
     bool active = !identity && mode != RZ_NEAREST;
     nactive += active;
+    int taps = 0;
+    if (antialias && active) { /* the widened kernel of runtime/cpu/resize.c rz_taps */
+      double s = scale[i] < 1.0 ? scale[i] : 1.0;
+      int64_t first = mode == RZ_LINEAR ? (int64_t)floor(-1.0 / s) + 1 : (int64_t)floor(-2.0 / s) + 1;
+      if (2 - 2 * first > 64)
+        return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "antialiased resize of axis %d needs %" PRId64 " taps", i,
+                         2 - 2 * first);
+      taps = (int)(2 - 2 * first);
+      if (taps > ntaps) ntaps = taps;
+    }
     len += (size_t)snprintf(axes_txt + len, sizeof axes_txt - len,
-                            "%s{%" PRId64 "LL, %" PRId64 "LL, %.17g, %.9g, %.9g, %d, %d}", i ? ", " : "", in_w, out_w,
-                            scale[i], (double)roi_lo[i], (double)roi_hi[i], identity ? 1 : 0, active ? 1 : 0);
+                            "%s{%" PRId64 "LL, %" PRId64 "LL, %.17g, %.9g, %.9g, %d, %d, %d}", i ? ", " : "", in_w,
+                            out_w, scale[i], (double)roi_lo[i], (double)roi_hi[i], identity ? 1 : 0, active ? 1 : 0,
+                            taps);
     if (len >= sizeof axes_txt) return DRT_ERROR(DRT_STATUS_INTERNAL, "resize geometry text too long");
   }
   int64_t order[DRT_MAX_RANK];
@@ -731,13 +742,116 @@ static drt_status e_resize(drt_cg *cg, const drt_node *n) {
         cg, BLOCK, &k,
         "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
         "  constexpr drt_rz_geom<%d> g = {{%s}, %s, %s, %d, %.17g, %d, %.9g};\n"
-        "  drt_resize_interp<%s, %s, %d, %d, %d, %d>((%s *)a.u[0], (const %s *)a.u[1], (%s)%" PRId64 ", g);\n}",
+        "  drt_resize_interp<%s, %s, %d, %d, %d, %d, %d>((%s *)a.u[0], (const %s *)a.u[1], (%s)%" PRId64 ", g);\n}",
         BLOCK, r, axes_txt, strides_txt, order_txt, (int)na, cubic_a, exclude ? 1 : 0, (double)extrap, T, it, r, mode,
-        coord, nactive, T, T, it, total));
+        coord, nactive, ntaps, T, T, it, total));
   }
   uint32_t grid[3] = {drt_cg_blocks(total, BLOCK, MAX_BLOCKS), 1, 1}, block[3] = {BLOCK, 1, 1};
   drt_cuda_arg args[3] = {drt_cg_arg_value(y), drt_cg_arg_value(x), drt_cg_arg_i64((int64_t)bits)};
   return drt_cg_launch(cg, k, grid, block, 0, args, 3);
+}
+
+/* ---- Trilu / GatherElements / ScatterND ------------------------------------------------------- */
+static drt_status e_trilu(drt_cg *cg, const drt_node *n) {
+  const drt_value *x = n->inputs[0], *y = n->outputs[0];
+  size_t es;
+  DRT_RETURN_IF_ERROR(storage_size(cg, x, &es));
+  int r = x->shape.rank;
+  if (r < 2) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input must have rank >= 2");
+  int64_t k = 0;
+  const drt_value *kv = drt_node_input(n, 1);
+  if (kv) {
+    if (kv->kind != DRT_VALUE_CONST) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input 1 'k' must be a compile-time constant");
+    int64_t cnt = 0;
+    DRT_RETURN_IF_ERROR(drt_value_const_ints(kv, &k, 1, &cnt));
+    if (cnt != 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "k (input 1) must have exactly one element");
+  }
+  int64_t rows = x->shape.dims[r - 2], cols = x->shape.dims[r - 1], total = drt_shape_numel(&x->shape);
+  if (total == 0) return DRT_OK;
+  int64_t lim = rows + cols + 1;
+  k = k < -lim ? -lim : (k > lim ? lim : k);
+  const char *it = total < INT32_MAX ? "int" : "long long", *T = move_type(es);
+  bool upper = drt_node_attr_int(n, "upper", 1) != 0;
+  int32_t kern;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &kern,
+                                    "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
+                                    "  drt_trilu<%s, %s, %s>((%s *)a.u[0], (const %s *)a.u[1], (%s)%" PRId64
+                                    ", (%s)%" PRId64 ", (%s)%" PRId64 ", %" PRId64 "LL);\n}",
+                                    BLOCK, T, it, upper ? "true" : "false", T, T, it, total, it, rows, it, cols, k));
+  uint32_t grid[3] = {drt_cg_blocks(total, BLOCK, MAX_BLOCKS), 1, 1}, block[3] = {BLOCK, 1, 1};
+  drt_cuda_arg args[2] = {drt_cg_arg_value(y), drt_cg_arg_value(x)};
+  return drt_cg_launch(cg, kern, grid, block, 0, args, 2);
+}
+
+static drt_status e_gather_elements(drt_cg *cg, const drt_node *n) {
+  const drt_value *x = n->inputs[0], *ind = n->inputs[1], *y = n->outputs[0];
+  if (ind->dtype != DRT_DTYPE_INT32 && ind->dtype != DRT_DTYPE_INT64)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "indices of dtype %s (expected int32 or int64)",
+                     drt_dtype_name(ind->dtype));
+  size_t es;
+  DRT_RETURN_IF_ERROR(storage_size(cg, x, &es));
+  int r = x->shape.rank, axis = 0;
+  DRT_RETURN_IF_ERROR(drt_normalize_axis(drt_node_attr_int(n, "axis", 0), r, &axis));
+  int64_t total = drt_shape_numel(&y->shape);
+  if (total == 0) return DRT_OK;
+  if (r == 0 || ind->shape.rank != r) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "indices rank differs from data");
+  int64_t st[DRT_MAX_RANK], zero[DRT_MAX_RANK] = {0};
+  drt_cg_dense_strides(&x->shape, st);
+  const char *it = total < INT32_MAX ? "int" : "long long", *T = move_type(es);
+  const char *IDX = ind->dtype == DRT_DTYPE_INT32 ? "int" : "long long";
+  char ds[512], ss[512], ts[512];
+  int32_t kern;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(
+      cg, BLOCK, &kern,
+      "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
+      "  constexpr drt_nd<%d> g = {%s, %s, %s};\n"
+      "  drt_gather_elements<%s, %s, %s, %d>((%s *)a.u[0], (const %s *)a.u[1], (const %s *)a.u[2], (%s)%" PRId64
+      ", g, %d, %" PRId64 "LL);\n}",
+      BLOCK, r, ints_str(ds, sizeof ds, y->shape.dims, r), ints_str(ss, sizeof ss, st, r), ints_str(ts, sizeof ts, zero, r),
+      T, IDX, it, r, T, T, IDX, it, total, axis, x->shape.dims[axis]));
+  uint32_t grid[3] = {drt_cg_blocks(total, BLOCK, MAX_BLOCKS), 1, 1}, block[3] = {BLOCK, 1, 1};
+  drt_cuda_arg args[3] = {drt_cg_arg_value(y), drt_cg_arg_value(x), drt_cg_arg_value(ind)};
+  return drt_cg_launch(cg, kern, grid, block, 0, args, 3);
+}
+
+static drt_status e_scatter_nd(drt_cg *cg, const drt_node *n) {
+  const drt_value *x = n->inputs[0], *ind = n->inputs[1], *upd = n->inputs[2], *y = n->outputs[0];
+  if (strcmp(drt_node_attr_string(n, "reduction", "none"), "none") != 0)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "ScatterND with a reduction has no CUDA kernel");
+  if (ind->dtype != DRT_DTYPE_INT32 && ind->dtype != DRT_DTYPE_INT64)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "indices of dtype %s (expected int32 or int64)",
+                     drt_dtype_name(ind->dtype));
+  size_t es;
+  DRT_RETURN_IF_ERROR(storage_size(cg, x, &es));
+  int r = x->shape.rank, q = ind->shape.rank;
+  if (q < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "indices must have rank >= 1");
+  int64_t K = ind->shape.dims[q - 1];
+  if (K < 1 || K > r) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "index tuples of %" PRId64 " components", K);
+  int64_t numel = drt_shape_numel(&x->shape);
+  if (numel == 0) return DRT_OK;
+  DRT_RETURN_IF_ERROR(drt_cg_copy(cg, drt_cg_arg_value(y), drt_cg_arg_value(x), (uint64_t)numel * es));
+  int64_t tuples = drt_shape_numel(&ind->shape) / K, slice = 1;
+  for (int i = (int)K; i < r; i++) slice *= x->shape.dims[i];
+  int64_t total = tuples * slice;
+  if (total == 0) return DRT_OK;
+  /* ONNX leaves duplicate indices undefined: the launch order decides which update stays */
+  int64_t st[DRT_MAX_RANK], zero[DRT_MAX_RANK] = {0};
+  drt_cg_dense_strides(&x->shape, st);
+  const char *it = total < INT32_MAX && numel < INT32_MAX ? "int" : "long long", *T = move_type(es);
+  const char *IDX = ind->dtype == DRT_DTYPE_INT32 ? "int" : "long long";
+  char ds[512], ss[512], ts[512];
+  int32_t kern;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(
+      cg, BLOCK, &kern,
+      "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
+      "  constexpr drt_nd<%d> g = {%s, %s, %s};\n"
+      "  drt_scatter_nd<%s, %s, %s, %d>((%s *)a.u[0], (const %s *)a.u[1], (const %s *)a.u[2], (%s)%" PRId64
+      ", (%s)%" PRId64 ", g);\n}",
+      BLOCK, (int)K, ints_str(ds, sizeof ds, x->shape.dims, (int)K), ints_str(ss, sizeof ss, st, (int)K),
+      ints_str(ts, sizeof ts, zero, (int)K), T, IDX, it, (int)K, T, T, IDX, it, total, it, slice));
+  uint32_t grid[3] = {drt_cg_blocks(total, BLOCK, MAX_BLOCKS), 1, 1}, block[3] = {BLOCK, 1, 1};
+  drt_cuda_arg args[3] = {drt_cg_arg_value(y), drt_cg_arg_value(upd), drt_cg_arg_value(ind)};
+  return drt_cg_launch(cg, kern, grid, block, 0, args, 3);
 }
 
 const drt_cg_emitter drt_cg_emitters_movement[] = {
@@ -758,5 +872,8 @@ const drt_cg_emitter drt_cg_emitters_movement[] = {
     {DRT_OP_PAD, e_pad},
     {DRT_OP_RESIZE, e_resize},
     {DRT_OP_UPSAMPLE, e_resize},
+    {DRT_OP_TRILU, e_trilu},
+    {DRT_OP_GATHER_ELEMENTS, e_gather_elements},
+    {DRT_OP_SCATTER_ND, e_scatter_nd},
     {DRT_OP_COUNT_, NULL},
 };

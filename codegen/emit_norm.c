@@ -155,7 +155,8 @@ static void bcast_strides(const drt_shape *p, const drt_shape *x, int64_t *st) {
 static drt_status norm_param_bcast(norm_desc *d, int k, const drt_value *p, const drt_shape *x, int split) {
   d->param[k] = p;
   if (!p) return DRT_OK;
-  if (p->shape.rank > x->rank) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "parameter '%s' has a higher rank than the data", p->name);
+  if (p->shape.rank > x->rank)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "parameter '%s' has a higher rank than the data", p->name);
   int64_t st[DRT_MAX_RANK] = {0}, contig[DRT_MAX_RANK] = {0}, s = 1;
   bcast_strides(&p->shape, x, st);
   for (int e = x->rank - 1; e >= 0; e--) {
@@ -182,7 +183,8 @@ static drt_status norm_param_bcast(norm_desc *d, int k, const drt_value *p, cons
     if (vector) sb_printf(&b, "i");
     else sb_index(&b, "i", x->rank - split, x->dims + split, st + split);
   }
-  if (b.overflow || b.n >= sizeof d->off[k]) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "parameter index expression too long");
+  if (b.overflow || b.n >= sizeof d->off[k])
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "parameter index expression too long");
   memcpy(d->off[k], b.s, b.n + 1);
   d->mode[k] = scalar ? 1 : vector ? 2 : 3;
   return DRT_OK;
@@ -361,11 +363,11 @@ static drt_status emit_layer_norm(drt_cg *cg, const drt_node *n) {
  * num_groups elements: opset 18) and InstanceNormalization (per channel). */
 static drt_status emit_group_norm(drt_cg *cg, const drt_node *n) {
   const drt_value *x = n->inputs[0];
-  if (x->shape.rank < 2) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 0 needs rank >= 2, got %d", x->shape.rank);
+  if (x->shape.rank < 2) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input 0 needs rank >= 2, got %d", x->shape.rank);
   int64_t c = x->shape.dims[1];
   int64_t groups = n->op == DRT_OP_INSTANCE_NORM ? c : drt_node_attr_int(n, "num_groups", 0);
   if (groups <= 0 || c % groups)
-    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "num_groups %" PRId64 " does not divide the %" PRId64 " channels",
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "num_groups %" PRId64 " does not divide the %" PRId64 " channels",
                      groups, c);
   norm_desc d;
   memset(&d, 0, sizeof d);
@@ -381,7 +383,7 @@ static drt_status emit_group_norm(drt_cg *cg, const drt_node *n) {
     if (!p) continue;
     int64_t want = per_group ? groups : c;
     if (drt_shape_numel(&p->shape) != want)
-      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input %d '%s' has %" PRId64 " values, expected %" PRId64, 1 + k,
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input %d '%s' has %" PRId64 " values, expected %" PRId64, 1 + k,
                        p->name, drt_shape_numel(&p->shape), want);
     d.param[k] = p;
     d.mode[k] = 1;
@@ -464,6 +466,51 @@ static int red_op(drt_op op) {
   }
 }
 
+/* Two-kernel split reduction (norm.cuh drt_reduce_{rows,cols}_part + drt_reduce_merge). */
+static drt_status emit_reduce_split(drt_cg *cg, const char *t, int op, bool rows, int vec, int64_t block, int64_t bx,
+                                    int64_t nk, int64_t nr, int64_t inner, int nks, const int64_t *ks,
+                                    const int64_t *kst, int nrs, const int64_t *rs, const int64_t *rst, int64_t splits,
+                                    int64_t ch, drt_cuda_arg *args) {
+  int64_t outs = rows ? nk : nk * inner, count = rows ? nr * inner : nr;
+  if (!rows) {
+    int64_t by = 256 / bx, prn = pow2_ceil(ch);
+    if (by > prn) by = prn;
+    block = bx * by;
+  }
+  args[2] = drt_cg_scratch(cg, (uint64_t)(outs * splits * 2) * sizeof(float));
+  sbuf b;
+  b.n = 0;
+  b.overflow = false;
+  b.s[0] = 0;
+  sb_printf(&b,
+            "extern \"C\" __global__ void __launch_bounds__(%" PRId64 ") @NAME@(drt_kargs a) {\n"
+            "  struct C {\n    typedef %s T;\n"
+            "    enum : long long { BLOCK = %" PRId64 ", VEC = %d, BX = %" PRId64 ", NK = %" PRId64 "LL, NR = %" PRId64
+            "LL, INNER = %" PRId64 "LL, OP = %d, S = %" PRId64 ", CH = %" PRId64 "LL };\n"
+            "    static __device__ __forceinline__ long long ko(long long o) { (void)o; return ",
+            block, t, block, vec, bx, nk, nr, inner, op, splits, ch);
+  sb_index(&b, "o", nks, ks, kst);
+  sb_printf(&b, "; }\n    static __device__ __forceinline__ long long ro(long long r) { (void)r; return ");
+  sb_index(&b, "r", nrs, rs, rst);
+  sb_printf(&b, "; }\n  };\n  drt_reduce_%s_part<C>(a);\n}\n", rows ? "rows" : "cols");
+  int32_t k1, k2;
+  DRT_RETURN_IF_ERROR(add_kernel(cg, (uint32_t)block, &b, &k1));
+  b.n = 0;
+  int64_t mblock = 256;
+  sb_printf(&b,
+            "extern \"C\" __global__ void __launch_bounds__(%" PRId64 ") @NAME@(drt_kargs a) {\n"
+            "  struct C {\n    typedef %s T;\n"
+            "    enum : long long { BLOCK = %" PRId64 ", OP = %d, S = %" PRId64 ", OUTS = %" PRId64
+            "LL, COUNT = %" PRId64 "LL };\n  };\n  drt_reduce_merge<C>(a);\n}\n",
+            mblock, t, mblock, op, splits, outs, count);
+  DRT_RETURN_IF_ERROR(add_kernel(cg, (uint32_t)mblock, &b, &k2));
+  if (rows) DRT_RETURN_IF_ERROR(launch1(cg, k1, (uint32_t)splits, (uint32_t)nk, (uint32_t)block, args, 3));
+  else
+    DRT_RETURN_IF_ERROR(
+        launch1(cg, k1, (uint32_t)(nk * ceil_div(inner, bx)), (uint32_t)splits, (uint32_t)block, args, 3));
+  return launch1(cg, k2, (uint32_t)ceil_div(outs, mblock), 1, (uint32_t)mblock, args, 3);
+}
+
 /* Reduces x over the axes flagged in reduced[] into y (op: DRT_RED_* of norm.cuh). */
 static drt_status emit_reduce_axes(drt_cg *cg, const drt_value *x, const drt_value *y, const bool *reduced, int op) {
   if (drt_shape_numel(&y->shape) == 0) return DRT_OK;
@@ -518,6 +565,34 @@ static drt_status emit_reduce_axes(drt_cg *cg, const drt_value *x, const drt_val
   int64_t block, tpr = 1, bx = 1;
   int vec = 1;
   uint32_t grid;
+  drt_cuda_arg args[3] = {drt_cg_arg_value(x), drt_cg_arg_value(y), drt_cg_arg_none()};
+  if (inner_red && ceil_div(nk, 4) < SM_TARGET && nr * inner >= 65536 && nk <= 65535) {
+    /* few long rows: split each into chunks over the device */
+    vec = vec_for(st, inner);
+    int64_t n_el = nr * inner, splits = ceil_div(2 * SM_TARGET, nk), max_s = ceil_div(n_el, 8192);
+    if (splits > max_s) splits = max_s;
+    int64_t ch = ceil_div(ceil_div(n_el, splits), vec) * vec;
+    splits = ceil_div(n_el, ch);
+    if (splits >= 2)
+      return emit_reduce_split(cg, t, op, true, vec, 256, 1, nk, nr, inner, nks, ks, kst, nrs, rs, rst, splits, ch,
+                               args);
+    vec = 1;
+  }
+  if (!inner_red && nk * ceil_div(inner, 256) < SM_TARGET && nr >= 4096) {
+    /* few columns over many reduced positions: split the positions */
+    bx = pow2_ceil(inner);
+    if (bx < 32) bx = 32;
+    if (bx > 256) bx = 256;
+    int64_t cols = nk * ceil_div(inner, bx), splits = ceil_div(2 * SM_TARGET, cols), max_s = ceil_div(nr, 512);
+    if (splits > max_s) splits = max_s;
+    if (splits > 65535) splits = 65535;
+    int64_t ch = ceil_div(nr, splits);
+    splits = ceil_div(nr, ch);
+    if (splits >= 2)
+      return emit_reduce_split(cg, t, op, false, 1, 256, bx, nk, nr, inner, nks, ks, kst, nrs, rs, rst, splits, ch,
+                               args);
+    bx = 1;
+  }
   if (inner_red) {
     vec = vec_for(st, inner);
     int64_t nvec = nr * inner / vec;
@@ -551,7 +626,6 @@ static drt_status emit_reduce_axes(drt_cg *cg, const drt_value *x, const drt_val
   sb_printf(&b, "; }\n  };\n  drt_reduce_%s<C>(a);\n}\n", inner_red ? "rows" : "cols");
   int32_t k;
   DRT_RETURN_IF_ERROR(add_kernel(cg, (uint32_t)block, &b, &k));
-  drt_cuda_arg args[2] = {drt_cg_arg_value(x), drt_cg_arg_value(y)};
   return launch1(cg, k, grid, 1, (uint32_t)block, args, 2);
 }
 
@@ -574,7 +648,7 @@ static drt_status emit_reduce(drt_cg *cg, const drt_node *n) {
 /* GlobalAveragePool / GlobalMaxPool: mean / max over the spatial dims [2, rank). */
 static drt_status emit_global_pool(drt_cg *cg, const drt_node *n) {
   const drt_value *x = n->inputs[0];
-  if (x->shape.rank < 2) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 0 needs rank >= 2, got %d", x->shape.rank);
+  if (x->shape.rank < 2) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input 0 needs rank >= 2, got %d", x->shape.rank);
   bool reduced[DRT_MAX_RANK];
   for (int d = 0; d < x->shape.rank; d++) reduced[d] = d >= 2;
   return emit_reduce_axes(cg, x, n->outputs[0], reduced, n->op == DRT_OP_GLOBAL_MAX_POOL ? 2 : 1);
@@ -588,7 +662,7 @@ static drt_status emit_batch_norm(drt_cg *cg, const drt_node *n) {
   if (n->opset < 9 && drt_node_attr_int(n, "spatial", 1) == 0)
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "spatial=0 (per-element statistics) runs on the host");
   if (n->num_outputs > 1) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "running-statistics outputs run on the host");
-  if (x->shape.rank < 2) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 0 needs rank >= 2, got %d", x->shape.rank);
+  if (x->shape.rank < 2) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input 0 needs rank >= 2, got %d", x->shape.rank);
   int64_t c = x->shape.dims[1], spatial = 1;
   for (int d = 2; d < x->shape.rank; d++) spatial *= x->shape.dims[d];
   int64_t total = drt_shape_numel(&x->shape);
@@ -598,7 +672,7 @@ static drt_status emit_batch_norm(drt_cg *cg, const drt_node *n) {
   for (int i = 1; i < 5; i++) {
     DRT_RETURN_IF_ERROR(check_float(cg, n->inputs[i], "parameter"));
     if (drt_shape_numel(&n->inputs[i]->shape) != c)
-      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input %d has %" PRId64 " values, expected %" PRId64, i,
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input %d has %" PRId64 " values, expected %" PRId64, i,
                        drt_shape_numel(&n->inputs[i]->shape), c);
     if (drt_cg_storage(cg, n->inputs[i]) != pst)
       return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "parameters with different dtypes");
@@ -696,10 +770,13 @@ static drt_status emit_cfg_combine(drt_cg *cg, const drt_node *n) {
   int vec = vec_for(st, f.sample_size);
   int64_t block = 512;
   bool apg = f.mode.kind == DRT_CFG_APG;
+  if (apg && !drt_node_input(n, 2))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "mode apg needs a state input (input 2)");
   sb_printf(&b,
             "extern \"C\" __global__ void __launch_bounds__(%" PRId64 ") @NAME@(drt_kargs a) {\n"
             "  struct C {\n    typedef %s T;\n    typedef %s TW;\n"
-            "    enum : long long { BLOCK = %" PRId64 ", VEC = %d, N = %" PRId64 "LL, SAMPLES = %" PRId64 "LL };\n  };\n",
+            "    enum : long long { BLOCK = %" PRId64 ", VEC = %d, N = %" PRId64 "LL, SAMPLES = %" PRId64
+            "LL };\n  };\n",
             block, t, tw, block, vec, f.sample_size, f.samples);
   if (apg)
     sb_printf(&b, "  drt_cfg_apg<C>(a, %a, %a, %a);\n}\n", f.mode.momentum, f.mode.norm_threshold, f.mode.eta);
@@ -708,7 +785,6 @@ static drt_status emit_cfg_combine(drt_cg *cg, const drt_node *n) {
   DRT_RETURN_IF_ERROR(add_kernel(cg, (uint32_t)block, &b, &k));
   if (apg) {
     const drt_value *state = drt_node_input(n, 2);
-    if (!state) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "mode apg needs a state input (input 2)");
     drt_cuda_arg args[5] = {drt_cg_arg_value(x), drt_cg_arg_value(w), drt_cg_arg_value(state),
                             drt_cg_arg_value(n->outputs[0]), drt_cg_arg_value(n->outputs[1])};
     return launch1(cg, k, (uint32_t)f.samples, 1, (uint32_t)block, args, 5);

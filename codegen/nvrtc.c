@@ -184,7 +184,7 @@ static drt_status load_nvrtc(nvrtc_lib *l) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
       char path[1024];
       snprintf(path, sizeof path, "%s/lib64/%s", dirs[d], names[i]);
-      if (access(path, F_OK) == 0 && try_load(l, path, tried, sizeof tried)) return DRT_OK;
+      if (try_load(l, path, tried, sizeof tried)) return DRT_OK;
     }
   }
   return DRT_ERROR(DRT_STATUS_UNAVAILABLE,

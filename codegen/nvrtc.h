@@ -69,11 +69,13 @@ void drt_nvrtc_compile_options_init(drt_nvrtc_compile_options *o);
 
 /* Compiles p->source for archs[0..n) (in parallel, one thread per arch up to max_threads) into
  * images[0..n) (the caller frees them with drt_nvrtc_image_free; on error none are left
- * allocated). A compile error returns INVALID_ARGUMENT whose message names the arch, the
- * kernel(s) whose source range (drt_cuda_kernel.src_begin/src_end) holds the first error line
- * (or "the kernel library" for an error outside every generated wrapper) and the NVRTC log,
- * trimmed to DRT_NVRTC_MAX_LOG bytes. Only p->source, source_len, source_hash, kernels and
- * num_kernels are read. */
+ * allocated). A compile error (generated code is never user input: a distilrt bug) returns
+ * DRT_STATUS_INTERNAL whose message names the arch, where the first error is: "kernel drt_k..."
+ * when its line lies in a wrapper (drt_cuda_kernel.src_begin/src_end), or the library part
+ * ("codegen/kernels/norm.cuh, instantiated by kernel drt_k...", from the log's "detected during
+ * instantiation ... at line N" lines), and the NVRTC log, trimmed to DRT_NVRTC_MAX_LOG bytes.
+ * NVRTC not loadable: UNAVAILABLE. Only p->source (NUL-terminated), source_len, source_hash,
+ * kernels and num_kernels are read. */
 drt_status drt_nvrtc_compile(const drt_cuda_program *p, const char *const *archs, size_t n,
                              const drt_nvrtc_compile_options *o, drt_nvrtc_image *images);
 void drt_nvrtc_image_free(drt_nvrtc_image *img); /* NULL-safe; leaves it zeroed */

@@ -237,7 +237,14 @@ DRT_API void drt_generate_options_init(drt_generate_options *opts);
  * takes timestep-only values from its per-step tables when the generation's timesteps are the
  * ones they were computed for (else it runs the step stage). With CFG++ the step update takes
  * x0 from the guided prediction and the noise estimate from the unconditional one; with APG
- * the momentum starts at zero and carries from step to step. */
+ * the momentum starts at zero and carries from step to step.
+ * On a CUDA session the whole loop stays on the device (latent, noise, stage values, momentum)
+ * and is captured once into a CUDA graph that later generations with the same schedule, steps,
+ * timestep scale, bucket and noise source replay (seed, conditioning and guidance scale may
+ * change); results equal the CPU loop's within the precision's tolerance and use the same
+ * Philox noise. Where it cannot run (latent or prediction not float32, a stage on the CPU, the
+ * environment variable DRT_CUDA_DEVICE_LOOP=0, a failed capture) the loop runs on the host with
+ * one GPU evaluation per step, saying why through the log callback. */
 DRT_API drt_status_code drt_session_generate(drt_session *session, const drt_generate_options *opts);
 /* Network evaluations performed by this session since creation. */
 DRT_API uint64_t drt_session_nfe(const drt_session *session);

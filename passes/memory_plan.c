@@ -4,6 +4,10 @@
  *   a = n0(x)    def  use  use                            [ c ][ b ]      c takes its block
  *   b = n1(a)         def       use
  *   c = n2(a)              def  use (in place when n2 is elementwise and a dies there)
+ *
+ * A view op (Reshape, Flatten, Squeeze, Unsqueeze, Identity) whose input dies at it gets the
+ * input's block for its output: the bytes are the same, so its kernel (CPU k_copy, CUDA COPY
+ * launch) sees source == destination and does nothing.
  */
 #include "passes/memory_plan.h"
 
@@ -112,6 +116,8 @@ drt_status drt_pass_memory_plan(drt_graph *g, const drt_pass_ctx *ctx, bool *cha
        write in place; every other elementwise kernel reads element i before writing it. */
     bool variadic = drt_op_get_info(n->op)->max_inputs < 0;
     bool elementwise = (fc == DRT_FUSION_ELEMWISE || fc == DRT_FUSION_BROADCAST) && !variadic;
+    bool view = n->op == DRT_OP_RESHAPE || n->op == DRT_OP_FLATTEN || n->op == DRT_OP_SQUEEZE ||
+                n->op == DRT_OP_UNSQUEEZE || n->op == DRT_OP_IDENTITY;
     bool used_inplace[64] = {0};
     for (int j = 0; j < n->num_outputs; j++) {
       drt_value *o = n->outputs[j];
@@ -131,6 +137,15 @@ drt_status drt_pass_memory_plan(drt_graph *g, const drt_pass_ctx *ctx, bool *cha
           used_inplace[k] = true;
           inplace++;
           break;
+        }
+      }
+      if (view && j == 0 && o->mem_offset < 0) {
+        drt_value *in = n->inputs[0];
+        if (plannable(in) && last[in->id] == (int64_t)i && in->dtype == o->dtype && in->mem_offset >= 0 &&
+            value_bytes(in) == value_bytes(o)) {
+          o->mem_offset = in->mem_offset;
+          used_inplace[0] = true;
+          inplace++;
         }
       }
       if (o->mem_offset < 0) o->mem_offset = (int64_t)alloc_block(&a, value_bytes(o), &peak);

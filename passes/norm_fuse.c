@@ -8,8 +8,9 @@
  *
  *     x -> ReduceMean -> Sub -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div -> Mul g -> Add b
  *                   (decomposed LayerNorm)                      drt.Norm{kind=layer}(x, g, b)
- *     x -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div(x, .) | Mul(x, Reciprocal | Div(1, .))
- *       | Mul(x, Pow(., -0.5)) -> Mul g  (decomposed RMSNorm),  RMSNormalization(x, g)
+ *     x -> Pow 2 -> ReduceMean -> Add eps -> Sqrt | Pow 0.5 -> Div(x, .) | Mul(x, Reciprocal |
+ *       Div(1, .)) | Mul(x, Pow(., -0.5)) -> Mul g  (decomposed RMSNorm; Casts to float32 and
+ *       back, keepdims=0: see "decomposed Layer / RMS norms"),  RMSNormalization(x, g)
  *                                                             drt.Norm{kind=rms}(x, g)
  *     x:[N,C,...] -> Reshape[N,G,K] -> InstanceNormalization -> Reshape[N,C,...] -> Mul g -> Add b
  *       GroupNormalization(x, g, b), InstanceNormalization        drt.Norm{kind=group, num_groups}
@@ -247,7 +248,47 @@ static drt_status match_instance_norm(drt_graph *g, const drt_use_map *um, drt_n
   return DRT_OK;
 }
 
-/* First reduced axis of a ReduceMean over trailing axes [a, rank) with keepdims; -1 otherwise. */
+/* ---- decomposed Layer / RMS norms ------------------------------------------------------------
+ *
+ *   x --+-- [Cast up] -- Pow 2 | Mul(., .) -- ReduceMean(trailing axes) -- [Unsqueeze | Reshape] --+
+ *       |                                                                                         |
+ *       |     +-- [Add eps (either operand order; absent: eps 0)] <-------------------------------+
+ *       |     |
+ *       |     +-- Sqrt | Pow 0.5 --+-- Div(x, .) ---------------------------------+
+ *       |     |                    +-- Reciprocal | Div(1, .) --+                 |
+ *       |     +-- Pow -0.5 ---------------------------------------+-- Mul(x, .) --+-- [Cast back] -- Mul g
+ *       +-- [Cast up] --------------------------------------------+
+ *                                                       -> drt.Norm{kind=rms, axis, epsilon}(x, g)
+ *
+ *   LayerNorm: the same tail from mean((x - mean(x))^2), numerator x - mean(x).
+ *
+ * Axes come from the attribute or the (constant) input; keepdims=0 needs one Unsqueeze or
+ * Reshape anywhere in the tail giving the reduced axes back. Exact widening Casts (float16 /
+ * bfloat16 -> float32, any float -> float64) may sit on either use of x, with different Cast
+ * nodes for the square and the numerator; a Cast of the result back to x's type is absorbed
+ * and the norm then runs on x itself (it accumulates in double, so the intermediates never
+ * exist in x's type). Before the rewrite: the statistic has x's shape with the reduced axes 1,
+ * the numerator and the result have x's shape, epsilon is a non-negative scalar constant. */
+
+/* The input of an exact float widening (a live Cast float16 / bfloat16 -> float32, float ->
+ * float64 or float -> the same type), else v. */
+static drt_value *unwiden(drt_value *v) {
+  drt_node *c = drt_producer_is(v, DRT_OP_CAST);
+  if (!c) return v;
+  drt_dtype from = c->inputs[0]->dtype, to = v->dtype;
+  if (!drt_dtype_is_float(from) || !drt_dtype_is_float(to)) return v;
+  bool exact = from == to || to == DRT_DTYPE_FLOAT64 ||
+               (to == DRT_DTYPE_FLOAT32 && (from == DRT_DTYPE_FLOAT16 || from == DRT_DTYPE_BFLOAT16));
+  return exact ? c->inputs[0] : v;
+}
+
+/* Whether a and b hold the same numbers in the same type: one value, or exact widenings of one. */
+static bool same_data(drt_value *a, drt_value *b) {
+  return a == b || (a->dtype == b->dtype && unwiden(a) == unwiden(b));
+}
+
+/* First reduced axis of a ReduceMean over trailing axes [a, rank) (keepdims either way); -1
+ * otherwise (also when the axes input is not a constant). */
 static int trailing_mean_axis(const drt_node *r) {
   drt_value *x = r->inputs[0];
   drt_tensor axes;
@@ -265,12 +306,19 @@ static int trailing_mean_axis(const drt_node *r) {
     drt_status_free(st);
     return -1;
   }
-  if (out.rank != x->shape.rank) return -1;
   int a = x->shape.rank;
   while (a > 0 && reduced[a - 1]) a--;
   for (int d = 0; d < a; d++)
     if (reduced[d]) return -1;
+  if (out.rank != x->shape.rank && out.rank != a) return -1;
   return a < x->shape.rank ? a : -1;
+}
+
+/* x's shape with the axes [a, rank) set to 1: the shape of the statistic. */
+static drt_shape keepdims_shape(const drt_shape *x, int a) {
+  drt_shape k = *x;
+  for (int d = a; d < k.rank; d++) k.dims[d] = 1;
+  return k;
 }
 
 /* Whether p computes num^2 (Pow(num, 2) or Mul(num, num)). */
@@ -287,74 +335,108 @@ static bool is_square_of(const drt_node *p, drt_value **num) {
   return false;
 }
 
-/* From the mean of squares ms: [Add eps] -> Sqrt -> Div(num, .) | Mul(num, Reciprocal(.) |
- * Div(1, .)) or [Add eps] -> Pow(., -0.5) -> Mul(num, .). Sets s->eps and s->y. */
-static bool match_tail(const drt_use_map *um, norm_site *s, drt_value *ms, const drt_value *num) {
-  drt_node *u = drt_use_single(um, ms);
+/* The only consumer of *v. A Reshape / Unsqueeze giving a keepdims=0 statistic its reduced
+ * axes back (output shape kd) is absorbed on the way and *v moves past it. */
+static drt_node *next_use(const drt_use_map *um, norm_site *s, drt_value **v, const drt_shape *kd) {
+  drt_node *u = drt_use_single(um, *v);
+  if (u && (u->op == DRT_OP_UNSQUEEZE || u->op == DRT_OP_RESHAPE) && !drt_shape_equal(&(*v)->shape, kd) &&
+      drt_shape_equal(&u->outputs[0]->shape, kd) && add_kill(s, u)) {
+    *v = u->outputs[0];
+    u = drt_use_single(um, *v);
+  }
+  return u;
+}
+
+static bool is_pow_of(const drt_node *n, const drt_value *base, double e) {
+  double c;
+  return n->op == DRT_OP_POW && n->inputs[0] == base && drt_const_scalar(n->inputs[1], &c) && c == e;
+}
+
+/* From the mean of squares ms (of num, statistic shape kd): [Add eps] -> Sqrt | Pow 0.5 ->
+ * Div(num, .) | Mul(num, Reciprocal(.) | Div(1, .)), or [Add eps] -> Pow(., -0.5) -> Mul(num,
+ * .). Sets s->eps, s->x (the numerator operand) and s->y; NULL, or why it does not match. */
+static const char *match_tail(const drt_use_map *um, norm_site *s, drt_value *ms, drt_value *num, const drt_shape *kd) {
+  drt_value *v = ms;
+  drt_node *u = next_use(um, s, &v, kd);
   double c;
   s->eps = 0.0;
   if (u && u->op == DRT_OP_ADD) {
-    int o = drt_other_input(u, ms);
-    if (o < 0 || !drt_const_scalar(u->inputs[o], &c) || !(c >= 0)) return false;
+    int o = drt_other_input(u, v);
+    if (o < 0 || !drt_const_scalar(u->inputs[o], &c)) return "the Add after the mean is not of a scalar constant";
+    if (!(c >= 0)) return "epsilon is negative";
     s->eps = c;
     add_kill(s, u);
-    u = drt_use_single(um, u->outputs[0]);
+    v = u->outputs[0];
+    u = next_use(um, s, &v, kd);
   }
-  if (!u) return false;
-  drt_value *r = NULL; /* 1 / sqrt */
-  if (u->op == DRT_OP_SQRT) {
+  if (!u) return "the mean (+ eps) has more than one use";
+  drt_node *fin = NULL; /* Div(num, sqrt) or Mul(num, rsqrt) */
+  if (u->op == DRT_OP_SQRT || is_pow_of(u, v, 0.5)) {
     add_kill(s, u);
-    drt_value *sq = u->outputs[0];
-    drt_node *d = drt_use_single(um, sq);
-    if (!d) return false;
-    if (d->op == DRT_OP_DIV && d->inputs[1] == sq && d->inputs[0] == num) {
-      s->y = d->outputs[0];
-      return add_kill(s, d);
-    }
-    if (d->op == DRT_OP_RECIPROCAL || (d->op == DRT_OP_DIV && d->inputs[1] == sq && drt_const_scalar(d->inputs[0], &c) &&
-                                       c == 1.0)) {
+    v = u->outputs[0];
+    drt_node *d = next_use(um, s, &v, kd);
+    if (!d) return "the square root has more than one use";
+    if (d->op == DRT_OP_DIV && d->inputs[1] == v && same_data(d->inputs[0], num)) {
+      fin = d;
+    } else if (d->op == DRT_OP_RECIPROCAL ||
+               (d->op == DRT_OP_DIV && d->inputs[1] == v && drt_const_scalar(d->inputs[0], &c) && c == 1.0)) {
       add_kill(s, d);
-      r = d->outputs[0];
+      v = d->outputs[0];
+    } else if (d->op == DRT_OP_ADD) {
+      return "epsilon is added after the square root (x / (sqrt(mean) + eps) is another function)";
     } else {
-      return false;
+      return "the square root does not divide the data";
     }
-  } else if (u->op == DRT_OP_POW && drt_const_scalar(u->inputs[1], &c) && c == -0.5) {
+  } else if (is_pow_of(u, v, -0.5)) {
     add_kill(s, u);
-    r = u->outputs[0];
+    v = u->outputs[0];
   } else {
-    return false;
+    return "the mean (+ eps) is not followed by Sqrt, Pow 0.5 or Pow -0.5";
   }
-  drt_node *m = drt_use_single(um, r);
-  if (!m || m->op != DRT_OP_MUL || drt_other_input(m, r) < 0 || m->inputs[drt_other_input(m, r)] != num) return false;
-  s->y = m->outputs[0];
-  return add_kill(s, m);
+  if (!fin) {
+    drt_node *m = next_use(um, s, &v, kd);
+    int o = m && m->op == DRT_OP_MUL ? drt_other_input(m, v) : -1;
+    if (o < 0 || !same_data(m->inputs[o], num)) return "the reciprocal square root does not multiply the data";
+    fin = m;
+  }
+  drt_value *data = fin->op == DRT_OP_DIV ? fin->inputs[0] : fin->inputs[drt_other_input(fin, v)];
+  drt_value *y = fin->outputs[0];
+  if (!drt_shape_equal(&v->shape, kd) || !drt_shape_equal(&data->shape, &num->shape) ||
+      !drt_shape_equal(&y->shape, &num->shape) || y->dtype != data->dtype)
+    return "the statistic does not have the data's shape with the reduced axes 1";
+  s->x = data;
+  s->y = y;
+  return add_kill(s, fin) ? NULL : "too many nodes";
 }
 
 static bool match_reduce_mean(const drt_graph *g, const drt_use_map *um, drt_node *n, norm_site *s) {
   int a = trailing_mean_axis(n);
   if (a < 0) {
-    decline(n, "not a mean over trailing axes with keepdims");
+    decline(n, "not a mean over trailing axes (given by the attribute or a constant input)");
     return false;
   }
   drt_value *in = n->inputs[0], *mean = n->outputs[0];
+  drt_shape kd = keepdims_shape(&in->shape, a);
   drt_node *sq = drt_producer_of(in);
   drt_value *num = NULL;
+  const char *why;
   if (sq && is_square_of(sq, &num) && drt_use_count(um, in) == 1 && !drt_use_is_output(um, in)) {
     /* RMSNorm: mean of x^2 */
     s->kind = DRT_NORM_RMS;
     s->axis = a;
-    s->x = num;
     add_kill(s, sq);
     add_kill(s, n);
-    if (!match_tail(um, s, mean, num)) {
-      decline(n, "mean of squares without the Add eps / Sqrt / Div (or Reciprocal) tail of an RMSNorm");
+    if ((why = match_tail(um, s, mean, num, &kd))) {
+      decline(n, "mean of squares, but not an RMSNorm: %s", why);
       return false;
     }
     return true;
   }
   /* LayerNorm: d = x - mean(x); mean(d^2) ... */
-  drt_node *sub = drt_use_single(um, mean);
-  if (!sub || sub->op != DRT_OP_SUB || sub->inputs[0] != in || sub->inputs[1] != mean) {
+  drt_value *mv = mean;
+  drt_node *sub = next_use(um, s, &mv, &kd);
+  if (!sub || sub->op != DRT_OP_SUB || sub->inputs[1] != mv || !same_data(sub->inputs[0], in) ||
+      !drt_shape_equal(&mv->shape, &kd)) {
     decline(n, "its result does not feed Sub(x, mean) nor is it a mean of squares");
     return false;
   }
@@ -376,16 +458,27 @@ static bool match_reduce_mean(const drt_graph *g, const drt_use_map *um, drt_nod
   }
   s->kind = DRT_NORM_LAYER;
   s->axis = a;
-  s->x = in;
   add_kill(s, n);
   add_kill(s, sub);
   add_kill(s, p);
   add_kill(s, r2);
-  if (!match_tail(um, s, r2->outputs[0], d)) {
-    decline(n, "variance without the Add eps / Sqrt / Div tail of a LayerNorm");
+  if ((why = match_tail(um, s, r2->outputs[0], d, &kd))) {
+    decline(n, "variance, but not a LayerNorm: %s", why);
     return false;
   }
+  s->x = sub->inputs[0]; /* the fused node normalizes x, not x - mean */
   return true;
+}
+
+/* x -> Cast up -> norm -> Cast back to x's type: the norm runs on x (exact: the up-cast loses
+ * nothing and the norm rounds its double result once, to x's type). Only before parameters. */
+static void absorb_casts(const drt_use_map *um, norm_site *s) {
+  drt_value *root = unwiden(s->x);
+  if (root == s->x) return;
+  drt_node *c = drt_use_single(um, s->y);
+  if (!c || c->op != DRT_OP_CAST || c->outputs[0]->dtype != root->dtype || !add_kill(s, c)) return;
+  s->x = root;
+  s->y = c->outputs[0];
 }
 
 /* ---- activations ---------------------------------------------------------------------------- */
@@ -669,6 +762,7 @@ drt_status drt_pass_norm_fuse(drt_graph *g, const drt_pass_ctx *ctx, bool *chang
         ok = false;
       }
     if (!ok) continue;
+    if (n->op == DRT_OP_REDUCE_MEAN) absorb_casts(&um, &s);
     absorb_epilogue(g, &um, &s);
     bool done = false;
     st = build(g, &s, &done);

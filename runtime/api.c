@@ -805,8 +805,13 @@ static drt_status generate_device(drt_session *s, const drt_generate_options *o,
   size_t n = (size_t)drt_shape_numel(&g->inputs[sp.latent]->shape);
   float *latent = malloc(n * sizeof(float) + 1);
   drt_tensor *outs = calloc(g->num_outputs + 1, sizeof *outs);
-  drt_status st = latent && outs ? DRT_OK : DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "generation buffers");
-  if (!st && !s->dl) st = drt_devloop_create(s->cmod, &s->dl);
+  if (!latent || !outs) {
+    free(steps);
+    free(latent);
+    free(outs);
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "generation buffers");
+  }
+  drt_status st = s->dl ? DRT_OK : drt_devloop_create(s->cmod, &s->dl);
   double ms = -1;
   uint32_t tabled = 0, computed = 0;
   if (!st) st = drt_devloop_generate(s->dl, &sp, &gp, latent, outs, &ms, &tabled, &computed);
@@ -832,8 +837,8 @@ static drt_status generate_device(drt_session *s, const drt_generate_options *o,
   s->nfe += nsteps;
   s->gen_device_ms = ms;
   *done = true;
-  drt_log(DRT_LOG_INFO, "generate: %u steps on the GPU in %.3f ms (%s CUDA graph)%s", nsteps, ms,
-          drt_devloop_replayed(s->dl) ? "replayed the" : "captured a", "");
+  drt_log(DRT_LOG_INFO, "generate: %u steps on the GPU in %.3f ms (%s CUDA graph)", nsteps, ms,
+          drt_devloop_replayed(s->dl) ? "replayed the" : "captured a");
   if (s->num_stages)
     drt_log(DRT_LOG_INFO, "generate: hoisted stages: prologue once, timestep values of %u steps from the plan's tables "
             "and %u computed", tabled, computed);

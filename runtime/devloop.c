@@ -25,6 +25,7 @@ struct drt_devloop {
   uint32_t key_nsteps;
   double key_sigma, key_ts_scale;
   bool key_noise;
+  uint64_t allocs, key_allocs; /* buffers (re)allocated so far: the graph holds their addresses */
   uint32_t key_tabled, key_computed;
   bool replayed;
   drt_cuda_timer *timer;
@@ -122,6 +123,7 @@ static drt_status ensure(drt_devloop *dl, uint64_t *buf, size_t *have, size_t by
   *have = 0;
   DRT_RETURN_IF_ERROR(drt_cuda_malloc(dl->ctx, bytes ? bytes : 1, buf));
   *have = bytes;
+  dl->allocs++;
   return DRT_OK;
 }
 
@@ -360,7 +362,7 @@ static drt_status upload_timesteps(drt_devloop *dl, const drt_devloop_spec *sp, 
 
 static bool key_matches(const drt_devloop *dl, const drt_devloop_spec *sp, const drt_devloop_gen *gp) {
   if (!dl->graph || dl->key_main != sp->main || dl->key_nsteps != gp->nsteps || dl->key_sigma != gp->init_sigma ||
-      dl->key_ts_scale != gp->timestep_scale || dl->key_noise != (gp->noise != NULL))
+      dl->key_ts_scale != gp->timestep_scale || dl->key_noise != (gp->noise != NULL) || dl->key_allocs != dl->allocs)
     return false;
   for (int k = 0; k < DRT_PLAN_MAX_STAGES; k++)
     if (dl->key_stage[k] != (k < sp->num_stages ? sp->stages[k].ex : NULL)) return false;
@@ -422,6 +424,7 @@ drt_status drt_devloop_generate(drt_devloop *dl, const drt_devloop_spec *sp, con
     dl->key_sigma = gp->init_sigma;
     dl->key_ts_scale = gp->timestep_scale;
     dl->key_noise = gp->noise != NULL;
+    dl->key_allocs = dl->allocs;
   } else {
     dl->replayed = true;
   }
@@ -439,6 +442,14 @@ drt_status drt_devloop_generate(drt_devloop *dl, const drt_devloop_spec *sp, con
   *gpu_ms = ms;
   DRT_RETURN_IF_ERROR(drt_cuda_memcpy_dtoh(dl->ctx, latent, dl->x, n * sizeof(float), stream));
   DRT_RETURN_IF_ERROR(drt_cuda_stream_sync(dl->ctx, stream));
+  /* a HOST fallback node that failed inside the graph (reported here, not by a later run) */
+  st = drt_cuda_executor_take_host_error(me);
+  for (int k = 0; k < sp->num_stages; k++) {
+    drt_status hs = drt_cuda_executor_take_host_error(drt_exec_cuda(sp->stages[k].ex));
+    if (st) drt_status_free(hs);
+    else st = hs;
+  }
+  if (st) return drt_status_annotate(st, "running the captured generation");
   for (size_t i = 0; i < g->num_outputs; i++) {
     st = download(dl, g->outputs[i], drt_cuda_executor_output_dptr(me, i), stream, &outputs[i]);
     if (st) {

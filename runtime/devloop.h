@@ -21,6 +21,9 @@
  * what changes between replays (conditioning inputs, guidance scale, seed, user noise) lives in
  * device buffers written before the launch.
  *
+ * DRT_CUDA_DEVICE_LOOP=0 in the environment turns the loop off (drt_devloop_supported says no),
+ * for comparisons with the host loop.
+ *
  * Ownership: a loop borrows the module and the executors of its spec; the session drops the
  * loop (drt_devloop_destroy) before it destroys or replaces any of them.
  * Thread-safety: used by one thread at a time (the session's). */

@@ -40,7 +40,8 @@ static void compile_usage(FILE *f) {
           "                   [--list-passes] [--max-memory BYTES] [-v]\n"
           "                   [--schedule NAME [--steps N] [--schedule-params K=V,...]]\n"
           "                   [--cfg-scale W --cfg-uncond NAME=zeros|FILE.npy ... [--cfg-mode MODE]]\n"
-          "                   [--invariant NAME ...] [--arch LIST] [--precision fp32|tf32|fp16|bf16]\n\n"
+          "                   [--invariant NAME ...] [--arch LIST] [--precision fp32|tf32|fp16|bf16]\n"
+          "                   [--cuda-source FILE]\n\n"
           "Compiles an ONNX model into a .plan: binds every symbolic dimension (from --shape or the model's\n"
           "static shapes), infers shapes, folds constants, records the input/output signature and writes\n"
           "the plan atomically (a failure leaves no file). --latent/--timestep name the model inputs that\n"
@@ -67,9 +68,12 @@ static void compile_usage(FILE *f) {
           "" DRT_NVRTC_DEFAULT_ARCHS "). The plan runs on the GPU and still on the CPU. --precision sets the\n"
           "GPU activation type: fp32 (default; float storage and math), tf32 (float storage, TF32 tensor cores\n"
           "in GEMMs, convolutions and attention), fp16 or bf16 (half/bfloat16 storage and tensor cores; every\n"
-          "reduction, norm and softmax accumulates in fp32). Nodes without a CUDA kernel run on the CPU inside a\n"
-          "GPU run (reported as warnings here and by drt inspect). Compiled binaries are cached in\n"
-          "$DRT_CACHE_DIR (default $XDG_CACHE_HOME/distilrt or ~/.cache/distilrt; DRT_CACHE_DIR=off disables).\n");
+          "reduction, norm and softmax accumulates in fp32; tf32 and bf16 need sm_80 or newer). Nodes without\n"
+          "a CUDA kernel run on the CPU inside a GPU run (reported as warnings here and by drt inspect).\n"
+          "--cuda-source FILE also writes the program's CUDA source (before NVRTC runs, so it is there to read\n"
+          "when a compile fails: NVRTC's line numbers refer to it; drt inspect --cuda-source PLAN prints it\n"
+          "later). Compiled binaries are cached in $DRT_CACHE_DIR (default $XDG_CACHE_HOME/distilrt or\n"
+          "~/.cache/distilrt; DRT_CACHE_DIR=off disables).\n");
   fputs(drt_compile_adapt_usage(), f);
 }
 
@@ -122,7 +126,7 @@ int drt_cmd_compile(int argc, char **argv) {
   const char *cfg_mode = NULL, *uncond_args[DRT_PASS_MAX_NAMED], *invariant[DRT_PASS_MAX_NAMED];
   int n_uncond = 0, n_invariant = 0;
   uint64_t max_memory = 0;
-  const char *arch_list = NULL, *precision_name = NULL;
+  const char *arch_list = NULL, *precision_name = NULL, *source_out = NULL;
   drt_cuda_precision precision = DRT_CUDA_PRECISION_FP32;
   static drt_cli_shape shapes[64];
   static drt_compile_adapt adapt;
@@ -146,6 +150,9 @@ int drt_cmd_compile(int argc, char **argv) {
     } else if (drt_cli_opt(argc, argv, &i, "--arch", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       arch_list = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--cuda-source", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      source_out = v;
     } else if (drt_cli_opt(argc, argv, &i, "--precision", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       if (!drt_cuda_precision_parse(v, &precision))
@@ -255,8 +262,9 @@ int drt_cmd_compile(int argc, char **argv) {
   po.report = write_stderr;
   po.dump = write_stdout;
   bool cuda = strcmp(target, "cuda") == 0;
-  if (!cuda && (arch_list || precision_name))
-    return drt_cli_usage_error("compile", "%s applies to --target cuda", arch_list ? "--arch" : "--precision");
+  if (!cuda && (arch_list || precision_name || source_out))
+    return drt_cli_usage_error("compile", "%s applies to --target cuda",
+                               arch_list ? "--arch" : precision_name ? "--precision" : "--cuda-source");
   /* CUDA: check the archs (and that NVRTC loads) before the expensive part */
   char archs[DRT_PLAN_MAX_CUDA_IMAGES][16];
   int num_archs = 0;
@@ -476,6 +484,10 @@ int drt_cmd_compile(int argc, char **argv) {
     if (st) st = drt_status_annotate(st, "CUDA code generation");
     t_codegen = now_ms() - tc;
     if (!st) report_host_nodes(prog);
+    if (!st && source_out) {
+      st = drt_write_file_atomic(source_out, prog->source, prog->source_len);
+      if (st) st = drt_status_annotate(st, "--cuda-source");
+    }
     if (!st) {
       tc = now_ms();
       if (tty)
@@ -487,6 +499,8 @@ int drt_cmd_compile(int argc, char **argv) {
       drt_nvrtc_compile_options_init(&no);
       st = drt_nvrtc_compile(prog, alist, (size_t)num_archs, &no, images);
       t_nvrtc = now_ms() - tc;
+      if (st && drt_status_code_of(st) == DRT_STATUS_INTERNAL && !source_out)
+        fprintf(stderr, "drt compile: note: --cuda-source FILE writes the program that NVRTC's line numbers refer to\n");
     }
     if (!st) {
       int major = 0, minor = 0;
@@ -575,7 +589,11 @@ int drt_cmd_compile(int argc, char **argv) {
     drt_compile_adapt_report(&adapt, g);
     if (c.has_schedule) printf("  schedule:    %s, %u steps\n", c.schedule.name, c.schedule.num_steps);
     printf("  peak activations: %.2f MiB (memory plan arena)\n", (double)g->mem_arena_bytes / 1048576.0);
-    printf("  time:        load %.1f ms, passes %.1f ms, write %.1f ms\n", t1 - t0, t2 - t1, t3 - t2);
+    if (cuda)
+      printf("  time:        load %.1f ms, passes %.1f ms, cuda %.1f ms, write %.1f ms\n", t1 - t0, t2 - t1,
+             t_codegen + t_nvrtc, t3 - t2 - t_codegen - t_nvrtc);
+    else
+      printf("  time:        load %.1f ms, passes %.1f ms, write %.1f ms\n", t1 - t0, t2 - t1, t3 - t2);
     if (c.has_guidance)
       printf("  guidance:    classifier-free guidance folded (%s, default scale %g): one batch-%" PRId64
              " evaluation per step\n", c.guidance.mode, c.guidance.default_scale,

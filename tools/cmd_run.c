@@ -8,7 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codegen/nvrtc.h"
 #include "runtime/cpu/executor.h"
+#include "runtime/exec.h"
 #include "runtime/npy.h"
 #include "tools/cli.h"
 #include "runtime/plan_format.h"
@@ -19,8 +21,10 @@ static void run_usage(FILE *f) {
   fprintf(f,
           "usage: drt run MODEL.onnx [--input NAME=FILE.npy ...] [--output NAME=FILE.npy ... | --output-dir DIR]\n"
           "               [--shape NAME=DIMS ...] [--threads N] [--repeat N] [--max-memory BYTES]\n"
-          "               [--backend auto|cpu|cuda] [-v]\n\n"
-          "Runs one evaluation (ONNX models on the CPU; plans on the backend chosen below). Inputs are .npy files (C order, little endian) matched to the\n"
+          "               [--backend auto|cpu|cuda] [--cuda-source FILE] [-v]\n\n"
+          "Runs one evaluation (plans on the backend chosen below; ONNX models on the CPU, or with\n"
+          "--backend cuda rendered as a CUDA program and compiled by NVRTC for the GPU now, in fp32;\n"
+          "--cuda-source FILE also writes that program's source, e.g. for tests/cuda_emu). Inputs are .npy files (C order, little endian) matched to the\n"
           "model's inputs by name; symbolic dims are bound from them. --shape binds an input shape or a\n"
           "symbolic dim by name (e.g. --shape batch=2). --output-dir writes every output as <name>.npy\n"
           "(characters outside [A-Za-z0-9._-] become '_'). Outputs are written to a temporary file and\n"
@@ -162,6 +166,67 @@ static int write_outputs_api(drt_session *s, const drt_plan *p, const char *out_
     if (st) return drt_cli_fail("run", st);
   }
   return 0;
+}
+
+/* --backend cuda on an ONNX model: the graph rendered as a CUDA program (fp32) and compiled by
+ * NVRTC for the device's architecture (the disk cache of codegen/nvrtc.h makes repeats fast). */
+typedef struct cuda_jit {
+  drt_cuda_context *ctx;
+  drt_cuda_program *prog;
+  drt_nvrtc_image img;
+  drt_cuda_module *mod;
+} cuda_jit;
+
+static const char *g_cuda_source; /* --cuda-source FILE */
+
+static drt_status jit_create(cuda_jit *j, const drt_graph *g, const char *model, drt_exec **out) {
+  drt_status cs = drt_cuda_context_acquire(0, &j->ctx);
+  if (cs) {
+    drt_status e = DRT_ERROR(drt_status_code_of(cs), "%s (drop --backend cuda to run the model on the CPU)",
+                             drt_status_message(cs));
+    drt_status_free(cs);
+    return e;
+  }
+  const drt_cuda_device_info *dev = drt_cuda_context_device(j->ctx);
+  drt_cuda_codegen_options co;
+  drt_cuda_codegen_options_init(&co);
+  co.precision = DRT_CUDA_PRECISION_FP32;
+  co.allow_host_fallback = true;
+  const drt_graph *graphs[1] = {g};
+  DRT_RETURN_IF_ERROR_CTX(drt_cuda_program_build(graphs, 1, &co, &j->prog), "%s: CUDA code generation", model);
+  if (g_cuda_source) {
+    FILE *f = fopen(g_cuda_source, "wb");
+    bool ok = f && fwrite(j->prog->source, 1, j->prog->source_len, f) == j->prog->source_len;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) return DRT_ERROR(DRT_STATUS_IO, "--cuda-source: cannot write '%s'", g_cuda_source);
+  }
+  char arch[16];
+  snprintf(arch, sizeof arch, "sm_%d%d", dev->cc_major, dev->cc_minor);
+  const char *archs[1] = {arch};
+  drt_nvrtc_compile_options no;
+  drt_nvrtc_compile_options_init(&no);
+  DRT_RETURN_IF_ERROR_CTX(drt_nvrtc_compile(j->prog, archs, 1, &no, &j->img), "%s: compiling for %s (%s)", model,
+                          arch, dev->name);
+  drt_plan_cuda bins;
+  memset(&bins, 0, sizeof bins);
+  bins.present = true;
+  bins.precision = DRT_CUDA_PRECISION_FP32;
+  bins.source_hash = j->prog->source_hash;
+  bins.num_images = 1;
+  snprintf(bins.images[0].arch, sizeof bins.images[0].arch, "%s", j->img.arch);
+  bins.images[0].data = j->img.data;
+  bins.images[0].size = j->img.size;
+  DRT_RETURN_IF_ERROR(drt_cuda_module_load(j->ctx, j->prog, &bins, &j->mod));
+  drt_cuda_executor_options eo;
+  drt_cuda_executor_options_init(&eo);
+  return drt_exec_create_cuda(j->mod, 0, &eo, out);
+}
+
+static void jit_free(cuda_jit *j) { /* after the executor */
+  drt_cuda_module_destroy(j->mod);
+  drt_nvrtc_image_free(&j->img);
+  drt_cuda_program_destroy(j->prog);
+  drt_cuda_context_release(j->ctx);
 }
 
 /* --cfg-scale W of a plan run (NAN: not given) */
@@ -363,6 +428,9 @@ int drt_cmd_run(int argc, char **argv) {
       if (err) return DRT_EXIT_USAGE;
       if (!drt_cli_parse_backend(v, &g_backend))
         return drt_cli_usage_error("run", "--backend must be auto, cpu or cuda, got '%s'", v);
+    } else if (drt_cli_opt(argc, argv, &i, "--cuda-source", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      g_cuda_source = v;
     } else if (strcmp(argv[i], "--no-specialize") == 0) {
       specialize = -1;
     } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
@@ -384,10 +452,6 @@ int drt_cmd_run(int argc, char **argv) {
   if (!isnan(g_cfg_scale))
     return drt_cli_usage_error("run", "--cfg-scale applies to plans compiled with --cfg-scale (drt compile), not to "
                                "ONNX models");
-  if (g_backend == DRT_BACKEND_CUDA)
-    return drt_cli_fail("run", DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: --backend cuda runs compiled plans: compile "
-                                         "the model with drt compile --target cuda first (ONNX models run on the CPU)",
-                                         model));
 
   int rc = DRT_EXIT_OK;
   drt_status st = DRT_OK;
@@ -396,7 +460,9 @@ int drt_cmd_run(int argc, char **argv) {
   drt_tensor in_tensors[MAX_ARGS];
   memset(in_tensors, 0, sizeof in_tensors);
   drt_graph *g = NULL;
-  drt_cpu_executor *ex = NULL;
+  drt_exec *ex = NULL;
+  cuda_jit jit;
+  memset(&jit, 0, sizeof jit);
   drt_tensor *graph_in = NULL, *graph_out = NULL;
   int loaded = 0;
   out_files written = {NULL, 0, 0};
@@ -477,11 +543,12 @@ int drt_cmd_run(int argc, char **argv) {
   drt_cpu_executor_options eo;
   drt_cpu_executor_options_init(&eo);
   eo.num_threads = threads;
-  st = drt_cpu_executor_create(g, &eo, &ex);
+  if (g_backend == DRT_BACKEND_CUDA) st = jit_create(&jit, g, model, &ex);
+  else st = drt_exec_create_cpu(g, &eo, &ex);
   if (st) goto done;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  st = drt_cpu_executor_run(ex, graph_in, graph_out);
+  st = drt_exec_run(ex, graph_in, graph_out);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   if (st) {
     st = drt_status_annotate(st, "%s", model);
@@ -500,7 +567,7 @@ int drt_cmd_run(int argc, char **argv) {
     if (!tmp) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "latency samples");
     for (int r = 0; r < repeat && !st; r++) {
       clock_gettime(CLOCK_MONOTONIC, &t0);
-      st = drt_cpu_executor_run(ex, graph_in, tmp);
+      st = drt_exec_run(ex, graph_in, tmp);
       clock_gettime(CLOCK_MONOTONIC, &t1);
       ms[r] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
       for (size_t k = 0; k < g->num_outputs && !st; k++) free(tmp[k].data);
@@ -546,7 +613,8 @@ done:
   for (int i = 0; i < loaded; i++) free(in_tensors[i].data);
   free(graph_in);
   free(graph_out);
-  drt_cpu_executor_destroy(ex);
+  drt_exec_destroy(ex);
+  jit_free(&jit);
   drt_graph_destroy(g);
   return rc;
 }

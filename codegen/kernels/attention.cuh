@@ -8,12 +8,15 @@
  * barriers.
  *
  *   shared memory (dynamic, drt_smem; sizes mirrored by codegen/emit_attention.c attn_smem()):
- *     Q  [BQ][LDQ] T     the block's queries, head dim zero-padded to DP (multiple of 16)
- *     K  [BK][LDK] T     the current key tile (rows past the sequence zeroed)
- *     V  [BK][LDV] T     the current value tile, Dv zero-padded to DVP
- *     S  [BQ][LDS] f32   raw scores Q K^T; P (T) overwrites it row by row (row stride LDP elements)
- *     O  [BQ][LDO] f32   unnormalized output accumulator
- *     L  [BQ]      f32   1 / l per row for the final store
+ *     Q  [BQ][LDQ] T             the block's queries, head dim zero-padded to DP (multiple of 16)
+ *     K  STAGES x [BK][LDK] T    key tiles (rows past the sequence zeroed)
+ *     V  STAGES x [BK][LDV] T    value tiles, Dv zero-padded to DVP
+ *     S  [BQ][LDS] f32           raw scores Q K^T; P (T) overwrites it row by row (stride LDP)
+ *     O  [BQ][LDO] f32           output accumulator (TC with DVP <= 128: staging only; it lives
+ *                                in wmma fragments)
+ *     L  [BQ]      f32           1 / l per row for the final store
+ *   With STAGES = 2 the next K/V tile is copied with cp.async while the current one is computed
+ *   (16-byte copies when the head dim is contiguous and aligned; other layouts load synchronously).
  *
  *   TC: both products on tensor cores with nvcuda::wmma, fp32 accumulate: 16x16x16 on fp16/bf16
  *   storage, TF32 16x16x8 on fp32 storage (tf32 precision; P is then fp32 rounded to TF32). The
@@ -194,7 +197,6 @@ __device__ __forceinline__ void drt_attention(const drt_attn_geom &g, const T *_
   static_assert(STAGES == 1 || STAGES == 2, "one or two K/V stages");
 
   T *Qs = (T *)(drt_smem + C::OFF_Q);
-
   float *S = (float *)(drt_smem + C::OFF_S);
   T *P = (T *)(drt_smem + C::OFF_S);
   float *O = (float *)(drt_smem + C::OFF_O);
@@ -352,8 +354,10 @@ __device__ __forceinline__ void drt_attention(const drt_attn_geom &g, const T *_
     l_run += sum + __shfl_xor_sync(0xffffffffu, sum, 1); /* outside any branch: rows of a warp differ */
     __syncwarp(); /* every lane has read its scores before P overwrites them */
 #pragma unroll
-    for (int t = 0; t < BK / 4; t++)
-      *(typename drt_attn_cvt<T>::T2 *)(P + row * LDP + 4 * t + 2 * half) = drt_attn_cvt<T>::to2(sv[2 * t], sv[2 * t + 1]);
+    for (int t = 0; t < BK / 4; t++) {
+      typedef typename drt_attn_cvt<T>::T2 T2;
+      *(T2 *)(P + row * LDP + 4 * t + 2 * half) = drt_attn_cvt<T>::to2(sv[2 * t], sv[2 * t + 1]);
+    }
 
     /* rescale the accumulator rows whose reference max moved */
     if constexpr (OREG) {

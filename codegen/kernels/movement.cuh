@@ -161,6 +161,7 @@ struct drt_rz_axis {
   float roi_lo, roi_hi;
   int identity; /* 1: output position y reads input position y */
   int active;   /* interpolated (linear/cubic) axis with taps */
+  int taps;     /* antialiased linear/cubic: taps of this axis (<= NT); 0 otherwise */
 };
 
 /* Resize modes: MODE 0 nearest, 1 linear, 2 cubic. COORD as rz_coord in resize.c: 0
@@ -185,7 +186,16 @@ __device__ __forceinline__ double drt_rz_x_ori(const drt_rz_axis &ax, double y) 
 }
 
 /* Taps of output position y on one axis: idx[0..NT) (clamped), w[0..NT); returns the fill
- * flag (0 none, 1 extrapolation, 2 zero). Nearest: NT 1, w unused. */
+ * flag (0 none, 1 extrapolation, 2 zero). Nearest: NT 1, w unused. With ax.taps > 0 (antialias)
+ * the axis has ax.taps <= NT taps of the scaled, normalized kernel; unused taps get weight 0. */
+__device__ __forceinline__ double drt_rz_cubic(double x, double a) {
+  x = fabs(x);
+  double x2 = DRT_DMUL(x, x), x3 = DRT_DMUL(x, x2);
+  if (x <= 1) return DRT_DADD(DRT_DMUL(a + 2, x3), -DRT_DMUL(a + 3, x2)) + 1;
+  if (x < 2) return DRT_DADD(DRT_DADD(DRT_DMUL(a, x3), -DRT_DMUL(5 * a, x2)), DRT_DMUL(8 * a, x)) - 4 * a;
+  return 0.0;
+}
+
 template <int MODE, int COORD, int NEAREST, int NT>
 __device__ __forceinline__ int drt_rz_taps(const drt_rz_axis &ax, long long y, double a, bool exclude, long long *idx,
                                            float *w) {
@@ -200,7 +210,9 @@ __device__ __forceinline__ int drt_rz_taps(const drt_rz_axis &ax, long long y, d
     }
     return 0;
   }
-  const int n = MODE == 2 ? 4 : 2;
+  constexpr int NC = MODE == 0 ? 2 : NT; /* coefficient slots */
+  const bool aa = MODE != 0 && ax.taps > 0;
+  const int n = aa ? ax.taps : (MODE == 2 ? 4 : 2);
   int fill = 0;
   double x = drt_rz_x_ori<COORD>(ax, (double)y);
   if (COORD == 5 && !(x >= 0 && x <= (double)(in_w - 1))) fill = 1;
@@ -215,7 +227,7 @@ __device__ __forceinline__ int drt_rz_taps(const drt_rz_axis &ax, long long y, d
   }
   double xf = floor(x);
   double ratio = x == xf ? 1.0 : x - xf;
-  double c[4];
+  double c[NC > 4 ? NC : 4];
   if (MODE == 0) {
     bool second;
     if (ratio == 1.0) second = true;
@@ -224,6 +236,21 @@ __device__ __forceinline__ int drt_rz_taps(const drt_rz_axis &ax, long long y, d
     else second = NEAREST == 3;
     c[0] = second ? 0.0 : 1.0;
     c[1] = second ? 1.0 : 0.0;
+  } else if (aa) {
+    double s = ax.scale < 1.0 ? ax.scale : 1.0, sum = 0;
+    long long st = 1 - n / 2;
+    for (int k = 0; k < n; k++) {
+      double arg = DRT_DMUL((double)(st + k) - ratio, s), v;
+      if (MODE == 1) {
+        v = 1 - fabs(arg);
+        v = v < 0 ? 0 : (v > 1 ? 1 : v);
+      } else {
+        v = drt_rz_cubic(arg, a);
+      }
+      c[k] = v;
+      sum += v;
+    }
+    for (int k = 0; k < n; k++) c[k] /= sum;
   } else if (MODE == 1) {
     c[0] = 1 - ratio;
     c[1] = ratio;
@@ -239,18 +266,15 @@ __device__ __forceinline__ int drt_rz_taps(const drt_rz_axis &ax, long long y, d
   long long start = (long long)pf + (xp == pf ? -(n / 2) : -(n / 2) + 1) - pad;
   if (exclude) {
     double sum = 0;
-#pragma unroll
     for (int k = 0; k < n; k++) {
       long long i = start + k;
       if (i < 0 || i >= in_w) c[k] = 0;
       sum += c[k];
     }
     if (sum != 0)
-#pragma unroll
       for (int k = 0; k < n; k++) c[k] /= sum;
   }
   bool any = false;
-#pragma unroll
   for (int k = 0; k < n; k++) any |= c[k] != 0;
   if (!any && !fill) fill = 2;
   if (MODE == 0) {
@@ -261,7 +285,7 @@ __device__ __forceinline__ int drt_rz_taps(const drt_rz_axis &ax, long long y, d
     for (int k = 0; k < NT; k++) {
       long long i = start + k;
       idx[k] = i < 0 ? 0 : (i >= in_w ? in_w - 1 : i);
-      w[k] = (float)c[k];
+      w[k] = k < n ? (float)c[k] : 0.0f;
     }
   }
   return fill;
@@ -303,11 +327,11 @@ __device__ __forceinline__ void drt_resize_nearest(T *__restrict__ dst, const T 
 }
 
 /* Linear / cubic: float storage types, fp32 math; the taps of every active axis are combined
- * (tensor product of up to NA active axes with NT taps each). */
-template <typename T, typename I, int R, int MODE, int COORD, int NA>
+ * (tensor product of up to NA active axes with NT taps each: 2 linear, 4 cubic, more when
+ * antialiased downscaling widens the kernel). */
+template <typename T, typename I, int R, int MODE, int COORD, int NA, int NT>
 __device__ __forceinline__ void drt_resize_interp(T *__restrict__ dst, const T *__restrict__ src, I n,
                                                   const drt_rz_geom<R> &g) {
-  constexpr int NT = MODE == 2 ? 4 : 2;
   for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
     I rem = i;
     long long base = 0;
@@ -356,5 +380,59 @@ __device__ __forceinline__ void drt_resize_interp(T *__restrict__ dst, const T *
       acc = f == 1 ? g.extrapolation : 0.0f;
     }
     drt_st<T>(dst + i, acc);
+  }
+}
+
+/* ---- Trilu, GatherElements, ScatterND --------------------------------------------------------- */
+/* Trilu over [batch, rows, cols]: keeps column j of row i when UPPER ? j >= i + k : j <= i + k,
+ * zero elsewhere (k is clamped by the wrapper). */
+template <typename T, typename I, bool UPPER>
+__device__ __forceinline__ void drt_trilu(T *__restrict__ dst, const T *__restrict__ src, I n, I rows, I cols,
+                                          long long k) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    long long c = (long long)(i % cols), r = (long long)((i / cols) % rows);
+    bool keep = UPPER ? c >= r + k : c <= r + k;
+    dst[i] = keep ? src[i] : T();
+  }
+}
+
+/* GatherElements: out[c] = data[c with coordinate `axis` replaced by idx[c]] (negative counts
+ * from the end, out-of-range clamped). g.d = output dims, g.s = data strides, g.t unused. */
+template <typename T, typename IDX, typename I, int R>
+__device__ __forceinline__ void drt_gather_elements(T *__restrict__ dst, const T *__restrict__ src,
+                                                    const IDX *__restrict__ idx, I n, const drt_nd<R> &g, int axis,
+                                                    long long bound) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    long long v = (long long)idx[i];
+    if (v < 0) v += bound;
+    v = v < 0 ? 0 : (v >= bound ? bound - 1 : v);
+    I rem = i;
+    long long so = 0;
+#pragma unroll
+    for (int k = R - 1; k >= 0; k--) {
+      long long c = (long long)(rem % (I)g.d[k]);
+      rem /= (I)g.d[k];
+      so += (k == axis ? v : c) * g.s[k];
+    }
+    dst[i] = src[so];
+  }
+}
+
+/* ScatterND without reduction: for tuple t of K indices, dst[offset(t) + e] = upd[t * slice + e]
+ * (dst already holds data). dims[0..K) are the indexed data dims, strides their element strides. */
+template <typename T, typename IDX, typename I, int K>
+__device__ __forceinline__ void drt_scatter_nd(T *__restrict__ dst, const T *__restrict__ upd,
+                                               const IDX *__restrict__ idx, I n, I slice, const drt_nd<K> &g) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I t = i / slice, e = i % slice;
+    long long off = 0;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      long long v = (long long)idx[(long long)t * K + k];
+      if (v < 0) v += g.d[k];
+      v = v < 0 ? 0 : (v >= g.d[k] ? g.d[k] - 1 : v);
+      off += v * g.s[k];
+    }
+    dst[off + e] = upd[i];
   }
 }

@@ -25,7 +25,9 @@ template <class T> __device__ __forceinline__ T drt_nrm_t(float v);
 template <> __device__ __forceinline__ float drt_nrm_t<float>(float v) { return v; }
 template <> __device__ __forceinline__ double drt_nrm_t<double>(float v) { return (double)v; }
 template <> __device__ __forceinline__ __half drt_nrm_t<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 drt_nrm_t<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 drt_nrm_t<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 
 template <class T, int V> struct alignas(sizeof(T) * V) drt_nrm_vec {
   T v[V];
@@ -111,7 +113,8 @@ template <int ACT> __device__ __forceinline__ float drt_norm_act(float v) {
 }
 
 template <class C, int K, int M, int V>
-__device__ __forceinline__ void drt_norm_param(const typename C::TP *p, long long r, long long i, float *out, float dflt) {
+__device__ __forceinline__ void drt_norm_param(const typename C::TP *p, long long r, long long i, float *out,
+                                               float dflt) {
   if constexpr (M == 0) {
 #pragma unroll
     for (int t = 0; t < V; t++) out[t] = dflt;
@@ -147,7 +150,8 @@ __device__ __forceinline__ void drt_norm_apply(const drt_kargs &a, long long g, 
   drt_nrm_store<typename C::T, V>((typename C::T *)a.u[1] + g * (long long)C::L + j, v);
 }
 
-template <class C> __device__ __forceinline__ void drt_norm_stats_out(const drt_kargs &a, long long g, float mean, float inv) {
+template <class C>
+__device__ __forceinline__ void drt_norm_stats_out(const drt_kargs &a, long long g, float mean, float inv) {
   if constexpr (C::MEAN != 0) ((typename C::TS *)a.u[6])[g] = drt_nrm_t<typename C::TS>(mean);
   if constexpr (C::INV != 0) ((typename C::TS *)a.u[7])[g] = drt_nrm_t<typename C::TS>(inv);
 }
@@ -435,7 +439,10 @@ template <int OP> struct drt_red_acc {
   float a, b; /* LSE: (max, sum); others: a */
   __device__ __forceinline__ void init() {
     b = 0.0f;
-    a = (OP == DRT_RED_MAX || OP == DRT_RED_LSE) ? -DRT_INF_F32 : OP == DRT_RED_MIN ? DRT_INF_F32 : OP == DRT_RED_PROD ? 1.0f : 0.0f;
+    a = (OP == DRT_RED_MAX || OP == DRT_RED_LSE) ? -DRT_INF_F32
+        : OP == DRT_RED_MIN                      ? DRT_INF_F32
+        : OP == DRT_RED_PROD                     ? 1.0f
+                                                 : 0.0f;
   }
   __device__ __forceinline__ void add(float x) {
     if constexpr (OP == DRT_RED_MAX) a = drt_nrm_max2(a, x);
@@ -521,6 +528,76 @@ template <class C> __device__ __forceinline__ void drt_reduce_cols(const drt_kar
   }
   if (ry == 0 && e < (long long)C::INNER)
     ((typename C::T *)a.u[1])[o * (long long)C::INNER + e] = drt_nrm_t<typename C::T>(acc.fin(C::NR));
+}
+
+/* Split reductions, for few outputs over many elements: kernel 1 reduces chunk s of every output
+ * into a partial accumulator (two floats) in scratch (u[2]); kernel 2 merges the S partials of
+ * each output in order. Extra config: S (chunks), CH (rows: elements per chunk, a multiple of
+ * VEC; cols: reduced positions per chunk).
+ * rows, kernel 1: grid (S, NK), TPR == BLOCK; partial of (o, s) at 2 * (o * S + s). */
+template <class C> __device__ __forceinline__ void drt_reduce_rows_part(const drt_kargs &a) {
+  enum { V = C::VEC };
+  const long long N = (long long)C::NR * C::INNER;
+  long long o = blockIdx.y, s = blockIdx.x;
+  long long end = (s + 1) * (long long)C::CH < N ? (s + 1) * (long long)C::CH : N;
+  const typename C::T *x = (const typename C::T *)a.u[0] + C::ko(o);
+  drt_red_acc<C::OP> acc;
+  acc.init();
+  for (long long t = s * (long long)C::CH + (long long)threadIdx.x * V; t < end; t += (long long)C::BLOCK * V) {
+    long long r = t / (long long)C::INNER, e = t % (long long)C::INNER;
+    float v[V];
+    drt_nrm_load<typename C::T, V>(x + C::ro(r) + e, v);
+#pragma unroll
+    for (int k = 0; k < V; k++) acc.add(v[k]);
+  }
+  acc.template all<C::BLOCK, C::BLOCK>();
+  if (threadIdx.x == 0) {
+    float *p = (float *)a.u[2] + 2 * (o * (long long)C::S + s);
+    p[0] = acc.a;
+    p[1] = acc.b;
+  }
+}
+
+/* cols, kernel 1: grid (NK * ceil(INNER / BX), S); reduced positions [s * CH, (s + 1) * CH);
+ * partial of output (o, e) and chunk s at 2 * ((o * INNER + e) * S + s). */
+template <class C> __device__ __forceinline__ void drt_reduce_cols_part(const drt_kargs &a) {
+  enum { BY = C::BLOCK / C::BX, EB = (C::INNER + C::BX - 1) / C::BX };
+  __shared__ float sa[C::BLOCK], sb[C::BLOCK];
+  long long o = blockIdx.x / EB, s = blockIdx.y;
+  long long e = (long long)(blockIdx.x % EB) * C::BX + threadIdx.x % C::BX;
+  int ry = threadIdx.x / C::BX;
+  long long end = (s + 1) * (long long)C::CH < (long long)C::NR ? (s + 1) * (long long)C::CH : (long long)C::NR;
+  drt_red_acc<C::OP> acc;
+  acc.init();
+  if (e < (long long)C::INNER) {
+    const typename C::T *x = (const typename C::T *)a.u[0] + C::ko(o) + e;
+    for (long long r = s * (long long)C::CH + ry; r < end; r += BY) acc.add(drt_nrm_f(x[C::ro(r)]));
+  }
+  if constexpr (BY > 1) {
+    sa[threadIdx.x] = acc.a;
+    sb[threadIdx.x] = acc.b;
+    __syncthreads();
+    if (ry == 0) {
+      for (int k = 1; k < BY; k++) acc.merge(sa[threadIdx.x + k * C::BX], sb[threadIdx.x + k * C::BX]);
+    }
+  }
+  if (ry == 0 && e < (long long)C::INNER) {
+    float *p = (float *)a.u[2] + 2 * ((o * (long long)C::INNER + e) * C::S + s);
+    p[0] = acc.a;
+    p[1] = acc.b;
+  }
+}
+
+/* kernel 2 (both): one thread per output; OUTS outputs, each reducing COUNT elements. */
+template <class C> __device__ __forceinline__ void drt_reduce_merge(const drt_kargs &a) {
+  long long o = (long long)blockIdx.x * C::BLOCK + threadIdx.x;
+  if (o >= (long long)C::OUTS) return;
+  const float *p = (const float *)a.u[2] + 2 * o * (long long)C::S;
+  drt_red_acc<C::OP> acc;
+  acc.a = p[0];
+  acc.b = p[1];
+  for (int s = 1; s < C::S; s++) acc.merge(p[2 * s], p[2 * s + 1]);
+  ((typename C::T *)a.u[1])[o] = drt_nrm_t<typename C::T>(acc.fin(C::COUNT));
 }
 
 /* ---- ArgMax / ArgMin: one thread per (outer, inner) column. Config: T, BLOCK, OUTER, LEN, INNER,

@@ -87,6 +87,10 @@ uint64_t drt_cuda_executor_output_dptr(const drt_cuda_executor *e, size_t i);
 /* Enqueues one evaluation on `stream` (NULL: the executor's) without synchronizing: capturable.
  * HOST fallback nodes enqueue their copies and a host function. */
 drt_status drt_cuda_executor_enqueue(drt_cuda_executor *e, void *stream);
+/* After the stream of an enqueued evaluation has been synchronized: the first error of a HOST
+ * fallback node since the last run / call (DRT_OK if none), handed to the caller and cleared (a
+ * failed host node skips the later ones until then). */
+drt_status drt_cuda_executor_take_host_error(drt_cuda_executor *e);
 /* Enqueues a fixed runtime kernel of the module (DRT_CUDA_KERNEL_*) with 64-bit argument slots. */
 drt_status drt_cuda_module_launch(drt_cuda_module *m, void *stream, const char *kernel, uint32_t grid, uint32_t block,
                                   const uint64_t *args, int num_args);

@@ -209,7 +209,7 @@ static void load_lt(void) {
     g_lt_state = -1;
     snprintf(g_lt_error, sizeof g_lt_error,
              "cuBLASLt could not be loaded (set DRT_CUBLASLT_LIBRARY or CUDA_HOME, or install the CUDA toolkit's "
-             "libcublasLt.so.13): %s", why);
+             "libcublasLt.so.13): %.600s", why);
   }
 }
 

@@ -69,6 +69,7 @@ struct drt_cuda_executor {
   CUgraph graph;
   CUgraphExec exec;
   bool graphs_off;
+  uint64_t runs;
   bool check_nodes; /* DRT_CUDA_CHECK_NODES=1: sync after every node and check its float outputs */
   int nonfinite_kernel; /* -1: none */
   CUdeviceptr counters; /* u32 per output */
@@ -160,7 +161,7 @@ static drt_status check_extent(const drt_cuda_executor *e, const drt_cuda_arg *a
   if (a->kind != DRT_CUDA_ARG_VALUE) return DRT_OK;
   uint64_t nb = storage_bytes(e, a->value);
   size_t es = drt_dtype_size(type);
-  if (storage_dtype(e, a->value) != type && drt_tensor_nbytes(&(drt_tensor){type, a->value->shape, NULL}) != nb)
+  if (storage_dtype(e, a->value) != type)
     return DRT_ERROR(DRT_STATUS_INTERNAL, "GEMM %s has type %s, value '%s' is stored as %s", what,
                      drt_dtype_name(type), a->value->name, drt_dtype_name(storage_dtype(e, a->value)));
   uint64_t need = ((uint64_t)(batch - 1) * (uint64_t)stride + (uint64_t)(rows - 1) * (uint64_t)ld + (uint64_t)cols) * es;
@@ -631,6 +632,12 @@ drt_status drt_cuda_executor_enqueue(drt_cuda_executor *e, void *stream) {
   return enqueue_launches(e, stream ? (CUstream)stream : e->stream, false);
 }
 
+drt_status drt_cuda_executor_take_host_error(drt_cuda_executor *e) {
+  drt_status st = e->host_error;
+  e->host_error = NULL;
+  return st;
+}
+
 /* Captures one evaluation into a CUDA graph; any failure turns graphs off for this executor
  * (the evaluation then runs launch by launch). */
 static void capture(drt_cuda_executor *e) {
@@ -657,8 +664,12 @@ static void capture(drt_cuda_executor *e) {
   e->graphs_off = true;
 }
 
+/* The first evaluation runs launch by launch (lazy module loading, first-call initialization of
+ * cuBLASLt and clear error attribution happen outside any capture); the second is captured into a
+ * CUDA graph, which every later one replays. */
 static drt_status evaluate(drt_cuda_executor *e) {
-  if (e->opt.use_graphs && !e->graphs_off) {
+  bool first = e->runs++ == 0;
+  if (e->opt.use_graphs && !e->graphs_off && !first) {
     if (!e->exec) capture(e);
     if (e->exec) return DRT_CU_CALL(cuGraphLaunch, (e->exec, e->stream));
   }

@@ -46,6 +46,7 @@ void *drt_cuda_executor_stream(drt_cuda_executor *e) { return NULL; }
 uint64_t drt_cuda_executor_input_dptr(const drt_cuda_executor *e, size_t i) { return 0; }
 uint64_t drt_cuda_executor_output_dptr(const drt_cuda_executor *e, size_t i) { return 0; }
 drt_status drt_cuda_executor_enqueue(drt_cuda_executor *e, void *stream) { return NO_CUDA(); }
+drt_status drt_cuda_executor_take_host_error(drt_cuda_executor *e) { return DRT_OK; }
 drt_status drt_cuda_module_launch(drt_cuda_module *m, void *stream, const char *kernel, uint32_t grid, uint32_t block,
                                   const uint64_t *args, int num_args) {
   return NO_CUDA();

@@ -168,8 +168,8 @@ def main():
     ap.add_argument("--filter", default=None, help="regex over 'fixture/variant'")
     ap.add_argument("--full", action="store_true", help="every precision for every default arch")
     ap.add_argument("-j", "--jobs", type=int, default=0,
-                    help="parallel compiles (default: 1 per 2 CPUs; each drt compile runs one NVRTC thread per "
-                         "arch on the CPUs it has)")
+                    help="parallel compiles (default: one per CPU; a drt compile also runs one NVRTC thread per "
+                         "arch, up to the CPU count)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per command")
     ap.add_argument("--keep-cache", default=None, help="use this DRT_CACHE_DIR instead of a fresh one")
     a = ap.parse_args()
@@ -189,7 +189,7 @@ def main():
         print("no fixtures found under %s (or none match the filter)" % FIXTURES)
         print("0 passed, 1 failed")
         return 1
-    jobs = a.jobs or max(1, (os.cpu_count() or 2) // 2)
+    jobs = a.jobs or max(1, os.cpu_count() or 1)
     tmp = tempfile.mkdtemp(prefix="drt_cuda_check_")
     env = dict(os.environ)
     env["DRT_CACHE_DIR"] = a.keep_cache or os.path.join(tmp, "nvrtc-cache")

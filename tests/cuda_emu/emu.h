@@ -53,6 +53,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <dlfcn.h>
+#include <link.h>
 
 #include <cassert>
 #include <cmath>
@@ -179,35 +181,46 @@ struct fiber {
   unsigned tid;
   uint3 idx;
   unsigned shfl_gen;  /* warp exchanges done (parity selects the slot bank) */
+  unsigned mma_gen;   /* wmma::mma_sync calls done */
   unsigned bar_gen;   /* block barriers done */
+};
+
+/* wmma::mma_sync is warp-collective: the first lane computes the tile, the others check that
+ * their fragments are the same and copy the result (largest shape: 32x8x16 / 16x16x16). */
+struct mma_cache {
+  unsigned tag; /* mma_gen + 1 of the cached call, 0: none */
+  int m, n, k;
+  float a[512], b[512], c[256], d[256];
 };
 
 struct warp {
   int live, arrived;
   unsigned long long slot[2][32];
+  mma_cache mma;
 };
 
+/* Plain data, zero-initialized per OS thread (no TLS init function on every access). */
 struct sched {
-  fiber *fibers = nullptr;
-  int cap_fibers = 0;
-  int nthreads = 0;
-  warp *warps = nullptr;
-  int cap_warps = 0;
-  int nwarps = 0;
-  int live = 0, arrived = 0;
-  int bar_acc[2] = {0, 0}, bar_res[2] = {0, 0}; /* __syncthreads_count/and/or, by parity */
-  char **free_stacks = nullptr;
-  int nfree = 0, cap_free = 0;
-  size_t stack_size = 0;
+  fiber *fibers;
+  int cap_fibers;
+  int nthreads;
+  warp *warps;
+  int cap_warps;
+  int nwarps;
+  int live, arrived;
+  int bar_acc[2]; /* __syncthreads_count/and/or, by barrier parity */
+  char **free_stacks;
+  int nfree, cap_free;
+  size_t stack_size;
 #if defined(__x86_64__)
-  void *main_sp = nullptr;
+  void *main_sp;
 #else
   ucontext_t main_uc;
 #endif
-  fiber *cur = nullptr;
-  kernel_fn fn = nullptr;
+  fiber *cur;
+  kernel_fn fn;
   kargs_abi args;
-  int failed = 0;
+  int failed;
   char error[512];
 };
 
@@ -411,10 +424,12 @@ inline int run_block(const dim3 &block) {
     f.idx.y = ((unsigned)i / block.x) % block.y;
     f.idx.z = (unsigned)i / (block.x * block.y);
     f.shfl_gen = 0;
+    f.mma_gen = 0;
     f.bar_gen = 0;
   }
   for (int w = 0; w < S.nwarps; w++) {
     S.warps[w].arrived = 0;
+    S.warps[w].mma.tag = 0;
     S.warps[w].live = (w + 1) * 32 <= n ? 32 : n - w * 32;
   }
   S.live = n;
@@ -469,6 +484,64 @@ inline int run_block(const dim3 &block) {
   return rc;
 }
 
+/* Static __shared__ arrays are thread_local variables of this module: before every block, the
+ * module's TLS block (minus drt_smem, poisoned per launch, and the emulator's own state) is filled
+ * with 0xFF, so a kernel that reads shared memory it did not write in this block sees NaN / -1
+ * instead of the previous block's data or zeros. DRT_EMU_SHARED_POISON=0 disables it. */
+struct tls_info {
+  unsigned char *block;
+  size_t size;
+};
+inline int find_tls_phdr(struct dl_phdr_info *info, size_t, void *data) {
+  uintptr_t *want = (uintptr_t *)data; /* [0]: our base in, [1]: p_memsz out */
+  if ((uintptr_t)info->dlpi_addr != want[0]) return 0;
+  for (int i = 0; i < info->dlpi_phnum; i++)
+    if (info->dlpi_phdr[i].p_type == PT_TLS) want[1] = (uintptr_t)info->dlpi_phdr[i].p_memsz;
+  return 1;
+}
+inline tls_info module_tls() {
+  tls_info t = {nullptr, 0};
+  const char *e = getenv("DRT_EMU_SHARED_POISON");
+  if (e && e[0] == '0') return t;
+  Dl_info di;
+  if (!dladdr((const void *)&drt_smem, &di) || !di.dli_fname) {
+    /* dladdr on a TLS variable may fail: use a function of this module instead */
+    if (!dladdr((const void *)&module_tls, &di) || !di.dli_fname) return t;
+  }
+  void *h = dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+  if (!h) return t;
+  void *blk = nullptr;
+  uintptr_t want[2] = {(uintptr_t)di.dli_fbase, 0};
+  if (dlinfo(h, RTLD_DI_TLS_DATA, &blk) == 0 && blk) {
+    dl_iterate_phdr(find_tls_phdr, want);
+    /* dli_fbase is the load address; dlpi_addr is the load bias: equal for shared objects linked at 0 */
+    if (want[1]) {
+      t.block = (unsigned char *)blk;
+      t.size = (size_t)want[1];
+    }
+  }
+  dlclose(h);
+  return t;
+}
+inline void poison_static_shared(const tls_info &t) {
+  if (!t.block) return;
+  static_assert(sizeof(sched) < 8192, "sched too large to save on the stack");
+  unsigned char save_s[sizeof(sched)], save_err[sizeof last_error];
+  uint3 ti = threadIdx, bi = blockIdx;
+  dim3 bd = blockDim, gd = gridDim;
+  memcpy(save_s, (const void *)&S, sizeof S);
+  memcpy(save_err, last_error, sizeof last_error);
+  unsigned char *lo = drt_smem, *hi = drt_smem + sizeof drt_smem, *end = t.block + t.size;
+  if (lo > t.block) memset(t.block, 0xFF, (size_t)((lo < end ? lo : end) - t.block));
+  if (hi < end) memset(hi > t.block ? hi : t.block, 0xFF, (size_t)(end - (hi > t.block ? hi : t.block)));
+  memcpy((void *)&S, save_s, sizeof S);
+  memcpy(last_error, save_err, sizeof last_error);
+  threadIdx = ti;
+  blockIdx = bi;
+  blockDim = bd;
+  gridDim = gd;
+}
+
 inline int launch(const void *kernel, const unsigned grid[3], const unsigned block[3], size_t smem,
                   const void *kargs) {
   S.failed = 0;
@@ -500,11 +573,13 @@ inline int launch(const void *kernel, const unsigned grid[3], const unsigned blo
   memcpy(&S.args, kargs, sizeof S.args);
   if (smem) memset(drt_smem, 0xFF, smem);
   dim3 g(grid[0], grid[1], grid[2]), b(block[0], block[1], block[2]);
+  tls_info tls = module_tls();
   gridDim = g;
   blockDim = b;
   for (unsigned z = 0; z < g.z; z++)
     for (unsigned y = 0; y < g.y; y++)
       for (unsigned x = 0; x < g.x; x++) {
+        poison_static_shared(tls);
         blockIdx = uint3{x, y, z};
         if (run_block(b)) {
           snprintf(last_error, sizeof last_error, "block (%u,%u,%u): %s", x, y, z, S.error);
@@ -1407,18 +1482,37 @@ template <int M, int N, int K, class TA, class LA, class TB, class LB, class TC,
 inline void mma_sync(fragment<accumulator, M, N, K, TD> &d, const fragment<matrix_a, M, N, K, TA, LA> &a,
                      const fragment<matrix_b, M, N, K, TB, LB> &b, const fragment<accumulator, M, N, K, TC> &c,
                      bool satf = false) {
+  static_assert(M * K <= 512 && K * N <= 512 && M * N <= 256, "wmma shape too large for the emulator");
   const bool tf32 = std::is_same<TA, precision::tf32>::value;
-  float A[M * K], B[K * N], D[M * N];
+  float A[M * K], B[K * N], C[M * N];
   for (int i = 0; i < M * K; i++) A[i] = tf32 ? drt_wmma_operand_tf32(a.x[i]) : drt_wmma_operand(a.x[i]);
   for (int i = 0; i < K * N; i++) B[i] = tf32 ? drt_wmma_operand_tf32(b.x[i]) : drt_wmma_operand(b.x[i]);
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < N; j++) {
-      float acc = drt_wmma_in(c.x[i * N + j]);
-      for (int k = 0; k < K; k++) acc = fmaf(A[i * K + k], B[k * N + j], acc);
-      if (satf) acc = __saturatef(acc);
-      D[i * N + j] = acc;
-    }
-  for (int i = 0; i < M * N; i++) drt_wmma_out(d.x[i], D[i]);
+  for (int i = 0; i < M * N; i++) C[i] = drt_wmma_in(c.x[i]);
+  drt_emu::warp_barrier(); /* collective: every live lane of the warp, converged */
+  drt_emu::fiber *f = drt_emu::S.cur;
+  drt_emu::mma_cache &mc = drt_emu::S.warps[f->tid / 32].mma;
+  unsigned tag = ++f->mma_gen;
+  if (mc.tag != tag) {
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) {
+        float acc = C[i * N + j];
+        for (int k = 0; k < K; k++) acc += A[i * K + k] * B[k * N + j];
+        if (satf) acc = __saturatef(acc);
+        mc.d[i * N + j] = acc;
+      }
+    memcpy(mc.a, A, sizeof A);
+    memcpy(mc.b, B, sizeof B);
+    memcpy(mc.c, C, sizeof C);
+    mc.m = M;
+    mc.n = N;
+    mc.k = K;
+    mc.tag = tag;
+  } else if (mc.m != M || mc.n != N || mc.k != K || memcmp(mc.a, A, sizeof A) || memcmp(mc.b, B, sizeof B) ||
+             memcmp(mc.c, C, sizeof C)) {
+    drt_emu::fail_here("wmma::mma_sync: the lanes of a warp hold different fragments (whole-tile emulation: a "
+                       "fragment must be loaded/filled identically by every lane, x[i] updated uniformly)");
+  }
+  for (int i = 0; i < M * N; i++) drt_wmma_out(d.x[i], mc.d[i]);
 }
 } /* namespace wmma */
 } /* namespace nvcuda */

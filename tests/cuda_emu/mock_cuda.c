@@ -528,6 +528,46 @@ MOCK_API CUresult cuFuncGetAttribute(int *pi, CUfunction_attribute attrib, CUfun
 /* ---- cuBLASLt reference (declared here, used by the op executor) ------------------------------------- */
 static CUresult gemm_exec(const gemm_call *g);
 
+/* ---- non-finite tracking (DRT_MOCK_CUDA_CHECK=half|bf16|float) ------------------------------------------
+ * After every kernel and GEMM, counts the Inf and NaN values (other than the 0xFF.. poison) in every
+ * device allocation, read as the given type, and reports each operation that raised the count:
+ * finds the first kernel that overflows or produces NaN. Slow (scans all device memory). */
+static int g_check = -1; /* -1 unknown, 0 off, 2 half, 3 bf16, 4 float */
+static unsigned long long g_check_count;
+static int g_check_reports;
+
+static unsigned long long count_nonfinite(void) {
+  unsigned long long n = 0;
+  for (size_t i = 0; i < g_nallocs; i++) {
+    const alloc *a = &g_allocs[i];
+    if (a->host) continue;
+    if (g_check == 4) {
+      const uint32_t *w = (const uint32_t *)(const void *)a->ptr;
+      for (size_t j = 0; j < a->bytes / 4; j++) n += (w[j] & 0x7f800000u) == 0x7f800000u && w[j] != 0xffffffffu;
+    } else {
+      const uint16_t *w = (const uint16_t *)(const void *)a->ptr;
+      uint16_t e = g_check == 2 ? 0x7c00u : 0x7f80u;
+      for (size_t j = 0; j < a->bytes / 2; j++) n += (w[j] & e) == e && w[j] != 0xffffu;
+    }
+  }
+  return n;
+}
+
+static void check_after(const char *what) {
+  if (g_check < 0) {
+    const char *e = getenv("DRT_MOCK_CUDA_CHECK");
+    g_check = !e ? 0 : !strcmp(e, "half") ? 2 : !strcmp(e, "bf16") ? 3 : !strcmp(e, "float") ? 4 : 0;
+    if (e && !g_check) note("DRT_MOCK_CUDA_CHECK must be half, bf16 or float (got '%s')", e);
+  }
+  if (!g_check) return;
+  unsigned long long n = count_nonfinite();
+  if (n > g_check_count && g_check_reports < 20) {
+    note("check: %s raised the Inf/NaN count of device memory from %llu to %llu", what, g_check_count, n);
+    g_check_reports++;
+  }
+  g_check_count = n;
+}
+
 /* ---- operation execution ------------------------------------------------------------------------------ */
 static CUresult exec_op(const op *o) {
   switch (o->kind) {
@@ -539,6 +579,11 @@ static CUresult exec_op(const op *o) {
              o->grid[2], o->block[0], o->block[1], o->block[2], o->smem, f->mod->lib.error());
         g_sticky = CUDA_ERROR_LAUNCH_FAILED;
         return CUDA_ERROR_LAUNCH_FAILED;
+      }
+      if (g_check) {
+        char what[200];
+        snprintf(what, sizeof what, "kernel %s (launch %llu)", f->name, g_launches);
+        check_after(what);
       }
       return CUDA_SUCCESS;
     }
@@ -556,9 +601,18 @@ static CUresult exec_op(const op *o) {
       o->ev->recorded = 1;
       o->ev->ms = now_ms();
       return CUDA_SUCCESS;
-    case OP_GEMM:
+    case OP_GEMM: {
       g_gemms++;
-      return gemm_exec(&o->gemm);
+      CUresult r = gemm_exec(&o->gemm);
+      if (g_check) {
+        char what[200];
+        snprintf(what, sizeof what, "GEMM %llu (m=%llu n=%llu k=%llu)", g_gemms, (unsigned long long)o->gemm.d.rows,
+                 (unsigned long long)o->gemm.d.cols,
+                 (unsigned long long)(o->gemm.trans_a ? o->gemm.a.rows : o->gemm.a.cols));
+        check_after(what);
+      }
+      return r;
+    }
     default:
       return CUDA_ERROR_UNKNOWN;
   }

@@ -130,3 +130,27 @@ extern "C" __global__ void st_deadlock(drt_kargs a) {
     __syncwarp();
   }
 }
+/* A fragment updated per lane (not portable: real fragments are distributed): must be reported. */
+extern "C" __global__ void st_wmma_diverge(drt_kargs a) {
+  const __half *A = (const __half *)a.u[0];
+  float *C = (float *)a.u[1];
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+  wmma::fill_fragment(acc, 0.0f);
+  wmma::load_matrix_sync(fa, A, 16);
+  wmma::load_matrix_sync(fb, A, 16);
+  if ((threadIdx.x & 31) == 5) fa.x[3] = __float2half(7.0f);
+  wmma::mma_sync(acc, fa, fb, acc);
+  wmma::store_matrix_sync(C, acc, 16, wmma::mem_row_major);
+}
+/* Reads a static __shared__ array before writing it: must see the 0xFF poison in every block. */
+extern "C" __global__ void st_shared_poison(drt_kargs a) {
+  unsigned *y = (unsigned *)a.u[0];
+  __shared__ unsigned s[64];
+  unsigned before = s[threadIdx.x];
+  __syncthreads();
+  s[threadIdx.x] = 0x12345678u;
+  __syncthreads();
+  y[blockIdx.x * 64 + threadIdx.x] = before;
+}

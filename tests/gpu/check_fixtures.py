@@ -7,6 +7,7 @@ the DiT student. Writes one JSON object with every figure.
 
 usage: check_fixtures.py --drt BIN --arch sm_90 --out FILE.json [--precisions fp32,tf32,fp16,bf16]
                          [--filter REGEX] [--work DIR] [--env K=V ...] [--jobs N]
+                         [--emulate MOCK_SO]   (dry run on a machine without a GPU)
 """
 import argparse
 import glob
@@ -69,6 +70,9 @@ def main():
     ap.add_argument("--work", default=None)
     ap.add_argument("--env", action="append", default=[])
     ap.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1))
+    ap.add_argument("--emulate", default=None, metavar="MOCK_SO",
+                    help="dry run without a GPU: the CUDA runs go through the emulator (tests/cuda_emu) "
+                         "with this mock driver library")
     a = ap.parse_args()
     env = dict(os.environ)
     for kv in a.env:
@@ -80,6 +84,17 @@ def main():
         name = os.path.basename(fdir)
         if os.path.exists(os.path.join(fdir, "model.onnx")) and re.search(a.filter, name):
             jobs += [(fdir, prec) for prec in a.precisions.split(",")]
+
+    def emulated_env(plan):
+        """Environment that routes --backend cuda through the emulator: the plan's program built
+        for the CPU with tests/cuda_emu/build_kernels.sh and the mock driver."""
+        src, so = plan + ".cu", plan + ".so"
+        with open(src, "w") as f:
+            subprocess.run([a.drt, "inspect", "--cuda-source", plan], stdout=f, check=True, env=env)
+        subprocess.run([os.path.join(HERE, "..", "cuda_emu", "build_kernels.sh"), src, so], check=True, env=env)
+        e = dict(env)
+        e.update(DRT_CUDA_LIBRARY=a.emulate, DRT_CUBLASLT_LIBRARY=a.emulate, DRT_MOCK_CUDA_KERNELS=so)
+        return e
 
     def one(job):
         fdir, prec = job
@@ -98,13 +113,18 @@ def main():
             case.update(ok=False, error="compile: " + log.strip()[-2000:])
         else:
             dirs = {}
-            for backend in ("cpu", "cuda"):
+            try:
+                run_env = emulated_env(plan) if a.emulate else env
+            except (subprocess.CalledProcessError, OSError) as ex:
+                run_env = None
+                case.update(ok=False, error="emulator build: %s" % ex)
+            for backend in ("cpu", "cuda") if run_env else ():
                 od = os.path.join(work, "%s_%s_%s" % (name, prec, backend))
                 os.makedirs(od, exist_ok=True)
                 cmd = [a.drt, "run", plan, "--backend", backend, "--output-dir", od]
                 for p in inputs:
                     cmd += ["--input", "%s=%s" % (os.path.basename(p)[:-4], p)]
-                rc, log, dt = run(cmd, env)
+                rc, log, dt = run(cmd, run_env, timeout=900)
                 case[backend + "_run_s"] = dt
                 if rc != 0:
                     case.update(ok=False, error="%s run: %s" % (backend, log.strip()[-2000:]))
@@ -139,11 +159,12 @@ def main():
             cpath = os.path.join(work, "ctx1.npy")
             np.save(cpath, c)
             outs = {}
+            genv = emulated_env(plan) if a.emulate else env
             for backend in ("cpu", "cuda"):
                 o = os.path.join(work, "gen_%s_%s.npy" % (prec, backend))
                 cmd = [a.drt, "generate", plan, "--backend", backend, "--steps", "4", "--seed", "7",
                        "--input", "encoder_hidden_states=" + cpath, "-o", o]
-                rc, log, dt = run(cmd, env)
+                rc, log, dt = run(cmd, genv, timeout=900)
                 if rc != 0:
                     gen[prec] = {"ok": False, "error": "%s generate: %s" % (backend, log.strip()[-1500:])}
                     break

@@ -14,11 +14,16 @@
 # Budget: under 8 minutes (each step has a deadline; what does not fit is reported as skipped).
 #
 # usage: tests/gpu/run.sh RESULTS_DIR [--kit DIR | --build DIR] [--quick] [--skip-bench] [--skip-check]
+#                          [--dry-run MOCK_SO]
 #   --kit DIR    a folder made by tests/gpu/prepare.sh (bin/drt + bench graphs); default: gpu-kit
 #   --build DIR  a build folder with bin/drt (bench graphs exported here with tests/gpu/prepare.py
 #                if torch.onnx works on this machine)
 #   --quick      fp32 and bf16 only, one benchmark model (dit_1024)
 # Without either, a kit at ./gpu-kit is used, else the script builds with CMake (needs protobuf-c).
+#   --dry-run MOCK_SO  on a machine WITHOUT a GPU: every CPU-side step for real (kit, NVRTC compiles
+#                for sm_90, weight generation, benchmark compiles with their timings), the CUDA runs
+#                through the emulator's mock driver (tests/cuda_emu; a small fixture subset), no
+#                benchmark timing and no PyTorch run.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -26,7 +31,7 @@ T0=$(date +%s)
 BUDGET=${DRT_GPU_BUDGET_S:-460}
 [ $# -ge 1 ] || { echo "usage: tests/gpu/run.sh RESULTS_DIR [--kit DIR | --build DIR] [--quick] [--skip-bench] [--skip-check]" >&2; exit 2; }
 OUT=$1; shift
-KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0
+KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0; DRY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --kit) KIT=$2; shift 2 ;;
@@ -34,6 +39,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --skip-bench) SKIP_BENCH=1; shift ;;
     --skip-check) SKIP_CHECK=1; shift ;;
+    --dry-run) DRY=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -51,7 +57,9 @@ log "environment"
 { nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader 2>&1 || true; } > "$OUT/gpu.txt"
 { nvcc --version 2>&1 | tail -2 || true; } > "$OUT/nvcc.txt"
 cat "$OUT/gpu.txt" | tee -a "$LOG"
-CC_STR=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+CC_STR=""
+[ -n "$DRY" ] && CC_STR=90 && log "dry run: no GPU, CUDA runs through the emulator ($DRY)"
+[ -n "$CC_STR" ] || CC_STR=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
 if [ -z "$CC_STR" ]; then
   CC_STR=$(python3 -c "import torch; a,b=torch.cuda.get_device_capability(); print(f'{a}{b}')" 2>/dev/null || true)
 fi
@@ -86,9 +94,11 @@ if [ $SKIP_CHECK = 0 ]; then
       --json "$OUT/kernels.json" >"$OUT/kernels.log" 2>&1
     log "kernel checks exit $? (tail of kernels.log:)"; tail -5 "$OUT/kernels.log" | tee -a "$LOG"
   fi
+  FX_ARGS=()
+  [ -n "$DRY" ] && FX_ARGS=(--emulate "$DRY" --filter "dit_student_op17|unet_op17" --jobs 2) && PRECS=fp32,bf16
   log "fixtures on CUDA vs CPU ($PRECS)"
   timeout $(( $(left) / 2 )) python3 tests/gpu/check_fixtures.py --drt "$DRT" --arch "$ARCH" --precisions "$PRECS" \
-    --work "$WORK/fixtures" --out "$OUT/fixtures.json" 2>&1 | tee "$OUT/fixtures.log" | grep -E "FAIL|passed|generate" | tee -a "$LOG"
+    --work "$WORK/fixtures" --out "$OUT/fixtures.json" "${FX_ARGS[@]}" 2>&1 | tee "$OUT/fixtures.log" | grep -E "FAIL|passed|generate" | tee -a "$LOG"
 fi
 
 # ---- 3. benchmarks --------------------------------------------------------------------------------
@@ -109,7 +119,8 @@ if [ $SKIP_BENCH = 0 ]; then
     timeout $(( $(left) / 2 )) "$DRT" compile "$BENCH_DIR/$m/model.onnx" -o "$WORK/$m/model.plan" --target cuda \
       --arch "$ARCH" --precision bf16 --schedule flow-euler > "$OUT/compile_$m.log" 2>&1 ||
       { log "$m: drt compile failed: $(tail -2 "$OUT/compile_$m.log")"; continue; }
-    grep -iE "fallback|host|compiled|kernels" "$OUT/compile_$m.log" | head -5 | tee -a "$LOG"
+    grep -E "cuda:|cuda time|time:" "$OUT/compile_$m.log" | tee -a "$LOG"
+    if [ -n "$DRY" ]; then rm -f "$BENCH_DIR/$m/weights.bin"; continue; fi
     IN=""
     for f in "$BENCH_DIR/$m"/*.npy; do n=$(basename "$f" .npy); IN="$IN --input $n=$f"; done
     timeout $(( $(left) / 2 )) "$DRT" bench "$WORK/$m/model.plan" --backend cuda --json --steps 1,4 \
@@ -117,7 +128,9 @@ if [ $SKIP_BENCH = 0 ]; then
       log "$m: drt bench failed: $(tail -3 "$OUT/drt_$m.err")"
     rm -f "$BENCH_DIR/$m/weights.bin"
   done
-  if [ "$(left)" -gt 60 ]; then
+  if [ -n "$DRY" ]; then
+    log "dry run: PyTorch benchmark skipped (no GPU)"
+  elif [ "$(left)" -gt 60 ]; then
     log "PyTorch eager / torch.compile"
     timeout $(( $(left) - 15 )) python3 tests/gpu/torch_bench.py --out "$OUT/torch.json" --models "$(echo $MODELS | tr ' ' ,)" \
       --budget-s $(( $(left) - 60 )) 2>&1 | tee "$OUT/torch.log" | grep -v Warning | tail -5 | tee -a "$LOG"

@@ -945,10 +945,17 @@ def _(ctx):
     return ["run", ctx.save_model("model.onnx", base_model()), "--output", "y=a.npy", "--output-dir", ctx.dir], []
 
 
-@case("cli_compile_target_cuda_unavailable", 3, "--target cuda")
+@case("cli_compile_target_cuda_unavailable", 3, "--target cuda: NVRTC")
+def _(ctx):
+    # without libnvrtc (the only thing --target cuda needs; no GPU is involved)
+    return ["compile", ctx.save_model("model.onnx", base_model()), "-o", ctx.path("m.plan"), "--target", "cuda",
+            "--shape", "batch=1"], [ctx.path("m.plan")], {"DRT_NVRTC_LIBRARY": ctx.path("no-libnvrtc.so")}
+
+
+@case("cli_compile_cuda_bad_arch", 2, "is not of the form sm_XX")
 def _(ctx):
     return ["compile", ctx.save_model("model.onnx", base_model()), "-o", ctx.path("m.plan"), "--target", "cuda",
-            "--shape", "batch=1"], [ctx.path("m.plan")]
+            "--arch", "sm_80,ampere"], [ctx.path("m.plan")]
 
 
 @case("cli_compile_missing_output", 1, "missing -o MODEL.plan")
@@ -1046,13 +1053,15 @@ def run_case(drt, name, want_rc, want_msg, fn, verbose):
     ctx = Ctx(root, drt)
     try:
         try:
-            argv, outputs = fn(ctx)
+            res = fn(ctx)  # (argv, outputs) or (argv, outputs, extra environment)
+            argv, outputs = res[0], res[1]
+            env = dict(os.environ, **res[2]) if len(res) > 2 else None
         except Exception as e:  # noqa: BLE001 - a broken setup is a failure of the case
             return "setup failed: %s" % e
         before = snapshot(root)
         try:
             r = subprocess.run([drt, *argv], capture_output=True, text=True, timeout=60,
-                               errors="replace")
+                               errors="replace", env=env)
         except subprocess.TimeoutExpired:
             return "timed out (hang?)"
         err = r.stderr

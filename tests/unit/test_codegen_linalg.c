@@ -9,6 +9,7 @@
  *    compared with the CPU kernels. GEMM launches are evaluated by a reference of the row-major
  *    drt_cuda_gemm contract (codegen/codegen.h), so descriptor mistakes show up too. Skipped
  *    where DRT_SOURCE_DIR (set by ctest) or g++ is missing. */
+#define _GNU_SOURCE /* mkdtemp, dlopen */
 #include "testutil.h"
 
 #include <dlfcn.h>
@@ -332,6 +333,12 @@ static void test_conv_paths(void **state) {
   drt_value *x1 = g_in(g, DRT_DTYPE_FLOAT32, 3, (int64_t[]){1, 8, 11});
   drt_value *w1d = g_in(g, DRT_DTYPE_FLOAT32, 3, (int64_t[]){4, 8, 3});
   conv(g, x1, w1d, NULL, 1, 1, 1, 1); /* 1-D */
+  for (int i = 0; i < 2; i++) {
+    drt_node *pl = g_node(g, i ? DRT_OP_AVERAGE_POOL : DRT_OP_MAX_POOL, (drt_value *[]){x}, 1, 1);
+    a_ints(g, pl, "kernel_shape", 2, (int64_t[]){3, 3});
+    a_ints(g, pl, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    g_finish(g, pl);
+  }
   drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_FP16);
   size_t n;
   const drt_cuda_launch *l = node_launches(p, 0, &n);
@@ -355,6 +362,43 @@ static void test_conv_paths(void **state) {
   assert_int_equal(l[0].kind, DRT_CUDA_LAUNCH_KERNEL);
   assert_true(p->graphs[0].scratch_bytes > 0);
   nvrtc_check(p);
+  drt_cuda_program_destroy(p);
+  drt_graph_destroy(g);
+}
+
+/* im2col scratch stays within 256 MiB: tiles of output positions, or chunks of images. */
+static void test_conv_chunks(void **state) {
+  (void)state;
+  drt_graph *g;
+  DRT_ASSERT_OK(drt_graph_create(&g));
+  drt_value *x = g_in(g, DRT_DTYPE_FLOAT32, 4, (int64_t[]){1, 128, 512, 512});
+  drt_value *w = g_in(g, DRT_DTYPE_FLOAT32, 4, (int64_t[]){128, 128, 3, 3});
+  conv(g, x, w, NULL, 1, 1, 1, 1);
+  drt_value *x2 = g_in(g, DRT_DTYPE_FLOAT32, 4, (int64_t[]){3, 64, 296, 296});
+  drt_value *w2 = g_in(g, DRT_DTYPE_FLOAT32, 4, (int64_t[]){64, 64, 3, 3});
+  conv(g, x2, w2, NULL, 1, 1, 1, 1);
+  drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_FP16);
+  assert_true(p->graphs[0].scratch_bytes <= ((uint64_t)256 << 20));
+  size_t n;
+  const drt_cuda_launch *l = node_launches(p, 0, &n);
+  /* 1152 x 262144 halves: tiles of 116480 positions */
+  assert_int_equal(n, 6);
+  int64_t covered = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (l[i].kind != DRT_CUDA_LAUNCH_GEMM) continue;
+    assert_int_equal(l[i].gemm.ldb, 116480);
+    assert_int_equal(l[i].gemm.ldd, 262144);
+    assert_int_equal(l[i].gemm.d.offset, (uint64_t)covered * 2);
+    covered += l[i].gemm.n;
+  }
+  assert_int_equal(covered, 262144);
+  l = node_launches(p, 1, &n);
+  /* 576 x 87616 halves per image: two images per chunk, then one */
+  assert_int_equal(n, 4);
+  assert_int_equal(l[1].gemm.batch, 2);
+  assert_int_equal(l[3].gemm.batch, 1);
+  assert_int_equal(l[3].gemm.d.offset, (uint64_t)2 * 64 * 87616 * 2);
+  assert_int_equal(l[2].args[3].imm, 2); /* second im2col starts at image 2 */
   drt_cuda_program_destroy(p);
   drt_graph_destroy(g);
 }
@@ -385,6 +429,10 @@ static void test_movement(void **state) {
   drt_node *rz = g_node(g, DRT_OP_RESIZE, (drt_value *[]){x, NULL, g_floats(g, 4, (float[]){1, 1, 2, 2})}, 3, 1);
   a_str(g, rz, "mode", "linear");
   g_finish(g, rz);
+  drt_node *ra = g_node(g, DRT_OP_RESIZE, (drt_value *[]){x, NULL, g_floats(g, 4, (float[]){1, 1, 0.3f, 0.5f})}, 3, 1);
+  a_str(g, ra, "mode", "cubic");
+  a_int(g, ra, "antialias", 1);
+  g_finish(g, ra);
   drt_node *rn = g_node(g, DRT_OP_RESIZE, (drt_value *[]){x, NULL, g_floats(g, 4, (float[]){1, 1, 2, 1.5f})}, 3, 1);
   a_str(g, rn, "coordinate_transformation_mode", "asymmetric");
   a_str(g, rn, "nearest_mode", "floor");
@@ -397,6 +445,12 @@ static void test_movement(void **state) {
   a_int(g, sp, "axis", 1);
   g_finish(g, sp);
   g_finish(g, g_node(g, DRT_OP_EXPAND, (drt_value *[]){x, g_ints(g, 5, (int64_t[]){2, 1, 1, 1, 1})}, 2, 1));
+  g_finish(g, g_node(g, DRT_OP_TRILU, (drt_value *[]){x, g_ints(g, 1, (int64_t[]){-1})}, 2, 1));
+  drt_node *ge = g_node(g, DRT_OP_GATHER_ELEMENTS, (drt_value *[]){x, g_in(g, DRT_DTYPE_INT32, 4, (int64_t[]){2, 3, 4, 36})}, 2, 1);
+  a_int(g, ge, "axis", 2);
+  g_finish(g, ge);
+  drt_value *sidx = g_in(g, DRT_DTYPE_INT64, 2, (int64_t[]){5, 2});
+  g_finish(g, g_node(g, DRT_OP_SCATTER_ND, (drt_value *[]){x, sidx, g_in(g, DRT_DTYPE_FLOAT32, 3, (int64_t[]){5, 40, 36})}, 3, 1));
   drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_FP16);
   size_t n;
   const drt_cuda_launch *l = node_launches(p, 0, &n);
@@ -757,6 +811,26 @@ static void build_movement(emu_graph *t, drt_dtype dt) {
       g_finish(g, n);
     }
   g_finish(g, g_node(g, DRT_OP_RESIZE, V(x, NULL, NULL, g_ints(g, 4, D(2, 3, 74, 66))), 4, 1));
+  /* Trilu, GatherElements, ScatterND (unique indices: duplicates are undefined) */
+  for (int up = 0; up < 2; up++)
+    for (int k = -2; k <= 3; k += 5) {
+      n = g_node(g, DRT_OP_TRILU, V(x, g_ints(g, 1, D(k))), 2, 1);
+      a_int(g, n, "upper", up);
+      g_finish(g, n);
+    }
+  n = g_node(g, DRT_OP_GATHER_ELEMENTS, V(x, e_idx(t, DRT_DTYPE_INT64, 4, D(2, 3, 5, 33), -37, 37)), 2, 1);
+  a_int(g, n, "axis", 2);
+  g_finish(g, n);
+  n = g_node(g, DRT_OP_GATHER_ELEMENTS, V(x, e_idx(t, DRT_DTYPE_INT32, 4, D(1, 2, 37, 4), -33, 33)), 2, 1);
+  a_int(g, n, "axis", -1);
+  g_finish(g, n);
+  {
+    drt_shape is = drt_test_shape(2, D(4, 3));
+    const int64_t iv[12] = {1, 2, 0, 0, -1, 5, 1, 0, 36, 0, 2, 36};
+    drt_value *idx;
+    DRT_ASSERT_OK(drt_graph_add_const(g, NULL, DRT_DTYPE_INT64, &is, iv, &idx));
+    g_finish(g, g_node(g, DRT_OP_SCATTER_ND, V(x, idx, e_in(t, dt, 2, D(4, 33))), 3, 1));
+  }
 }
 
 static void build_interp(emu_graph *t) {
@@ -776,6 +850,18 @@ static void build_interp(emu_graph *t) {
         if (mode && s) a_int(g, n, "exclude_outside", 1);
         g_finish(g, n);
       }
+  /* antialias: the kernel widens with the downscale factor */
+  drt_value *xa = e_f(t, 4, D(1, 2, 23, 19));
+  for (int mode = 0; mode < 2; mode++)
+    for (int s = 0; s < 3; s++) {
+      float sc[4] = {1, 1, s == 0 ? 0.3f : s == 1 ? 0.6f : 1.5f, s == 0 ? 0.45f : s == 1 ? 1.25f : 0.2f};
+      drt_node *n = g_node(g, DRT_OP_RESIZE, V(xa, NULL, g_floats(g, 4, sc)), 3, 1);
+      a_str(g, n, "mode", mode ? "cubic" : "linear");
+      a_int(g, n, "antialias", 1);
+      if (s == 1) a_str(g, n, "coordinate_transformation_mode", "align_corners");
+      if (mode && s == 2) a_int(g, n, "exclude_outside", 1);
+      g_finish(g, n);
+    }
   drt_node *n = g_node(g, DRT_OP_RESIZE, V(e_f(t, 3, D(4, 5, 6)), NULL, g_floats(g, 3, (float[]){1.5f, 2, 0.5f})), 3, 1);
   a_str(g, n, "mode", "linear");
   g_finish(g, n);
@@ -877,6 +963,40 @@ static void build_linalg(emu_graph *t) {
   a_ints(g, n, "pads", 4, D(1, 0, 1, 1));
   a_ints(g, n, "output_padding", 2, D(1, 0));
   g_finish(g, n);
+  /* 3-D: im2col + GEMM, pointwise, direct, ConvTranspose, pools */
+  drt_value *x3 = e_f(t, 5, D(2, 4, 5, 6, 7));
+  n = g_node(g, DRT_OP_CONV, V(x3, e_f(t, 5, D(6, 4, 3, 3, 2)), e_f(t, 1, D(6))), 3, 1);
+  a_ints(g, n, "pads", 6, D(1, 0, 1, 1, 1, 0));
+  a_ints(g, n, "strides", 3, D(2, 1, 1));
+  a_ints(g, n, "dilations", 3, D(1, 2, 1));
+  g_finish(g, n);
+  g_finish(g, g_node(g, DRT_OP_CONV, V(x3, e_f(t, 5, D(5, 4, 1, 1, 1))), 2, 1));
+  n = g_node(g, DRT_OP_CONV, V(x3, e_f(t, 5, D(4, 1, 3, 1, 1)), e_f(t, 1, D(4))), 3, 1);
+  a_int(g, n, "group", 4);
+  a_ints(g, n, "pads", 6, D(1, 0, 0, 1, 0, 0));
+  g_finish(g, n);
+  n = g_node(g, DRT_OP_CONV_TRANSPOSE, V(x3, e_f(t, 5, D(4, 3, 2, 3, 2)), e_f(t, 1, D(3))), 3, 1);
+  a_ints(g, n, "strides", 3, D(2, 1, 2));
+  a_ints(g, n, "pads", 6, D(0, 1, 0, 0, 1, 1));
+  g_finish(g, n);
+  for (int i = 0; i < 2; i++) {
+    n = g_node(g, i ? DRT_OP_AVERAGE_POOL : DRT_OP_MAX_POOL, V(x3), 1, 1);
+    a_ints(g, n, "kernel_shape", 3, D(2, 3, 2));
+    a_ints(g, n, "pads", 6, D(1, 1, 0, 0, 1, 1));
+    a_int(g, n, "count_include_pad", i);
+    g_finish(g, n);
+  }
+  /* pools */
+  for (int i = 0; i < 4; i++) {
+    n = g_node(g, i < 2 ? DRT_OP_MAX_POOL : DRT_OP_AVERAGE_POOL, V(x), 1, 1);
+    a_ints(g, n, "kernel_shape", 2, i % 2 ? D(3, 2) : D(2, 2));
+    a_ints(g, n, "strides", 2, i % 2 ? D(2, 1) : D(2, 2));
+    if (i % 2) a_ints(g, n, "pads", 4, D(1, 0, 1, 1));
+    if (i == 1) a_ints(g, n, "dilations", 2, D(1, 2));
+    if (i == 3) a_int(g, n, "count_include_pad", 1);
+    if (i == 2) a_int(g, n, "ceil_mode", 1);
+    g_finish(g, n);
+  }
   n = g_node(g, DRT_OP_CONV_TRANSPOSE, V(x, e_f(t, 4, D(8, 4, 4, 4))), 2, 1);
   a_ints(g, n, "strides", 2, D(2, 2));
   a_ints(g, n, "pads", 4, D(1, 1, 1, 1));
@@ -929,7 +1049,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_matmul_batches), cmocka_unit_test(test_gemm_c_forms),
       cmocka_unit_test(test_fused_gemm_epilogues), cmocka_unit_test(test_einsum),
-      cmocka_unit_test(test_conv_paths), cmocka_unit_test(test_movement),
+      cmocka_unit_test(test_conv_paths), cmocka_unit_test(test_conv_chunks), cmocka_unit_test(test_movement),
       cmocka_unit_test(test_emu_movement_float), cmocka_unit_test(test_emu_movement_ints),
       cmocka_unit_test(test_emu_resize_interp), cmocka_unit_test(test_emu_linalg),
   };

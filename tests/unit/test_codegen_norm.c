@@ -1,10 +1,13 @@
 /* CUDA code generation for the norm family (codegen/emit_norm.c, kernels/norm.cuh, cfg.cuh):
  * single-node graphs of every op and strategy (cached / streamed / split normalization,
- * parameter broadcast modes, softmax rows and strided axes, reductions over inner, outer and
- * mixed axes, arg-extrema, every guidance mode) are rendered in fp32, fp16 and bf16 without host
- * fallback; the launch lists are checked; and the rendered programs are compiled with NVRTC for
- * sm_80, sm_90 and sm_86 (one per precision) when NVRTC is available (skipped otherwise). Numerical checks against the CPU
- * backend run through the emulator (tests/cuda_emu). */
+ * parameter broadcast modes x activations x mod_one_plus, softmax rows and strided axes,
+ * reductions over inner, outer and mixed axes incl. split reductions, arg-extrema, BatchNorm,
+ * global pools, every guidance mode) are rendered in fp32, fp16 and bf16 without host fallback
+ * and their launch lists checked; the programs are compiled with NVRTC (sm_80 / sm_90 / sm_86, one
+ * per precision; skipped without NVRTC); and every graph is run through the CUDA emulator
+ * (tests/cuda_emu/emu.h, g++; skipped without it) and compared with the CPU kernel on the same
+ * storage-rounded inputs (relative L2: 1e-4 fp32, 3e-3 fp16, 2e-2 bf16; int64 outputs exact).
+ * DRT_TEST_VERBOSE=1 prints every error, DRT_TEST_DUMP=FILE keeps the fp16 program. */
 #include "testutil.h"
 
 #include <dlfcn.h>
@@ -266,7 +269,29 @@ static void build_suite(suite *s) {
   }
   tg_begin(&t);
   tg_in(&t, 2, D(1000, 77));
-  tg_node(&t, DRT_OP_REDUCE_SUM, 11, 1); /* everything */
+  tg_node(&t, DRT_OP_REDUCE_SUM, 11, 1); /* everything (split over chunks) */
+  tg_end(s, &t);
+  /* split reductions: few long rows, few columns over many positions */
+  tg_begin(&t);
+  tg_in(&t, 2, D(2, 70000));
+  tg_node(&t, DRT_OP_REDUCE_MAX, 13, 1);
+  tg_ints(&t, "axes", 1, D(1));
+  tg_end(s, &t);
+  tg_begin(&t);
+  tg_in(&t, 2, D(5000, 40));
+  tg_node(&t, DRT_OP_REDUCE_MEAN, 13, 1);
+  tg_ints(&t, "axes", 1, D(0));
+  tg_end(s, &t);
+  tg_begin(&t);
+  tg_in(&t, 3, D(3, 9000, 7));
+  tg_node(&t, DRT_OP_REDUCE_LOG_SUM_EXP, 13, 1);
+  tg_ints(&t, "axes", 1, D(1));
+  tg_int(&t, "keepdims", 0);
+  tg_end(s, &t);
+  tg_begin(&t);
+  tg_in(&t, 3, D(2, 300, 288));
+  tg_node(&t, DRT_OP_REDUCE_L2, 13, 1);
+  tg_ints(&t, "axes", 2, D(1, 2));
   tg_end(s, &t);
   tg_begin(&t);
   tg_in(&t, 3, D(4, 5, 6));
@@ -572,10 +597,12 @@ static void run_graph_emu(void *so, const drt_cuda_program *prog, size_t gi, drt
     float *dv = malloc((cnt ? cnt : 1) * sizeof(float));
     for (size_t e = 0; e < cnt; e++) dv[e] = from_storage(st, b->dev, e);
     double rel = drt_test_rel_l2(dv, b->host, cnt);
-    double tol = prog->precision == DRT_CUDA_PRECISION_FP32 ? 1e-4 : prog->precision == DRT_CUDA_PRECISION_FP16 ? 3e-3 : 2e-2;
+    double tol = prog->precision == DRT_CUDA_PRECISION_FP32   ? 1e-4
+                 : prog->precision == DRT_CUDA_PRECISION_FP16 ? 3e-3
+                                                              : 2e-2;
     if (getenv("DRT_TEST_VERBOSE"))
-      fprintf(stderr, "%-40s out %d %-5s rel L2 %.3g (%zu launches)\n", desc, i, drt_cuda_precision_name(prog->precision),
-              rel, gc->num_launches);
+      fprintf(stderr, "%-40s out %d %-5s rel L2 %.3g (%zu launches)\n", desc, i,
+              drt_cuda_precision_name(prog->precision), rel, gc->num_launches);
     if (!(rel <= tol)) {
       size_t worst = 0;
       for (size_t e = 0; e < cnt; e++)

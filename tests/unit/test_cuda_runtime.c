@@ -6,8 +6,8 @@
  * With DRT_TEST_CUDA_EMU=<the emulator's mock libcuda (tests/cuda_emu)> the executor also runs
  * for real on the CPU: a graph with batched MatMuls (cuBLASLt), a bias, a Transpose, a CumSum
  * that falls back to the host, and two outputs, run through the whole pass pipeline (memory
- * plan) and compared with the CPU executor in fp32/fp16/bf16, twice (the second run replays the
- * captured CUDA graph) and without graphs; the non-finite check; mismatched source hash and arch;
+ * plan) and compared with the CPU executor in fp32/fp16/bf16, three times (launch by launch, then
+ * captured into a CUDA graph, then replayed) and without graphs; the non-finite check; mismatched source hash and arch;
  * bad inputs; device memory, copies, a captured CUDA graph of a fixed kernel, and timers. */
 #include "testutil.h"
 
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include "passes/pipeline.h"
@@ -485,6 +486,15 @@ static double compare(const drt_tensor *got, const drt_tensor *want) {
   return sqrt(num / (den > 1e-30 ? den : 1e-30));
 }
 
+static int g_capture_failures;
+static void count_capture_failures(drt_log_level level, const char *message, void *user) {
+  (void)user;
+  if (level <= DRT_LOG_WARN && strstr(message, "capture failed")) {
+    print_error("%s\n", message);
+    g_capture_failures++;
+  }
+}
+
 static void emu_run_precision(drt_cuda_precision prec, double tol) {
   drt_test_rng rng = {99 + (uint64_t)prec};
   drt_graph *g = emu_graph(&rng);
@@ -522,6 +532,8 @@ static void emu_run_precision(drt_cuda_precision prec, double tol) {
   DRT_ASSERT_OK(drt_cpu_executor_create(g, NULL, &cpu));
   DRT_ASSERT_OK(drt_cpu_executor_run(cpu, &in, want));
 
+  g_capture_failures = 0;
+  drt_log_set(count_capture_failures, NULL, DRT_LOG_WARN);
   for (int graphs = 1; graphs >= 0; graphs--) {
     drt_cuda_executor_options eo;
     drt_cuda_executor_options_init(&eo);
@@ -529,7 +541,7 @@ static void emu_run_precision(drt_cuda_precision prec, double tol) {
     eo.use_graphs = graphs;
     drt_cuda_executor *e = NULL;
     DRT_ASSERT_OK(drt_cuda_executor_create(m, 0, &eo, &e));
-    for (int rep = 0; rep < 2; rep++) {
+    for (int rep = 0; rep < 3; rep++) {
       DRT_ASSERT_OK(drt_cuda_executor_run(e, &in, got));
       for (int o = 0; o < 2; o++) {
         double err = compare(&got[o], &want[o]);
@@ -550,6 +562,8 @@ static void emu_run_precision(drt_cuda_precision prec, double tol) {
     assert_int_equal(drt_cuda_executor_output_dptr(e, 2), 0);
     drt_cuda_executor_destroy(e);
   }
+  drt_log_set(NULL, NULL, DRT_LOG_ERROR);
+  assert_int_equal(g_capture_failures, 0); /* the CUDA graph was captured, not skipped */
   for (int o = 0; o < 2; o++) free(want[o].data);
 
   /* non-finite check: clean inputs pass, a negative under the Sqrt is reported by output name */
@@ -602,6 +616,84 @@ static void test_emu_executor_bf16(void **state) {
     return;
   }
   emu_run_precision(DRT_CUDA_PRECISION_BF16, 3e-2);
+}
+
+/* Sessions of one plan on several threads share the context and the module; each has its own
+ * executor. */
+typedef struct emu_thread {
+  drt_cuda_module *m;
+  const drt_tensor *in, *want;
+  int failures;
+} emu_thread;
+
+static void *emu_thread_main(void *arg) {
+  emu_thread *t = arg;
+  drt_cuda_context *ctx = NULL;
+  drt_status st = drt_cuda_context_acquire(0, &ctx);
+  drt_cuda_executor *e = NULL;
+  if (!st) st = drt_cuda_executor_create(t->m, 0, NULL, &e);
+  for (int rep = 0; rep < 4 && !st; rep++) {
+    drt_tensor got[2];
+    st = drt_cuda_executor_run(e, t->in, got);
+    if (st) break;
+    for (int o = 0; o < 2; o++) {
+      if (compare(&got[o], &t->want[o]) > 1e-5) t->failures++;
+      free(got[o].data);
+    }
+  }
+  if (st) {
+    print_error("thread: %s\n", drt_status_message(st));
+    drt_status_free(st);
+    t->failures++;
+  }
+  drt_cuda_executor_destroy(e);
+  drt_cuda_context_release(ctx);
+  return NULL;
+}
+
+static void test_emu_threads(void **state) {
+  (void)state;
+  if (!g_emu_ready) {
+    skip();
+    return;
+  }
+  drt_test_rng rng = {77};
+  drt_graph *g = emu_graph(&rng);
+  drt_cuda_codegen_options co;
+  drt_cuda_codegen_options_init(&co);
+  drt_cuda_program *prog = NULL;
+  const drt_graph *gs[1] = {g};
+  DRT_ASSERT_OK(drt_cuda_program_build(gs, 1, &co, &prog));
+  emu_kernels(prog);
+  drt_plan_cuda bins = emu_bins(prog, "sm_90");
+  drt_cuda_context *ctx = NULL;
+  DRT_ASSERT_OK(drt_cuda_context_acquire(0, &ctx));
+  drt_cuda_module *m = NULL;
+  DRT_ASSERT_OK(drt_cuda_module_load(ctx, prog, &bins, &m));
+  float xs[EB * EM * EK];
+  drt_test_fill(&rng, xs, EB * EM * EK, 0.05f, 1.0f);
+  drt_tensor in = {DRT_DTYPE_FLOAT32, g->inputs[0]->shape, xs}, want[2];
+  drt_cpu_executor *cpu = NULL;
+  DRT_ASSERT_OK(drt_cpu_executor_create(g, NULL, &cpu));
+  DRT_ASSERT_OK(drt_cpu_executor_run(cpu, &in, want));
+  enum { NT = 3 };
+  pthread_t th[NT];
+  emu_thread args[NT];
+  for (int i = 0; i < NT; i++) {
+    args[i] = (emu_thread){m, &in, want, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, emu_thread_main, &args[i]), 0);
+  }
+  for (int i = 0; i < NT; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(args[i].failures, 0);
+  }
+  free(want[0].data);
+  free(want[1].data);
+  drt_cpu_executor_destroy(cpu);
+  drt_cuda_module_destroy(m);
+  drt_cuda_context_release(ctx);
+  drt_cuda_program_destroy(prog);
+  drt_graph_destroy(g);
 }
 
 static void test_emu_module_errors(void **state) {
@@ -703,6 +795,7 @@ int main(void) {
       cmocka_unit_test_setup(test_emu_executor_fp16, emu_setup),
       cmocka_unit_test_setup(test_emu_executor_bf16, emu_setup),
       cmocka_unit_test_setup(test_emu_module_errors, emu_setup),
+      cmocka_unit_test_setup(test_emu_threads, emu_setup),
   };
   /* the emulator tests run last: the driver tests before them point DRT_CUDA_LIBRARY elsewhere */
   return cmocka_run_group_tests(tests, NULL, emu_teardown);

@@ -1,0 +1,460 @@
+/* Pass norm-fuse on the RMSNorm / LayerNorm forms exporters write out as ops: every tail
+ * (Div by Sqrt, Mul by Reciprocal(Sqrt) or Div(1, Sqrt), Mul by Pow -0.5, Sqrt as Pow 0.5),
+ * square as Pow 2 or Mul(x, x), eps Add in either operand order or absent, axes as attribute
+ * or input, keepdims=0 with an Unsqueeze / Reshape back, with and without the weight Mul, and
+ * Casts to float32 and back around a float16 norm. Each graph is canonicalized and run on the
+ * CPU executor, fused, checked for structure (no Pow / ReduceMean / Sqrt left, one drt.Norm
+ * with the right kind, axis, epsilon and scale) and run again: the outputs must agree with the
+ * unfused graph on seeded random data. Declined forms stay unfused and log the reason. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes/canonicalize.h"
+#include "passes/norm_fuse.h"
+#include "runtime/cpu/executor.h"
+
+#define MAX_IO 4
+
+/* ---- graph building --------------------------------------------------------------------- */
+typedef struct tg {
+  drt_graph *g;
+  drt_test_rng rng;
+  int nin;
+  drt_tensor in[MAX_IO];
+} tg;
+
+static void tg_init(tg *t, uint64_t seed, int opset) {
+  memset(t, 0, sizeof *t);
+  DRT_ASSERT_OK(drt_graph_create(&t->g));
+  t->g->opset = opset;
+  t->rng.s = seed;
+}
+
+static void tg_free(tg *t) {
+  for (int i = 0; i < t->nin; i++) free(t->in[i].data);
+  drt_graph_destroy(t->g);
+}
+
+static drt_value *input(tg *t, const char *name, int rank, const int64_t *dims, float lo, float hi) {
+  drt_shape s = drt_test_shape(rank, dims);
+  drt_value *v = drt_graph_add_value(t->g, name, DRT_DTYPE_FLOAT32, &s);
+  assert_non_null(v);
+  DRT_ASSERT_OK(drt_graph_add_input(t->g, v));
+  assert_true(t->nin < MAX_IO);
+  drt_tensor *x = &t->in[t->nin++];
+  x->dtype = DRT_DTYPE_FLOAT32;
+  x->shape = s;
+  size_t n = (size_t)drt_shape_numel(&s);
+  x->data = malloc((n ? n : 1) * sizeof(float));
+  assert_non_null(x->data);
+  drt_test_fill(&t->rng, x->data, n, lo, hi);
+  return v;
+}
+
+static drt_value *cst_rand(tg *t, int rank, const int64_t *dims, float lo, float hi) {
+  drt_shape s = drt_test_shape(rank, dims);
+  size_t n = (size_t)drt_shape_numel(&s);
+  float *d = malloc((n ? n : 1) * sizeof(float));
+  assert_non_null(d);
+  drt_test_fill(&t->rng, d, n, lo, hi);
+  drt_value *v;
+  DRT_ASSERT_OK(drt_graph_add_const(t->g, NULL, DRT_DTYPE_FLOAT32, &s, d, &v));
+  free(d);
+  return v;
+}
+
+static drt_value *scalar(tg *t, float x) {
+  drt_value *v;
+  drt_shape s = drt_test_shape(0, NULL);
+  DRT_ASSERT_OK(drt_graph_add_const(t->g, NULL, DRT_DTYPE_FLOAT32, &s, &x, &v));
+  return v;
+}
+
+static drt_value *cst_i64(tg *t, int n, const int64_t *data) {
+  drt_shape s = drt_test_shape(1, (int64_t[]){n});
+  drt_value *v;
+  DRT_ASSERT_OK(drt_graph_add_const(t->g, NULL, DRT_DTYPE_INT64, &s, data, &v));
+  return v;
+}
+
+static drt_value *op(tg *t, drt_op o, int n, drt_value *a, drt_value *b) {
+  drt_value *ins[2] = {a, b};
+  drt_value *out = drt_graph_add_value(t->g, NULL, DRT_DTYPE_UNDEFINED, NULL);
+  assert_non_null(out);
+  DRT_ASSERT_OK(drt_graph_add_node(t->g, o, NULL, ins, n, &out, 1, NULL));
+  return out;
+}
+
+static void attr_i(tg *t, drt_value *v, const char *name, int64_t x) {
+  drt_attr a;
+  memset(&a, 0, sizeof a);
+  a.name = name;
+  a.type = DRT_ATTR_INT;
+  a.i = x;
+  DRT_ASSERT_OK(drt_node_add_attr(t->g, v->producer, &a));
+}
+
+static void attr_ints(tg *t, drt_value *v, const char *name, int n, const int64_t *x) {
+  drt_attr a;
+  memset(&a, 0, sizeof a);
+  a.name = name;
+  a.type = DRT_ATTR_INTS;
+  a.count = n;
+  a.ints = (int64_t *)x;
+  DRT_ASSERT_OK(drt_node_add_attr(t->g, v->producer, &a));
+}
+
+static drt_value *cast(tg *t, drt_value *x, drt_dtype to) {
+  drt_value *y = op(t, DRT_OP_CAST, 1, x, NULL);
+  attr_i(t, y, "to", (int64_t)to);
+  return y;
+}
+
+/* ReduceMean over the last `naxes` axes of a rank-`rank` value: axes as attribute (opset < 18)
+ * or as input (opset >= 18); keepdims as given. */
+static drt_value *mean(tg *t, drt_value *x, int rank, int naxes, bool keepdims) {
+  int64_t axes[2] = {rank - naxes, rank - 1};
+  if (naxes == 1) axes[0] = -1;
+  drt_value *m;
+  if (t->g->opset >= 18) {
+    m = op(t, DRT_OP_REDUCE_MEAN, 2, x, cst_i64(t, naxes, axes));
+  } else {
+    m = op(t, DRT_OP_REDUCE_MEAN, 1, x, NULL);
+    attr_ints(t, m, "axes", naxes, axes);
+  }
+  if (!keepdims) attr_i(t, m, "keepdims", 0);
+  return m;
+}
+
+/* keepdims=0 statistic of shape dims[0..rank-naxes) back to rank dims: Unsqueeze (opset 13+: axes
+ * input) or Reshape. */
+static drt_value *restore(tg *t, drt_value *v, int rank, const int64_t *dims, int naxes, bool use_reshape) {
+  if (use_reshape) {
+    int64_t kd[DRT_MAX_RANK];
+    for (int d = 0; d < rank; d++) kd[d] = d < rank - naxes ? dims[d] : 1;
+    return op(t, DRT_OP_RESHAPE, 2, v, cst_i64(t, rank, kd));
+  }
+  int64_t ax[2] = {rank - naxes, rank - 1};
+  return op(t, DRT_OP_UNSQUEEZE, 2, v, cst_i64(t, naxes, ax));
+}
+
+/* ---- running ------------------------------------------------------------------------------ */
+static void run(tg *t, drt_tensor *outs) {
+  drt_cpu_executor_options o;
+  drt_cpu_executor_options_init(&o);
+  o.num_threads = 2;
+  drt_cpu_executor *e = NULL;
+  DRT_ASSERT_OK(drt_cpu_executor_create(t->g, &o, &e));
+  DRT_ASSERT_OK(drt_cpu_executor_run(e, t->in, outs));
+  drt_cpu_executor_destroy(e);
+}
+
+static size_t count_op(const drt_graph *g, drt_op o) {
+  size_t c = 0;
+  for (size_t i = 0; i < g->num_nodes; i++) c += g->nodes[i]->op == o;
+  return c;
+}
+
+static drt_node *find_op(const drt_graph *g, drt_op o) {
+  for (size_t i = 0; i < g->num_nodes; i++)
+    if (g->nodes[i]->op == o) return g->nodes[i];
+  return NULL;
+}
+
+/* The decline messages of the last pass run (INFO log). */
+static char g_log[8192];
+static void log_capture(drt_log_level level, const char *msg, void *user) {
+  (void)level;
+  (void)user;
+  size_t n = strlen(g_log);
+  if (n + strlen(msg) + 2 < sizeof g_log) snprintf(g_log + n, sizeof g_log - n, "%s\n", msg);
+  if (getenv("DRT_TEST_VERBOSE")) fprintf(stderr, "%s\n", msg);
+}
+
+/* Canonicalizes, runs, applies norm-fuse, verifies, runs again; every output must agree within
+ * tol (relative L2). Returns the number of fused norms. */
+static int64_t fuse_and_compare(tg *t, double tol) {
+  bool changed = false;
+  drt_pass_stats stats;
+  memset(&stats, 0, sizeof stats);
+  drt_pass_ctx ctx;
+  memset(&ctx, 0, sizeof ctx);
+  ctx.stats = &stats;
+  DRT_ASSERT_OK(drt_pass_canonicalize(t->g, &ctx, &changed));
+  size_t nout = t->g->num_outputs;
+  assert_true(nout >= 1 && nout <= MAX_IO);
+  drt_tensor ref[MAX_IO], got[MAX_IO];
+  memset(ref, 0, sizeof ref);
+  memset(got, 0, sizeof got);
+  run(t, ref);
+  g_log[0] = 0;
+  DRT_ASSERT_OK(drt_pass_norm_fuse(t->g, &ctx, &changed));
+  assert_true(changed == (stats.fused_norm > 0));
+  DRT_ASSERT_OK(drt_graph_verify(t->g, true));
+  run(t, got);
+  for (size_t i = 0; i < nout; i++) {
+    assert_int_equal(ref[i].dtype, DRT_DTYPE_FLOAT32);
+    assert_true(drt_shape_equal(&ref[i].shape, &got[i].shape));
+    size_t n = (size_t)drt_shape_numel(&ref[i].shape);
+    double err = drt_test_rel_l2(got[i].data, ref[i].data, n);
+    if (!(err <= tol)) print_error("output %zu: rel L2 %g (tolerance %g)\n", i, err, tol);
+    assert_true(err <= tol);
+    free(ref[i].data);
+    free(got[i].data);
+  }
+  return stats.fused_norm;
+}
+
+/* The fused graph holds nothing of the written-out norm. */
+static void assert_fully_fused(const drt_graph *g) {
+  assert_int_equal(count_op(g, DRT_OP_FUSED_NORM), 1);
+  static const drt_op gone[] = {DRT_OP_POW, DRT_OP_REDUCE_MEAN, DRT_OP_SQRT, DRT_OP_RECIPROCAL, DRT_OP_DIV,
+                                DRT_OP_MUL, DRT_OP_ADD, DRT_OP_SUB, DRT_OP_UNSQUEEZE, DRT_OP_RESHAPE};
+  for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+    if (count_op(g, gone[i])) print_error("%s left after fusion\n", drt_op_name(gone[i]));
+    assert_int_equal(count_op(g, gone[i]), 0);
+  }
+}
+
+/* ================================ RMSNorm ================================================== */
+
+enum { TAIL_DIV_SQRT, TAIL_MUL_RECIP_SQRT, TAIL_MUL_ONE_OVER_SQRT, TAIL_MUL_POW_M05, TAIL_DIV_POW_05,
+       TAIL_MUL_RECIP_POW_05, TAIL_COUNT };
+
+/* 1 / sqrt(s) or sqrt(s) in the given tail form, applied to num: y = num / sqrt(s). */
+static drt_value *rms_tail(tg *t, int tail, drt_value *num, drt_value *s) {
+  switch (tail) {
+    case TAIL_DIV_SQRT: return op(t, DRT_OP_DIV, 2, num, op(t, DRT_OP_SQRT, 1, s, NULL));
+    case TAIL_MUL_RECIP_SQRT:
+      return op(t, DRT_OP_MUL, 2, op(t, DRT_OP_RECIPROCAL, 1, op(t, DRT_OP_SQRT, 1, s, NULL), NULL), num);
+    case TAIL_MUL_ONE_OVER_SQRT:
+      return op(t, DRT_OP_MUL, 2, num, op(t, DRT_OP_DIV, 2, scalar(t, 1.0f), op(t, DRT_OP_SQRT, 1, s, NULL)));
+    case TAIL_MUL_POW_M05: return op(t, DRT_OP_MUL, 2, op(t, DRT_OP_POW, 2, s, scalar(t, -0.5f)), num);
+    case TAIL_DIV_POW_05: return op(t, DRT_OP_DIV, 2, num, op(t, DRT_OP_POW, 2, s, scalar(t, 0.5f)));
+    default:
+      return op(t, DRT_OP_MUL, 2, num,
+                op(t, DRT_OP_RECIPROCAL, 1, op(t, DRT_OP_POW, 2, s, scalar(t, 0.5f)), NULL));
+  }
+}
+
+/* Every tail x {square as Pow / Mul, eps Add operand order or no eps, axes attribute / input,
+ * keepdims 1 / 0 (+ Unsqueeze or Reshape, at the mean or after the eps), weight or none, one or
+ * two reduced axes}. */
+static void test_rms_forms(void **state) {
+  (void)state;
+  int cases = 0;
+  for (int tail = 0; tail < TAIL_COUNT; tail++) {
+    for (int variant = 0; variant < 8; variant++) {
+      const bool mul_square = variant & 1, eps_first = variant & 2, axes_input = variant & 4;
+      const bool no_eps = (tail + variant) % 5 == 4;
+      const int keep = (tail + variant) % 3;  /* 0: keepdims, 1: keepdims=0 + Unsqueeze, 2: + Reshape */
+      const bool restore_late = (variant >> 1) & 1; /* give the axes back after the eps Add */
+      const bool weight = (tail + variant) % 4 != 3;
+      const int naxes = (tail + variant) % 7 == 6 ? 2 : 1;
+      tg t;
+      tg_init(&t, 100 + (uint64_t)(tail * 8 + variant), axes_input ? 18 : 13);
+      const int64_t dims[3] = {2, 5, 12};
+      drt_value *x = input(&t, "x", 3, dims, -2, 2);
+      drt_value *sq = mul_square ? op(&t, DRT_OP_MUL, 2, x, x) : op(&t, DRT_OP_POW, 2, x, scalar(&t, 2.0f));
+      drt_value *ms = mean(&t, sq, 3, naxes, keep == 0);
+      if (keep && !restore_late) ms = restore(&t, ms, 3, dims, naxes, keep == 2);
+      const float eps = no_eps ? 0.0f : 1e-5f * (float)(1 + tail);
+      if (!no_eps) ms = eps_first ? op(&t, DRT_OP_ADD, 2, scalar(&t, eps), ms) : op(&t, DRT_OP_ADD, 2, ms, scalar(&t, eps));
+      if (keep && restore_late) ms = restore(&t, ms, 3, dims, naxes, keep == 2);
+      drt_value *y = rms_tail(&t, tail, x, ms);
+      drt_value *w = NULL;
+      if (weight) {
+        w = cst_rand(&t, 1, (int64_t[]){dims[2]}, 0.5f, 1.5f);
+        y = (variant & 1) ? op(&t, DRT_OP_MUL, 2, w, y) : op(&t, DRT_OP_MUL, 2, y, w);
+      }
+      DRT_ASSERT_OK(drt_graph_add_output(t.g, y));
+      int64_t n = fuse_and_compare(&t, 1e-5);
+      if (n != 1) print_error("tail %d variant %d: %s", tail, variant, g_log);
+      assert_int_equal(n, 1);
+      assert_fully_fused(t.g);
+      assert_int_equal(t.g->num_nodes, 1);
+      drt_node *f = find_op(t.g, DRT_OP_FUSED_NORM);
+      assert_string_equal(drt_node_attr_string(f, "kind", ""), "rms");
+      assert_int_equal(drt_node_attr_int(f, "axis", -1), 3 - naxes);
+      assert_true(fabsf(drt_node_attr_float(f, "epsilon", -1.0f) - eps) <= 1e-12f);
+      assert_ptr_equal(drt_node_input(f, 0), x);
+      if (weight) assert_ptr_equal(drt_node_input(f, 1), w);
+      else assert_int_equal(f->num_inputs, 1);
+      tg_free(&t);
+      cases++;
+    }
+  }
+  assert_int_equal(cases, TAIL_COUNT * 8);
+}
+
+/* float16 activations: x16 -> Cast f32 -> square -> mean -> eps -> rsqrt -> Mul(Cast f32 (the
+ * same or a second Cast node), .) -> Cast f16 -> Mul w16, as torch exports HF / diffusers
+ * RMSNorm at half precision; also the form without the cast back (the norm then stays in
+ * float32 on the up-cast value). The fused norm reads x16 directly. */
+static void test_rms_cast_fp16(void **state) {
+  (void)state;
+  for (int form = 0; form < 4; form++) {
+    const bool two_casts = form & 1, cast_back = form != 2;
+    const bool weight = form != 3; /* diffusers RMSNorm without weight: .to(input_dtype) only */
+    tg t;
+    tg_init(&t, 200 + (uint64_t)form, 17);
+    const int64_t dims[3] = {2, 7, 16};
+    drt_value *xin = input(&t, "x", 3, dims, -3, 3);
+    drt_value *x16 = cast(&t, xin, DRT_DTYPE_FLOAT16);
+    drt_value *xf = cast(&t, x16, DRT_DTYPE_FLOAT32);
+    drt_value *ms = mean(&t, op(&t, DRT_OP_POW, 2, xf, scalar(&t, 2.0f)), 3, 1, true);
+    drt_value *r = op(&t, DRT_OP_RECIPROCAL, 1, op(&t, DRT_OP_SQRT, 1, op(&t, DRT_OP_ADD, 2, ms, scalar(&t, 1e-6f)), NULL),
+                      NULL);
+    drt_value *num = two_casts ? cast(&t, x16, DRT_DTYPE_FLOAT32) : xf;
+    drt_value *y = op(&t, DRT_OP_MUL, 2, num, r);
+    drt_value *w = NULL;
+    if (cast_back) {
+      y = cast(&t, y, DRT_DTYPE_FLOAT16);
+      if (weight) {
+        w = cast(&t, cst_rand(&t, 1, (int64_t[]){dims[2]}, 0.5f, 1.5f), DRT_DTYPE_FLOAT16); /* folds */
+        y = op(&t, DRT_OP_MUL, 2, y, w);
+      }
+      y = cast(&t, y, DRT_DTYPE_FLOAT32);
+    }
+    DRT_ASSERT_OK(drt_graph_add_output(t.g, y));
+    /* float16 storage: one rounding of the result either way, at most an ulp apart */
+    int64_t n = fuse_and_compare(&t, cast_back ? 2e-3 : 1e-5);
+    if (n != 1) print_error("form %d: %s", form, g_log);
+    assert_int_equal(n, 1);
+    assert_int_equal(count_op(t.g, DRT_OP_FUSED_NORM), 1);
+    assert_int_equal(count_op(t.g, DRT_OP_POW) + count_op(t.g, DRT_OP_REDUCE_MEAN) + count_op(t.g, DRT_OP_SQRT) +
+                         count_op(t.g, DRT_OP_RECIPROCAL) + count_op(t.g, DRT_OP_MUL) + count_op(t.g, DRT_OP_ADD),
+                     0);
+    drt_node *f = find_op(t.g, DRT_OP_FUSED_NORM);
+    if (cast_back) {
+      assert_ptr_equal(drt_node_input(f, 0), x16); /* the norm reads float16 directly */
+      assert_int_equal(f->outputs[0]->dtype, DRT_DTYPE_FLOAT16);
+      if (weight) {
+        assert_non_null(drt_node_input(f, 1));
+        assert_int_equal(drt_node_input(f, 1)->dtype, DRT_DTYPE_FLOAT16);
+      } else {
+        assert_int_equal(f->num_inputs, 1);
+      }
+      assert_int_equal(count_op(t.g, DRT_OP_CAST), 2); /* the graph's own x -> f16 and the output -> f32 */
+    } else {
+      assert_int_equal(f->outputs[0]->dtype, DRT_DTYPE_FLOAT32);
+      assert_int_equal(drt_node_input(f, 0)->dtype, DRT_DTYPE_FLOAT32);
+    }
+    tg_free(&t);
+  }
+}
+
+/* ================================ LayerNorm ================================================ */
+
+/* mean -> Sub -> square -> mean -> eps -> (tail) -> Mul g -> Add b, in the RMS tails, with the
+ * first mean keepdims=0 + Unsqueeze, Mul(d, d), axes input, Casts from float16. */
+static void test_layer_forms(void **state) {
+  (void)state;
+  for (int form = 0; form < 6; form++) {
+    const int tail = form;
+    const bool keep0 = form & 1, mul_square = form & 2, fp16 = form == 4 || form == 5;
+    tg t;
+    tg_init(&t, 300 + (uint64_t)form, form >= 3 ? 18 : 13);
+    const int64_t dims[3] = {3, 4, 20};
+    drt_value *xin = input(&t, "x", 3, dims, -1, 4);
+    drt_value *x16 = fp16 ? cast(&t, xin, DRT_DTYPE_FLOAT16) : NULL;
+    drt_value *x = fp16 ? cast(&t, x16, DRT_DTYPE_FLOAT32) : xin;
+    drt_value *m = mean(&t, x, 3, 1, !keep0);
+    if (keep0) m = restore(&t, m, 3, dims, 1, false);
+    drt_value *d = op(&t, DRT_OP_SUB, 2, fp16 && form == 5 ? cast(&t, x16, DRT_DTYPE_FLOAT32) : x, m);
+    drt_value *sq = mul_square ? op(&t, DRT_OP_MUL, 2, d, d) : op(&t, DRT_OP_POW, 2, d, scalar(&t, 2.0f));
+    drt_value *var = op(&t, DRT_OP_ADD, 2, mean(&t, sq, 3, 1, true), scalar(&t, 1e-5f));
+    drt_value *y = rms_tail(&t, tail, d, var);
+    if (fp16) y = cast(&t, y, DRT_DTYPE_FLOAT16);
+    drt_value *g = cst_rand(&t, 1, (int64_t[]){dims[2]}, 0.5f, 1.5f), *b = cst_rand(&t, 1, (int64_t[]){dims[2]}, -1, 1);
+    if (fp16) {
+      g = cast(&t, g, DRT_DTYPE_FLOAT16);
+      b = cast(&t, b, DRT_DTYPE_FLOAT16);
+    }
+    y = op(&t, DRT_OP_ADD, 2, op(&t, DRT_OP_MUL, 2, y, g), b);
+    if (fp16) y = cast(&t, y, DRT_DTYPE_FLOAT32);
+    DRT_ASSERT_OK(drt_graph_add_output(t.g, y));
+    int64_t n = fuse_and_compare(&t, fp16 ? 2e-3 : 1e-5);
+    if (n != 1) print_error("form %d: %s", form, g_log);
+    assert_int_equal(n, 1);
+    drt_node *f = find_op(t.g, DRT_OP_FUSED_NORM);
+    assert_non_null(f);
+    assert_string_equal(drt_node_attr_string(f, "kind", ""), "layer");
+    assert_int_equal(drt_node_attr_int(f, "axis", -1), 2);
+    assert_non_null(drt_node_input(f, 1));
+    assert_non_null(drt_node_input(f, 2));
+    if (fp16) {
+      assert_ptr_equal(drt_node_input(f, 0), x16);
+      assert_int_equal(count_op(t.g, DRT_OP_CAST), 2);
+      assert_int_equal(t.g->num_nodes, 3);
+    } else {
+      assert_fully_fused(t.g);
+      assert_int_equal(t.g->num_nodes, 1);
+    }
+    tg_free(&t);
+  }
+}
+
+/* ================================ declined ================================================= */
+
+/* Near misses stay as they are (and still compute the same), each with its logged reason. */
+static void test_declined(void **state) {
+  (void)state;
+  static const char *const why[] = {
+      "epsilon is added after the square root",      /* x / (sqrt(mean x^2) + eps) */
+      "not a mean over trailing axes",                /* mean over a middle axis */
+      "not of a scalar constant",                     /* eps is a graph input */
+      "the mean (+ eps) has more than one use",       /* the statistic is also an output */
+      "the square root does not divide the data",     /* z / sqrt(mean(x^2)) */
+      "not followed by Sqrt, Pow 0.5 or Pow -0.5",    /* Pow(., -1) */
+      "the reciprocal square root does not multiply", /* z * rsqrt(mean(x^2)) */
+      "epsilon is negative",
+  };
+  const int ncase = (int)(sizeof why / sizeof why[0]);
+  for (int kase = 0; kase < ncase; kase++) {
+    tg t;
+    tg_init(&t, 400 + (uint64_t)kase, 13);
+    const int64_t dims[3] = {2, 6, 8};
+    drt_value *x = input(&t, "x", 3, dims, -2, 2);
+    drt_value *z = kase == 4 || kase == 6 ? input(&t, "z", 3, dims, -2, 2) : x;
+    drt_value *ms = op(&t, DRT_OP_REDUCE_MEAN, 1, op(&t, DRT_OP_POW, 2, x, scalar(&t, 2.0f)), NULL);
+    attr_ints(&t, ms, "axes", 1, (int64_t[]){kase == 1 ? 1 : -1});
+    drt_value *y;
+    if (kase == 0) {
+      y = op(&t, DRT_OP_DIV, 2, x, op(&t, DRT_OP_ADD, 2, op(&t, DRT_OP_SQRT, 1, ms, NULL), scalar(&t, 1e-5f)));
+    } else if (kase == 5) {
+      y = op(&t, DRT_OP_MUL, 2, x, op(&t, DRT_OP_POW, 2, op(&t, DRT_OP_ADD, 2, ms, scalar(&t, 1e-5f)), scalar(&t, -1.0f)));
+    } else if (kase == 6) {
+      y = rms_tail(&t, TAIL_MUL_POW_M05, z, op(&t, DRT_OP_ADD, 2, ms, scalar(&t, 1e-5f)));
+    } else {
+      drt_value *e = kase == 2 ? input(&t, "eps", 0, NULL, 1e-6f, 1e-5f) : scalar(&t, kase == 7 ? -1e-3f : 1e-5f);
+      drt_value *s = op(&t, DRT_OP_ADD, 2, ms, e);
+      y = rms_tail(&t, TAIL_DIV_SQRT, z, s);
+      if (kase == 3) DRT_ASSERT_OK(drt_graph_add_output(t.g, s));
+    }
+    DRT_ASSERT_OK(drt_graph_add_output(t.g, y));
+    assert_int_equal(fuse_and_compare(&t, 1e-6), 0);
+    assert_true(t.g->num_nodes >= 4);
+    assert_int_equal(count_op(t.g, DRT_OP_FUSED_NORM), 0);
+    assert_int_equal(count_op(t.g, DRT_OP_REDUCE_MEAN), 1);
+    assert_int_equal(count_op(t.g, DRT_OP_POW), kase == 5 || kase == 6 ? 2 : 1);
+    if (!strstr(g_log, why[kase])) print_error("case %d: expected '%s' in the log:\n%s", kase, why[kase], g_log);
+    assert_non_null(strstr(g_log, why[kase]));
+    tg_free(&t);
+  }
+}
+
+int main(void) {
+  drt_log_set(log_capture, NULL, DRT_LOG_INFO);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_rms_forms),
+      cmocka_unit_test(test_rms_cast_fp16),
+      cmocka_unit_test(test_layer_forms),
+      cmocka_unit_test(test_declined),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
