@@ -90,6 +90,10 @@ typedef struct drt_cg_library_file {
 extern const drt_cg_library_file drt_cg_library[];
 extern const size_t drt_cg_library_count;
 
+/* Generated kernels index with `int` only below this many elements (inputs and outputs): grid-stride
+ * loops add gridDim.x * blockDim.x (up to 2^28) to an index, which must not overflow int32. */
+#define DRT_CG_INT_INDEX_LIMIT (1LL << 30)
+
 /* Grid helper: number of blocks for n items of `per_block`, clamped to [1, 65535*... ) for x. */
 uint32_t drt_cg_blocks(int64_t n, int64_t per_block, uint32_t max_blocks);
 

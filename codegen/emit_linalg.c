@@ -678,7 +678,7 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
     if (sp.s[i] != 1 || sp.pb[i] != 0 || sp.out[i] != sp.in[i]) pointwise = false;
   if (Kc == 0 || (!pointwise && (Cg == 1 || Kc < 16))) {
     /* direct kernel (depthwise, few channels) */
-    const char *it = total < INT32_MAX && N * C * HW < INT32_MAX ? "int" : "long long";
+    const char *it = total < DRT_CG_INT_INDEX_LIMIT && N * C * HW < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
     int32_t k;
     DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &k,
                                       "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
@@ -738,7 +738,7 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
     if (pt > P) pt = P;
   }
   drt_cuda_arg col = drt_cg_scratch(cg, (uint64_t)(nb * R * pt) * es);
-  const char *it = nb * R * pt < INT32_MAX && N * C * HW < INT32_MAX ? "int" : "long long";
+  const char *it = nb * R * pt < DRT_CG_INT_INDEX_LIMIT && N * C * HW < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
   int32_t k;
   DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &k,
                                     "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
@@ -805,7 +805,7 @@ static drt_status e_conv_transpose(drt_cg *cg, const drt_node *n) {
   const char *T = drt_cg_ctype(cg, tx);
   char gt[768];
   geom_text(gt, sizeof gt, &wg, &sp);
-  const char *it = total < INT32_MAX && drt_shape_numel(&X->shape) < INT32_MAX ? "int" : "long long";
+  const char *it = total < DRT_CG_INT_INDEX_LIMIT && drt_shape_numel(&X->shape) < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
   int32_t k;
   DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &k,
                                     "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
@@ -832,7 +832,7 @@ static drt_status emit_pool(drt_cg *cg, const drt_node *n, bool is_max) {
   int64_t total = drt_shape_numel(&Y->shape);
   if (total == 0) return DRT_OK;
   const char *T = drt_cg_ctype(cg, tx);
-  const char *it = total < INT32_MAX && drt_shape_numel(&X->shape) < INT32_MAX ? "int" : "long long";
+  const char *it = total < DRT_CG_INT_INDEX_LIMIT && drt_shape_numel(&X->shape) < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
   char gt[768];
   geom_text(gt, sizeof gt, &wg, &sp);
   int32_t k;

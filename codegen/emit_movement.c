@@ -153,7 +153,7 @@ drt_status drt_cg_emit_view_copy(drt_cg *cg, drt_cuda_arg dst, drt_cuda_arg src,
     n *= v.d[i];
     reach += (v.d[i] - 1) * (abs64(v.s[i]) > abs64(v.t[i]) ? abs64(v.s[i]) : abs64(v.t[i]));
   }
-  const char *it = (n < INT32_MAX && reach < INT32_MAX) ? "int" : "long long";
+  const char *it = (n < DRT_CG_INT_INDEX_LIMIT && reach < DRT_CG_INT_INDEX_LIMIT) ? "int" : "long long";
   const char *T = move_type(es);
   /* tiled transpose: an axis reads contiguously, the last axis writes contiguously */
   int ja = -1;
@@ -444,7 +444,7 @@ static drt_status e_gather(drt_cg *cg, const drt_node *n) {
   while (w < 16 && (inner * (int64_t)es) % (int64_t)(2 * w) == 0) w *= 2;
   int64_t inner_w = inner * (int64_t)es / (int64_t)w;
   int64_t total = outer * m * inner_w;
-  const char *it = (total < INT32_MAX && outer * nax * inner_w < INT32_MAX) ? "int" : "long long";
+  const char *it = (total < DRT_CG_INT_INDEX_LIMIT && outer * nax * inner_w < DRT_CG_INT_INDEX_LIMIT) ? "int" : "long long";
   const char *T = move_type(w), *IDX = ind->dtype == DRT_DTYPE_INT32 ? "int" : "long long";
   int32_t k;
   DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &k,
@@ -550,7 +550,8 @@ static drt_status e_pad(drt_cg *cg, const drt_node *n) {
       begin[d] = INT32_MAX;
     }
   }
-  const char *it = total < INT32_MAX ? "int" : "long long";
+  const char *it =
+      total < DRT_CG_INT_INDEX_LIMIT && drt_shape_numel(&x->shape) < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
   const char *T = move_type(es);
   char os[512], is[512], bs[512], ss[512];
   int32_t k;
@@ -723,7 +724,8 @@ static drt_status e_resize(drt_cg *cg, const drt_node *n) {
   len += (size_t)snprintf(order_txt + len, sizeof order_txt - len, "{");
   for (int i = 0; i < r; i++) len += (size_t)snprintf(order_txt + len, sizeof order_txt - len, "%s%d", i ? "," : "", (int)order[i]);
   snprintf(order_txt + len, sizeof order_txt - len, "}");
-  const char *it = total < INT32_MAX ? "int" : "long long";
+  const char *it =
+      total < DRT_CG_INT_INDEX_LIMIT && drt_shape_numel(&x->shape) < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
   int32_t k;
   uint64_t bits = 0;
   if (mode == RZ_NEAREST) {
@@ -770,7 +772,7 @@ static drt_status e_trilu(drt_cg *cg, const drt_node *n) {
   if (total == 0) return DRT_OK;
   int64_t lim = rows + cols + 1;
   k = k < -lim ? -lim : (k > lim ? lim : k);
-  const char *it = total < INT32_MAX ? "int" : "long long", *T = move_type(es);
+  const char *it = total < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long", *T = move_type(es);
   bool upper = drt_node_attr_int(n, "upper", 1) != 0;
   int32_t kern;
   DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &kern,
@@ -797,7 +799,7 @@ static drt_status e_gather_elements(drt_cg *cg, const drt_node *n) {
   if (r == 0 || ind->shape.rank != r) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "indices rank differs from data");
   int64_t st[DRT_MAX_RANK], zero[DRT_MAX_RANK] = {0};
   drt_cg_dense_strides(&x->shape, st);
-  const char *it = total < INT32_MAX ? "int" : "long long", *T = move_type(es);
+  const char *it = total < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long", *T = move_type(es);
   const char *IDX = ind->dtype == DRT_DTYPE_INT32 ? "int" : "long long";
   char ds[512], ss[512], ts[512];
   int32_t kern;
@@ -837,7 +839,7 @@ static drt_status e_scatter_nd(drt_cg *cg, const drt_node *n) {
   /* ONNX leaves duplicate indices undefined: the launch order decides which update stays */
   int64_t st[DRT_MAX_RANK], zero[DRT_MAX_RANK] = {0};
   drt_cg_dense_strides(&x->shape, st);
-  const char *it = total < INT32_MAX && numel < INT32_MAX ? "int" : "long long", *T = move_type(es);
+  const char *it = total < DRT_CG_INT_INDEX_LIMIT && numel < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long", *T = move_type(es);
   const char *IDX = ind->dtype == DRT_DTYPE_INT32 ? "int" : "long long";
   char ds[512], ss[512], ts[512];
   int32_t kern;

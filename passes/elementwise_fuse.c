@@ -19,7 +19,9 @@
  * 1. Groups. Walking the nodes in topological order, every fusable node (a float32 pointwise
  *    op of the ELEMWISE/BROADCAST classes that the program can express; comparisons and
  *    logic producing bool values used only inside the group) joins the groups of those of its
- *    producers that compute the same output shape. A merge is refused when it would create a
+ *    producers that compute the same output shape, and takes in a lone producer of a smaller
+ *    shape that broadcasts into it and that nothing else uses (recomputed per element:
+ *    arithmetic at any ratio, transcendental ops when at most 8 times over). A merge is refused when it would create a
  *    cycle (an input of the merged group computed from the group through an outside node) or
  *    exceed the program limits (inputs, outputs, registers). A member whose value is used
  *    outside the group (or is a graph output) becomes an output of the fused node; several
@@ -1018,6 +1020,31 @@ static drt_status rewrite(fuse_state *s, group *gr, builder *b, drt_node **out) 
   return DRT_OK;
 }
 
+/* A producer whose (smaller) output broadcasts into its consumer joins the consumer's group when
+ * it is a group of its own, one output used only by that consumer and not a graph output: the
+ * fused program recomputes it for every element of the consumer's shape (its inputs broadcast
+ * into that shape too, numpy broadcasting composes). Besides saving a kernel and a round trip
+ * through memory, this keeps e.g. `den + 1e-15` in fp32 registers instead of a half-precision
+ * buffer where the epsilon would flush to zero (0/0 in Sana's linear attention). */
+static bool broadcast_producer_joins(fuse_state *s, const drt_node *p, const drt_node *n) {
+  int64_t pi = pos_of(s, p);
+  if (pi < 0 || s->size[find(s, (int32_t)pi)] != 1 || p->num_outputs != 1) return false;
+  const drt_value *y = p->outputs[0];
+  if (drt_use_count(&s->uses, y) != 1 || drt_use_is_output(&s->uses, y)) return false;
+  const drt_shape *a = &y->shape, *b = &n->outputs[0]->shape;
+  if (a->rank > b->rank) return false;
+  for (int i = 1; i <= a->rank; i++) {
+    int64_t da = a->dims[a->rank - i], db = b->dims[b->rank - i];
+    if (da != db && da != 1) return false;
+  }
+  /* transcendental producers are recomputed only a few times over */
+  bool cheap = p->op == DRT_OP_ADD || p->op == DRT_OP_SUB || p->op == DRT_OP_MUL || p->op == DRT_OP_DIV ||
+               p->op == DRT_OP_NEG || p->op == DRT_OP_ABS || p->op == DRT_OP_RELU || p->op == DRT_OP_MAX ||
+               p->op == DRT_OP_MIN || p->op == DRT_OP_CLIP || p->op == DRT_OP_WHERE || p->op == DRT_OP_RECIPROCAL;
+  int64_t na = drt_shape_numel(a), nb = drt_shape_numel(b);
+  return na > 0 && (cheap || nb <= 8 * na);
+}
+
 drt_status drt_pass_elementwise_fuse(drt_graph *g, const drt_pass_ctx *ctx, bool *changed) {
   *changed = false;
   DRT_RETURN_IF_ERROR(drt_graph_topo_sort(g));
@@ -1070,7 +1097,9 @@ drt_status drt_pass_elementwise_fuse(drt_graph *g, const drt_pass_ctx *ctx, bool
       drt_value *v = n->inputs[j];
       int64_t p = pos_of(&s, drt_producer_of(v));
       if (p < 0 || s.parent[p] < 0) continue;
-      if (!drt_shape_equal(&g->nodes[p]->outputs[0]->shape, &n->outputs[0]->shape)) continue;
+      if (!drt_shape_equal(&g->nodes[p]->outputs[0]->shape, &n->outputs[0]->shape) &&
+          !broadcast_producer_joins(&s, g->nodes[p], n))
+        continue;
       int32_t rn = find(&s, me), rp = find(&s, (int32_t)p);
       if (rn == rp) continue;
       const char *why = NULL;

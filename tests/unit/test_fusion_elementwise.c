@@ -541,12 +541,30 @@ static void test_negative_groups(void **state) {
   assert_false(pass_and_compare(&t, drt_pass_elementwise_fuse));
   assert_int_equal(count_op(t.g, DRT_OP_GREATER), 1);
   tg_free(&t);
-  /* different shapes do not fuse: sigmoid of a [1,8] vector scales a [4,8] tensor */
+  /* a smaller producer used elsewhere too stays out: sigmoid of a [1,8] vector scales a [4,8]
+     tensor and is also a graph output */
   tg_init(&t, 13);
   x = input(&t, "x", 2, (int64_t[]){4, 8}, -1, 1);
   drt_value *v = input(&t, "v", 2, (int64_t[]){1, 8}, -1, 1);
-  DRT_ASSERT_OK(drt_graph_add_output(t.g, op2(&t, DRT_OP_MUL, x, op1(&t, DRT_OP_SIGMOID, v))));
+  drt_value *sg = op1(&t, DRT_OP_SIGMOID, v);
+  DRT_ASSERT_OK(drt_graph_add_output(t.g, op2(&t, DRT_OP_MUL, x, sg)));
+  DRT_ASSERT_OK(drt_graph_add_output(t.g, sg));
   assert_false(pass_and_compare(&t, drt_pass_elementwise_fuse));
+  tg_free(&t);
+  /* ... and joins (recomputed per element) when the group is its only user; a transcendental
+     producer broadcast more than 8 times over stays out */
+  tg_init(&t, 13);
+  x = input(&t, "x", 2, (int64_t[]){4, 8}, -1, 1);
+  v = input(&t, "v", 2, (int64_t[]){1, 8}, -1, 1);
+  drt_value *v2 = input(&t, "v2", 2, (int64_t[]){1, 1}, 0.5f, 1);
+  drt_value *den = op2(&t, DRT_OP_ADD, v2, scalar(&t, 1e-3f));
+  drt_value *mixed = op2(&t, DRT_OP_DIV, op2(&t, DRT_OP_MUL, x, op1(&t, DRT_OP_SIGMOID, v)), den);
+  DRT_ASSERT_OK(drt_graph_add_output(t.g, op2(&t, DRT_OP_MUL, mixed, op1(&t, DRT_OP_EXP, v2))));
+  assert_true(pass_and_compare(&t, drt_pass_elementwise_fuse));
+  assert_int_equal(count_op(t.g, DRT_OP_SIGMOID), 0);
+  assert_int_equal(count_op(t.g, DRT_OP_ADD), 0);
+  assert_int_equal(count_op(t.g, DRT_OP_EXP), 1); /* [1,1] into [4,8]: 32 times over */
+  assert_int_equal(count_op(t.g, DRT_OP_FUSED_ELEMENTWISE), 1);
   tg_free(&t);
   /* no cycle: Exp feeds a MatMul that feeds the Add that also reads Exp */
   tg_init(&t, 14);
