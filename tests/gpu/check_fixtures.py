@@ -79,6 +79,7 @@ def main():
         k, v = kv.split("=", 1)
         env[k] = v
     work = a.work or tempfile.mkdtemp(prefix="drt-gpu-")
+    os.makedirs(work, exist_ok=True)
     jobs = []
     for fdir in sorted(glob.glob(os.path.join(FIXTURES, "*"))):
         name = os.path.basename(fdir)

@@ -54,7 +54,7 @@ export DRT_CACHE_DIR="$WORK/nvrtc-cache"
 
 # ---- 1. environment ------------------------------------------------------------------------------
 log "environment"
-{ nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader 2>&1 || true; } > "$OUT/gpu.txt"
+{ nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader || echo "no nvidia-smi"; } > "$OUT/gpu.txt" 2>/dev/null
 { nvcc --version 2>&1 | tail -2 || true; } > "$OUT/nvcc.txt"
 cat "$OUT/gpu.txt" | tee -a "$LOG"
 CC_STR=""

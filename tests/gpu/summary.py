@@ -129,7 +129,7 @@ def main():
         print("bf16 matmul peak measured: %.0f TFLOP/s" % peak)
     for line in lines:
         print(line)
-    print("times in ms per evaluation (bf16); ratios are distilrt / PyTorch; %%floor = FLOP floor / distilrt time")
+    print("times in ms per evaluation (bf16); ratios are distilrt / PyTorch; %floor = FLOP floor / distilrt time")
     print("correctness: %s   full results: %s" % ("PASS" if ok else "FAIL", os.path.join(d, "results.json")))
     return 0 if ok else 1
 

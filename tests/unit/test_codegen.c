@@ -8,12 +8,12 @@
 #define _GNU_SOURCE 1 /* memmem, strndup */
 #include "testutil.h"
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codegen/cg.h"
+#include "codegen/nvrtc.h"
 #include "passes/canonicalize.h"
 #include "passes/elementwise_fuse.h"
 
@@ -422,56 +422,32 @@ static void test_deterministic_source(void **state) {
   drt_graph_destroy(g2);
 }
 
-/* ---- NVRTC compile (skipped without libnvrtc) ---------------------------------------------- */
-typedef int (*nvrtc_create_fn)(void **, const char *, const char *, int, const char *const *, const char *const *);
-typedef int (*nvrtc_compile_fn)(void *, int, const char *const *);
-typedef int (*nvrtc_logsize_fn)(void *, size_t *);
-typedef int (*nvrtc_log_fn)(void *, char *);
-typedef int (*nvrtc_destroy_fn)(void **);
-
-static void *open_nvrtc(void) {
-  const char *names[] = {"libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "/usr/local/cuda/lib64/libnvrtc.so"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-    if (h) return h;
+/* ---- NVRTC compile through codegen/nvrtc.h (skipped without libnvrtc) ---------------------- */
+static bool nvrtc_available(void) {
+  int major = 0, minor = 0;
+  drt_status st = drt_nvrtc_version(&major, &minor);
+  if (st) {
+    drt_status_free(st);
+    return false;
   }
-  return NULL;
+  return true;
 }
 
-static int nvrtc_compile(void *h, const char *src, const char *arch) {
-  nvrtc_create_fn create = (nvrtc_create_fn)dlsym(h, "nvrtcCreateProgram");
-  nvrtc_compile_fn comp = (nvrtc_compile_fn)dlsym(h, "nvrtcCompileProgram");
-  nvrtc_logsize_fn logsize = (nvrtc_logsize_fn)dlsym(h, "nvrtcGetProgramLogSize");
-  nvrtc_log_fn getlog = (nvrtc_log_fn)dlsym(h, "nvrtcGetProgramLog");
-  nvrtc_destroy_fn destroy = (nvrtc_destroy_fn)dlsym(h, "nvrtcDestroyProgram");
-  assert_true(create && comp && logsize && getlog && destroy);
-  void *prog = NULL;
-  assert_int_equal(create(&prog, src, "drt_program.cu", 0, NULL, NULL), 0);
-  char archopt[64], inc[256];
-  snprintf(archopt, sizeof archopt, "--gpu-architecture=%s", arch);
-  const char *home = getenv("CUDA_HOME");
-  snprintf(inc, sizeof inc, "-I%s/include", home ? home : "/usr/local/cuda");
-  const char *opts[] = {"--std=c++17", "-default-device", "-lineinfo", inc, archopt};
-  int rc = comp(prog, 5, opts);
-  if (rc != 0) {
-    size_t n = 0;
-    logsize(prog, &n);
-    char *log = malloc(n + 1);
-    if (log) {
-      getlog(prog, log);
-      log[n] = 0;
-      print_error("NVRTC %s failed:\n%.6000s\n", arch, log);
-      free(log);
-    }
-  }
-  destroy(&prog);
-  return rc;
+static void nvrtc_compile(const drt_cuda_program *prog, const char *arch) {
+  drt_nvrtc_compile_options o;
+  drt_nvrtc_compile_options_init(&o);
+  o.cache_dir = "off";
+  drt_nvrtc_image img;
+  memset(&img, 0, sizeof img);
+  const char *archs[1] = {arch};
+  DRT_ASSERT_OK(drt_nvrtc_compile(prog, archs, 1, &o, &img));
+  assert_true(img.size > 0);
+  drt_nvrtc_image_free(&img);
 }
 
 static void test_nvrtc_compiles(void **state) {
   (void)state;
-  void *h = open_nvrtc();
-  if (!h) skip();
+  if (!nvrtc_available()) skip();
   drt_graph *g1 = zoo_graph(), *g2 = dedup_graph(40);
   /* a fused group too */
   drt_graph *g3 = new_graph();
@@ -498,13 +474,12 @@ static void test_nvrtc_compiles(void **state) {
     }
     /* one arch per precision keeps this quick; tf32 renders the fp32 source */
     const char *arch = p == DRT_CUDA_PRECISION_FP16 ? "sm_90" : "sm_80";
-    if (p != DRT_CUDA_PRECISION_TF32) assert_int_equal(nvrtc_compile(h, prog->source, arch), 0);
+    if (p != DRT_CUDA_PRECISION_TF32) nvrtc_compile(prog, arch);
     drt_cuda_program_destroy(prog);
   }
   drt_graph_destroy(g1);
   drt_graph_destroy(g2);
   drt_graph_destroy(g3);
-  dlclose(h);
 }
 
 int main(void) {

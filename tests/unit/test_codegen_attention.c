@@ -540,7 +540,9 @@ static void test_emulated_numerics(void **state) {
         free(bufs[i].dev);
       }
     }
-    dlclose(h);
+    /* the emulated kernels .so stays loaded: its per-thread block state would be reported by
+         LeakSanitizer once the module is gone */
+    (void)h;
     drt_cuda_program_destroy(p);
   }
   char cmd[600];

@@ -727,7 +727,9 @@ static int emu_check(emu_graph *t, drt_cuda_precision prec, const char *label) {
   free(host);
   free(owned);
   free(scratch);
-  dlclose(so);
+  /* the emulated kernels .so stays loaded: its per-thread block state would be reported by
+       LeakSanitizer once the module is gone */
+  (void)so;
   drt_cuda_program_destroy(p);
   return fails;
 }
