@@ -5,7 +5,20 @@
  * Shapes, strides, scale and mask_fill are baked into the wrapper. Tensor cores (wmma) for fp16 /
  * bf16 storage and, under tf32 precision, for fp32 storage (TF32 16x16x8); the SIMT variant keeps
  * fp32 products under fp32 precision. The tile sizes are the first of a short list whose shared
- * memory fits (mirrors drt_attn_cfg in attention.cuh). */
+ * memory fits (mirrors drt_attn_cfg in attention.cuh).
+ *
+ * Unfused lowering, for what the fused kernel does not take (head sizes above 256 -- single-head
+ * spatial attention of UNets and VAE decoders, D = 320..640 -- or tiles that do not fit shared
+ * memory): per chunk of (batch, head) pairs and query rows, whose fp32 score block fits
+ * ATTN_UNFUSED_SCRATCH bytes of scratch,
+ *   1. S = scale Q K^T    cuBLASLt, Q/K in storage type, fp32 scores into scratch
+ *   2. P = softmax(S)     drt_attn_softmax_rows (attention.cuh): mask, causal, fp32 math, P in the
+ *                         storage type written over S row by row
+ *   3. O = P V            cuBLASLt straight into the output layout (as O^T = V^T P^T when the
+ *                         output is channel-major, e.g. "b_d_s_s")
+ * The (batch, head) pairs of a chunk run as strided batches: one GEMM per maximal run of pairs
+ * over which every operand's offset is linear (all of them for the usual layouts; per batch index
+ * for "b_s_hd" with several heads; per key/value head group for GQA). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,6 +89,231 @@ static uint32_t f32_bits(float x) {
   return u;
 }
 
+/* ---- unfused lowering ------------------------------------------------------------------------ */
+#ifndef ATTN_UNFUSED_SCRATCH /* bytes of fp32 scores per chunk (overridable to test the chunking) */
+#define ATTN_UNFUSED_SCRATCH (256ull << 20)
+#endif
+#define ATTN_SMX_BLOCK 256
+
+/* A rows x cols matrix with element (r, c) at r * rs + c * cs as a cuBLASLt operand: stored
+ * row-major with row stride *ld (*trans false), or its transpose stored so (*trans true). */
+static bool mat_view(int64_t rs, int64_t cs, int64_t rows, int64_t cols, bool *trans, int64_t *ld) {
+  if ((cs == 1 || cols <= 1) && (rows <= 1 || rs >= cols)) {
+    *trans = false;
+    *ld = rows <= 1 ? cols : rs;
+    return true;
+  }
+  if ((rs == 1 || rows <= 1) && (cols <= 1 || cs >= rows)) {
+    *trans = true;
+    *ld = cols <= 1 ? rows : cs;
+    return true;
+  }
+  return false;
+}
+
+/* Element offsets of Q, K, V and Y for (batch, head) pair bh at query row q0. */
+static void pair_offsets(const drt_fused_attention *a, int64_t bh, int64_t q0, int64_t off[4]) {
+  int64_t b = bh / a->heads, h = bh % a->heads, kh = h / (a->heads / a->kv_heads);
+  off[0] = b * a->q.stride[DRT_ATTN_B] + h * a->q.stride[DRT_ATTN_H] + q0 * a->q.stride[DRT_ATTN_S];
+  off[1] = b * a->k.stride[DRT_ATTN_B] + kh * a->k.stride[DRT_ATTN_H];
+  off[2] = b * a->v.stride[DRT_ATTN_B] + kh * a->v.stride[DRT_ATTN_H];
+  off[3] = b * a->out.stride[DRT_ATTN_B] + h * a->out.stride[DRT_ATTN_H] + q0 * a->out.stride[DRT_ATTN_S];
+}
+
+/* The longest run of pairs bh, bh + 1, ... (< end) over which every operand offset is linear with
+ * a non-negative step; off and step receive the offsets at bh and the steps. */
+static int64_t pair_run(const drt_fused_attention *a, int64_t bh, int64_t end, int64_t q0, int64_t off[4],
+                        int64_t step[4]) {
+  pair_offsets(a, bh, q0, off);
+  for (int i = 0; i < 4; i++) step[i] = 0;
+  if (bh + 1 >= end) return 1;
+  int64_t o[4];
+  pair_offsets(a, bh + 1, q0, o);
+  for (int i = 0; i < 4; i++) {
+    step[i] = o[i] - off[i];
+    if (step[i] < 0) {
+      for (int t = 0; t < 4; t++) step[t] = 0;
+      return 1;
+    }
+  }
+  int64_t len = 2;
+  for (; bh + len < end; len++) {
+    pair_offsets(a, bh + len, q0, o);
+    bool lin = true;
+    for (int i = 0; i < 4; i++) lin = lin && o[i] == off[i] + len * step[i];
+    if (!lin) break;
+  }
+  return len;
+}
+
+static drt_cuda_arg arg_plus(drt_cuda_arg x, uint64_t bytes) {
+  x.offset += bytes;
+  return x;
+}
+
+static drt_status emit_unfused(drt_cg *cg, const drt_node *n, const drt_fused_attention *a, drt_dtype st,
+                               const char *mt_name, int mode, const int64_t ms[4]) {
+  const drt_value *vq = drt_node_input(n, 0), *vk = drt_node_input(n, 1), *vv = drt_node_input(n, 2);
+  const drt_value *vm = drt_node_input(n, 3), *vo = n->outputs[0];
+  int64_t D = a->head_dim, Dv = a->v_head_dim, T = a->kv_seq, Sq = a->q_seq, BH = a->batch * a->heads;
+  if (D < 1 || T < 1)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "head size %" PRId64 " with %" PRId64 " keys (device attention needs "
+                     "both >= 1)", D, T);
+  uint64_t elem = st == DRT_DTYPE_FLOAT32 ? 4u : 2u;
+  int64_t ldp = T * (int64_t)(4u / elem); /* P row stride in elements of the storage type */
+
+  /* chunk: cnt pairs x qn query rows of fp32 scores within the scratch budget */
+  uint64_t row_bytes = (uint64_t)T * 4u;
+  int64_t qn = Sq, cnt_max;
+  if (row_bytes * (uint64_t)Sq <= ATTN_UNFUSED_SCRATCH) {
+    cnt_max = (int64_t)(ATTN_UNFUSED_SCRATCH / (row_bytes * (uint64_t)Sq));
+    if (cnt_max > BH) cnt_max = BH;
+  } else {
+    cnt_max = 1;
+    qn = (int64_t)(ATTN_UNFUSED_SCRATCH / row_bytes);
+    if (qn < 1) qn = 1;
+  }
+  if (cnt_max * qn > INT32_MAX)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%" PRId64 " score rows exceed the grid limit", cnt_max * qn);
+
+  /* operand views: Q as op(A) [qn, D]; K^T as op(B) [D, T]; V as op(B) [T, Dv]; Y [qn, Dv] */
+  const int64_t *qs = a->q.stride, *ks = a->k.stride, *vs = a->v.stride, *os = a->out.stride;
+  bool tq = false, tk = false, tv = false, to = false, tvt = false;
+  int64_t ldq = 0, ldk = 0, ldv = 0, ldo = 0, ldvt = 0;
+  if (!mat_view(qs[DRT_ATTN_S], qs[DRT_ATTN_D], qn, D, &tq, &ldq) ||
+      !mat_view(ks[DRT_ATTN_D], ks[DRT_ATTN_S], D, T, &tk, &ldk))
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "unfused attention: Q or K has neither contiguous rows nor contiguous "
+                     "columns");
+  bool out_t; /* Y^T = V^T P^T when Y's rows are not contiguous */
+  if (mat_view(os[DRT_ATTN_S], os[DRT_ATTN_D], qn, Dv, &to, &ldo) && !to) {
+    out_t = false;
+    if (!mat_view(vs[DRT_ATTN_S], vs[DRT_ATTN_D], T, Dv, &tv, &ldv))
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "unfused attention: V has neither contiguous rows nor columns");
+  } else if (mat_view(os[DRT_ATTN_D], os[DRT_ATTN_S], Dv, qn, &to, &ldo) && !to) {
+    out_t = true;
+    if (!mat_view(vs[DRT_ATTN_D], vs[DRT_ATTN_S], Dv, T, &tvt, &ldvt))
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "unfused attention: V has neither contiguous rows nor columns");
+  } else {
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "unfused attention: the output has neither contiguous rows nor columns");
+  }
+
+  /* softmax kernel (chunk origin as immediates: one kernel for every chunk) */
+  char mstr[160];
+  snprintf(mstr, sizeof mstr, "{%" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL}", ms[0], ms[1], ms[2],
+           ms[3]);
+  const char *t_name = drt_cg_ctype(cg, st);
+  int32_t kernel;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(
+      cg, ATTN_SMX_BLOCK, &kernel,
+      "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
+      "  const drt_attn_smx_geom g = {%" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %s, "
+      "__uint_as_float(0x%08" PRIx32 "u)};\n"
+      "  drt_attn_softmax_rows<%s, %s, %d, %s, %d>(g, (float *)a.u[0], (const %s *)a.u[1], (long long)a.u[2], "
+      "(long long)a.u[3]);\n"
+      "}\n",
+      ATTN_SMX_BLOCK, a->heads, Sq, T, qn, mstr, f32_bits(a->mask_fill), t_name, mt_name, mode,
+      a->causal ? "true" : "false", ATTN_SMX_BLOCK, mt_name));
+
+  drt_cuda_arg scratch = drt_cg_scratch(cg, (uint64_t)cnt_max * (uint64_t)qn * row_bytes);
+  drt_cuda_arg aq = drt_cg_arg_value(vq), ak = drt_cg_arg_value(vk), av = drt_cg_arg_value(vv),
+               ao = drt_cg_arg_value(vo);
+  bool tf32 = drt_cg_precision(cg) == DRT_CUDA_PRECISION_TF32;
+  uint64_t chunk_rows = (uint64_t)qn * (uint64_t)T; /* fp32 scores per pair in the chunk */
+
+  for (int64_t q0 = 0; q0 < Sq; q0 += qn) {
+    int64_t rows = Sq - q0 < qn ? Sq - q0 : qn;
+    for (int64_t bh0 = 0; bh0 < BH; bh0 += cnt_max) {
+      int64_t cnt = BH - bh0 < cnt_max ? BH - bh0 : cnt_max;
+      /* 1. S = scale Q K^T */
+      for (int64_t bh = bh0; bh < bh0 + cnt;) {
+        int64_t off[4], step[4];
+        int64_t len = pair_run(a, bh, bh0 + cnt, q0, off, step);
+        drt_cuda_gemm g;
+        memset(&g, 0, sizeof g);
+        g.a = arg_plus(aq, (uint64_t)off[0] * elem);
+        g.b = arg_plus(ak, (uint64_t)off[1] * elem);
+        g.c = drt_cg_arg_none();
+        g.d = arg_plus(scratch, (uint64_t)(bh - bh0) * chunk_rows * 4u);
+        g.bias = drt_cg_arg_none();
+        g.a_type = g.b_type = st;
+        g.c_type = g.d_type = g.bias_type = DRT_DTYPE_FLOAT32;
+        g.m = rows;
+        g.n = T;
+        g.k = D;
+        g.batch = len;
+        g.trans_a = tq;
+        g.trans_b = tk;
+        g.lda = ldq;
+        g.ldb = ldk;
+        g.ldd = g.ldc = T;
+        g.stride_a = step[0];
+        g.stride_b = step[1];
+        g.stride_c = g.stride_d = len > 1 ? (int64_t)chunk_rows : 0;
+        g.alpha = a->scale;
+        g.beta = 0.0f;
+        g.epilogue = DRT_CUDA_EPI_NONE;
+        g.tf32 = tf32;
+        DRT_RETURN_IF_ERROR(drt_cg_gemm(cg, &g));
+        bh += len;
+      }
+      /* 2. P = softmax(S + mask) over rows of the chunk (rows per pair: qn, the last chunk may
+       * hold fewer valid rows, which only happens with one pair per chunk) */
+      drt_cuda_arg args[4] = {scratch, a->has_mask ? drt_cg_arg_value(vm) : drt_cg_arg_none(), drt_cg_arg_i64(bh0),
+                              drt_cg_arg_i64(q0)};
+      const uint32_t grid[3] = {(uint32_t)(cnt * (cnt > 1 ? qn : rows)), 1, 1}, block[3] = {ATTN_SMX_BLOCK, 1, 1};
+      DRT_RETURN_IF_ERROR(drt_cg_launch(cg, kernel, grid, block, 0, args, 4));
+      /* 3. Y = P V */
+      for (int64_t bh = bh0; bh < bh0 + cnt;) {
+        int64_t off[4], step[4];
+        int64_t len = pair_run(a, bh, bh0 + cnt, q0, off, step);
+        drt_cuda_gemm g;
+        memset(&g, 0, sizeof g);
+        drt_cuda_arg ap = arg_plus(scratch, (uint64_t)(bh - bh0) * chunk_rows * 4u);
+        drt_cuda_arg avv = arg_plus(av, (uint64_t)off[2] * elem);
+        int64_t sp = len > 1 ? (int64_t)chunk_rows * (int64_t)(4u / elem) : 0;
+        if (!out_t) {
+          g.a = ap;
+          g.b = avv;
+          g.m = rows;
+          g.n = Dv;
+          g.trans_a = false;
+          g.lda = ldp;
+          g.trans_b = tv;
+          g.ldb = ldv;
+          g.stride_a = sp;
+          g.stride_b = step[2];
+        } else {
+          g.a = avv;
+          g.b = ap;
+          g.m = Dv;
+          g.n = rows;
+          g.trans_a = tvt;
+          g.lda = ldvt;
+          g.trans_b = true;
+          g.ldb = ldp;
+          g.stride_a = step[2];
+          g.stride_b = sp;
+        }
+        g.k = T;
+        g.c = drt_cg_arg_none();
+        g.d = arg_plus(ao, (uint64_t)off[3] * elem);
+        g.bias = drt_cg_arg_none();
+        g.a_type = g.b_type = g.c_type = g.d_type = g.bias_type = st;
+        g.batch = len;
+        g.ldd = g.ldc = ldo;
+        g.stride_c = g.stride_d = step[3];
+        g.alpha = 1.0f;
+        g.beta = 0.0f;
+        g.epilogue = DRT_CUDA_EPI_NONE;
+        g.tf32 = tf32;
+        DRT_RETURN_IF_ERROR(drt_cg_gemm(cg, &g));
+        bh += len;
+      }
+    }
+  }
+  return DRT_OK;
+}
+
 static drt_status emit_fused_attention(drt_cg *cg, const drt_node *n) {
   const drt_value *vq = drt_node_input(n, 0), *vk = drt_node_input(n, 1), *vv = drt_node_input(n, 2);
   const drt_value *vm = drt_node_input(n, 3), *vo = n->num_outputs > 0 ? n->outputs[0] : NULL;
@@ -122,21 +360,18 @@ static drt_status emit_fused_attention(drt_cg *cg, const drt_node *n) {
     mask_strides(&vm->shape, ms);
   }
 
-  /* geometry limits */
+  /* geometry limits; what the fused kernel does not take goes through the unfused lowering */
   if (a.batch * a.heads * a.q_seq == 0 || a.v_head_dim == 0) return DRT_OK; /* empty output */
   if (a.head_dim < 1 || a.head_dim > ATTN_MAX_HEAD_DIM || a.v_head_dim > ATTN_MAX_HEAD_DIM)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "head sizes %" PRId64 " / %" PRId64 " (device attention handles 1..%d)",
-                     a.head_dim, a.v_head_dim, ATTN_MAX_HEAD_DIM);
+    return emit_unfused(cg, n, &a, st, mt_name, mode, ms);
   attn_tiles tiles;
   uint32_t smem;
   if (!pick_tiles(a.head_dim, a.v_head_dim, tc, elem, &tiles, &smem))
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "head sizes %" PRId64 " / %" PRId64 " need more than %u bytes of shared "
-                     "memory", a.head_dim, a.v_head_dim, ATTN_SMEM_MAX);
+    return emit_unfused(cg, n, &a, st, mt_name, mode, ms);
   int bq = tiles.bq;
   int64_t nqb = (a.q_seq + bq - 1) / bq;
   int64_t blocks = nqb * a.batch * a.heads;
-  if (blocks > INT32_MAX)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%" PRId64 " blocks exceed the grid limit", blocks);
+  if (blocks > INT32_MAX) return emit_unfused(cg, n, &a, st, mt_name, mode, ms);
   /* every index in the kernel is a long long; tile-local ones are int */
   const drt_attn_view *views[4] = {&a.q, &a.k, &a.v, &a.out};
 

@@ -96,6 +96,10 @@ drt_status drt_attn_layout_view(const drt_attn_layout *l, const drt_shape *shape
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "layout '%s' has %d dims but the tensor is %s",
                      drt_attn_layout_format(l, lb, sizeof lb), l->rank, drt_shape_str(shape, sb, sizeof sb));
   if (heads < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "head count %" PRId64 " must be positive", heads);
+  /* every product below (strides, merged letters) divides the element count: bound it once */
+  if (drt_shape_numel(shape) < 0)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "tensor %s has more elements than fit in int64",
+                     drt_shape_str(shape, sb, sizeof sb));
   int64_t size[4] = {1, 1, 1, 1}, hsize = 1;
   bool seen[4] = {false, false, false, false};
   for (int g = 0; g < l->rank; g++) {

@@ -481,3 +481,74 @@ __device__ __forceinline__ void drt_attention(const drt_attn_geom &g, const T *_
     }
   }
 }
+
+/* ---- unfused attention (head sizes the fused kernel does not take) ----------------------------
+ * codegen/emit_attention.c lowers such a node to S = scale Q K^T (cuBLASLt, fp32 scores in
+ * scratch), drt_attn_softmax_rows over the rows of S, and O = P V (cuBLASLt), chunked over
+ * (batch, head) pairs and query rows. One block per row of S: row r of the chunk is query
+ * q0 + r % qn of pair bh0 + r / qn; scores are read at S + r * kv_seq (fp32) and the
+ * probabilities P are written in the storage type T over the same bytes (row r at
+ * (T *)S + r * kv_seq * (4 / sizeof(T))). Masking follows the CPU kernel (mask after the scale,
+ * then causal); a row whose keys are all -inf becomes 0. */
+struct drt_attn_smx_geom {
+  long long heads;  /* H */
+  long long q_seq;  /* Sq (causal: key j > query i is masked) */
+  long long kv_seq; /* row length */
+  long long qn;     /* query rows per (batch, head) pair in the chunk */
+  long long ms[4];  /* mask strides over (b, h, i, j), 0 on broadcast dims */
+  float fill;
+};
+
+template <class T, class MT, int MODE, bool CAUSAL, int BLOCK>
+__device__ __forceinline__ void drt_attn_softmax_rows(const drt_attn_smx_geom &g, float *S, const MT *__restrict__ mask,
+                                                      long long bh0, long long q0) {
+  static_assert(BLOCK % 32 == 0 && BLOCK <= 1024, "block size");
+  const long long r = (long long)blockIdx.x;
+  const long long bhl = r / g.qn, i = q0 + (r - bhl * g.qn);
+  const long long bh = bh0 + bhl, b = bh / g.heads, h = bh - b * g.heads;
+  const long long n = g.kv_seq;
+  const int tid = (int)threadIdx.x;
+  float *srow = S + r * n;
+  const MT *mrow = mask;
+  if constexpr (MODE >= 0) mrow = mask + b * g.ms[0] + h * g.ms[1] + i * g.ms[2];
+  (void)mrow;
+  (void)i;
+  /* pass 1: masked scores (written back, each thread its own elements) and the row max */
+  float mx = DRT_ATTN_NEG_INF;
+  for (long long j = tid; j < n; j += BLOCK) {
+    float s = srow[j];
+    if constexpr (MODE == 0) {
+      s += drt_attn_cvt<MT>::from(mrow[j * g.ms[3]]);
+    } else if constexpr (MODE == 1 || MODE == 2) {
+      if ((mrow[j * g.ms[3]] != 0) != (MODE == 1)) s = g.fill;
+    }
+    if (CAUSAL && j > i) s = DRT_ATTN_NEG_INF;
+    if constexpr (MODE >= 0 || CAUSAL) srow[j] = s;
+    mx = fmaxf(mx, s);
+  }
+  mx = drt_block_max<BLOCK>(mx);
+  const bool dead = mx == DRT_ATTN_NEG_INF; /* every key masked: P = 0 */
+  /* pass 2: exponentials (in place) and their sum */
+  float sum = 0.0f;
+  if (!dead)
+    for (long long j = tid; j < n; j += BLOCK) {
+      const float e = expf(srow[j] - mx);
+      srow[j] = e;
+      sum += e;
+    }
+  sum = drt_block_sum<BLOCK>(sum);
+  const float inv = dead ? 0.0f : 1.0f / sum;
+  /* pass 3: P = e / sum in T over the same bytes. P[j] overlaps fp32 element j * sizeof(T) / 4 <= j:
+   * every thread reads its element of a chunk before any thread writes the chunk. */
+  T *prow = (T *)S + r * n * (long long)(4 / sizeof(T));
+  if constexpr (sizeof(T) == 4) {
+    for (long long j = tid; j < n; j += BLOCK) prow[j] = drt_attn_cvt<T>::to(dead ? 0.0f : srow[j] * inv);
+  } else {
+    for (long long c = 0; c < n; c += BLOCK) {
+      const long long j = c + tid;
+      const float p = j < n && !dead ? srow[j] * inv : 0.0f;
+      __syncthreads();
+      if (j < n) prow[j] = drt_attn_cvt<T>::to(p);
+    }
+  }
+}

@@ -521,6 +521,39 @@ def b_attn_op23(b):
                                   b.input("vc", b.randn(1, 2, 19, 8))], is_causal=1))
 
 
+def b_attn_spatial(C, Hs, Ws, B=1):
+    """UNet / VAE AttnBlock: channel-major [B, C, H, W] single-head spatial attention (head size
+    C > 256: the unfused device lowering, GEMM + softmax + GEMM)."""
+    def build(b):
+        L = Hs * Ws
+        flat = b.const_i64("flat", [B, C, L])
+        q, k, v = (b.node("Reshape", [b.input(n, b.randn(B, C, Hs, Ws)), flat]) for n in ("q", "k", "v"))
+        s = b.node("Mul", [b.node("MatMul", [b.node("Transpose", [q], perm=[0, 2, 1]), k]),
+                           b.init("c", np.array(1.0 / np.sqrt(C), np.float32))])
+        p = b.node("Softmax", [s], axis=-1)
+        o = b.node("MatMul", [v, b.node("Transpose", [p], perm=[0, 2, 1])])
+        b.output(b.node("Reshape", [o, b.const_i64("back", [B, C, Hs, Ws])]))
+    return build
+
+
+def b_attn_bsd_d512(b):
+    """single head [B, S, D] (VAE decoder after the permute), head size 512"""
+    q, k, v = b.input("q", b.randn(2, 45, 512)), b.input("k", b.randn(2, 45, 512)), b.input("v", b.randn(2, 45, 512))
+    s = b.node("Mul", [b.node("MatMul", [q, b.node("Transpose", [k], perm=[0, 2, 1])]),
+                       b.init("c", np.array(1.0 / np.sqrt(512.0), np.float32))])
+    b.output(b.node("MatMul", [b.node("Softmax", [s], axis=-1), v]))
+
+
+def b_attn_op23_big(b):
+    """ONNX Attention (opset 23) with head size 512: 4-D GQA causal, and a bool mask"""
+    q, k, v = b.input("q", b.randn(1, 4, 20, 512)), b.input("k", b.randn(1, 2, 26, 512)), b.input("v", b.randn(1, 2, 26, 512))
+    b.output(b.node("Attention", [q, k, v], is_causal=1))
+    m = b.rng.random((1, 3, 17, 23)) < 0.7
+    m[0, 1, 5, :] = False  # a fully masked row
+    b.output(b.node("Attention", [b.input("q2", b.randn(1, 3, 17, 320)), b.input("k2", b.randn(1, 3, 23, 320)),
+                                  b.input("v2", b.randn(1, 3, 23, 320)), b.input("m2", m)]))
+
+
 ATTENTION = [
     Case("self_s37_h4_d16", "SDPA pattern B2 S37 H4 D16 (drt.Attention)", attn_bshd(2, 37, 37, 4, 16)),
     Case("cross_s19_t77_h2_d32", "cross-attention S19 T77 H2 D32", attn_bshd(1, 19, 77, 2, 32)),
@@ -529,6 +562,13 @@ ATTENTION = [
     Case("sdpa_4d_div", "4-D Q,K,V [1,3,64|50,40], Div by sqrt(d)", b_attn_4d),
     Case("channel_major", "UNet/VAE channel-major bmm attention", b_attn_channel_major),
     Case("onnx_attention", "ONNX Attention (opset 23): 4-D, 3-D GQA, causal", b_attn_op23, opset=23),
+    # head sizes > 256: the unfused device lowering (cuBLASLt S = Q K^T, softmax kernel, P V)
+    Case("spatial_d320", "UNet AttnBlock channel-major [2,320,7,9] (head 320)", b_attn_spatial(320, 7, 9, B=2)),
+    Case("spatial_d640", "UNet AttnBlock channel-major [1,640,6,6] (head 640)", b_attn_spatial(640, 6, 6)),
+    Case("bsd_d512", "VAE single-head [2,45,512] bmm attention (head 512)", b_attn_bsd_d512),
+    Case("mh_d320_mask", "B2 S24 T30 H2 D320 [B,S,H*D] + additive mask", attn_bshd(2, 24, 30, 2, 320, mask=True)),
+    Case("onnx_attention_d512", "ONNX Attention head 512: GQA causal, bool mask with a dead row", b_attn_op23_big,
+         opset=23),
 ]
 
 CASES = {
