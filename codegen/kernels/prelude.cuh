@@ -182,7 +182,9 @@ template <int BLOCK> __device__ __forceinline__ double drt_block_sum(double v) {
   return r;
 }
 
-/* ---- fast math (runtime/cpu/fastmath.h) ------------------------------------------------- */
+/* ---- fast math: a device copy of runtime/cpu/fastmath.h (the same formulas and constants, so a
+ * kernel gives the CPU backend's values; the program is embedded CUDA text and cannot include the
+ * host header). Change both together. ---------------------------------------------------------- */
 /* exp(x): Cody-Waite reduction + Cephes degree-7 polynomial, 2^n applied as two factors. */
 __device__ __forceinline__ float drt_fast_exp(float x) {
   x = x > 89.0f ? 89.0f : x;

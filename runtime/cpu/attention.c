@@ -134,7 +134,7 @@ static void attn_task(const attn_job *j, int64_t t, float *s) {
     float *qk = j->qk ? j->qk + ((b * g->q_heads + h) * g->q_seq + i) * T : NULL;
     if (j->softcap > 0) {
       float c = j->softcap, ic = 1.0f / j->softcap;
-      for (int64_t k = 0; k < ncols; k++) row[k] = c * drt_rd_tanhf(row[k] * ic);
+      for (int64_t k = 0; k < ncols; k++) row[k] = c * drt_fast_tanhf(row[k] * ic);
     }
     if (qk && j->mode <= 1) memcpy(qk, row, (size_t)T * sizeof(float));
     bool any = l < e;

@@ -193,7 +193,7 @@ DRT_INLINE void fa_task(const fa_job *j, int64_t t, fa_scratch *sc) {
         memset(row, 0, (size_t)nk * sizeof(float));
         continue;
       }
-      float corr = sc->m[r] == -INFINITY ? 0.0f : drt_rd_expf(sc->m[r] - m_new);
+      float corr = sc->m[r] == -INFINITY ? 0.0f : drt_fast_expf(sc->m[r] - m_new);
       double sum = drt_rd_exp_sum(row, row, nk, m_new);
       sc->l[r] = sc->l[r] * corr + sum;
       sc->m[r] = m_new;

@@ -102,10 +102,10 @@ static const float *param_at(const norm_param *p, const drt_shape *x, int split,
   return p->data + off;
 }
 
-static inline float silu(float v) { return v / (1.0f + drt_rd_expf(-v)); }
+static inline float silu(float v) { return v / (1.0f + drt_fast_expf(-v)); }
 static inline float gelu_erf(float v) { return 0.5f * v * (1.0f + drt_fast_erff(v * 0.70710678118654752f)); }
 static inline float gelu_tanh(float v) {
-  return 0.5f * v * (1.0f + drt_rd_tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+  return 0.5f * v * (1.0f + drt_fast_tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
 }
 
 /* The per-plane loops, one function per activation, reached through pointers so that each loop

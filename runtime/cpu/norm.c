@@ -70,7 +70,7 @@ static void smjob_cols(void *arg, int64_t begin, int64_t end) {
       const float *xa = x + a * j->inner;
       float *ya = y + a * j->inner;
       for (int64_t k = 0; k < w; k++) {
-        float e = drt_rd_expf(xa[k] - mx[k]);
+        float e = drt_fast_expf(xa[k] - mx[k]);
         if (!j->log) ya[k] = e;
         sum[k] += e;
       }

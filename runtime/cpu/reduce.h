@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "runtime/cpu/cpu.h"
+#include "runtime/cpu/fastmath.h"
 
 /* norm.c (float32; other float dtypes are promoted by the executor) */
 drt_status drt_cpu_softmax(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
@@ -29,60 +30,8 @@ drt_status drt_cpu_attention(drt_cpu_ctx *ctx, const drt_node *n, const drt_tens
 #define DRT_RD_LANES 8
 #define DRT_RD_FLUSH 1024 /* lane sums are flushed into double this often */
 
-static inline float drt_rd_bits_f32(uint32_t u) {
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-static inline uint32_t drt_rd_f32_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  return u;
-}
-
-/* exp(x) to about 2 ulp: x = n*ln2 + r (Cody-Waite), Cephes polynomial for exp(r), 2^n
- * applied as two exact factors. exp(-inf) = 0, exp(inf) = inf, NaN propagates. */
-static inline float drt_rd_expf(float x) {
-  x = x > 89.0f ? 89.0f : x; /* NaN passes through both clamps */
-  x = x < -104.0f ? -104.0f : x;
-  float t = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23 rounds to an integer */
-  float nf = t - 12582912.0f;
-  int32_t ni = (int32_t)(drt_rd_f32_bits(t) - 0x4b400000u);
-  float r = x - nf * 0.693359375f;
-  r = r + nf * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  int32_t n1 = ni / 2, n2 = ni - n1;
-  return p * drt_rd_bits_f32((uint32_t)(n1 + 127) << 23) * drt_rd_bits_f32((uint32_t)(n2 + 127) << 23);
-}
-
-/* tanh(x) with ~4e-7 relative error (Eigen's float rational approximation). */
-static inline float drt_rd_tanhf(float x) {
-  float c = x > 7.90531110763549805f ? 7.90531110763549805f : x;
-  c = c < -7.90531110763549805f ? -7.90531110763549805f : c;
-  float x2 = c * c;
-  float p = -2.76076847742355e-16f;
-  p = p * x2 + 2.00018790482477e-13f;
-  p = p * x2 - 8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  p = p * c;
-  float q = 1.19825839466702e-06f;
-  q = q * x2 + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
-  float y = p / q;
-  float ax = x < 0 ? -x : x;
-  return ax < 0.0004f ? x : y;
-}
+/* exp and tanh: drt_fast_expf / drt_fast_tanhf (runtime/cpu/fastmath.h), shared with the
+ * elementwise kernels and mirrored on the device in codegen/kernels/prelude.cuh. */
 
 /* ---- row helpers ----------------------------------------------------------------------- */
 /* Largest element of x[0..n) (-inf for n == 0; NaN if any element is NaN). */
@@ -146,12 +95,12 @@ static inline double drt_rd_exp_sum(const float *x, float *y, int64_t n, float m
     int64_t i = b;
     for (; i + DRT_RD_LANES <= e; i += DRT_RD_LANES)
       for (int k = 0; k < DRT_RD_LANES; k++) {
-        float v = drt_rd_expf(x[i + k] - m);
+        float v = drt_fast_expf(x[i + k] - m);
         y[i + k] = v;
         s[k] += v;
       }
     for (; i < e; i++) {
-      float v = drt_rd_expf(x[i] - m);
+      float v = drt_fast_expf(x[i] - m);
       y[i] = v;
       s[0] += v;
     }
