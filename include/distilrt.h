@@ -255,6 +255,20 @@ DRT_API uint64_t drt_session_nfe(const drt_session *session);
  * around it (host transfers and hoisted stages excluded), in ms[0..iters); it counts as iters
  * evaluations. UNSUPPORTED on a CPU session; INVALID_ARGUMENT before a run. */
 DRT_API drt_status_code drt_session_profile_device(drt_session *session, int iters, double *ms);
+/* Launch profile (CUDA sessions; benchmarks): where one evaluation of the network (the per-step
+ * graph, on the inputs of the last drt_session_run) spends its GPU time. The launches run one by
+ * one with a CUDA event after each, `iters` times; launches of the same kind (library routine or
+ * GEMM shape) and op are summed into one row. Rows are sorted by time, at most `capacity` written
+ * (*count says how many; *total_ms is the sum over all launches). */
+typedef struct drt_profile_row {
+  char name[80]; /* "cublasLt gemm MxNxK", the kernel routine (e.g. "drt_attention"), "elementwise" */
+  char op[32];   /* the op of the nodes (first seen) */
+  int calls;     /* launches per evaluation */
+  double ms;     /* GPU time per evaluation, all calls */
+  double flops;  /* GEMM rows: floating-point operations per evaluation (2mnk per call); else 0 */
+} drt_profile_row;
+DRT_API drt_status_code drt_session_profile_launches(drt_session *session, int iters, drt_profile_row *rows,
+                                                     int capacity, int *count, double *total_ms);
 /* GPU time in ms of the last drt_session_generate when it ran as the device-resident loop (the
  * whole generation, one CUDA graph launch, timed with events), or a negative value when it
  * did not (CPU session, host loop, no generation yet). *replayed (may be NULL) tells whether

@@ -616,6 +616,79 @@ static drt_status session_eval(drt_session *s) {
   return DRT_OK;
 }
 
+/* A CUDA session's single evaluation with its hoisted stages kept on the device: each stage runs
+ * on its executor's stream, its outputs are copied device-to-device into the network's input
+ * buffers (marked resident), and only the network's outputs come back to the host. The host
+ * path (stage outputs downloaded, converted and uploaded again) moves every hoisted value, e.g.
+ * the cross-attention keys and values of all blocks, through host memory twice per evaluation.
+ * *done says whether the session is one for this path (else nothing ran). */
+static drt_status session_run_device(drt_session *s, bool *done) {
+  drt_cuda_executor *me = drt_exec_cuda(s->ex);
+  *done = false;
+  if (!me || s->num_stages == 0) return DRT_OK;
+  for (int k = 0; k < s->num_stages; k++)
+    if (!drt_exec_cuda(s->stages[k].ex)) return DRT_OK;
+  *done = true;
+  const drt_graph *g = s->g;
+  bool *resident = calloc(g->num_inputs + 1, sizeof *resident);
+  if (!resident) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "session");
+  drt_status st = DRT_OK;
+  drt_cuda_context *ctx = drt_cuda_module_context(s->cmod);
+  for (int k = 0; k < s->num_stages && !st; k++) {
+    session_stage *ss = &s->stages[k];
+    drt_cuda_executor *se = drt_exec_cuda(ss->ex);
+    const drt_graph *sg = ss->ps->graph;
+    void *stream = drt_cuda_executor_stream(se);
+    for (size_t i = 0; i < sg->num_inputs && !st; i++) {
+      int m = ss->in_map[i];
+      if (resident[m]) { /* an earlier stage's output */
+        drt_cuda_executor_set_resident(se, i, true);
+        st = drt_cuda_memcpy_dtod(ctx, drt_cuda_executor_input_dptr(se, i), drt_cuda_executor_input_dptr(me, (size_t)m),
+                                  drt_cuda_executor_input_bytes(se, i), stream);
+      } else if (!s->input_set[m]) {
+        st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' was not set", sg->inputs[i]->name);
+      }
+      ss->in[i] = s->inputs[m];
+    }
+    if (!st) st = drt_cuda_executor_submit(se, ss->in);
+    for (size_t j = 0; j < sg->num_outputs && !st; j++) {
+      int m = ss->out_map[j];
+      uint64_t nb = drt_cuda_executor_output_bytes(se, j);
+      if (nb != drt_cuda_executor_input_bytes(me, (size_t)m)) {
+        st = DRT_ERROR(DRT_STATUS_INTERNAL, "stage output '%s' has %llu bytes on the device, the network input %llu",
+                       sg->outputs[j]->name, (unsigned long long)nb,
+                       (unsigned long long)drt_cuda_executor_input_bytes(me, (size_t)m));
+        break;
+      }
+      st = drt_cuda_memcpy_dtod(ctx, drt_cuda_executor_input_dptr(me, (size_t)m), drt_cuda_executor_output_dptr(se, j),
+                                nb, stream);
+      resident[m] = true;
+    }
+    drt_status sync = drt_cuda_stream_sync(ctx, stream);
+    drt_status herr = drt_cuda_executor_take_host_error(se);
+    for (size_t i = 0; i < sg->num_inputs; i++) drt_cuda_executor_set_resident(se, i, false);
+    if (!st) st = sync ? sync : herr;
+    else drt_status_free(sync);
+    if (st != herr) drt_status_free(herr);
+    if (st) st = drt_status_annotate(st, "%s stage", ss->ps->kind == DRT_PLAN_STAGE_PROLOGUE ? "prologue" : "step");
+  }
+  for (size_t m = 0; m < g->num_inputs && !st; m++)
+    if (resident[m]) {
+      drt_cuda_executor_set_resident(me, m, true);
+      drt_tensor t = {g->inputs[m]->dtype, g->inputs[m]->shape, NULL};
+      s->inputs[m] = t; /* on the device only: a host-loop generation recomputes it */
+      s->input_set[m] = true;
+    }
+  if (!st) st = session_eval(s);
+  for (size_t m = 0; m < g->num_inputs; m++)
+    if (resident[m]) {
+      drt_cuda_executor_set_resident(me, m, false);
+      s->input_set[m] = false;
+    }
+  free(resident);
+  return st;
+}
+
 drt_status_code drt_session_run(drt_session *s) {
   API_CHECK(s, "drt_session_run: NULL session");
   {
@@ -626,15 +699,18 @@ drt_status_code drt_session_run(drt_session *s) {
   for (int i = 0; i < s->plan->num_public_inputs; i++)
     if (!s->input_set[i] && i != s->plan->state_input)
       return fail(DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' was not set", g->inputs[i]->name));
-  drt_status st = DRT_OK;
   /* a single evaluation: every stage on the current inputs; APG momentum starts from zero
      unless the caller set the state */
-  for (int k = 0; k < s->num_stages && !st; k++) st = stage_run(s, &s->stages[k]);
-  if (!st && s->state && !s->state_user) {
+  if (s->state && !s->state_user) {
     memset(s->state, 0, state_numel(s) * sizeof(float));
     bind_state(s);
   }
-  if (!st) st = session_eval(s);
+  bool done = false;
+  drt_status st = session_run_device(s, &done);
+  if (!done) {
+    for (int k = 0; k < s->num_stages && !st; k++) st = stage_run(s, &s->stages[k]);
+    if (!st) st = session_eval(s);
+  }
   return st ? fail(st) : DRT_STATUS_OK;
 }
 
@@ -694,7 +770,7 @@ static drt_status profile_device(drt_session *s, int iters, double *ms) {
   drt_status st = DRT_OK;
   for (int i = 0; i < iters && !st; i++) {
     st = drt_cuda_timer_start(t, stream);
-    if (!st) st = drt_cuda_executor_enqueue(ce, stream);
+    if (!st) st = drt_cuda_executor_replay(ce);
     if (!st) st = drt_cuda_timer_stop(t, stream, &ms[i]);
     if (!st) s->nfe++;
   }
@@ -706,6 +782,59 @@ drt_status_code drt_session_profile_device(drt_session *s, int iters, double *ms
   API_CHECK(s && ms, "drt_session_profile_device: NULL argument");
   API_CHECK(iters > 0, "drt_session_profile_device: iters must be positive, got %d", iters);
   drt_status st = profile_device(s, iters, ms);
+  return st ? fail(st) : DRT_STATUS_OK;
+}
+
+static int cmp_profile_row(const void *a, const void *b) {
+  double x = ((const drt_profile_row *)a)->ms, y = ((const drt_profile_row *)b)->ms;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static drt_status profile_launches(drt_session *s, int iters, drt_profile_row *rows, int cap, int *count,
+                                   double *total_ms) {
+  drt_cuda_executor *ce = drt_exec_cuda(s->ex);
+  if (s->backend != DRT_BACKEND_CUDA || !ce)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "a launch profile needs a CUDA session (this one runs on the CPU)");
+  if (!s->have_outputs)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "launch profile: run the session once first (drt_session_run)");
+  drt_cuda_profile p;
+  DRT_RETURN_IF_ERROR(drt_cuda_executor_profile(ce, iters, &p));
+  s->nfe += (uint64_t)iters;
+  drt_profile_row *all = calloc(p.num_launches + 1, sizeof *all);
+  if (!all) {
+    drt_cuda_profile_free(&p);
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "launch profile");
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < p.num_launches; i++) {
+    const drt_cuda_profile_launch *l = &p.launches[i];
+    size_t k = 0;
+    while (k < n && (strcmp(all[k].name, l->name) != 0 || strcmp(all[k].op, l->op) != 0)) k++;
+    if (k == n) {
+      snprintf(all[n].name, sizeof all[n].name, "%s", l->name);
+      snprintf(all[n].op, sizeof all[n].op, "%s", l->op);
+      n++;
+    }
+    all[k].calls++;
+    all[k].ms += l->ms;
+    all[k].flops += l->flops;
+  }
+  qsort(all, n, sizeof *all, cmp_profile_row);
+  int w = (int)(n < (size_t)cap ? n : (size_t)cap);
+  if (w > 0) memcpy(rows, all, (size_t)w * sizeof *rows);
+  *count = w;
+  if (total_ms) *total_ms = p.total_ms;
+  free(all);
+  drt_cuda_profile_free(&p);
+  return DRT_OK;
+}
+
+drt_status_code drt_session_profile_launches(drt_session *s, int iters, drt_profile_row *rows, int capacity,
+                                             int *count, double *total_ms) {
+  API_CHECK(s && count && (rows || capacity == 0), "drt_session_profile_launches: NULL argument");
+  API_CHECK(iters > 0 && capacity >= 0, "drt_session_profile_launches: iters must be positive, capacity >= 0");
+  *count = 0;
+  drt_status st = profile_launches(s, iters, rows, capacity, count, total_ms);
   return st ? fail(st) : DRT_STATUS_OK;
 }
 

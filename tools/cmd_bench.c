@@ -128,6 +128,10 @@ typedef struct bench_gpu {
   bench_row rows[2 * MAX_STEPS_LIST + 2];
   int n_rows;
   int replayed;               /* generations that replayed a captured CUDA graph */
+  bool profile;               /* --profile: the launch profile of one evaluation */
+  drt_profile_row prof[48];
+  int n_prof;
+  double prof_total_ms;
 } bench_gpu;
 
 static int bench_plan(const char *path, const char *label, const int *steps_list, int n_steps, const char *schedule,
@@ -174,8 +178,9 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
   }
   rc = prepare_inputs(s, p, bucket, in_args, n_in, bufs);
   if (rc) goto done;
-  ms = calloc((size_t)iters + 1, sizeof(double));
-  gms = calloc((size_t)iters + 1, sizeof(double));
+  /* drt_session_profile_device fills one entry per warm-up and timed run */
+  ms = calloc((size_t)warmup + (size_t)iters + 1, sizeof(double));
+  gms = calloc((size_t)warmup + (size_t)iters + 1, sizeof(double));
   if (!ms || !gms) {
     rc = DRT_EXIT_INTERNAL;
     goto done;
@@ -199,6 +204,12 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
       goto done;
     }
     gpu->rows[gpu->n_rows++] = (bench_row){label, 0, summarize(ms + warmup, iters), 1, 1, cfg_mode != NULL};
+    if (gpu->profile && drt_session_profile_launches(s, iters < 5 ? iters : 5, gpu->prof, 48, &gpu->n_prof,
+                                                     &gpu->prof_total_ms) != DRT_STATUS_OK) {
+      fprintf(stderr, "drt bench: error: %s\n", drt_last_error());
+      rc = DRT_EXIT_INTERNAL;
+      goto done;
+    }
   }
   for (int k = 0; k < n_steps; k++) {
     drt_generate_options go;
@@ -294,7 +305,7 @@ int drt_cmd_bench(int argc, char **argv) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       printf("usage: drt bench PLAN [--steps 1,2,4] [--schedule NAME] [--warmup N] [--iterations N] [--threads N]\n"
              "                 [--input NAME=FILE.npy ...] [--json] [--shape NAME=DIMS] [--backend auto|cpu|cuda]\n"
-             "                 [--lora FILE[:STRENGTH] ...] [--lora-mode merged|unmerged]\n"
+             "                 [--lora FILE[:STRENGTH] ...] [--lora-mode merged|unmerged] [--profile]\n"
              "                 [--teacher TEACHER.plan [--teacher-steps 50] [--teacher-schedule NAME]]\n\n"
              "Reports latency of one network evaluation and of whole generations (min/median/mean/p90/p99,\n"
              "host wall time), network evaluations (NFE) and forward passes per image, and peak memory.\n"
@@ -303,6 +314,8 @@ int drt_cmd_bench(int argc, char **argv) {
              "whose input NAME has these dims (plans compiled with --shapes). On the GPU the table also has 'gpu'\n"
              "rows: the device time of one evaluation (CUDA events around it, host transfers excluded) and of\n"
              "whole generations (one captured CUDA graph per generation); the other rows stay host latency.\n"
+             "--profile (CUDA) adds where one evaluation spends its GPU time: launches run one by one with an\n"
+             "event after each, summed by kernel routine or GEMM shape (TFLOP/s for GEMMs).\n"
              DRT_CLI_BACKEND_USAGE
              "--lora applies to the plan measured (not the teacher):\n%s", drt_cli_lora_usage());
       return 0;
@@ -339,6 +352,8 @@ int drt_cmd_bench(int argc, char **argv) {
         return drt_cli_usage_error("bench", "--backend must be auto, cpu or cuda, got '%s'", v);
     } else if (strcmp(argv[i], "--json") == 0) {
       json = true;
+    } else if (strcmp(argv[i], "--profile") == 0) {
+      gpu.profile = true;
     } else if (argv[i][0] == '-') {
       return drt_cli_usage_error("bench", "unknown option '%s'", argv[i]);
     } else if (!plan) {
@@ -386,6 +401,13 @@ int drt_cmd_bench(int argc, char **argv) {
                i ? ", " : "", gpu.rows[i].label, gpu.rows[i].steps, gpu.rows[i].nfe, gpu.rows[i].st.min,
                gpu.rows[i].st.median, gpu.rows[i].st.mean, gpu.rows[i].st.p90, gpu.rows[i].st.p99);
       printf("], \"graph_replays\": %d", gpu.replayed);
+      if (gpu.n_prof) {
+        printf(", \"profile\": {\"total_ms\": %.4f, \"rows\": [", gpu.prof_total_ms);
+        for (int i = 0; i < gpu.n_prof; i++)
+          printf("%s{\"name\": \"%s\", \"op\": \"%s\", \"calls\": %d, \"ms\": %.4f, \"flops\": %.0f}", i ? ", " : "",
+                 gpu.prof[i].name, gpu.prof[i].op, gpu.prof[i].calls, gpu.prof[i].ms, gpu.prof[i].flops);
+        printf("]}");
+      }
     }
     printf(", \"noisy\": %s}\n", noisy ? "true" : "false");
     return 0;
@@ -411,6 +433,18 @@ int drt_cmd_bench(int argc, char **argv) {
   if (gpu.backend == DRT_BACKEND_CUDA)
     printf("backend: cuda (rows without 'gpu': host latency; 'gpu' rows: device time from CUDA events; %d generations "
            "replayed a captured CUDA graph)\n", gpu.replayed);
+  if (gpu.n_prof) {
+    printf("\nlaunch profile of one evaluation (GPU %.3f ms in launches, one by one):\n", gpu.prof_total_ms);
+    printf("%8s %6s %5s %8s  %-16s %s\n", "ms", "%", "calls", "TFLOP/s", "op", "what");
+    for (int i = 0; i < gpu.n_prof; i++) {
+      char tf[16] = "";
+      if (gpu.prof[i].flops > 0 && gpu.prof[i].ms > 0)
+        snprintf(tf, sizeof tf, "%.1f", gpu.prof[i].flops / (gpu.prof[i].ms * 1e-3) / 1e12);
+      printf("%8.3f %5.1f%% %5d %8s  %-16s %s\n", gpu.prof[i].ms,
+             gpu.prof_total_ms > 0 ? 100.0 * gpu.prof[i].ms / gpu.prof_total_ms : 0.0, gpu.prof[i].calls, tf,
+             gpu.prof[i].op, gpu.prof[i].name);
+    }
+  }
   printf("memory: weights %.2f MiB, peak activations %.2f MiB, workspace %.2f MiB\n", mem.weights / 1048576.0,
          mem.activations / 1048576.0, mem.workspace / 1048576.0);
   if (teacher && n_rows > student_rows + 1) {

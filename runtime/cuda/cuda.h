@@ -87,6 +87,37 @@ uint64_t drt_cuda_executor_output_dptr(const drt_cuda_executor *e, size_t i);
 /* Enqueues one evaluation on `stream` (NULL: the executor's) without synchronizing: capturable.
  * HOST fallback nodes enqueue their copies and a host function. */
 drt_status drt_cuda_executor_enqueue(drt_cuda_executor *e, void *stream);
+/* Enqueues one evaluation on the executor's own stream through its captured CUDA graph (captured
+ * on the second call, as in run; launch by launch when graphs are off). Not capturable. */
+drt_status drt_cuda_executor_replay(drt_cuda_executor *e);
+/* Resident inputs: input i's device buffer (drt_cuda_executor_input_dptr) is written by the
+ * caller on the device, e.g. copied from another executor's output; run/submit neither check nor
+ * upload it (its host tensor may have no data) until the flag is cleared. */
+void drt_cuda_executor_set_resident(drt_cuda_executor *e, size_t i, bool resident);
+/* Storage bytes of input / output i (what the device buffers hold). */
+uint64_t drt_cuda_executor_input_bytes(const drt_cuda_executor *e, size_t i);
+uint64_t drt_cuda_executor_output_bytes(const drt_cuda_executor *e, size_t i);
+/* Uploads the host inputs (not the resident ones) and enqueues one evaluation on the executor's
+ * stream, without synchronizing or downloading: the outputs stay in the device buffers. */
+drt_status drt_cuda_executor_submit(drt_cuda_executor *e, const drt_tensor *inputs);
+/* Launch profile: the GPU time of every launch of one evaluation, averaged over `iters` runs
+ * launch by launch with an event after each. Each iteration starts behind three graph replays
+ * of the evaluation, so the host enqueues ahead of the GPU and the events measure GPU time; the
+ * launch gaps a CUDA graph removes (about a microsecond each) remain in the figures. */
+typedef struct drt_cuda_profile_launch {
+  char name[80];  /* "cublasLt gemm MxNxK", the library routine a kernel calls, "elementwise", ... */
+  char op[32];    /* the node's op */
+  uint32_t node;  /* index in the graph's nodes */
+  double ms;      /* mean GPU time */
+  double flops;   /* GEMMs: 2*m*n*k*batch; else 0 */
+} drt_cuda_profile_launch;
+typedef struct drt_cuda_profile {
+  drt_cuda_profile_launch *launches;
+  size_t num_launches;
+  double total_ms;
+} drt_cuda_profile;
+drt_status drt_cuda_executor_profile(drt_cuda_executor *e, int iters, drt_cuda_profile *out);
+void drt_cuda_profile_free(drt_cuda_profile *p); /* NULL-safe */
 /* After the stream of an enqueued evaluation has been synchronized: the first error of a HOST
  * fallback node since the last run / call (DRT_OK if none), handed to the caller and cleared (a
  * failed host node skips the later ones until then). */

@@ -74,6 +74,7 @@ struct drt_cuda_executor {
   int nonfinite_kernel; /* -1: none */
   CUdeviceptr counters; /* u32 per output */
   uint32_t *counters_host; /* pinned */
+  bool *resident; /* per input: written on the device by the caller; run() neither checks nor uploads it */
 };
 
 void drt_cuda_executor_options_init(drt_cuda_executor_options *o) {
@@ -429,42 +430,165 @@ static drt_status check_node(drt_cuda_executor *e, const drt_node *n, CUstream s
   return DRT_OK;
 }
 
+/* Enqueues launch i on stream s. */
+static drt_status enqueue_one(drt_cuda_executor *e, size_t i, CUstream s) {
+  const drt_cuda_launch *l = &e->code->launches[i];
+  prepared *p = &e->prep[i];
+  drt_status st = DRT_OK;
+  switch (l->kind) {
+    case DRT_CUDA_LAUNCH_KERNEL: {
+      void *params[1] = {p->kargs};
+      st = DRT_CU_CALL(cuLaunchKernel, (e->m->funcs[l->kernel], l->grid[0], l->grid[1], l->grid[2], l->block[0],
+                                        l->block[1], l->block[2], l->smem, s, params, NULL));
+      if (st) st = drt_status_annotate(st, "kernel '%s'", e->m->prog->kernels[l->kernel].name);
+      break;
+    }
+    case DRT_CUDA_LAUNCH_GEMM:
+      st = drt_cuda_lt_run(e->ctx, &e->lt, p->lt_entry, &p->prob, p->ga, p->gb, p->gc, p->gd, p->gbias, e->workspace,
+                           e->workspace_bytes, s);
+      break;
+    case DRT_CUDA_LAUNCH_COPY:
+      if (p->bytes && p->dst != p->src) st = DRT_CU_CALL(cuMemcpyDtoDAsync_v2, (p->dst, p->src, (size_t)p->bytes, s));
+      break;
+    case DRT_CUDA_LAUNCH_HOST:
+      st = enqueue_host(e, p->host, s);
+      break;
+    default:
+      break;
+  }
+  if (st) {
+    char d[256];
+    return drt_status_annotate(st, "%s", drt_node_describe(e->g->nodes[l->node], d, sizeof d));
+  }
+  return DRT_OK;
+}
+
 static drt_status enqueue_launches(drt_cuda_executor *e, CUstream s, bool check) {
   const drt_cuda_graph_code *code = e->code;
-  const drt_cuda_program *prog = e->m->prog;
   for (size_t i = 0; i < code->num_launches; i++) {
+    DRT_RETURN_IF_ERROR(enqueue_one(e, i, s));
     const drt_cuda_launch *l = &code->launches[i];
-    prepared *p = &e->prep[i];
-    drt_status st = DRT_OK;
-    switch (l->kind) {
-      case DRT_CUDA_LAUNCH_KERNEL: {
-        void *params[1] = {p->kargs};
-        st = DRT_CU_CALL(cuLaunchKernel, (e->m->funcs[l->kernel], l->grid[0], l->grid[1], l->grid[2], l->block[0],
-                                          l->block[1], l->block[2], l->smem, s, params, NULL));
-        if (st) st = drt_status_annotate(st, "kernel '%s'", prog->kernels[l->kernel].name);
-        break;
-      }
-      case DRT_CUDA_LAUNCH_GEMM:
-        st = drt_cuda_lt_run(e->ctx, &e->lt, p->lt_entry, &p->prob, p->ga, p->gb, p->gc, p->gd, p->gbias,
-                             e->workspace, e->workspace_bytes, s);
-        break;
-      case DRT_CUDA_LAUNCH_COPY:
-        if (p->bytes && p->dst != p->src) st = DRT_CU_CALL(cuMemcpyDtoDAsync_v2, (p->dst, p->src, (size_t)p->bytes, s));
-        break;
-      case DRT_CUDA_LAUNCH_HOST:
-        st = enqueue_host(e, p->host, s);
-        break;
-      default:
-        break;
-    }
-    if (st) {
-      char d[256];
-      return drt_status_annotate(st, "%s", drt_node_describe(e->g->nodes[l->node], d, sizeof d));
-    }
     if (check && (i + 1 == code->num_launches || code->launches[i + 1].node != l->node))
       DRT_RETURN_IF_ERROR(check_node(e, e->g->nodes[l->node], s));
   }
   return DRT_OK;
+}
+
+/* ---- launch profile ------------------------------------------------------------------------------ */
+static drt_status evaluate(drt_cuda_executor *e);
+
+/* What launch i is, for the profile: the node's op and, for a kernel, the library routine its
+ * wrapper calls (the first drt_* template it names), "elementwise" for a fused pointwise program. */
+static void launch_label(const drt_cuda_executor *e, size_t i, char *name, size_t name_size, char *op, size_t op_size) {
+  const drt_cuda_launch *l = &e->code->launches[i];
+  const prepared *p = &e->prep[i];
+  snprintf(op, op_size, "%s", drt_op_name(e->g->nodes[l->node]->op));
+  switch (l->kind) {
+    case DRT_CUDA_LAUNCH_GEMM:
+      snprintf(name, name_size, "cublasLt gemm %llux%llux%llu%s", (unsigned long long)p->prob.n,
+               (unsigned long long)p->prob.m, (unsigned long long)p->prob.k, p->prob.batch > 1 ? " batched" : "");
+      if (p->prob.batch > 1)
+        snprintf(name, name_size, "cublasLt gemm %llux%llux%llu x%d", (unsigned long long)p->prob.n,
+                 (unsigned long long)p->prob.m, (unsigned long long)p->prob.k, (int)p->prob.batch);
+      return;
+    case DRT_CUDA_LAUNCH_COPY:
+      snprintf(name, name_size, "device copy");
+      return;
+    case DRT_CUDA_LAUNCH_HOST:
+      snprintf(name, name_size, "host fallback");
+      return;
+    default:
+      break;
+  }
+  const drt_cuda_kernel *k = &e->m->prog->kernels[l->kernel];
+  const char *src = e->m->prog->source, *b = src + k->src_begin, *end = src + k->src_end;
+  const char *body = b;
+  while (body < end && *body != '{') body++;
+  static const char *skip[] = {"drt_kargs", "drt_nd", "drt_ld", "drt_ld_vec", "drt_st", "drt_st_vec", "drt_conv_geom"};
+  for (const char *q = body; q + 4 < end; q++) {
+    if (strncmp(q, "drt_", 4) != 0 || (q > src && (q[-1] == '_' || (q[-1] >= 'a' && q[-1] <= 'z')))) continue;
+    size_t len = 0;
+    while (q + len < end && (q[len] == '_' || (q[len] >= 'a' && q[len] <= 'z') || (q[len] >= '0' && q[len] <= '9')))
+      len++;
+    if (q[len] != '<' && q[len] != '(') continue;
+    bool skipped = false;
+    for (size_t j = 0; j < sizeof skip / sizeof skip[0]; j++)
+      skipped |= strlen(skip[j]) == len && strncmp(q, skip[j], len) == 0;
+    if (skipped) continue;
+    if (len > 6 && (strncmp(q, "drt_u_", 6) == 0 || strncmp(q, "drt_b_", 6) == 0)) break; /* pointwise helpers */
+    snprintf(name, name_size, "%.*s", (int)len, q);
+    return;
+  }
+  snprintf(name, name_size, "%s", k->src_end > k->src_begin && strstr(k->name, "drt_k") == k->name ? "elementwise"
+                                                                                                   : k->name);
+}
+
+drt_status drt_cuda_executor_profile(drt_cuda_executor *e, int iters, drt_cuda_profile *out) {
+  memset(out, 0, sizeof *out);
+  size_t n = e->code->num_launches;
+  if (iters < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "profile: iters must be positive");
+  DRT_RETURN_IF_ERROR(drt_cuda_ctx_enter(e->ctx));
+  CUevent *ev = calloc(n + 1, sizeof *ev);
+  double *ms = calloc(n + 1, sizeof *ms);
+  out->launches = calloc(n + 1, sizeof *out->launches);
+  if (!ev || !ms || !out->launches) {
+    free(ev);
+    free(ms);
+    drt_cuda_profile_free(out);
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "profile of %zu launches", n);
+  }
+  drt_status st = DRT_OK;
+  for (size_t i = 0; i <= n && !st; i++) st = DRT_CU_CALL(cuEventCreate, (&ev[i], CU_EVENT_DEFAULT));
+  for (int it = 0; it < iters && !st; it++) {
+    /* a head start: three evaluations from the captured graph keep the GPU busy while the host
+       enqueues the profiled launches, so the events measure GPU time rather than enqueue time */
+    for (int w = 0; w < 3 && !st; w++) st = evaluate(e);
+    if (!st) st = DRT_CU_CALL(cuEventRecord, (ev[0], e->stream));
+    for (size_t i = 0; i < n && !st; i++) {
+      st = enqueue_one(e, i, e->stream);
+      if (!st) st = DRT_CU_CALL(cuEventRecord, (ev[i + 1], e->stream));
+    }
+    drt_status sync = DRT_CU_CALL(cuStreamSynchronize, (e->stream));
+    if (!st) st = sync;
+    else drt_status_free(sync);
+    if (!st && e->host_error) {
+      st = e->host_error;
+      e->host_error = NULL;
+    }
+    for (size_t i = 0; i < n && !st; i++) {
+      float f = 0;
+      st = DRT_CU_CALL(cuEventElapsedTime_v2, (&f, ev[i], ev[i + 1]));
+      ms[i] += f;
+    }
+  }
+  for (size_t i = 0; i <= n; i++)
+    if (ev[i]) drt_cu.cuEventDestroy_v2(ev[i]);
+  free(ev);
+  if (st) {
+    free(ms);
+    drt_cuda_profile_free(out);
+    return st;
+  }
+  for (size_t i = 0; i < n; i++) {
+    drt_cuda_profile_launch *pl = &out->launches[i];
+    launch_label(e, i, pl->name, sizeof pl->name, pl->op, sizeof pl->op);
+    pl->ms = ms[i] / iters;
+    pl->node = e->code->launches[i].node;
+    if (e->code->launches[i].kind == DRT_CUDA_LAUNCH_GEMM) {
+      const drt_cuda_lt_problem *pb = &e->prep[i].prob;
+      pl->flops = 2.0 * (double)pb->m * (double)pb->n * (double)pb->k * (pb->batch > 1 ? pb->batch : 1);
+    }
+    out->total_ms += pl->ms;
+  }
+  out->num_launches = n;
+  free(ms);
+  return DRT_OK;
+}
+
+void drt_cuda_profile_free(drt_cuda_profile *p) {
+  if (!p) return;
+  free(p->launches);
+  memset(p, 0, sizeof *p);
 }
 
 void drt_cuda_executor_destroy(drt_cuda_executor *e) {
@@ -491,6 +615,7 @@ void drt_cuda_executor_destroy(drt_cuda_executor *e) {
   free(e->out_stage);
   free(e->in_bytes);
   free(e->out_bytes);
+  free(e->resident);
   free(e->in_dptr);
   free(e->out_dptr);
   free(e->addr);
@@ -517,10 +642,11 @@ static drt_status create(drt_cuda_executor *e) {
   e->out_stage = calloc(no + 1, sizeof *e->out_stage);
   e->in_bytes = calloc(ni + 1, sizeof *e->in_bytes);
   e->out_bytes = calloc(no + 1, sizeof *e->out_bytes);
+  e->resident = calloc(ni + 1, sizeof *e->resident);
   e->prep = calloc(code->num_launches + 1, sizeof *e->prep);
   e->hosts = calloc(code->num_launches + 1, sizeof *e->hosts);
   if (!e->addr || !e->in_dptr || !e->out_dptr || !e->in_stage || !e->out_stage || !e->in_bytes || !e->out_bytes ||
-      !e->prep || !e->hosts)
+      !e->resident || !e->prep || !e->hosts)
     return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "CUDA executor");
   for (size_t i = 0; i < g->num_values; i++)
     if (g->values[i]->id >= e->num_ids) return DRT_ERROR(DRT_STATUS_INTERNAL, "value id beyond next_id");
@@ -681,6 +807,7 @@ static drt_status check_inputs(const drt_cuda_executor *e, const drt_tensor *inp
   char a[128], b[128];
   for (size_t i = 0; i < g->num_inputs; i++) {
     const drt_value *v = g->inputs[i];
+    if (e->resident[i]) continue;
     if (inputs[i].dtype != v->dtype)
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' has dtype %s, the model expects %s", v->name,
                        drt_dtype_name(inputs[i].dtype), drt_dtype_name(v->dtype));
@@ -693,19 +820,50 @@ static drt_status check_inputs(const drt_cuda_executor *e, const drt_tensor *inp
   return DRT_OK;
 }
 
-drt_status drt_cuda_executor_run(drt_cuda_executor *e, const drt_tensor *inputs, drt_tensor *outputs) {
+/* Stages the host inputs (all but the resident ones) and enqueues their uploads. */
+static drt_status upload_inputs(drt_cuda_executor *e, const drt_tensor *inputs) {
   const drt_graph *g = e->g;
-  DRT_RETURN_IF_ERROR(check_inputs(e, inputs));
-  DRT_RETURN_IF_ERROR(drt_cuda_ctx_enter(e->ctx));
   drt_status st = DRT_OK;
   for (size_t i = 0; i < g->num_inputs && !st; i++) {
     const drt_value *v = g->inputs[i];
-    if (!e->in_bytes[i]) continue;
+    if (!e->in_bytes[i] || e->resident[i]) continue;
     drt_dtype sdt = storage_dtype(e, v);
     if (sdt == v->dtype) memcpy(e->in_stage[i], inputs[i].data, (size_t)e->in_bytes[i]);
     else drt_convert(sdt, e->in_stage[i], v->dtype, inputs[i].data, (size_t)drt_shape_numel(&v->shape));
     st = DRT_CU_CALL(cuMemcpyHtoDAsync_v2, (e->in_dptr[i], e->in_stage[i], (size_t)e->in_bytes[i], e->stream));
   }
+  return st;
+}
+
+void drt_cuda_executor_set_resident(drt_cuda_executor *e, size_t i, bool resident) {
+  if (i < e->g->num_inputs) e->resident[i] = resident;
+}
+
+uint64_t drt_cuda_executor_input_bytes(const drt_cuda_executor *e, size_t i) {
+  return i < e->g->num_inputs ? e->in_bytes[i] : 0;
+}
+
+uint64_t drt_cuda_executor_output_bytes(const drt_cuda_executor *e, size_t i) {
+  return i < e->g->num_outputs ? e->out_bytes[i] : 0;
+}
+
+drt_status drt_cuda_executor_submit(drt_cuda_executor *e, const drt_tensor *inputs) {
+  DRT_RETURN_IF_ERROR(check_inputs(e, inputs));
+  DRT_RETURN_IF_ERROR(drt_cuda_ctx_enter(e->ctx));
+  DRT_RETURN_IF_ERROR(upload_inputs(e, inputs));
+  return evaluate(e);
+}
+
+drt_status drt_cuda_executor_replay(drt_cuda_executor *e) {
+  DRT_RETURN_IF_ERROR(drt_cuda_ctx_enter(e->ctx));
+  return evaluate(e);
+}
+
+drt_status drt_cuda_executor_run(drt_cuda_executor *e, const drt_tensor *inputs, drt_tensor *outputs) {
+  const drt_graph *g = e->g;
+  DRT_RETURN_IF_ERROR(check_inputs(e, inputs));
+  DRT_RETURN_IF_ERROR(drt_cuda_ctx_enter(e->ctx));
+  drt_status st = upload_inputs(e, inputs);
   if (!st) st = evaluate(e);
   if (!st && e->opt.check_nonfinite && g->num_outputs) {
     st = DRT_CU_CALL(cuMemsetD8Async, (e->counters, 0, 4 * g->num_outputs, e->stream));

@@ -6,6 +6,8 @@
 
 #include "runtime/cuda/cuda.h"
 
+#include <string.h>
+
 #define NO_CUDA() \
   DRT_ERROR(DRT_STATUS_UNAVAILABLE, "this build has no CUDA support (rebuild with the CUDA toolkit headers: -DDRT_CUDA=ON)")
 
@@ -47,6 +49,16 @@ uint64_t drt_cuda_executor_input_dptr(const drt_cuda_executor *e, size_t i) { re
 uint64_t drt_cuda_executor_output_dptr(const drt_cuda_executor *e, size_t i) { return 0; }
 drt_status drt_cuda_executor_enqueue(drt_cuda_executor *e, void *stream) { return NO_CUDA(); }
 drt_status drt_cuda_executor_take_host_error(drt_cuda_executor *e) { return DRT_OK; }
+drt_status drt_cuda_executor_replay(drt_cuda_executor *e) { return NO_CUDA(); }
+drt_status drt_cuda_executor_profile(drt_cuda_executor *e, int iters, drt_cuda_profile *out) {
+  memset(out, 0, sizeof *out);
+  return NO_CUDA();
+}
+void drt_cuda_profile_free(drt_cuda_profile *p) {}
+void drt_cuda_executor_set_resident(drt_cuda_executor *e, size_t i, bool resident) {}
+uint64_t drt_cuda_executor_input_bytes(const drt_cuda_executor *e, size_t i) { return 0; }
+uint64_t drt_cuda_executor_output_bytes(const drt_cuda_executor *e, size_t i) { return 0; }
+drt_status drt_cuda_executor_submit(drt_cuda_executor *e, const drt_tensor *inputs) { return NO_CUDA(); }
 drt_status drt_cuda_module_launch(drt_cuda_module *m, void *stream, const char *kernel, uint32_t grid, uint32_t block,
                                   const uint64_t *args, int num_args) {
   return NO_CUDA();

@@ -368,6 +368,45 @@ def run_generate(E, T, precision, tol):
     T.add(label, why is None, err, (time.perf_counter() - t0) * 1e3, why or "")
 
 
+def run_bench(E, T, precision):
+    """drt bench --backend cuda --profile on the emulated GPU: the JSON parses, the device rows and
+    the launch profile are there and add up (more warm-up runs than timed ones on purpose: the
+    device timings of warm-up runs once overflowed a buffer sized for the timed ones)."""
+    name = "dit_student_op17"
+    fdir = os.path.join(FIXTURES, name)
+    label = "bench %s --profile [%s]" % (name, precision)
+    plan = os.path.join(E.tmp, "bench_%s.plan" % precision)
+    t0 = time.perf_counter()
+    why, _ = E.compile(os.path.join(fdir, "model.onnx"), plan, precision,
+                       ["sample=1x4x16x16", "timestep=1", "encoder_hidden_states=1x8x32"])
+    so = None
+    if not why:
+        so, why, _ = E.kernels(plan)
+    if not why:
+        cmd = [E.drt, "bench", plan, "--backend", "cuda", "--steps", "1,2", "--schedule", "flow-euler", "--warmup", "4", "--iterations", "2",
+               "--profile", "--json"]
+        rc, out, err, _ = sh(cmd, env=E.cuda_env(so), timeout=E.timeout)
+        if rc:
+            why = "drt bench exit %d: %s" % (rc, first_error(err or out))
+        else:
+            try:
+                doc = json.loads(out)
+                steps = sorted(r["steps"] for r in doc["gpu_rows"])
+                prof = doc["profile"]
+                total = sum(r["ms"] for r in prof["rows"])
+                calls = sum(r["calls"] for r in prof["rows"])
+                if steps != [0, 1, 2]:
+                    why = "gpu rows for steps %s, expected [0, 1, 2]" % steps
+                elif not prof["rows"] or calls < 10 or abs(total - prof["total_ms"]) > 1e-3 * max(1.0, total):
+                    why = "launch profile: %d rows, %d calls, %.4f ms vs total %.4f ms" % (
+                        len(prof["rows"]), calls, total, prof["total_ms"])
+                elif not any(r["name"].startswith("cublasLt gemm") and r["flops"] > 0 for r in prof["rows"]):
+                    why = "launch profile has no GEMM row with FLOPs"
+            except (ValueError, KeyError, TypeError) as ex:
+                why = "bench JSON: %s" % ex
+    T.add(label, why is None, None, (time.perf_counter() - t0) * 1e3, why or "")
+
+
 # ---- per-op graphs -------------------------------------------------------------------------------
 def ops_module():
     sys.path.insert(0, HERE)
@@ -632,6 +671,7 @@ def main():
                 for p in precs:
                     run_fixture(E, T, name, p, "inputs", args.tol or TOL_NET[p])
             run_generate(E, T, "fp32", args.tol or TOL_NET["fp32"])
+            run_bench(E, T, "bf16")
         else:
             explicit = args.ops or args.generate or args.selftest
             if args.selftest:

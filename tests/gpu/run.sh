@@ -124,7 +124,7 @@ if [ $SKIP_BENCH = 0 ]; then
     IN=""
     for f in "$BENCH_DIR/$m"/*.npy; do n=$(basename "$f" .npy); IN="$IN --input $n=$f"; done
     timeout $(( $(left) / 2 )) "$DRT" bench "$WORK/$m/model.plan" --backend cuda --json --steps 1,4 \
-      --warmup 3 --iterations 20 $IN > "$OUT/drt_$m.json" 2> "$OUT/drt_$m.err" ||
+      --warmup 3 --iterations 20 --profile $IN > "$OUT/drt_$m.json" 2> "$OUT/drt_$m.err" ||
       log "$m: drt bench failed: $(tail -3 "$OUT/drt_$m.err")"
     rm -f "$BENCH_DIR/$m/weights.bin"
   done

@@ -19,30 +19,29 @@ def load(path):
         return None
 
 
-def pick(row, *keys):
-    """First present key; then any key containing every word of the first key's parts."""
-    for k in keys:
-        if k in row:
-            return row[k]
-    return None
-
-
 def drt_times(doc):
-    """(eval_gpu_ms, eval_host_ms, gen4_gpu_ms, gen4_host_ms) from `drt bench --json`."""
-    out = [None, None, None, None]
+    """Figures from `drt bench --json` (CUDA): device time (CUDA events) and host latency.
+
+    one_nfe: a whole 1-step generation (prologue stages + one network evaluation + sampler update,
+             one CUDA graph): what one evaluation of a 1-NFE student costs, comparable with one
+             PyTorch forward (which recomputes the text/timestep work every call);
+    step:    one evaluation of the per-step graph alone (hoisted prologue work excluded);
+    gen4:    a whole 4-step generation."""
+    out = {"one_nfe_gpu": None, "one_nfe_host": None, "step_gpu": None, "eval_host": None, "gen4_gpu": None,
+           "gen4_host": None}
     if not doc:
         return out
     for row in doc.get("rows", []):
-        gpu = pick(row, "gpu_median_ms", "gpu_ms", "device_median_ms")
-        if gpu is None:
-            for k, v in row.items():
-                if "gpu" in k and "median" in k:
-                    gpu = v
-        host = pick(row, "host_median_ms", "median_ms")
-        if row.get("steps") == 0 or (row.get("steps") == 1 and out[0] is None and out[1] is None):
-            out[0], out[1] = gpu, host
-        if row.get("steps") == 4:
-            out[2], out[3] = gpu, host
+        if row.get("steps") == 0:
+            out["eval_host"] = row.get("median_ms")
+        elif row.get("steps") == 1:
+            out["one_nfe_host"] = row.get("median_ms")
+        elif row.get("steps") == 4:
+            out["gen4_host"] = row.get("median_ms")
+    for row in doc.get("gpu_rows", []):
+        key = {0: "step_gpu", 1: "one_nfe_gpu", 4: "gen4_gpu"}.get(row.get("steps"))
+        if key:
+            out[key] = row.get("median_ms")
     return out
 
 
@@ -93,32 +92,45 @@ def main():
     peak = th.get("bf16_matmul_peak_tflops")
     bench = {}
     lines.append("")
-    lines.append("%-12s %9s %9s %9s %9s %7s %7s %7s %9s %9s" % (
-        "model", "drt_gpu", "drt_host", "eager", "compile", "/eager", "/compl", "%floor", "gen4_drt", "gen4_comp"))
+    hdr = "%-12s %8s %8s %8s %8s %8s %7s %7s %7s %8s %8s %7s"
+    lines.append(hdr % ("model", "drt_1nfe", "drt_step", "drt_host", "eager", "compile", "/eager", "/compl", "%floor",
+                        "gen4_drt", "gen4_cmp", "/compl"))
     for m in ("dit_1024", "dit_4096", "unet_scaled"):
         doc = load(os.path.join(d, "drt_%s.json" % m))
         t = (th.get("models") or {}).get(m, {})
         if not doc and not t:
             continue
-        eg, eh, gg, gh = drt_times(doc)
-        drt_ms = eg if eg is not None else eh
-        b = {"drt_eval_gpu_ms": eg, "drt_eval_host_ms": eh, "drt_gen4_gpu_ms": gg, "drt_gen4_host_ms": gh,
-             "torch_eager_ms": t.get("eager_ms"), "torch_compile_ms": t.get("compile_ms"),
-             "torch_eager_gen4_ms": t.get("eager_gen4_ms"), "torch_compile_gen4_ms": t.get("compile_gen4_ms"),
-             "flops": t.get("flops")}
+        dt = drt_times(doc)
+        drt_ms = dt["one_nfe_gpu"]
+        b = dict(("drt_" + k + "_ms", v) for k, v in dt.items())
+        b.update({"torch_eager_ms": t.get("eager_ms"), "torch_compile_ms": t.get("compile_ms"),
+                  "torch_eager_gen4_ms": t.get("eager_gen4_ms"), "torch_compile_gen4_ms": t.get("compile_gen4_ms"),
+                  "flops": t.get("flops")})
         if drt_ms and t.get("eager_ms"):
             b["ratio_vs_eager"] = drt_ms / t["eager_ms"]
         if drt_ms and t.get("compile_ms"):
             b["ratio_vs_compile"] = drt_ms / t["compile_ms"]
+        if dt["gen4_gpu"] and t.get("compile_gen4_ms"):
+            b["gen4_ratio_vs_compile"] = dt["gen4_gpu"] / t["compile_gen4_ms"]
         if drt_ms and peak and t.get("flops"):
             b["flop_floor_ms"] = t["flops"] / (peak * 1e12) * 1e3
             b["fraction_of_peak"] = b["flop_floor_ms"] / drt_ms
         bench[m] = b
-        lines.append("%-12s %9s %9s %9s %9s %7s %7s %7s %9s %9s" % (
-            m, fmt(eg), fmt(eh), fmt(t.get("eager_ms")), fmt(t.get("compile_ms")), fmt(b.get("ratio_vs_eager")),
-            fmt(b.get("ratio_vs_compile")),
+        lines.append(hdr % (
+            m, fmt(drt_ms), fmt(dt["step_gpu"]), fmt(dt["one_nfe_host"]), fmt(t.get("eager_ms")),
+            fmt(t.get("compile_ms")), fmt(b.get("ratio_vs_eager")), fmt(b.get("ratio_vs_compile")),
             fmt(100 * b["fraction_of_peak"], "%.0f%%") if "fraction_of_peak" in b else "-",
-            fmt(gg if gg is not None else gh), fmt(t.get("compile_gen4_ms"))))
+            fmt(dt["gen4_gpu"]), fmt(t.get("compile_gen4_ms")), fmt(b.get("gen4_ratio_vs_compile"))))
+    for m in ("dit_1024", "dit_4096", "unet_scaled"):
+        prof = (load(os.path.join(d, "drt_%s.json" % m)) or {}).get("profile")
+        if not prof:
+            continue
+        lines.append("")
+        lines.append("%s launch profile (one evaluation, launches one by one, %.2f ms):" % (m, prof["total_ms"]))
+        for r in prof["rows"][:12]:
+            tf = "%.0f TFLOP/s" % (r["flops"] / (r["ms"] * 1e-3) / 1e12) if r.get("flops") and r["ms"] > 0 else ""
+            lines.append("  %7.3f ms %5.1f%% %4dx  %-16s %-36s %s" % (
+                r["ms"], 100 * r["ms"] / max(prof["total_ms"], 1e-9), r["calls"], r["op"], r["name"][:36], tf))
     res["bench"] = bench
     res["correct"] = ok
     with open(os.path.join(d, "results.json"), "w") as f:
@@ -129,7 +141,10 @@ def main():
         print("bf16 matmul peak measured: %.0f TFLOP/s" % peak)
     for line in lines:
         print(line)
-    print("times in ms per evaluation (bf16); ratios are distilrt / PyTorch; %floor = FLOP floor / distilrt time")
+    print("ms, bf16, GPU time from CUDA events. drt_1nfe: one whole 1-step generation (prologue + network + sampler,")
+    print("one CUDA graph), compared with one PyTorch forward; drt_step: the per-step graph alone (hoisted work")
+    print("excluded); drt_host: host latency of drt_1nfe; gen4: 4-step generation. Ratios are distilrt / PyTorch;")
+    print("%floor = FLOP floor (FLOPs of one forward / measured bf16 matmul peak) / drt_1nfe.")
     print("correctness: %s   full results: %s" % ("PASS" if ok else "FAIL", os.path.join(d, "results.json")))
     return 0 if ok else 1
 

@@ -95,6 +95,8 @@ def main():
             else:
                 r["compile_skipped"] = "time budget" if not a.no_compile else "--no-compile"
         res["models"][name] = r
+        with open(a.out, "w") as f:  # after each model: a later timeout keeps what was measured
+            json.dump(res, f, indent=1)
         del model
         torch.cuda.empty_cache()
         print("torch %-12s eager %.2f ms  compile %s ms  %.1f GFLOP" % (

@@ -60,7 +60,7 @@ def safe_name(name):
 def timestep_embedding(t, dim, max_period=10000.0):
     """Sinusoidal timestep embedding, [B] float -> [B, dim] ([cos, sin] like DiT)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.to(torch.float32)[:, None] * freqs[None, :]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
