@@ -19,6 +19,8 @@
 #   --build DIR  a build folder with bin/drt (bench graphs exported here with tests/gpu/prepare.py
 #                if torch.onnx works on this machine)
 #   --quick      fp32 and bf16 only, one benchmark model (dit_1024)
+#   --skip-drt-bench / --skip-torch   leave out the distilrt / the PyTorch side of the benchmark
+#   --torch-json FILE  reuse the PyTorch figures of an earlier run on the same GPU (its torch.json)
 # Without either, a kit at ./gpu-kit is used, else the script builds with CMake (needs protobuf-c).
 #   --dry-run MOCK_SO  on a machine WITHOUT a GPU: every CPU-side step for real (kit, NVRTC compiles
 #                for sm_90, weight generation, benchmark compiles with their timings), the CUDA runs
@@ -31,7 +33,7 @@ T0=$(date +%s)
 BUDGET=${DRT_GPU_BUDGET_S:-460}
 [ $# -ge 1 ] || { echo "usage: tests/gpu/run.sh RESULTS_DIR [--kit DIR | --build DIR] [--quick] [--skip-bench] [--skip-check]" >&2; exit 2; }
 OUT=$1; shift
-KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0; DRY=""
+KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0; DRY=""; SKIP_DRT=0; SKIP_TORCH=0; TORCH_JSON=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --kit) KIT=$2; shift 2 ;;
@@ -39,6 +41,9 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --skip-bench) SKIP_BENCH=1; shift ;;
     --skip-check) SKIP_CHECK=1; shift ;;
+    --skip-drt-bench) SKIP_DRT=1; shift ;;
+    --skip-torch) SKIP_TORCH=1; shift ;;
+    --torch-json) TORCH_JSON=$2; shift 2 ;;
     --dry-run) DRY=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -110,6 +115,7 @@ if [ $SKIP_BENCH = 0 ]; then
     python3 tests/gpu/prepare.py "$BENCH_DIR" >>"$LOG" 2>&1 || log "export failed (torch.onnx/onnx missing?): see run.log"
   fi
   for m in $MODELS; do
+    [ $SKIP_DRT = 1 ] && break
     [ -f "$BENCH_DIR/$m/model.onnx" ] || { log "$m: no graph, skipped"; continue; }
     if [ "$(left)" -lt 90 ]; then log "$m: skipped (time budget)"; continue; fi
     log "$m: weights, compile (bf16, $ARCH), bench"
@@ -128,7 +134,11 @@ if [ $SKIP_BENCH = 0 ]; then
       log "$m: drt bench failed: $(tail -3 "$OUT/drt_$m.err")"
     rm -f "$BENCH_DIR/$m/weights.bin"
   done
-  if [ -n "$DRY" ]; then
+  if [ -n "$TORCH_JSON" ]; then
+    cp "$TORCH_JSON" "$OUT/torch.json" && log "PyTorch figures reused from $TORCH_JSON"
+  elif [ $SKIP_TORCH = 1 ]; then
+    log "PyTorch benchmark skipped (--skip-torch)"
+  elif [ -n "$DRY" ]; then
     log "dry run: PyTorch benchmark skipped (no GPU)"
   elif [ "$(left)" -gt 60 ]; then
     log "PyTorch eager / torch.compile"

@@ -23,6 +23,13 @@ import bench_models as bm  # noqa: E402
 
 
 def time_cuda(fn, iters, warmup=3):
+    if not torch.cuda.is_available():  # --device cpu: a smoke test of this script, not a benchmark
+        times = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return sorted(times)[len(times) // 2]
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -38,10 +45,10 @@ def time_cuda(fn, iters, warmup=3):
     return times[len(times) // 2]
 
 
-def matmul_peak_tflops():
-    n = 8192
-    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+def matmul_peak_tflops(device):
+    n = 8192 if device == "cuda" else 512
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     ms = time_cuda(lambda: a @ b, 20, warmup=5)
     return 2 * n ** 3 / (ms * 1e-3) / 1e12
 
@@ -60,50 +67,66 @@ def main():
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--budget-s", type=float, default=240.0, help="skip torch.compile once past this")
+    ap.add_argument("--device", default="cuda", help="cuda (default); cpu only to smoke-test this script")
     a = ap.parse_args()
+    dev = a.device
     t_start = time.time()
     torch.backends.cuda.matmul.allow_tf32 = True
-    res = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
-           "models": {}}
-    res["bf16_matmul_peak_tflops"] = matmul_peak_tflops()
-    for name in a.models.split(","):
-        r = {}
-        model = bm.build(name).to("cuda", torch.bfloat16)
-        feeds = bm.inputs(name)
-        args = [torch.from_numpy(v).to("cuda") for v in feeds.values()]
-        args = [x.to(torch.bfloat16) if x.is_floating_point() else x for x in args]
-        with torch.no_grad():
-            r["flops"] = count_flops(model, args)
-            r["eager_ms"] = time_cuda(lambda: model(*args), a.iters)
+    res = {"gpu": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu", "torch": torch.__version__,
+           "cuda": torch.version.cuda, "models": {}}
 
-            def loop(m):
-                x = args[0]
-                for k in range(4):
-                    t = torch.full_like(args[1], 999.0 - 250.0 * k)
-                    v = m(x, t, args[2])
-                    x = x - 0.25 * v
-                return x
-            r["eager_gen4_ms"] = time_cuda(lambda: loop(model), max(3, a.iters // 4))
-            if not a.no_compile and time.time() - t_start < a.budget_s:
-                cm = torch.compile(model)
-                t0 = time.time()
-                cm(*args)
-                torch.cuda.synchronize()
-                r["compile_s"] = time.time() - t0
-                r["compile_ms"] = time_cuda(lambda: cm(*args), a.iters)
-                r["compile_gen4_ms"] = time_cuda(lambda: loop(cm), max(3, a.iters // 4))
-            else:
-                r["compile_skipped"] = "time budget" if not a.no_compile else "--no-compile"
-        res["models"][name] = r
-        with open(a.out, "w") as f:  # after each model: a later timeout keeps what was measured
+    def save():  # after each step: a later failure or timeout keeps what was measured
+        with open(a.out, "w") as f:
             json.dump(res, f, indent=1)
-        del model
+    res["bf16_matmul_peak_tflops"] = matmul_peak_tflops(dev)
+    save()
+    for name in a.models.split(","):
+        try:
+            bench_one(a, name, dev, res, t_start)
+        except Exception as ex:  # noqa: BLE001  (one model failing must not lose the others)
+            res["models"].setdefault(name, {})["error"] = "%s: %s" % (type(ex).__name__, ex)
+            print("torch %-12s failed: %s" % (name, res["models"][name]["error"]), flush=True)
+        save()
         torch.cuda.empty_cache()
-        print("torch %-12s eager %.2f ms  compile %s ms  %.1f GFLOP" % (
-            name, r["eager_ms"], "%.2f" % r["compile_ms"] if "compile_ms" in r else "-", r["flops"] / 1e9),
-            flush=True)
-    with open(a.out, "w") as f:
-        json.dump(res, f, indent=1)
+
+
+def bench_one(a, name, dev, res, t_start):
+    r = res["models"].setdefault(name, {})  # filled as measured: a failure keeps the earlier figures
+    model = bm.build(name).to(dev, torch.bfloat16)
+    # the sinusoidal timestep features are computed in float32 (as exported); the bf16 model
+    # takes them in its own dtype, as a bf16 deployment of this network would
+    for mod in model.modules():
+        if type(mod).__name__ == "TimestepMLP":
+            mod.mlp.register_forward_pre_hook(lambda m, inp: tuple(x.to(torch.bfloat16) for x in inp))
+    feeds = bm.inputs(name)
+    args = [torch.from_numpy(v).to(dev) for v in feeds.values()]
+    args = [x.to(torch.bfloat16) if x.is_floating_point() else x for x in args]
+    with torch.no_grad():
+        r["flops"] = count_flops(model, args)
+        r["eager_ms"] = time_cuda(lambda: model(*args), a.iters)
+
+        def loop(m):
+            x = args[0]
+            for k in range(4):
+                t = torch.full_like(args[1], 999.0 - 250.0 * k)
+                v = m(x, t, args[2])
+                x = x - 0.25 * v
+            return x
+        r["eager_gen4_ms"] = time_cuda(lambda: loop(model), max(3, a.iters // 4))
+        if not a.no_compile and time.time() - t_start < a.budget_s:
+            cm = torch.compile(model)
+            t0 = time.time()
+            cm(*args)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            r["compile_s"] = time.time() - t0
+            r["compile_ms"] = time_cuda(lambda: cm(*args), a.iters)
+            r["compile_gen4_ms"] = time_cuda(lambda: loop(cm), max(3, a.iters // 4))
+        else:
+            r["compile_skipped"] = "time budget" if not a.no_compile else "--no-compile"
+    print("torch %-12s eager %.2f ms  compile %s ms  %.1f GFLOP" % (
+        name, r["eager_ms"], "%.2f" % r["compile_ms"] if "compile_ms" in r else "-", r["flops"] / 1e9),
+        flush=True)
 
 
 if __name__ == "__main__":
