@@ -314,6 +314,51 @@ static drt_status emit_unfused(drt_cg *cg, const drt_node *n, const drt_fused_at
   return DRT_OK;
 }
 
+/* The drt_attn_geom initializer of a node; every index in the kernels is a long long. */
+static drt_status geom_text(const drt_fused_attention *a, const int64_t ms[4], char *geom, size_t size) {
+  const drt_attn_view *views[4] = {&a->q, &a->k, &a->v, &a->out};
+  int len = snprintf(geom, size, "{%" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL",
+                     a->heads, a->heads / a->kv_heads, a->q_seq, a->kv_seq);
+  for (int t = 0; t < 5 && len > 0 && (size_t)len < size; t++) {
+    const int64_t *s = t < 4 ? views[t]->stride : ms;
+    len += snprintf(geom + len, size - (size_t)len, ", {%" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64
+                    "LL}", s[0], s[1], s[2], s[3]);
+  }
+  if (len > 0 && (size_t)len < size)
+    len += snprintf(geom + len, size - (size_t)len, ", __uint_as_float(0x%08" PRIx32 "u), __uint_as_float(0x%08"
+                    PRIx32 "u)}", f32_bits(a->scale), f32_bits(a->mask_fill));
+  if (len < 0 || (size_t)len >= size) return DRT_ERROR(DRT_STATUS_INTERNAL, "attention geometry text too long");
+  return DRT_OK;
+}
+
+/* fp16/bf16, padded head dims <= 128: drt_attention_mma (kernels/attention.cuh), 64 query rows
+ * and 4 warps per block; dynamic shared memory as drt_attn_mma_cfg<D, DV>::SMEM. */
+static drt_status emit_attention_mma(drt_cg *cg, const drt_node *n, const drt_fused_attention *a, const char *t_name,
+                                     const char *mt_name, int mode, const int64_t ms[4]) {
+  const drt_value *vq = drt_node_input(n, 0), *vk = drt_node_input(n, 1), *vv = drt_node_input(n, 2);
+  const drt_value *vm = drt_node_input(n, 3), *vo = n->outputs[0];
+  int64_t nqb = (a->q_seq + 63) / 64, blocks = nqb * a->batch * a->heads;
+  if (blocks > INT32_MAX) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%" PRId64 " attention blocks", blocks);
+  int64_t dp = (a->head_dim + 15) / 16 * 16, dvp = (a->v_head_dim + 15) / 16 * 16;
+  uint32_t smem = round128((uint64_t)64 * (uint64_t)(dp + 8) * 2u) * 3u + round128((uint64_t)64 * (uint64_t)(dvp + 8) * 2u) * 2u;
+  char geom[1024];
+  DRT_RETURN_IF_ERROR(geom_text(a, ms, geom, sizeof geom));
+  int32_t kernel;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(
+      cg, 128, &kernel,
+      "extern \"C\" __global__ void __launch_bounds__(128) @NAME@(drt_kargs a) {\n"
+      "  const drt_attn_geom g = %s;\n"
+      "  drt_attention_mma<%s, %s, %" PRId64 ", %" PRId64 ", %d, %s>(g, (const %s *)a.u[0], (const %s *)a.u[1], "
+      "(const %s *)a.u[2], (const %s *)a.u[3], (%s *)a.u[4]);\n"
+      "}\n",
+      geom, t_name, mt_name, a->head_dim, a->v_head_dim, mode, a->causal ? "true" : "false", t_name, t_name, t_name,
+      mt_name, t_name));
+  drt_cuda_arg args[5] = {drt_cg_arg_value(vq), drt_cg_arg_value(vk), drt_cg_arg_value(vv),
+                          a->has_mask ? drt_cg_arg_value(vm) : drt_cg_arg_none(), drt_cg_arg_value(vo)};
+  const uint32_t grid[3] = {(uint32_t)blocks, 1, 1}, block[3] = {128, 1, 1};
+  return drt_cg_launch(cg, kernel, grid, block, smem, args, 5);
+}
+
 static drt_status emit_fused_attention(drt_cg *cg, const drt_node *n) {
   const drt_value *vq = drt_node_input(n, 0), *vk = drt_node_input(n, 1), *vv = drt_node_input(n, 2);
   const drt_value *vm = drt_node_input(n, 3), *vo = n->num_outputs > 0 ? n->outputs[0] : NULL;
@@ -364,6 +409,10 @@ static drt_status emit_fused_attention(drt_cg *cg, const drt_node *n) {
   if (a.batch * a.heads * a.q_seq == 0 || a.v_head_dim == 0) return DRT_OK; /* empty output */
   if (a.head_dim < 1 || a.head_dim > ATTN_MAX_HEAD_DIM || a.v_head_dim > ATTN_MAX_HEAD_DIM)
     return emit_unfused(cg, n, &a, st, mt_name, mode, ms);
+  /* fp16/bf16 with padded head dims up to 128: the register-resident mma.sync kernel */
+  const int64_t dp = (a.head_dim + 15) / 16 * 16, dvp = (a.v_head_dim + 15) / 16 * 16;
+  if (elem == 2 && dp <= 128 && dvp <= 128 && (a.q_seq + 63) / 64 * a.batch * a.heads <= INT32_MAX)
+    return emit_attention_mma(cg, n, &a, t_name, mt_name, mode, ms);
   attn_tiles tiles;
   uint32_t smem;
   if (!pick_tiles(a.head_dim, a.v_head_dim, tc, elem, &tiles, &smem))
@@ -372,20 +421,8 @@ static drt_status emit_fused_attention(drt_cg *cg, const drt_node *n) {
   int64_t nqb = (a.q_seq + bq - 1) / bq;
   int64_t blocks = nqb * a.batch * a.heads;
   if (blocks > INT32_MAX) return emit_unfused(cg, n, &a, st, mt_name, mode, ms);
-  /* every index in the kernel is a long long; tile-local ones are int */
-  const drt_attn_view *views[4] = {&a.q, &a.k, &a.v, &a.out};
-
   char geom[1024];
-  int len = snprintf(geom, sizeof geom, "{%" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL",
-                     a.heads, a.heads / a.kv_heads, a.q_seq, a.kv_seq);
-  for (int t = 0; t < 5; t++) {
-    const int64_t *s = t < 4 ? views[t]->stride : ms;
-    len += snprintf(geom + len, sizeof geom - (size_t)len, ", {%" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64
-                    "LL}", s[0], s[1], s[2], s[3]);
-  }
-  len += snprintf(geom + len, sizeof geom - (size_t)len, ", __uint_as_float(0x%08" PRIx32 "u), __uint_as_float(0x%08"
-                  PRIx32 "u)}", f32_bits(a.scale), f32_bits(a.mask_fill));
-  if (len < 0 || (size_t)len >= sizeof geom) return DRT_ERROR(DRT_STATUS_INTERNAL, "attention geometry text too long");
+  DRT_RETURN_IF_ERROR(geom_text(&a, ms, geom, sizeof geom));
 
   uint32_t threads = (uint32_t)(bq / 16 * 32);
   int32_t kernel;

@@ -482,6 +482,297 @@ __device__ __forceinline__ void drt_attention(const drt_attn_geom &g, const T *_
   }
 }
 
+/* ---- register-resident flash attention: fp16/bf16 storage, padded head dims up to 128 ----------
+ * FlashAttention-2 structure on mma.sync.m16n8k16 (fp32 accumulate). One block of 4 warps takes
+ * 64 query rows of one (batch, head); each warp owns 16 rows for the whole kernel. Q is read once
+ * into A-operand registers; K/V tiles of 64 keys stream through two shared-memory stages with
+ * cp.async. The scores S = Q K^T, the online softmax (row max and partial sums per lane, reduced
+ * over the 4 lanes of a quad) and the output accumulator all stay in registers: the accumulator
+ * layout of two adjacent 16x8 score tiles is the A-operand layout of a 16x16 P tile, so P feeds
+ * the P V product without touching shared memory. Same semantics as drt_attention (scale, mask,
+ * causal, base-2 softmax, rows without unmasked keys give 0).
+ *
+ * mma.sync fragment layouts (PTX ISA, m16n8k16, .f16/.bf16), lane = 4 g + t:
+ *   A 16x16 row-major: reg0 (g, 2t..2t+1), reg1 (g+8, 2t..), reg2 (g, 2t+8..), reg3 (g+8, 2t+8..)
+ *   B 16x8 (k x n):    reg0 (k = 2t..2t+1, n = g), reg1 (k = 2t+8..2t+9, n = g)
+ *   C 16x8 fp32:       c0, c1 (g, 2t..2t+1), c2, c3 (g+8, 2t..2t+1)
+ * In the emulator (DRT_EMU) the warp-wide product gathers the fragments with shuffles.
+ *
+ * shared memory: Q [64][DP+8] T, then K 2 x [64][DP+8] T, then V 2 x [64][DVP+8] T (rows padded by
+ * 8 elements: the 32-bit fragment loads are bank-conflict free); size in drt_attn_mma_smem and
+ * codegen/emit_attention.c. Launch: grid.x = ceil(q_seq / 64) * B * H, 128 threads. */
+template <int D, int DV> struct drt_attn_mma_cfg {
+  static constexpr int DP = (D + 15) / 16 * 16, DVP = (DV + 15) / 16 * 16;
+  static constexpr int LDQ = DP + 8, LDK = DP + 8, LDV = DVP + 8;
+  static constexpr unsigned R(unsigned x) { return (x + 127u) & ~127u; }
+  static constexpr unsigned Q_BYTES = R(64u * LDQ * 2u), K_BYTES = R(64u * LDK * 2u), V_BYTES = R(64u * LDV * 2u);
+  static constexpr unsigned OFF_K = Q_BYTES, OFF_V = OFF_K + 2u * K_BYTES, SMEM = OFF_V + 2u * V_BYTES;
+};
+
+template <class T> __device__ __forceinline__ unsigned drt_attn_pack(float a, float b) {
+  typename drt_attn_cvt<T>::T2 v = drt_attn_cvt<T>::to2(a, b);
+  unsigned u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+template <class T> __device__ __forceinline__ unsigned drt_attn_ld32(const T *p) { return *(const unsigned *)p; }
+
+/* ldmatrix.x4 (.trans): four 8x8 16-bit matrices from shared memory; lane l gives the address of
+ * row l % 8 of matrix l / 8 (16-byte aligned). Without .trans lane l receives, of matrix m, the
+ * pair (row l / 4, columns 2 (l % 4), +1) in r[m]; with .trans the pair (rows 2 (l % 4), +1;
+ * column l / 4). The emulator reads the rows through shuffled addresses. */
+template <bool TRANS> __device__ __forceinline__ void drt_ldsm_x4(unsigned *r, const void *row) {
+#ifndef DRT_EMU
+  unsigned a = (unsigned)__cvta_generic_to_shared(row);
+  if constexpr (TRANS)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+#else
+  const int l = (int)threadIdx.x & 31;
+  for (int m = 0; m < 4; m++) {
+    if constexpr (TRANS) {
+      const unsigned short *r0 = (const unsigned short *)__shfl_sync(0xffffffffu, row, 8 * m + 2 * (l & 3));
+      const unsigned short *r1 = (const unsigned short *)__shfl_sync(0xffffffffu, row, 8 * m + 2 * (l & 3) + 1);
+      r[m] = (unsigned)r0[l >> 2] | ((unsigned)r1[l >> 2] << 16);
+    } else {
+      const unsigned short *rp = (const unsigned short *)__shfl_sync(0xffffffffu, row, 8 * m + (l >> 2));
+      r[m] = (unsigned)rp[2 * (l & 3)] | ((unsigned)rp[2 * (l & 3) + 1] << 16);
+    }
+  }
+#endif
+}
+
+#ifndef DRT_EMU
+template <class T> __device__ __forceinline__ void drt_mma16816(float *c, const unsigned *a, const unsigned *b);
+template <> __device__ __forceinline__ void drt_mma16816<__half>(float *c, const unsigned *a, const unsigned *b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+               "{%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <> __device__ __forceinline__ void drt_mma16816<__nv_bfloat16>(float *c, const unsigned *a, const unsigned *b) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+               "{%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#else
+template <class T> inline void drt_attn_unpack(unsigned u, float &lo, float &hi) {
+  T a, b;
+  unsigned short x = (unsigned short)(u & 0xffffu), y = (unsigned short)(u >> 16);
+  memcpy(&a, &x, 2);
+  memcpy(&b, &y, 2);
+  lo = drt_to_f32(a);
+  hi = drt_to_f32(b);
+}
+template <class T> inline void drt_mma16816(float *c, const unsigned *a, const unsigned *b) {
+  float A[16][16], B[16][8];
+  for (int src = 0; src < 32; src++) {
+    unsigned ra[4], rb[2];
+    for (int i = 0; i < 4; i++) ra[i] = __shfl_sync(0xffffffffu, a[i], src);
+    for (int i = 0; i < 2; i++) rb[i] = __shfl_sync(0xffffffffu, b[i], src);
+    const int g = src >> 2, t = src & 3;
+    drt_attn_unpack<T>(ra[0], A[g][2 * t], A[g][2 * t + 1]);
+    drt_attn_unpack<T>(ra[1], A[g + 8][2 * t], A[g + 8][2 * t + 1]);
+    drt_attn_unpack<T>(ra[2], A[g][2 * t + 8], A[g][2 * t + 9]);
+    drt_attn_unpack<T>(ra[3], A[g + 8][2 * t + 8], A[g + 8][2 * t + 9]);
+    drt_attn_unpack<T>(rb[0], B[2 * t][g], B[2 * t + 1][g]);
+    drt_attn_unpack<T>(rb[1], B[2 * t + 8][g], B[2 * t + 9][g]);
+  }
+  const int lane = (int)threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  for (int e = 0; e < 4; e++) {
+    const int r = g + 8 * (e >> 1), n = 2 * t + (e & 1);
+    float acc = c[e];
+    for (int kk = 0; kk < 16; kk++) acc += A[r][kk] * B[kk][n];
+    c[e] = acc;
+  }
+}
+#endif
+
+template <class T, class MT, int D, int DV, int MODE, bool CAUSAL>
+__device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const T *__restrict__ q,
+                                                  const T *__restrict__ k, const T *__restrict__ v,
+                                                  const MT *__restrict__ mask, T *__restrict__ out) {
+  typedef drt_attn_mma_cfg<D, DV> C;
+  constexpr int BQ = 64, BK = 64, NT = 128;
+  constexpr int DP = C::DP, DVP = C::DVP, LDQ = C::LDQ, LDK = C::LDK, LDV = C::LDV;
+  static_assert(sizeof(T) == 2 && DP <= 128 && DVP <= 128, "fp16/bf16, head dims up to 128");
+  T *Qs = (T *)drt_smem;
+  const int tid = (int)threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
+  const long long nqb = (g.q_seq + BQ - 1) / BQ;
+  const long long blk = (long long)blockIdx.x;
+  const long long qb = blk % nqb, bh = blk / nqb;
+  const long long b = bh / g.heads, h = bh - b * g.heads, kh = h / g.group;
+  const long long i0 = qb * BQ;
+  const int rows = g.q_seq - i0 < BQ ? (int)(g.q_seq - i0) : BQ;
+  const T *kp = k + b * g.ks[0] + kh * g.ks[1];
+  const T *vp = v + b * g.vs[0] + kh * g.vs[1];
+  const long long kend = CAUSAL && i0 + rows < g.kv_seq ? i0 + rows : g.kv_seq;
+  const int ntiles = (int)((kend + BK - 1) / BK);
+  auto load_kv = [&](int t) {
+    const long long j = (long long)t * BK;
+    const int n = kend - j < BK ? (int)(kend - j) : BK;
+    T *ks = (T *)(drt_smem + C::OFF_K + (t & 1) * C::K_BYTES);
+    T *vs = (T *)(drt_smem + C::OFF_V + (t & 1) * C::V_BYTES);
+    drt_attn_load_tile<T, BK, DP, LDK, true>(ks, kp + j * g.ks[2], g.ks[2], g.ks[3], n, D, tid, NT);
+    drt_attn_load_tile<T, BK, DVP, LDV, true>(vs, vp + j * g.vs[2], g.vs[2], g.vs[3], n, DV, tid, NT);
+    drt_attn_cp_commit();
+  };
+  drt_attn_load_tile<T, BQ, DP, LDQ>(Qs, q + b * g.qs[0] + h * g.qs[1] + i0 * g.qs[2], g.qs[2], g.qs[3], rows, D, tid,
+                                     NT);
+  if (ntiles > 0) load_kv(0);
+  __syncthreads(); /* Q visible */
+  unsigned qf[DP / 16][4];
+  {
+    const T *qw = Qs + warp * 16 * LDQ;
+#pragma unroll
+    for (int kk = 0; kk < DP / 16; kk++) {
+      qf[kk][0] = drt_attn_ld32(qw + gq * LDQ + 16 * kk + 2 * tq);
+      qf[kk][1] = drt_attn_ld32(qw + (gq + 8) * LDQ + 16 * kk + 2 * tq);
+      qf[kk][2] = drt_attn_ld32(qw + gq * LDQ + 16 * kk + 2 * tq + 8);
+      qf[kk][3] = drt_attn_ld32(qw + (gq + 8) * LDQ + 16 * kk + 2 * tq + 8);
+    }
+  }
+  float o[DVP / 8][4];
+#pragma unroll
+  for (int n = 0; n < DVP / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m_run[2] = {DRT_ATTN_NEG_INF, DRT_ATTN_NEG_INF}, l_part[2] = {0.0f, 0.0f};
+  long long qi[2];
+  bool qvalid[2];
+  const MT *mrow[2] = {mask, mask};
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    qi[r] = i0 + warp * 16 + gq + 8 * r;
+    qvalid[r] = qi[r] < g.q_seq;
+    if constexpr (MODE >= 0) mrow[r] = mask + b * g.ms[0] + h * g.ms[1] + (qvalid[r] ? qi[r] : 0) * g.ms[2];
+  }
+
+  for (int t = 0; t < ntiles; t++) {
+    const long long j0 = (long long)t * BK;
+    const int nk = kend - j0 < BK ? (int)(kend - j0) : BK;
+    if (t + 1 < ntiles) {
+      load_kv(t + 1); /* its stage was released by the barrier that ended tile t - 1 */
+      drt_attn_cp_wait<1>();
+    } else {
+      drt_attn_cp_wait<0>();
+    }
+    __syncthreads();
+    const T *Ks = (const T *)(drt_smem + C::OFF_K + (t & 1) * C::K_BYTES);
+    const T *Vs = (const T *)(drt_smem + C::OFF_V + (t & 1) * C::V_BYTES);
+
+    float s[BK / 8][4];
+#pragma unroll
+    for (int n = 0; n < BK / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    /* K as B fragments, two key tiles per ldmatrix.x4: matrix m = rows 8 (n + m / 2) .., columns
+       16 kk + 8 (m % 2) .. (reg0 / reg1 of tile n, then of tile n + 1) */
+    const int lm = lane >> 3, lr = lane & 7;
+#pragma unroll
+    for (int kk = 0; kk < DP / 16; kk++)
+#pragma unroll
+      for (int n = 0; n < BK / 8; n += 2) {
+        unsigned bf[4];
+        drt_ldsm_x4<false>(bf, Ks + (8 * (n + (lm >> 1)) + lr) * LDK + 16 * kk + 8 * (lm & 1));
+        drt_mma16816<T>(s[n], qf[kk], bf);
+        drt_mma16816<T>(s[n + 1], qf[kk], bf + 2);
+      }
+
+    /* scale, mask, causal; base 2 */
+    float mx[2] = {DRT_ATTN_NEG_INF, DRT_ATTN_NEG_INF};
+#pragma unroll
+    for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int r = e >> 1, c = 8 * n + 2 * tq + (e & 1);
+        float x = DRT_ATTN_NEG_INF;
+        if (c < nk) {
+          const long long j = j0 + c;
+          x = s[n][e] * g.scale;
+          if constexpr (MODE == 0) {
+            if (qvalid[r]) x += drt_attn_cvt<MT>::from(mrow[r][j * g.ms[3]]);
+          } else if constexpr (MODE == 1 || MODE == 2) {
+            if (qvalid[r] && ((mrow[r][j * g.ms[3]] != 0) != (MODE == 1))) x = g.fill;
+          }
+          if (CAUSAL && j > qi[r]) x = DRT_ATTN_NEG_INF;
+          if (x != DRT_ATTN_NEG_INF) x = fmaxf(x * DRT_ATTN_LOG2E, -3.402823466e38f);
+        }
+        s[n][e] = x;
+        mx[r] = fmaxf(mx[r], x);
+      }
+    float m_use[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      const float m_new = fmaxf(m_run[r], mx[r]);
+      const float corr = m_new == DRT_ATTN_NEG_INF ? 1.0f : exp2f(m_run[r] - m_new);
+      m_run[r] = m_new;
+      l_part[r] *= corr;
+#pragma unroll
+      for (int n = 0; n < DVP / 8; n++) {
+        o[n][2 * r] *= corr;
+        o[n][2 * r + 1] *= corr;
+      }
+      m_use[r] = m_new == DRT_ATTN_NEG_INF ? 0.0f : m_new; /* every key so far masked: P = 0 */
+    }
+#pragma unroll
+    for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const float p = exp2f(s[n][e] - m_use[e >> 1]);
+        l_part[e >> 1] += p;
+        s[n][e] = p;
+      }
+
+    /* O += P V: P from the score registers, V as B fragments (k = key, n = value dim) */
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) {
+      if (16 * kk >= nk) break; /* P is 0 and V zeroed past nk */
+      const unsigned pa[4] = {drt_attn_pack<T>(s[2 * kk][0], s[2 * kk][1]),
+                              drt_attn_pack<T>(s[2 * kk][2], s[2 * kk][3]),
+                              drt_attn_pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              drt_attn_pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      /* V as B fragments with ldmatrix.x4.trans: matrix m = keys 16 kk + 8 (m % 2) .., value
+         columns 8 (n + m / 2) .. */
+#pragma unroll
+      for (int n = 0; n < DVP / 8; n += 2) {
+        unsigned bf[4];
+        drt_ldsm_x4<true>(bf, Vs + (16 * kk + 8 * (lm & 1) + lr) * LDV + 8 * (n + (lm >> 1)));
+        drt_mma16816<T>(o[n], pa, bf);
+        drt_mma16816<T>(o[n + 1], pa, bf + 2);
+      }
+    }
+    __syncthreads(); /* every warp is done with this stage before it is refilled */
+  }
+
+  /* Y = O / l (rows with no unmasked key: 0) */
+  const long long os2 = g.os[2], os3 = g.os[3];
+  T *op = out + b * g.os[0] + h * g.os[1];
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    float l = l_part[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    if (!qvalid[r]) continue;
+    T *orow = op + qi[r] * os2;
+#pragma unroll
+    for (int n = 0; n < DVP / 8; n++) {
+      const int c = 8 * n + 2 * tq;
+      if (c >= DV) break;
+      const float y0 = o[n][2 * r] * inv, y1 = o[n][2 * r + 1] * inv;
+      if (os3 == 1 && c + 1 < DV && (((unsigned long long)(orow + c)) & 3ull) == 0) {
+        *(typename drt_attn_cvt<T>::T2 *)(orow + c) = drt_attn_cvt<T>::to2(y0, y1);
+      } else {
+        orow[c * os3] = drt_attn_cvt<T>::to(y0);
+        if (c + 1 < DV) orow[(c + 1) * os3] = drt_attn_cvt<T>::to(y1);
+      }
+    }
+  }
+}
+
 /* ---- unfused attention (head sizes the fused kernel does not take) ----------------------------
  * codegen/emit_attention.c lowers such a node to S = scale Q K^T (cuBLASLt, fp32 scores in
  * scratch), drt_attn_softmax_rows over the rows of S, and O = P V (cuBLASLt), chunked over

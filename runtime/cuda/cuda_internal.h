@@ -71,11 +71,15 @@ struct drt_cuda_module {
 CUdeviceptr drt_cuda_module_const(const drt_cuda_module *m, const drt_value *v);
 
 /* ---- cuBLASLt GEMMs (gemm.c): descriptors and heuristic algorithm cached per geometry ---------- */
+#define DRT_CUDA_LT_MAX_ALGOS 8
 typedef struct drt_cuda_lt_entry {
   uint64_t key;
   cublasLtMatmulDesc_t desc;
   cublasLtMatrixLayout_t a, b, c, d;
-  cublasLtMatmulAlgo_t algo;
+  cublasLtMatmulAlgo_t algo; /* the one used: the heuristic's first, then the fastest measured */
+  cublasLtMatmulAlgo_t cand[DRT_CUDA_LT_MAX_ALGOS]; /* heuristic candidates, best first */
+  int num_cand;
+  bool tuned; /* candidates timed (or nothing to time) */
   bool has_bias;
 } drt_cuda_lt_entry;
 

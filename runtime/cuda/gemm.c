@@ -126,11 +126,13 @@ static drt_status entry_init(drt_cuda_context *ctx, drt_cuda_lt_entry *e, const 
       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
   for (int i = 0; i < 4 && !st; i++)
     st = DRT_LT_CALL(cublasLtMatmulPreferenceSetAttribute, (pref, align_attr[i], &align[i], sizeof align[i]));
-  cublasLtMatmulHeuristicResult_t res;
-  memset(&res, 0, sizeof res);
+  cublasLtMatmulHeuristicResult_t res[DRT_CUDA_LT_MAX_ALGOS];
+  memset(res, 0, sizeof res);
   int found = 0;
+  const char *tune = getenv("DRT_CUDA_GEMM_TUNE");
+  int want = tune && strcmp(tune, "0") == 0 ? 1 : DRT_CUDA_LT_MAX_ALGOS;
   if (!st)
-    st = DRT_LT_CALL(cublasLtMatmulAlgoGetHeuristic, (ctx->lt, e->desc, e->a, e->b, e->c, e->d, pref, 1, &res, &found));
+    st = DRT_LT_CALL(cublasLtMatmulAlgoGetHeuristic, (ctx->lt, e->desc, e->a, e->b, e->c, e->d, pref, want, res, &found));
   drt_lt.cublasLtMatmulPreferenceDestroy(pref);
   if (!st && found < 1)
     st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "cuBLASLt has no algorithm for this GEMM");
@@ -139,7 +141,12 @@ static drt_status entry_init(drt_cuda_context *ctx, drt_cuda_lt_entry *e, const 
                                (unsigned long long)p->m, (unsigned long long)p->n, (unsigned long long)p->k, p->batch,
                                drt_dtype_name(p->a.type), drt_dtype_name(p->b.type), drt_dtype_name(p->d.type),
                                (unsigned)p->epilogue);
-  e->algo = res.algo;
+  e->num_cand = 0;
+  for (int i = 0; i < found && i < DRT_CUDA_LT_MAX_ALGOS; i++)
+    if (res[i].state == CUBLAS_STATUS_SUCCESS && res[i].workspaceSize <= workspace_bytes) e->cand[e->num_cand++] = res[i].algo;
+  if (e->num_cand == 0) e->cand[e->num_cand++] = res[0].algo;
+  e->algo = e->cand[0];
+  e->tuned = e->num_cand < 2;
   return DRT_OK;
 }
 
@@ -172,6 +179,58 @@ drt_status drt_cuda_lt_get(drt_cuda_context *ctx, drt_cuda_lt_cache *cache, cons
   return DRT_OK;
 }
 
+static drt_status lt_matmul(drt_cuda_context *ctx, drt_cuda_lt_entry *e, const cublasLtMatmulAlgo_t *algo,
+                            const drt_cuda_lt_problem *p, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, CUdeviceptr d,
+                            CUdeviceptr workspace, uint64_t workspace_bytes, CUstream stream) {
+  float alpha = p->alpha, beta = p->beta;
+  return DRT_LT_CALL(cublasLtMatmul, (ctx->lt, e->desc, &alpha, (const void *)(uintptr_t)a, e->a,
+                                      (const void *)(uintptr_t)b, e->b, &beta, (const void *)(uintptr_t)c, e->c,
+                                      (void *)(uintptr_t)d, e->d, algo, (void *)(uintptr_t)workspace,
+                                      (size_t)workspace_bytes, stream));
+}
+
+/* Times the heuristic's candidates on the real operands (one warm-up and three timed runs each,
+ * CUDA events) and keeps the fastest. Only where a rerun gives the same D (beta = 0 or C is not
+ * D) and the stream is not being captured; a candidate that fails is skipped. */
+static void lt_tune(drt_cuda_context *ctx, drt_cuda_lt_entry *e, const drt_cuda_lt_problem *p, CUdeviceptr a,
+                    CUdeviceptr b, CUdeviceptr c, CUdeviceptr d, CUdeviceptr workspace, uint64_t workspace_bytes,
+                    CUstream stream) {
+  CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;
+  if (drt_cu.cuStreamIsCapturing(stream, &cs) != CUDA_SUCCESS || cs != CU_STREAM_CAPTURE_STATUS_NONE) return;
+  e->tuned = true;
+  if (p->has_c && p->beta != 0.0f && c == d) return;
+  CUevent ev[2] = {NULL, NULL};
+  if (drt_cu.cuEventCreate(&ev[0], CU_EVENT_DEFAULT) != CUDA_SUCCESS ||
+      drt_cu.cuEventCreate(&ev[1], CU_EVENT_DEFAULT) != CUDA_SUCCESS) {
+    if (ev[0]) drt_cu.cuEventDestroy_v2(ev[0]);
+    return;
+  }
+  int best = -1;
+  float best_ms = 0, first_ms = -1;
+  for (int i = 0; i < e->num_cand; i++) {
+    drt_status st = lt_matmul(ctx, e, &e->cand[i], p, a, b, c, d, workspace, workspace_bytes, stream);
+    if (!st) st = DRT_CU_CALL(cuEventRecord, (ev[0], stream));
+    for (int r = 0; r < 3 && !st; r++) st = lt_matmul(ctx, e, &e->cand[i], p, a, b, c, d, workspace, workspace_bytes, stream);
+    if (!st) st = DRT_CU_CALL(cuEventRecord, (ev[1], stream));
+    if (!st) st = DRT_CU_CALL(cuEventSynchronize, (ev[1]));
+    float ms = 0;
+    if (!st) st = DRT_CU_CALL(cuEventElapsedTime_v2, (&ms, ev[0], ev[1]));
+    if (st) {
+      drt_status_free(st);
+      drt_cu.cuStreamSynchronize(stream);
+      continue;
+    }
+    if (i == 0) first_ms = ms;
+    if (best < 0 || ms < best_ms) best = i, best_ms = ms;
+  }
+  drt_cu.cuEventDestroy_v2(ev[0]);
+  drt_cu.cuEventDestroy_v2(ev[1]);
+  if (best >= 0) e->algo = e->cand[best];
+  drt_log(DRT_LOG_DEBUG, "GEMM m=%llu n=%llu k=%llu batch=%d: candidate %d of %d (%.4f ms, heuristic's first %.4f ms)",
+          (unsigned long long)p->m, (unsigned long long)p->n, (unsigned long long)p->k, p->batch, best, e->num_cand,
+          best_ms / 3, first_ms / 3);
+}
+
 drt_status drt_cuda_lt_run(drt_cuda_context *ctx, drt_cuda_lt_cache *cache, int entry, const drt_cuda_lt_problem *p,
                            CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, CUdeviceptr d, CUdeviceptr bias,
                            CUdeviceptr workspace, uint64_t workspace_bytes, CUstream stream) {
@@ -181,11 +240,8 @@ drt_status drt_cuda_lt_run(drt_cuda_context *ctx, drt_cuda_lt_cache *cache, int 
     DRT_RETURN_IF_ERROR(
         DRT_LT_CALL(cublasLtMatmulDescSetAttribute, (e->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp)));
   }
-  float alpha = p->alpha, beta = p->beta;
-  return DRT_LT_CALL(cublasLtMatmul, (ctx->lt, e->desc, &alpha, (const void *)(uintptr_t)a, e->a,
-                                      (const void *)(uintptr_t)b, e->b, &beta, (const void *)(uintptr_t)c, e->c,
-                                      (void *)(uintptr_t)d, e->d, &e->algo, (void *)(uintptr_t)workspace,
-                                      (size_t)workspace_bytes, stream));
+  if (!e->tuned) lt_tune(ctx, e, p, a, b, c, d, workspace, workspace_bytes, stream);
+  return lt_matmul(ctx, e, &e->algo, p, a, b, c, d, workspace, workspace_bytes, stream);
 }
 
 void drt_cuda_lt_cache_free(drt_cuda_lt_cache *cache) {

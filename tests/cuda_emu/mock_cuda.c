@@ -1318,12 +1318,17 @@ MOCK_API cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t lightHan
     return CUBLAS_STATUS_INVALID_VALUE;
   cublasStatus_t s = check_problem(d, &a->l, &b->l, &c->l, &dd->l);
   if (s) return s;
-  memset(&heuristicResultsArray[0], 0, sizeof heuristicResultsArray[0]);
-  heuristicResultsArray[0].algo.data[0] = LT_MAGIC_ALGO;
-  heuristicResultsArray[0].workspaceSize = 0;
-  heuristicResultsArray[0].state = CUBLAS_STATUS_SUCCESS;
-  heuristicResultsArray[0].wavesCount = 1.0f;
-  *returnAlgoCount = 1;
+  /* up to three candidates (the same algorithm), so the runtime's tuning runs here too */
+  int n = requestedAlgoCount < 3 ? requestedAlgoCount : 3;
+  for (int i = 0; i < n; i++) {
+    memset(&heuristicResultsArray[i], 0, sizeof heuristicResultsArray[i]);
+    heuristicResultsArray[i].algo.data[0] = LT_MAGIC_ALGO;
+    heuristicResultsArray[i].algo.data[1] = (uint64_t)i;
+    heuristicResultsArray[i].workspaceSize = 0;
+    heuristicResultsArray[i].state = CUBLAS_STATUS_SUCCESS;
+    heuristicResultsArray[i].wavesCount = 1.0f;
+  }
+  *returnAlgoCount = n;
   return CUBLAS_STATUS_SUCCESS;
 }
 
