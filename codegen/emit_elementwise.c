@@ -137,6 +137,7 @@ typedef struct ek {
   int nin, nout;
   drt_cuda_arg in_arg[EK_MAX_IN];
   drt_dtype in_st[EK_MAX_IN];
+  const drt_value *in_inline[EK_MAX_IN]; /* small float32 constants read from the kernel text in fp32 */
   drt_shape in_shape[EK_MAX_IN];
   drt_cuda_arg out_arg[EK_MAX_OUT];
   drt_dtype out_st[EK_MAX_OUT];
@@ -157,9 +158,22 @@ static drt_status ek_add_in(ek *k, drt_cuda_arg arg, drt_dtype st, const drt_sha
   return DRT_OK;
 }
 
+/* Small float32 constants (frequency tables, per-channel scales) keep full precision when the
+ * storage type is fp16/bf16: the program reads them from an fp32 array in its own text instead of
+ * the rounded device copy. A timestep embedding's t * freq with freq rounded to bf16 is off by
+ * radians at t ~ 1000. */
+#define EK_INLINE_MAX 1024
+#define EK_INLINE_MAX_OUT 65536
+
 static drt_status ek_add_value(drt_cg *cg, ek *k, const drt_value *v) {
   if (!v->has_shape) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "value '%s' has no static shape", v->name);
-  return ek_add_in(k, drt_cg_arg_value(v), drt_cg_storage(cg, v), &v->shape);
+  drt_dtype st = drt_cg_storage(cg, v);
+  int64_t n = drt_shape_numel(&v->shape);
+  bool inl = v->kind == DRT_VALUE_CONST && v->data && v->dtype == DRT_DTYPE_FLOAT32 && st != DRT_DTYPE_FLOAT32 &&
+             n > 0 && n <= EK_INLINE_MAX;
+  DRT_RETURN_IF_ERROR(ek_add_in(k, drt_cg_arg_value(v), inl ? DRT_DTYPE_FLOAT32 : st, &v->shape));
+  k->in_inline[k->nin - 1] = inl ? v : NULL;
+  return DRT_OK;
 }
 
 static void ek_add_out(drt_cg *cg, ek *k, const drt_value *v) {
@@ -205,6 +219,18 @@ static drt_status ek_emit(drt_cg *cg, ek *k) {
     goto done;
   }
   if (total == 0) goto done;
+  /* inline constants only in small programs (the timestep path): elsewhere a mixed fp32/16-bit
+     program would lose its 16-byte vector path; constants that are not finite stay in memory */
+  for (int i = 0; i < k->nin; i++) {
+    if (!k->in_inline[i]) continue;
+    bool keep = total <= EK_INLINE_MAX_OUT;
+    const float *cd = (const float *)k->in_inline[i]->data;
+    for (int64_t e = 0; keep && e < drt_shape_numel(&k->in_inline[i]->shape); e++) keep = isfinite(cd[e]);
+    if (!keep) {
+      k->in_st[i] = drt_cg_storage(cg, k->in_inline[i]);
+      k->in_inline[i] = NULL;
+    }
+  }
   /* slots: distinct input buffers, then outputs */
   int slot_of[EK_MAX_IN];
   drt_cuda_arg args[DRT_CUDA_MAX_ARGS];
@@ -317,12 +343,27 @@ static drt_status ek_emit(drt_cg *cg, ek *k) {
     idx[i] = e.p;
   }
 
+  for (int i = 0; i < k->nin; i++) { /* inline constants: fp32 arrays ahead of the kernel */
+    bool first = true;
+    for (int j = 0; j < i; j++)
+      if (slot_of[j] == slot_of[i]) first = false;
+    if (!first || !k->in_inline[i]) continue;
+    const float *cd = (const float *)k->in_inline[i]->data;
+    int64_t cn = drt_shape_numel(&k->in_inline[i]->shape);
+    sb_printf(&t, "__device__ __align__(16) const float @NAME@_c%d[%" PRId64 "] = {", slot_of[i], cn);
+    for (int64_t e = 0; e < cn; e++) {
+      sb_printf(&t, "%s%.9ef", e ? (e % 8 ? ", " : ",\n  ") : "", (double)cd[e]);
+    }
+    sb_printf(&t, "};\n");
+  }
   sb_printf(&t, "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n", EK_THREADS);
   for (int i = 0; i < k->nin; i++) {
     bool first = true;
     for (int j = 0; j < i; j++)
       if (slot_of[j] == slot_of[i]) first = false;
-    if (first)
+    if (first && k->in_inline[i])
+      sb_printf(&t, "  const float *in%d = @NAME@_c%d;\n", slot_of[i], slot_of[i]);
+    else if (first)
       sb_printf(&t, "  const %s *in%d = (const %s *)a.u[%d];\n", drt_cg_ctype(cg, k->in_st[i]), slot_of[i],
                 drt_cg_ctype(cg, k->in_st[i]), slot_of[i]);
   }

@@ -174,7 +174,7 @@ class Env:
                "--arch", self.arch]
         for s in shapes:
             cmd += ["--shape", s]
-        cmd += list(extra)
+        cmd += list(extra) + os.environ.get("DRT_EMU_COMPILE_ARGS", "").split()  # debugging aid
         rc, out, err, ms = sh(cmd, timeout=self.timeout)
         return (None if rc == 0 else "compile: " + first_error(err or out)), ms
 
