@@ -29,14 +29,14 @@ static void test_dit_bf16(void **state) {
   assert_int_equal(l->grid[0], 1024 / 64 * 2 * 16);
   assert_int_equal(l->grid[1] * l->grid[2], 1);
   assert_int_equal(l->block[0], 128);
-  /* Q [64][80 + 8] bf16, K/V 2 stages of [64][80 + 8] bf16, S [64][68] f32, O [64][84] f32, L [64] f32 */
-  assert_int_equal(l->smem, 64 * 88 * 2 * 5 + 64 * 68 * 4 + 64 * 84 * 4 + 256);
+  /* the register-resident mma.sync kernel: Q [64][80 + 8] bf16, K/V 2 stages of [64][80 + 8] bf16 */
+  assert_int_equal(l->smem, 64 * 88 * 2 * 5);
   assert_int_equal(l->num_args, 5);
   assert_int_equal(l->args[0].kind, DRT_CUDA_ARG_VALUE);
   assert_int_equal(l->args[3].kind, DRT_CUDA_ARG_NONE);
   assert_ptr_equal(l->args[4].value, g->nodes[0]->outputs[0]);
   char *t = kernel_text(p, l);
-  assert_has(t, "drt_attention<__nv_bfloat16, unsigned char, 72, 72, 64, 64, -1, false, true, 2>");
+  assert_has(t, "drt_attention_mma<__nv_bfloat16, unsigned char, 72, 72, -1, false>");
   assert_has(t, "{1179648LL, 72LL, 1152LL, 1LL}"); /* b_s_hd strides over (b, h, s, d) */
   assert_has(t, "{16LL, 1LL, 1024LL, 1024LL,");     /* heads, group, Sq, Skv */
   float sc = (float)(1.0 / sqrt(72.0)); /* as drt_fused_attention_resolve */
@@ -61,7 +61,8 @@ static void test_dit_bf16(void **state) {
 }
 
 /* Every precision and head size picks a configuration within the shared-memory limit; fp32 uses
- * the SIMT variant, tf32 the tensor-core one on float storage; fp16 storage is __half. */
+ * the SIMT variant, tf32 the tensor-core one on float storage; fp16/bf16 with padded head dims up
+ * to 128 the mma.sync kernel, larger ones the wmma kernel; fp16 storage is __half. */
 static void test_head_sizes(void **state) {
   (void)state;
   static const int64_t dims[] = {8, 32, 64, 72, 80, 96, 128, 160, 256};
@@ -79,11 +80,16 @@ static void test_head_sizes(void **state) {
       uint32_t bq = l->block[0] / 32 * 16;
       assert_true(bq == 16 || bq == 32 || bq == 64);
       assert_int_equal(l->grid[0], (77 + bq - 1) / bq * 2);
-      const char *ty = prec == DRT_CUDA_PRECISION_FP16 ? "drt_attention<__half, "
-                       : prec == DRT_CUDA_PRECISION_BF16 ? "drt_attention<__nv_bfloat16, "
-                                                         : "drt_attention<float, ";
+      bool half = prec == DRT_CUDA_PRECISION_FP16 || prec == DRT_CUDA_PRECISION_BF16;
+      bool mma = half && (d + 15) / 16 * 16 <= 128;
+      char ty[64];
+      snprintf(ty, sizeof ty, "%s<%s, ", mma ? "drt_attention_mma" : "drt_attention",
+               prec == DRT_CUDA_PRECISION_FP16 ? "__half" : prec == DRT_CUDA_PRECISION_BF16 ? "__nv_bfloat16" : "float");
       assert_has(t, ty);
-      assert_has(t, prec != DRT_CUDA_PRECISION_FP32 ? ", true, " : ", false, 1>");
+      if (mma)
+        assert_int_equal(l->smem, 64u * (uint32_t)((d + 15) / 16 * 16 + 8) * 2u * 5u);
+      else
+        assert_has(t, prec != DRT_CUDA_PRECISION_FP32 ? ", true, " : ", false, 1>");
       free(t);
       drt_cuda_program_destroy(p);
     }
@@ -116,18 +122,18 @@ static void test_masks_layouts(void **state) {
   const drt_cuda_graph_code *code = &p->graphs[0];
   assert_int_equal(code->num_launches, 4);
   char *t = kernel_text(p, &code->launches[0]);
-  assert_has(t, "drt_attention<__half, __half, 40, 24, 64, 64, 0, false, true, 2>");
+  assert_has(t, "drt_attention_mma<__half, __half, 40, 24, 0, false>");
   assert_has(t, "{4LL, 2LL, 33LL, 70LL,");
   assert_has(t, "{2310LL, 0LL, 70LL, 1LL}"); /* mask strides */
   assert_int_equal(code->launches[0].args[3].kind, DRT_CUDA_ARG_VALUE);
   free(t);
   t = kernel_text(p, &code->launches[1]);
-  assert_has(t, "drt_attention<__half, unsigned char, 16, 16, 64, 64, 1, true, true, 2>");
+  assert_has(t, "drt_attention_mma<__half, unsigned char, 16, 16, 1, true>");
   assert_has(t, "{432LL, 16LL, 48LL, 1LL}"); /* b_s_h_d */
   assert_has(t, "{0LL, 0LL, 0LL, 1LL}");     /* key padding mask */
   free(t);
   t = kernel_text(p, &code->launches[2]);
-  assert_has(t, "drt_attention<__half, unsigned char, 8, 8, 64, 64, 2, false, true, 2>");
+  assert_has(t, "drt_attention_mma<__half, unsigned char, 8, 8, 2, false>");
   assert_has(t, "{160LL, 0LL, 1LL, 20LL}"); /* b_d_s_s: s contiguous, d strided */
   assert_has(t, "{0LL, 0LL, 9LL, 1LL}");
   free(t);
