@@ -167,6 +167,22 @@ __device__ __forceinline__ void drt_attn_load_tile(T *__restrict__ dst, const T 
   }
 }
 
+/* What block blockIdx.x of an attention launch covers: query rows i0 .. i0 + rows of batch b,
+ * head h (key/value head kh). Grid: ceil(q_seq / BQ) * B * H blocks. */
+template <int BQ> struct drt_attn_blk {
+  long long b, h, kh, i0;
+  int rows;
+  __device__ __forceinline__ explicit drt_attn_blk(const drt_attn_geom &g) {
+    const long long nqb = (g.q_seq + BQ - 1) / BQ, blk = (long long)blockIdx.x;
+    const long long qb = blk % nqb, bh = blk / nqb;
+    b = bh / g.heads;
+    h = bh - b * g.heads;
+    kh = h / g.group;
+    i0 = qb * BQ;
+    rows = g.q_seq - i0 < BQ ? (int)(g.q_seq - i0) : BQ;
+  }
+};
+
 /* The kernel body. T: storage of Q/K/V/output; MT: mask storage (unsigned char for bool masks;
  * unused when MODE < 0); MODE: -1 no mask, 0 additive, 1 keep where true, 2 keep where false.
  * Launch: grid.x = ceil(q_seq / BQ) * B * H, block = BQ / 16 * 32 threads, dynamic shared memory
@@ -203,12 +219,9 @@ __device__ __forceinline__ void drt_attention(const drt_attn_geom &g, const T *_
   float *Linv = (float *)(drt_smem + C::OFF_L);
 
   const int tid = (int)threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const long long nqb = (g.q_seq + BQ - 1) / BQ;
-  const long long blk = (long long)blockIdx.x;
-  const long long qb = blk % nqb, bh = blk / nqb;
-  const long long b = bh / g.heads, h = bh - b * g.heads, kh = h / g.group;
-  const long long i0 = qb * BQ;
-  const int rows = g.q_seq - i0 < BQ ? (int)(g.q_seq - i0) : BQ;
+  const drt_attn_blk<BQ> pos(g);
+  const long long b = pos.b, h = pos.h, kh = pos.kh, i0 = pos.i0;
+  const int rows = pos.rows;
 
   drt_attn_load_tile<T, BQ, DP, LDQ>(Qs, q + b * g.qs[0] + h * g.qs[1] + i0 * g.qs[2], g.qs[2], g.qs[3], rows, D, tid,
                                      NT);
@@ -602,12 +615,9 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
   static_assert(sizeof(T) == 2 && DP <= 128 && DVP <= 128, "fp16/bf16, head dims up to 128");
   T *Qs = (T *)drt_smem;
   const int tid = (int)threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
-  const long long nqb = (g.q_seq + BQ - 1) / BQ;
-  const long long blk = (long long)blockIdx.x;
-  const long long qb = blk % nqb, bh = blk / nqb;
-  const long long b = bh / g.heads, h = bh - b * g.heads, kh = h / g.group;
-  const long long i0 = qb * BQ;
-  const int rows = g.q_seq - i0 < BQ ? (int)(g.q_seq - i0) : BQ;
+  const drt_attn_blk<BQ> pos(g);
+  const long long b = pos.b, h = pos.h, kh = pos.kh, i0 = pos.i0;
+  const int rows = pos.rows;
   const T *kp = k + b * g.ks[0] + kh * g.ks[1];
   const T *vp = v + b * g.vs[0] + kh * g.vs[1];
   const long long kend = CAUSAL && i0 + rows < g.kv_seq ? i0 + rows : g.kv_seq;
