@@ -616,29 +616,15 @@ static drt_status e_einsum(drt_cg *cg, const drt_node *n) {
 }
 
 /* ---- Conv / drt.Conv / ConvTranspose ------------------------------------------------------------------ */
-/* Spatial geometry normalized to 3 dims (D, H, W), leading dims of size 1 (as runtime/cpu/conv.c). */
-typedef struct sp3 {
-  int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
-} sp3;
+/* Spatial geometry normalized to 3 dims (D, H, W), as the CPU kernels (ir/infer_linalg.h). */
+typedef drt_window3 sp3;
 
 static drt_status sp3_make(const drt_window_geom *g, const char *what, sp3 *o) {
-  if (g->nsp < 1 || g->nsp > 3)
+  if (g->nsp < 1 || !drt_window_geom_to3(g, o))
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s with %d spatial dims has no CUDA kernel (1 to 3 do)", what, g->nsp);
-  int off = 3 - g->nsp;
-  for (int i = 0; i < 3; i++) {
-    int j = i - off;
-    o->in[i] = j >= 0 ? g->in[j] : 1;
-    o->out[i] = j >= 0 ? g->out[j] : 1;
-    o->k[i] = j >= 0 ? g->kernel[j] : 1;
-    o->s[i] = j >= 0 ? g->stride[j] : 1;
-    o->d[i] = j >= 0 ? g->dilation[j] : 1;
-    o->pb[i] = j >= 0 ? g->pad_begin[j] : 0;
-    o->pe[i] = j >= 0 ? g->pad_end[j] : 0;
-  }
   return DRT_OK;
 }
 
-/* The drt_conv_geom initializer (codegen/kernels/linalg.cuh). */
 static const char *geom_text(char *buf, size_t size, const drt_window_geom *wg, const sp3 *g) {
   snprintf(buf, size,
            "{%" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64 "LL, %" PRId64

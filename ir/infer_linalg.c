@@ -503,6 +503,22 @@ drt_shape drt_window_geom_out_shape(const drt_window_geom *g) {
   return s;
 }
 
+bool drt_window_geom_to3(const drt_window_geom *g, drt_window3 *o) {
+  if (g->nsp < 0 || g->nsp > 3) return false;
+  int off = 3 - g->nsp;
+  for (int i = 0; i < 3; i++) {
+    int j = i - off;
+    o->in[i] = j >= 0 ? g->in[j] : 1;
+    o->out[i] = j >= 0 ? g->out[j] : 1;
+    o->k[i] = j >= 0 ? g->kernel[j] : 1;
+    o->s[i] = j >= 0 ? g->stride[j] : 1;
+    o->d[i] = j >= 0 ? g->dilation[j] : 1;
+    o->pb[i] = j >= 0 ? g->pad_begin[j] : 0;
+    o->pe[i] = j >= 0 ? g->pad_end[j] : 0;
+  }
+  return true;
+}
+
 /* ---------------------------------------------------------------- Conv, ConvTranspose, pools */
 
 static drt_status infer_conv(drt_graph *gr, drt_node *n) {

@@ -40,6 +40,13 @@ drt_status drt_window_geom_compute(const drt_node *n, const drt_shape *x, const 
                                    drt_window_geom *out);
 /* The output shape of the node (N, out_channels, out...). */
 drt_shape drt_window_geom_out_shape(const drt_window_geom *g);
+/* The spatial geometry normalized to 3 dims (D, H, W): leading dims of size 1 with kernel,
+ * stride and dilation 1 and no padding, so 1-D and 2-D windows run through 3-D loops (the CPU
+ * kernels and the CUDA emitters share it). False when g has more than 3 spatial dims. */
+typedef struct drt_window3 {
+  int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
+} drt_window3;
+bool drt_window_geom_to3(const drt_window_geom *g, drt_window3 *out);
 
 /* ---- Einsum ---- */
 #define DRT_EINSUM_MAX_OPERANDS 16

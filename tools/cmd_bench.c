@@ -170,6 +170,9 @@ static int bench_plan(const char *path, const char *label, const int *steps_list
   }
   bool on_gpu = drt_session_backend(s) == DRT_BACKEND_CUDA;
   if (gpu && !strcmp(label, "student")) gpu->backend = drt_session_backend(s);
+  if (gpu && gpu->profile && !on_gpu)
+    fprintf(stderr, "drt bench: --profile times CUDA launches; this session runs on the CPU, so there is no "
+            "launch profile (use --backend cuda on a machine with a GPU)\n");
   if (ad && ad->loras && (rc = drt_cli_loras_session(ad->loras, "bench", s)) != 0) goto done;
   if (bucket && drt_session_select_bucket(s, bucket) != DRT_STATUS_OK) {
     fprintf(stderr, "drt bench: error: %s\n", drt_last_error());

@@ -62,17 +62,16 @@ static inline void valid_range(int64_t base, int64_t step, int64_t limit, int64_
 /* Fills o from g; the caller releases it with geom3_release. */
 static drt_status make_geom3(const drt_window_geom *g, bool transpose, geom3 *o) {
   memset(o, 0, sizeof *o);
-  if (g->nsp > 3)
+  drt_window3 w;
+  if (!drt_window_geom_to3(g, &w))
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%d spatial dims (the CPU kernel supports 1 to 3)", g->nsp);
-  int off = 3 - g->nsp;
   for (int i = 0; i < 3; i++) {
-    int j = i - off;
-    o->in[i] = j >= 0 ? g->in[j] : 1;
-    o->out[i] = j >= 0 ? g->out[j] : 1;
-    o->k[i] = j >= 0 ? g->kernel[j] : 1;
-    o->s[i] = j >= 0 ? g->stride[j] : 1;
-    o->d[i] = j >= 0 ? g->dilation[j] : 1;
-    o->pb[i] = j >= 0 ? g->pad_begin[j] : 0;
+    o->in[i] = w.in[i];
+    o->out[i] = w.out[i];
+    o->k[i] = w.k[i];
+    o->s[i] = w.s[i];
+    o->d[i] = w.d[i];
+    o->pb[i] = w.pb[i];
   }
   o->in_sp = o->in[0] * o->in[1] * o->in[2];
   o->out_sp = o->out[0] * o->out[1] * o->out[2];

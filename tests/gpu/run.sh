@@ -135,7 +135,8 @@ if [ $SKIP_BENCH = 0 ]; then
     rm -f "$BENCH_DIR/$m/weights.bin"
   done
   if [ -n "$TORCH_JSON" ]; then
-    cp "$TORCH_JSON" "$OUT/torch.json" && log "PyTorch figures reused from $TORCH_JSON"
+    if cp "$TORCH_JSON" "$OUT/torch.json" 2>/dev/null; then log "PyTorch figures reused from $TORCH_JSON"
+    else log "--torch-json $TORCH_JSON: cannot read it; no PyTorch figures in this run"; fi
   elif [ $SKIP_TORCH = 1 ]; then
     log "PyTorch benchmark skipped (--skip-torch)"
   elif [ -n "$DRY" ]; then

@@ -141,4 +141,134 @@ static inline void assert_has(const char *text, const char *needle) {
 #define DIMS3(a, b, c) {3, a, b, c}
 #define DIMS4(a, b, c, d) {4, a, b, c, d}
 
+
+/* ---- numerics through the CPU emulator (tests/cuda_emu) --------------------------------------- */
+typedef int (*emu_launch_fn)(const void *, const unsigned[3], const unsigned[3], size_t, const void *);
+typedef const char *(*emu_error_fn)(void);
+
+/* One value's data: fp32 (what the CPU kernel reads) and the device storage bytes. */
+typedef struct emu_buf {
+  const drt_value *v;
+  float *f;  /* float32 values (bool masks: 0/1) */
+  void *dev; /* storage dtype */
+  drt_dtype st;
+  size_t n;
+} emu_buf;
+
+static inline emu_buf *find_buf(emu_buf *b, size_t n, const drt_value *v) {
+  for (size_t i = 0; i < n; i++)
+    if (b[i].v == v) return &b[i];
+  return NULL;
+}
+
+/* Buffers for value v in the storage type of prec, appended to bufs (zeroed). */
+static inline emu_buf *emu_buf_add(emu_buf *bufs, int *nb, const drt_value *v, drt_cuda_precision prec) {
+  emu_buf *b = &bufs[(*nb)++];
+  b->v = v;
+  b->n = (size_t)drt_shape_numel(&v->shape);
+  b->st = drt_cuda_storage_dtype(prec, v->dtype);
+  b->f = calloc(b->n + 1, sizeof(float));
+  b->dev = calloc(b->n + 1, drt_dtype_size(b->st));
+  assert_non_null(b->f);
+  assert_non_null(b->dev);
+  return b;
+}
+
+/* After the caller filled b->f: the device bytes (bools 0/1, floats rounded to storage), and b->f
+ * set back to what the device holds, so the CPU reference sees the same values. */
+static inline void emu_buf_upload(emu_buf *b) {
+  if (b->v->dtype == DRT_DTYPE_BOOL) {
+    for (size_t e = 0; e < b->n; e++) ((uint8_t *)b->dev)[e] = b->f[e] != 0.0f;
+  } else {
+    drt_convert(b->st, b->dev, DRT_DTYPE_FLOAT32, b->f, b->n);
+    drt_convert(DRT_DTYPE_FLOAT32, b->f, b->st, b->dev, b->n);
+  }
+}
+
+/* The CPU kernel of node n on the buffers' values (bool masks as bytes). */
+static inline void emu_reference(drt_graph *g, drt_node *n, emu_buf *bufs, int nb, drt_tensor *ref) {
+  drt_tensor ins[8];
+  memset(ins, 0, sizeof ins);
+  assert_true(n->num_inputs <= 8);
+  for (int i = 0; i < n->num_inputs; i++) {
+    emu_buf *b = find_buf(bufs, (size_t)nb, n->inputs[i]);
+    if (b) ins[i].data = n->inputs[i]->dtype == DRT_DTYPE_BOOL ? b->dev : (void *)b->f;
+  }
+  DRT_ASSERT_OK(drt_test_run_node(g, n, ins, ref));
+}
+
+/* Output 0 of node ni (device storage) against the CPU reference: every value finite, rel L2 <=
+ * tol. Frees the reference and the buffers. */
+static inline void emu_check_output(emu_buf *bufs, int nb, const drt_node *n, size_t ni, drt_tensor *ref, double tol,
+                                    drt_cuda_precision prec) {
+  emu_buf *ob = find_buf(bufs, (size_t)nb, n->outputs[0]);
+  assert_non_null(ob);
+  drt_convert(DRT_DTYPE_FLOAT32, ob->f, ob->st, ob->dev, ob->n);
+  for (size_t e = 0; e < ob->n; e++) assert_true(isfinite(ob->f[e]));
+  double err = drt_test_rel_l2(ob->f, ref->data, ob->n);
+  if (!(err <= tol)) print_error("%s node %zu: rel L2 %.3g > %.g\n", drt_cuda_precision_name(prec), ni, err, tol);
+  assert_true(err <= tol);
+  free(ref->data);
+  for (int i = 0; i < nb; i++) {
+    free(bufs[i].f);
+    free(bufs[i].dev);
+  }
+}
+
+/* Compiles p->source with tests/cuda_emu/build_kernels.sh into dir/<tag>.so and opens it; NULL
+ * (test skipped) when no compiler is available. */
+static inline void *build_emu(const drt_cuda_program *p, const char *dir, const char *tag) {
+  char src[512], so[512], cmd[1600];
+  snprintf(src, sizeof src, "%s/%s.cu", dir, tag);
+  snprintf(so, sizeof so, "%s/%s.so", dir, tag);
+  FILE *f = fopen(src, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(p->source, 1, p->source_len, f), p->source_len);
+  fclose(f);
+  const char *root = getenv("DRT_SOURCE_DIR");
+  snprintf(cmd, sizeof cmd, "%s/tests/cuda_emu/build_kernels.sh '%s' '%s'", root ? root : ".", src, so);
+  int rc = system(cmd);
+  if (rc != 0) {
+    print_error("emulator build failed (%d): %s\n", rc, cmd);
+    return NULL;
+  }
+  void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+  if (!h) print_error("dlopen %s: %s\n", so, dlerror());
+  assert_non_null(h);
+  return h;
+}
+
+
+/* An opened emulated kernels .so and its entry points. */
+typedef struct emu_module {
+  void *h;
+  emu_launch_fn launch;
+  emu_error_fn error;
+} emu_module;
+
+/* Builds and opens the program's kernels for the emulator; false (test to be skipped) when no
+ * compiler is available. The .so stays loaded: its per-thread block state would be reported by
+ * LeakSanitizer once the module is gone. */
+static inline bool emu_open(const drt_cuda_program *p, const char *dir, const char *tag, emu_module *m) {
+  m->h = build_emu(p, dir, tag);
+  if (!m->h) return false;
+  m->launch = (emu_launch_fn)dlsym(m->h, "drt_emu_launch");
+  m->error = (emu_error_fn)dlsym(m->h, "drt_emu_error");
+  assert_non_null(m->launch);
+  assert_non_null(m->error);
+  return true;
+}
+
+/* Runs KERNEL launch l of node ni with the given argument slots; fails the test on an emulator error. */
+static inline void emu_run_kernel(const emu_module *m, const drt_cuda_program *p, const drt_cuda_launch *l,
+                                  const unsigned long long *kargs, size_t ni) {
+  void *fn = dlsym(m->h, p->kernels[l->kernel].name);
+  assert_non_null(fn);
+  unsigned grid[3] = {l->grid[0], l->grid[1], l->grid[2]}, block[3] = {l->block[0], l->block[1], l->block[2]};
+  if (m->launch(fn, grid, block, l->smem, kargs) != 0) {
+    print_error("node %zu: launch failed: %s\n", ni, m->error());
+    fail();
+  }
+}
+
 #endif

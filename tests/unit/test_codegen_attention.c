@@ -223,46 +223,6 @@ static void test_nvrtc_compiles(void **state) {
 }
 
 /* ---- numerics through the CPU emulator ------------------------------------------------------ */
-typedef int (*emu_launch_fn)(const void *, const unsigned[3], const unsigned[3], size_t, const void *);
-typedef const char *(*emu_error_fn)(void);
-
-/* One value's data: fp32 (what the CPU kernel reads) and the device storage bytes. */
-typedef struct emu_buf {
-  const drt_value *v;
-  float *f;       /* float32 values (bool masks: 0/1) */
-  void *dev;      /* storage dtype */
-  drt_dtype st;
-  size_t n;
-} emu_buf;
-
-static emu_buf *find_buf(emu_buf *b, size_t n, const drt_value *v) {
-  for (size_t i = 0; i < n; i++)
-    if (b[i].v == v) return &b[i];
-  return NULL;
-}
-
-/* Compiles p->source with tests/cuda_emu/build_kernels.sh into dir/<tag>.so and opens it; NULL
- * (test skipped) when no compiler is available. */
-static void *build_emu(const drt_cuda_program *p, const char *dir, const char *tag) {
-  char src[512], so[512], cmd[1600];
-  snprintf(src, sizeof src, "%s/%s.cu", dir, tag);
-  snprintf(so, sizeof so, "%s/%s.so", dir, tag);
-  FILE *f = fopen(src, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(p->source, 1, p->source_len, f), p->source_len);
-  fclose(f);
-  const char *root = getenv("DRT_SOURCE_DIR");
-  snprintf(cmd, sizeof cmd, "%s/tests/cuda_emu/build_kernels.sh '%s' '%s'", root ? root : ".", src, so);
-  int rc = system(cmd);
-  if (rc != 0) {
-    print_error("emulator build failed (%d): %s\n", rc, cmd);
-    return NULL;
-  }
-  void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-  if (!h) print_error("dlopen %s: %s\n", so, dlerror());
-  assert_non_null(h);
-  return h;
-}
 
 static void test_emulated_numerics(void **state) {
   (void)state;
@@ -313,33 +273,21 @@ static void test_emulated_numerics(void **state) {
   for (size_t pi = 0; pi < sizeof precs / sizeof precs[0]; pi++) {
     drt_cuda_precision prec = precs[pi];
     drt_cuda_program *p = build(g, prec, false);
-    void *h = build_emu(p, dir, drt_cuda_precision_name(prec));
-    if (!h) {
+    emu_module em = {NULL, NULL, NULL};
+    if (!emu_open(p, dir, drt_cuda_precision_name(prec), &em)) {
       drt_cuda_program_destroy(p);
       skip();
     }
-    emu_launch_fn launch = (emu_launch_fn)dlsym(h, "drt_emu_launch");
-    emu_error_fn emu_error = (emu_error_fn)dlsym(h, "drt_emu_error");
-    assert_non_null(launch);
-    assert_non_null(emu_error);
     drt_test_rng rng = {1234};
     for (size_t ni = 0; ni < g->num_nodes; ni++) {
       drt_node *n = g->nodes[ni];
       emu_buf bufs[5];
       memset(bufs, 0, sizeof bufs);
       int nb = 0;
-      for (int i = 0; i < n->num_inputs + 1; i++) {
-        const drt_value *v = i < n->num_inputs ? n->inputs[i] : n->outputs[0];
+      for (int i = 0; i < n->num_inputs; i++) {
+        const drt_value *v = n->inputs[i];
         if (!v) continue;
-        emu_buf *b = &bufs[nb++];
-        b->v = v;
-        b->n = (size_t)drt_shape_numel(&v->shape);
-        b->st = drt_cuda_storage_dtype(prec, v->dtype);
-        b->f = calloc(b->n + 1, sizeof(float));
-        b->dev = calloc(b->n + 1, drt_dtype_size(b->st));
-        assert_non_null(b->f);
-        assert_non_null(b->dev);
-        if (i == n->num_inputs) continue; /* output */
+        emu_buf *b = emu_buf_add(bufs, &nb, v, prec);
         for (size_t e = 0; e < b->n; e++) {
           float x;
           if (v->dtype == DRT_DTYPE_BOOL) x = drt_test_uniform(&rng, 0, 1) < 0.7f ? 1.0f : 0.0f;
@@ -347,28 +295,11 @@ static void test_emulated_numerics(void **state) {
           else x = drt_test_uniform(&rng, i < 2 ? -2.0f : -1.0f, i < 2 ? 2.0f : 1.0f);
           b->f[e] = x;
         }
-        if (v->dtype == DRT_DTYPE_BOOL) {
-          for (size_t e = 0; e < b->n; e++) ((uint8_t *)b->dev)[e] = b->f[e] != 0.0f;
-        } else {
-          drt_convert(b->st, b->dev, DRT_DTYPE_FLOAT32, b->f, b->n); /* round to storage */
-          drt_convert(DRT_DTYPE_FLOAT32, b->f, b->st, b->dev, b->n); /* the CPU sees the same values */
-        }
+        emu_buf_upload(b);
       }
-      /* CPU reference */
-      drt_tensor ins[4], ref;
-      memset(ins, 0, sizeof ins);
-      uint8_t *mask_u8 = NULL;
-      for (int i = 0; i < n->num_inputs; i++) {
-        emu_buf *b = find_buf(bufs, (size_t)nb, n->inputs[i]);
-        if (!b) continue;
-        if (n->inputs[i]->dtype == DRT_DTYPE_BOOL) {
-          mask_u8 = b->dev;
-          ins[i].data = mask_u8;
-        } else {
-          ins[i].data = b->f;
-        }
-      }
-      DRT_ASSERT_OK(drt_test_run_node(g, n, ins, &ref));
+      emu_buf_add(bufs, &nb, n->outputs[0], prec);
+      drt_tensor ref;
+      emu_reference(g, n, bufs, nb, &ref);
       /* device run */
       assert_int_equal(p->graphs[0].node_first[ni + 1] - p->graphs[0].node_first[ni], 1);
       const drt_cuda_launch *l = &p->graphs[0].launches[p->graphs[0].node_first[ni]];
@@ -384,31 +315,11 @@ static void test_emulated_numerics(void **state) {
           assert_int_equal(l->args[a].kind, DRT_CUDA_ARG_NONE);
         }
       }
-      void *fn = dlsym(h, p->kernels[l->kernel].name);
-      assert_non_null(fn);
-      unsigned grid[3] = {l->grid[0], l->grid[1], l->grid[2]}, block[3] = {l->block[0], l->block[1], l->block[2]};
-      if (launch(fn, grid, block, l->smem, kargs) != 0) {
-        print_error("node %zu: launch failed: %s\n", ni, emu_error());
-        fail();
-      }
-      emu_buf *ob = find_buf(bufs, (size_t)nb, n->outputs[0]);
-      drt_convert(DRT_DTYPE_FLOAT32, ob->f, ob->st, ob->dev, ob->n);
-      for (size_t e = 0; e < ob->n; e++) assert_true(isfinite(ob->f[e]));
-      double err = drt_test_rel_l2(ob->f, ref.data, ob->n);
+      emu_run_kernel(&em, p, l, kargs, ni);
       /* tf32: operands keep 10 mantissa bits (the large-score case reaches ~1.5e-3) */
       double tol = prec == DRT_CUDA_PRECISION_FP32 ? 1e-4 : prec == DRT_CUDA_PRECISION_TF32 ? 3e-3 : 1e-2;
-      if (!(err <= tol))
-        print_error("%s node %zu: rel L2 %.3g > %.g\n", drt_cuda_precision_name(prec), ni, err, tol);
-      assert_true(err <= tol);
-      free(ref.data);
-      for (int i = 0; i < nb; i++) {
-        free(bufs[i].f);
-        free(bufs[i].dev);
-      }
+      emu_check_output(bufs, nb, n, ni, &ref, tol, prec);
     }
-    /* the emulated kernels .so stays loaded: its per-thread block state would be reported by
-         LeakSanitizer once the module is gone */
-    (void)h;
     drt_cuda_program_destroy(p);
   }
   char cmd[600];

@@ -436,6 +436,18 @@ static void emu_kernels(const drt_cuda_program *prog) {
   setenv("DRT_MOCK_CUDA_KERNELS", path, 1);
 }
 
+/* The CUDA program of g at precision prec, its kernels built for the emulator. */
+static drt_cuda_program *emu_program(const drt_graph *g, drt_cuda_precision prec) {
+  drt_cuda_codegen_options co;
+  drt_cuda_codegen_options_init(&co);
+  co.precision = prec;
+  drt_cuda_program *prog = NULL;
+  const drt_graph *gs[1] = {g};
+  DRT_ASSERT_OK(drt_cuda_program_build(gs, 1, &co, &prog));
+  emu_kernels(prog);
+  return prog;
+}
+
 static int emu_setup(void **state) {
   (void)state;
   const char *mock = getenv("DRT_TEST_CUDA_EMU");
@@ -499,18 +511,12 @@ static void emu_run_precision(drt_cuda_precision prec, double tol) {
   drt_test_rng rng = {99 + (uint64_t)prec};
   drt_graph *g = emu_graph(&rng);
   assert_true(g->mem_planned);
-  drt_cuda_codegen_options co;
-  drt_cuda_codegen_options_init(&co);
-  co.precision = prec;
-  drt_cuda_program *prog = NULL;
-  const drt_graph *gs[1] = {g};
-  DRT_ASSERT_OK(drt_cuda_program_build(gs, 1, &co, &prog));
+  drt_cuda_program *prog = emu_program(g, prec);
   /* the CumSum has no device kernel: it must be a host fallback, and some launch a GEMM */
   bool gemm = false;
   for (size_t i = 0; i < prog->graphs[0].num_launches; i++) gemm |= prog->graphs[0].launches[i].kind == DRT_CUDA_LAUNCH_GEMM;
   assert_true(prog->graphs[0].num_host_nodes >= 1);
   if (!gemm) print_message("note: no GEMM launch in this program (codegen used kernels)\n");
-  emu_kernels(prog);
   drt_plan_cuda bins = emu_bins(prog, "sm_90");
 
   drt_cuda_context *ctx = NULL;
@@ -659,12 +665,7 @@ static void test_emu_threads(void **state) {
   }
   drt_test_rng rng = {77};
   drt_graph *g = emu_graph(&rng);
-  drt_cuda_codegen_options co;
-  drt_cuda_codegen_options_init(&co);
-  drt_cuda_program *prog = NULL;
-  const drt_graph *gs[1] = {g};
-  DRT_ASSERT_OK(drt_cuda_program_build(gs, 1, &co, &prog));
-  emu_kernels(prog);
+  drt_cuda_program *prog = emu_program(g, DRT_CUDA_PRECISION_FP32);
   drt_plan_cuda bins = emu_bins(prog, "sm_90");
   drt_cuda_context *ctx = NULL;
   DRT_ASSERT_OK(drt_cuda_context_acquire(0, &ctx));
@@ -704,12 +705,7 @@ static void test_emu_module_errors(void **state) {
   }
   drt_test_rng rng = {5};
   drt_graph *g = emu_graph(&rng);
-  drt_cuda_codegen_options co;
-  drt_cuda_codegen_options_init(&co);
-  drt_cuda_program *prog = NULL;
-  const drt_graph *gs[1] = {g};
-  DRT_ASSERT_OK(drt_cuda_program_build(gs, 1, &co, &prog));
-  emu_kernels(prog);
+  drt_cuda_program *prog = emu_program(g, DRT_CUDA_PRECISION_FP32);
   drt_cuda_context *ctx = NULL;
   DRT_ASSERT_OK(drt_cuda_context_acquire(0, &ctx));
   drt_cuda_module *m = (drt_cuda_module *)1;

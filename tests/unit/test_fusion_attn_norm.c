@@ -3,6 +3,7 @@
  * again; outputs must agree within 1e-5 relative L2. Negative cases must stay unfused. Also
  * the drt.Attention layout algebra and the drt.Norm / drt.Attention shape errors. */
 #include "testutil.h"
+#include "graph_testutil.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -16,186 +17,17 @@
 #include "passes/norm_fuse.h"
 #include "runtime/cpu/executor.h"
 
-#define MAX_IO 4
-
-/* ---- graph building --------------------------------------------------------------------- */
-typedef struct tg {
-  drt_graph *g;
-  drt_test_rng rng;
-  int nin;
-  drt_tensor in[MAX_IO]; /* input data (malloc'd) */
-} tg;
-
-static void tg_init(tg *t, uint64_t seed) {
-  memset(t, 0, sizeof *t);
-  DRT_ASSERT_OK(drt_graph_create(&t->g));
-  t->g->opset = 17;
-  t->rng.s = seed;
-}
-
-static void tg_free(tg *t) {
-  for (int i = 0; i < t->nin; i++) free(t->in[i].data);
-  drt_graph_destroy(t->g);
-}
-
-/* A float32 graph input filled with uniform values in [lo, hi]. */
-static drt_value *input(tg *t, const char *name, int rank, const int64_t *dims, float lo, float hi) {
-  drt_shape s = drt_test_shape(rank, dims);
-  drt_value *v = drt_graph_add_value(t->g, name, DRT_DTYPE_FLOAT32, &s);
-  assert_non_null(v);
-  DRT_ASSERT_OK(drt_graph_add_input(t->g, v));
-  assert_true(t->nin < MAX_IO);
-  drt_tensor *x = &t->in[t->nin++];
-  x->dtype = DRT_DTYPE_FLOAT32;
-  x->shape = s;
-  size_t n = (size_t)drt_shape_numel(&s);
-  x->data = malloc((n ? n : 1) * sizeof(float));
-  assert_non_null(x->data);
-  drt_test_fill(&t->rng, x->data, n, lo, hi);
-  return v;
-}
-
-static drt_value *cst_f(tg *t, int rank, const int64_t *dims, const float *data) {
-  drt_shape s = drt_test_shape(rank, dims);
-  drt_value *v;
-  DRT_ASSERT_OK(drt_graph_add_const(t->g, NULL, DRT_DTYPE_FLOAT32, &s, data, &v));
-  return v;
-}
-
-/* A float constant of random values in [lo, hi]. */
-static drt_value *cst_rand(tg *t, int rank, const int64_t *dims, float lo, float hi) {
-  drt_shape s = drt_test_shape(rank, dims);
-  size_t n = (size_t)drt_shape_numel(&s);
-  float *d = malloc((n ? n : 1) * sizeof(float));
-  assert_non_null(d);
-  drt_test_fill(&t->rng, d, n, lo, hi);
-  drt_value *v = cst_f(t, rank, dims, d);
-  free(d);
-  return v;
-}
-
-static drt_value *scalar(tg *t, float x) { return cst_f(t, 0, NULL, &x); }
-
-static drt_value *cst_i64(tg *t, int n, const int64_t *data) {
-  drt_shape s = drt_test_shape(1, (int64_t[]){n});
-  drt_value *v;
-  DRT_ASSERT_OK(drt_graph_add_const(t->g, NULL, DRT_DTYPE_INT64, &s, data, &v));
-  return v;
-}
-
-static drt_value *op(tg *t, drt_op o, int n, drt_value *a, drt_value *b, drt_value *c) {
-  drt_value *ins[3] = {a, b, c};
-  drt_value *out = drt_graph_add_value(t->g, NULL, DRT_DTYPE_UNDEFINED, NULL);
-  assert_non_null(out);
-  DRT_ASSERT_OK(drt_graph_add_node(t->g, o, NULL, ins, n, &out, 1, NULL));
-  return out;
-}
-
-static void attr_i(tg *t, drt_value *v, const char *name, int64_t x) {
-  drt_attr a;
-  memset(&a, 0, sizeof a);
-  a.name = name;
-  a.type = DRT_ATTR_INT;
-  a.i = x;
-  DRT_ASSERT_OK(drt_node_add_attr(t->g, v->producer, &a));
-}
-
-static void attr_f(tg *t, drt_value *v, const char *name, float x) {
-  drt_attr a;
-  memset(&a, 0, sizeof a);
-  a.name = name;
-  a.type = DRT_ATTR_FLOAT;
-  a.f = x;
-  DRT_ASSERT_OK(drt_node_add_attr(t->g, v->producer, &a));
-}
-
-static void attr_s(tg *t, drt_value *v, const char *name, const char *s) {
-  drt_attr a;
-  memset(&a, 0, sizeof a);
-  a.name = name;
-  a.type = DRT_ATTR_STRING;
-  a.s = s;
-  a.s_len = strlen(s);
-  DRT_ASSERT_OK(drt_node_add_attr(t->g, v->producer, &a));
-}
-
-static void attr_ints(tg *t, drt_value *v, const char *name, int n, const int64_t *x) {
-  drt_attr a;
-  memset(&a, 0, sizeof a);
-  a.name = name;
-  a.type = DRT_ATTR_INTS;
-  a.count = n;
-  a.ints = (int64_t *)x;
-  DRT_ASSERT_OK(drt_node_add_attr(t->g, v->producer, &a));
-}
-
-static drt_value *transpose(tg *t, drt_value *x, int n, const int64_t *perm) {
-  drt_value *y = op(t, DRT_OP_TRANSPOSE, 1, x, NULL, NULL);
-  attr_ints(t, y, "perm", n, perm);
-  return y;
-}
-
-static drt_value *reshape(tg *t, drt_value *x, int n, const int64_t *dims) {
-  return op(t, DRT_OP_RESHAPE, 2, x, cst_i64(t, n, dims), NULL);
-}
-
 static drt_value *softmax(tg *t, drt_value *x, int64_t axis) {
   drt_value *y = op(t, DRT_OP_SOFTMAX, 1, x, NULL, NULL);
   attr_i(t, y, "axis", axis);
   return y;
 }
 
-/* ---- running ------------------------------------------------------------------------------ */
-static void run(tg *t, drt_tensor *outs) {
-  drt_cpu_executor_options o;
-  drt_cpu_executor_options_init(&o);
-  o.num_threads = 2;
-  drt_cpu_executor *e = NULL;
-  DRT_ASSERT_OK(drt_cpu_executor_create(t->g, &o, &e));
-  DRT_ASSERT_OK(drt_cpu_executor_run(e, t->in, outs));
-  drt_cpu_executor_destroy(e);
-}
-
-static size_t count_op(const drt_graph *g, drt_op o) {
-  size_t c = 0;
-  for (size_t i = 0; i < g->num_nodes; i++) c += g->nodes[i]->op == o;
-  return c;
-}
-
-static drt_node *find_op(const drt_graph *g, drt_op o) {
-  for (size_t i = 0; i < g->num_nodes; i++)
-    if (g->nodes[i]->op == o) return g->nodes[i];
-  return NULL;
-}
-
 /* Canonicalizes, runs, applies `pass`, verifies, runs again and compares every output.
  * Returns the pass's `changed`. */
 static bool fuse_and_compare(tg *t, drt_pass_fn pass, int64_t *fused_count) {
-  bool changed = false;
   drt_pass_stats stats;
-  memset(&stats, 0, sizeof stats);
-  drt_pass_ctx ctx;
-  memset(&ctx, 0, sizeof ctx);
-  ctx.stats = &stats;
-  DRT_ASSERT_OK(drt_pass_canonicalize(t->g, &ctx, &changed));
-  size_t nout = t->g->num_outputs;
-  assert_true(nout >= 1 && nout <= MAX_IO);
-  drt_tensor ref[MAX_IO], got[MAX_IO];
-  memset(ref, 0, sizeof ref);
-  memset(got, 0, sizeof got);
-  run(t, ref);
-  DRT_ASSERT_OK(pass(t->g, &ctx, &changed));
-  DRT_ASSERT_OK(drt_graph_verify(t->g, true));
-  run(t, got);
-  for (size_t i = 0; i < nout; i++) {
-    assert_true(drt_shape_equal(&ref[i].shape, &got[i].shape));
-    size_t n = (size_t)drt_shape_numel(&ref[i].shape);
-    double err = drt_test_rel_l2(got[i].data, ref[i].data, n);
-    if (!(err <= 1e-5)) print_error("output %zu: rel L2 %g\n", i, err);
-    assert_true(err <= 1e-5);
-    free(ref[i].data);
-    free(got[i].data);
-  }
+  bool changed = tg_pass_compare(t, pass, false, 1e-5, &stats);
   if (fused_count) *fused_count = stats.fused_attention + stats.fused_norm;
   return changed;
 }
