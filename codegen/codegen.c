@@ -437,7 +437,7 @@ static void build_op_table(drt_cg *cg) {
 }
 
 static bool node_has_work(const drt_node *n) {
-  if (n->dead) return false;
+  if (n->dead || drt_node_is_view_only(n)) return false; /* views share input 0's storage */
   bool any = false;
   for (int i = 0; i < n->num_outputs; i++) {
     const drt_value *v = n->outputs[i];

@@ -299,46 +299,11 @@ static drt_status e_split(drt_cg *cg, const drt_node *n) {
 }
 
 /* ---- Slice ---------------------------------------------------------------------------------------- */
-static drt_status const_ints_opt(const drt_node *n, int i, const char *what, int64_t *buf, int64_t *count,
-                                 bool *present) {
-  const drt_value *v = drt_node_input(n, i);
-  *present = v != NULL;
-  *count = 0;
-  if (!v) return DRT_OK;
-  if (v->kind != DRT_VALUE_CONST)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input %d '%s' must be a compile-time constant", i, what);
-  return drt_value_const_ints(v, buf, DRT_MAX_RANK, count);
-}
-
 static drt_status e_slice(drt_cg *cg, const drt_node *n) {
   const drt_value *x = n->inputs[0], *y = n->outputs[0];
-  int64_t starts[DRT_MAX_RANK], ends[DRT_MAX_RANK], axes[DRT_MAX_RANK], steps[DRT_MAX_RANK];
-  int64_t ns = 0, ne = 0, na = 0, nst = 0;
-  bool ps = false, pe = false, pa = false, pst = false;
-  if (n->opset < 10) {
-    const int64_t *a;
-    a = drt_node_attr_ints(n, "starts", &ns);
-    if (a && ns <= DRT_MAX_RANK) memcpy(starts, a, (size_t)ns * sizeof *a);
-    a = drt_node_attr_ints(n, "ends", &ne);
-    if (a && ne <= DRT_MAX_RANK) memcpy(ends, a, (size_t)ne * sizeof *a);
-    a = drt_node_attr_ints(n, "axes", &na);
-    pa = a != NULL;
-    if (a && na <= DRT_MAX_RANK) memcpy(axes, a, (size_t)na * sizeof *a);
-    if (ns > DRT_MAX_RANK || ne > DRT_MAX_RANK || na > DRT_MAX_RANK)
-      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "too many slice entries");
-  } else {
-    DRT_RETURN_IF_ERROR(const_ints_opt(n, 1, "starts", starts, &ns, &ps));
-    DRT_RETURN_IF_ERROR(const_ints_opt(n, 2, "ends", ends, &ne, &pe));
-    DRT_RETURN_IF_ERROR(const_ints_opt(n, 3, "axes", axes, &na, &pa));
-    DRT_RETURN_IF_ERROR(const_ints_opt(n, 4, "steps", steps, &nst, &pst));
-    if (!ps || !pe) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "starts and ends are required");
-  }
-  if (ne != ns || (pa && na != ns) || (pst && nst != ns))
-    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "starts, ends, axes and steps must have the same length");
   int64_t start[DRT_MAX_RANK], step[DRT_MAX_RANK];
   drt_shape os;
-  DRT_RETURN_IF_ERROR(
-      drt_slice_resolve(&x->shape, ns, starts, ends, pa ? axes : NULL, pst ? steps : NULL, start, step, &os));
+  DRT_RETURN_IF_ERROR(drt_slice_node_resolve(n, start, step, &os));
   if (!drt_shape_equal(&os, &y->shape)) return DRT_ERROR(DRT_STATUS_INTERNAL, "output shape disagrees with inference");
   int64_t st[DRT_MAX_RANK], s[DRT_MAX_RANK], offset = 0;
   drt_cg_dense_strides(&x->shape, st);

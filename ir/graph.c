@@ -299,6 +299,13 @@ const float *drt_node_attr_floats(const drt_node *n, const char *name, int64_t *
   return a->floats ? a->floats : (const float *)"";
 }
 
+bool drt_node_is_view_only(const drt_node *n) {
+  if (n->num_outputs < 1) return false;
+  for (int j = 0; j < n->num_outputs; j++)
+    if (!n->outputs[j] || !n->outputs[j]->view_of) return false;
+  return true;
+}
+
 const char *drt_node_describe(const drt_node *n, char *buf, size_t size) {
   snprintf(buf, size, "node '%s' (%s, opset %d)", n->name, drt_op_name(n->op), n->opset);
   return buf;

@@ -61,6 +61,13 @@ typedef struct drt_value {
   int producer_output;
   bool is_graph_output;
   int64_t mem_offset; /* memory plan: byte offset in the activation arena, -1 if not planned */
+  /* memory plan: a view shares the storage of view_of (an arena value that is itself no view)
+   * from element view_offset on, in the same element order; its mem_offset is view_of's plus
+   * view_offset elements of the dtype, and its producer runs no kernel (see
+   * drt_node_is_view_only). A backend with another storage type for the dtype places it at
+   * view_offset elements of that type. NULL when the value has storage of its own. */
+  struct drt_value *view_of;
+  int64_t view_offset;
 } drt_value;
 
 typedef enum drt_attr_type {
@@ -160,6 +167,8 @@ const float *drt_node_attr_floats(const drt_node *n, const char *name, int64_t *
 static inline drt_value *drt_node_input(const drt_node *n, int i) {
   return i < n->num_inputs ? n->inputs[i] : NULL;
 }
+/* Memory plan: every output of n is a view (drt_value.view_of), so running n moves no data. */
+bool drt_node_is_view_only(const drt_node *n);
 /* "node 'name' (Op, opset N)" for messages. */
 const char *drt_node_describe(const drt_node *n, char *buf, size_t size);
 

@@ -367,8 +367,7 @@ drt_status drt_slice_resolve(const drt_shape *in, int64_t count, const int64_t *
   return DRT_OK;
 }
 
-static drt_status infer_slice(drt_graph *g, drt_node *n) {
-  (void)g;
+drt_status drt_slice_node_resolve(const drt_node *n, int64_t *start, int64_t *step, drt_shape *out) {
   const drt_value *x = n->inputs[0];
   int64_t starts[DRT_MAX_RANK], ends[DRT_MAX_RANK], axes[DRT_MAX_RANK], steps[DRT_MAX_RANK];
   int64_t ns, ne, na = 0, nst = 0;
@@ -387,11 +386,125 @@ static drt_status infer_slice(drt_graph *g, drt_node *n) {
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
                      "starts, ends, axes and steps must have the same length (got %" PRId64 ", %" PRId64 ", %" PRId64
                      ", %" PRId64 ")", ns, ne, pa ? na : ns, pst ? nst : ns);
+  return drt_slice_resolve(&x->shape, ns, starts, ends, pa ? axes : NULL, pst ? steps : NULL, start, step, out);
+}
+
+static drt_status infer_slice(drt_graph *g, drt_node *n) {
+  (void)g;
   int64_t st[DRT_MAX_RANK], sp[DRT_MAX_RANK];
   drt_shape o;
-  DRT_RETURN_IF_ERROR(drt_slice_resolve(&x->shape, ns, starts, ends, pa ? axes : NULL, pst ? steps : NULL, st, sp, &o));
-  drt_infer_set(n, 0, x->dtype, &o);
+  DRT_RETURN_IF_ERROR(drt_slice_node_resolve(n, st, sp, &o));
+  drt_infer_set(n, 0, n->inputs[0]->dtype, &o);
   return DRT_OK;
+}
+
+/* ---- contiguous views ------------------------------------------------------------------ */
+/* Whether the elements at offset + sum_k i_k * stride[k] (0 <= i_k < dims[k]) are one dense
+ * run in C order: every axis longer than 1 has the stride of a dense tensor of dims. */
+static bool dense_run(int rank, const int64_t *dims, const int64_t *stride) {
+  int64_t dense = 1;
+  for (int k = rank - 1; k >= 0; k--) {
+    if (dims[k] > 1 && stride[k] != dense) return false;
+    dense *= dims[k];
+  }
+  return true;
+}
+
+bool drt_view_offset_aligned(drt_dtype dt, int64_t elem_offset) {
+  size_t es = drt_dtype_size(dt);
+  if (drt_dtype_is_float(dt) && es > 2) es = 2;
+  return es > 0 && elem_offset >= 0 && elem_offset <= INT64_MAX / 8 && (elem_offset * (int64_t)es) % 64 == 0;
+}
+
+bool drt_node_output_is_region(const drt_node *n, int output, int64_t *elem_offset) {
+  *elem_offset = 0;
+  if (output < 0 || output >= n->num_outputs || n->num_inputs < 1 || !n->inputs[0]) return false;
+  const drt_value *x = n->inputs[0], *y = n->outputs[output];
+  if (!x->has_shape || !y->has_shape || x->dtype != y->dtype) return false;
+  int64_t xn = drt_shape_numel(&x->shape), yn = drt_shape_numel(&y->shape);
+  if (xn <= 0 || yn <= 0) return false;
+  int64_t xs[DRT_MAX_RANK];
+  int64_t s1 = 1;
+  for (int k = x->shape.rank - 1; k >= 0; k--) {
+    xs[k] = s1;
+    s1 *= x->shape.dims[k];
+  }
+  switch (n->op) {
+    case DRT_OP_RESHAPE:
+    case DRT_OP_FLATTEN:
+    case DRT_OP_SQUEEZE:
+    case DRT_OP_UNSQUEEZE:
+    case DRT_OP_IDENTITY:
+      return output == 0 && xn == yn;
+    case DRT_OP_SPLIT: {
+      int axis;
+      if (drt_normalize_axis(drt_node_attr_int(n, "axis", 0), x->shape.rank, &axis) || y->shape.rank != x->shape.rank)
+        return false;
+      int64_t off = 0;
+      for (int j = 0; j < output; j++) {
+        const drt_value *p = n->outputs[j];
+        if (!p->has_shape || p->shape.rank != x->shape.rank) return false;
+        off += p->shape.dims[axis];
+      }
+      if (off + y->shape.dims[axis] > x->shape.dims[axis]) return false;
+      int64_t stride[DRT_MAX_RANK];
+      for (int k = 0; k < y->shape.rank; k++) stride[k] = xs[k];
+      if (!dense_run(y->shape.rank, y->shape.dims, stride)) return false;
+      *elem_offset = off * xs[axis];
+      return true;
+    }
+    case DRT_OP_SLICE: {
+      int64_t start[DRT_MAX_RANK], step[DRT_MAX_RANK], stride[DRT_MAX_RANK], off = 0;
+      drt_shape os;
+      drt_status st = drt_slice_node_resolve(n, start, step, &os);
+      if (st) {
+        drt_status_free(st);
+        return false;
+      }
+      if (output != 0 || !drt_shape_equal(&os, &y->shape)) return false;
+      for (int k = 0; k < os.rank; k++) {
+        stride[k] = step[k] * xs[k];
+        off += start[k] * xs[k];
+      }
+      if (!dense_run(os.rank, os.dims, stride)) return false;
+      *elem_offset = off;
+      return true;
+    }
+    case DRT_OP_GATHER: {
+      /* one constant index: the sub-tensor at that position of the axis */
+      const drt_value *ix = drt_node_input(n, 1);
+      int axis;
+      int64_t idx, cnt;
+      if (output != 0 || !ix || ix->kind != DRT_VALUE_CONST || !ix->has_shape || ix->shape.rank > 1 ||
+          drt_normalize_axis(drt_node_attr_int(n, "axis", 0), x->shape.rank, &axis))
+        return false;
+      drt_status st = drt_value_const_ints(ix, &idx, 1, &cnt);
+      if (st) {
+        drt_status_free(st);
+        return false;
+      }
+      if (cnt != 1) return false;
+      int64_t d = x->shape.dims[axis];
+      if (idx < 0) idx += d;
+      if (idx < 0 || idx >= d) return false;
+      /* output dims: the input's with the axis dropped (scalar index) or of length 1 */
+      int64_t dims[DRT_MAX_RANK], stride[DRT_MAX_RANK];
+      int r = 0;
+      for (int k = 0; k < x->shape.rank; k++) {
+        if (k == axis && ix->shape.rank == 0) continue;
+        dims[r] = k == axis ? 1 : x->shape.dims[k];
+        stride[r++] = xs[k];
+      }
+      if (r != y->shape.rank) return false;
+      for (int k = 0; k < r; k++)
+        if (dims[k] != y->shape.dims[k]) return false;
+      if (!dense_run(r, dims, stride)) return false;
+      *elem_offset = idx * xs[axis];
+      return true;
+    }
+    default:
+      return false;
+  }
 }
 
 /* ---- Expand / Tile ------------------------------------------------------------------- */

@@ -16,4 +16,20 @@ drt_status drt_slice_resolve(const drt_shape *in, int64_t count, const int64_t *
                              const int64_t *axes, const int64_t *steps, int64_t *start, int64_t *step,
                              drt_shape *out);
 
+/* drt_slice_resolve with the node's parameters: attributes before opset 10, constant inputs
+ * 1..4 after. Fails (naming the operand) when one is not a constant. */
+drt_status drt_slice_node_resolve(const drt_node *n, int64_t *start, int64_t *step, drt_shape *out);
+
+/* Whether output `output` of n holds exactly the elements of input 0 from element
+ * *elem_offset on, in the same order and dtype (so it may share input 0's storage): the
+ * reshaping ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity), a Split chunk, a Slice and a
+ * Gather of one constant index whose elements form one dense run of the input. Shapes must be
+ * inferred; false for anything else, empty tensors included. */
+bool drt_node_output_is_region(const drt_node *n, int output, int64_t *elem_offset);
+
+/* Whether a view may start elem_offset elements into its storage: the offset is a multiple of
+ * 64 bytes in every storage type a backend may give the dtype (floats may be stored in 2
+ * bytes), so kernels keep their 16-byte vector access and cuBLASLt its alignment. */
+bool drt_view_offset_aligned(drt_dtype dt, int64_t elem_offset);
+
 #endif

@@ -5,11 +5,20 @@
  *   b = n1(a)         def       use
  *   c = n2(a)              def  use (in place when n2 is elementwise and a dies there)
  *
- * A view op (Reshape, Flatten, Squeeze, Unsqueeze, Identity) whose input dies at it gets the
- * input's block for its output: the bytes are the same, so its kernel (CPU k_copy, CUDA COPY
- * launch) sees source == destination and does nothing.
+ * Views: an output that is a dense run of its input's elements (a reshape, a Split chunk or a
+ * Slice/Gather along the outermost non-unit axis; drt_node_output_is_region) shares the input's
+ * storage when the input is itself in the arena and the start is 64-byte aligned in every
+ * storage type (drt_view_offset_aligned). The view records its root (value->view_of, never a
+ * view itself: chains collapse) and element offset; the root stays allocated until the last
+ * reader of any of its views, and neither roots with views nor views take part in in-place
+ * reuse (an in-place write to the root would clobber what a view still reads). Nodes whose
+ * outputs are all views run no kernel on any backend.
+ *
+ *   qkv [3, B, H, S, D] --Split(axis 0)--> q | k | v      one block, three views at 0, n, 2n
  */
 #include "passes/memory_plan.h"
+
+#include "ir/infer_movement.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -83,7 +92,11 @@ static uint64_t alloc_block(allocator *a, uint64_t size, uint64_t *peak) {
 }
 
 void drt_memory_plan_clear(drt_graph *g) {
-  for (size_t i = 0; i < g->num_values; i++) g->values[i]->mem_offset = -1;
+  for (size_t i = 0; i < g->num_values; i++) {
+    g->values[i]->mem_offset = -1;
+    g->values[i]->view_of = NULL;
+    g->values[i]->view_offset = 0;
+  }
   g->mem_planned = false;
   g->mem_arena_bytes = 0;
 }
@@ -95,17 +108,54 @@ static uint64_t value_bytes(const drt_value *v) {
 
 static bool plannable(const drt_value *v) { return v && v->kind == DRT_VALUE_INTERMEDIATE && !v->is_graph_output; }
 
+static drt_value *root_of(drt_value *v) { return v->view_of ? v->view_of : v; }
+
+/* Marks the outputs that can be views (see the file comment); returns how many. */
+static size_t mark_views(drt_graph *g, bool *has_views) {
+  size_t n_views = 0;
+  for (size_t i = 0; i < g->num_nodes; i++) {
+    drt_node *n = g->nodes[i];
+    drt_value *in = n->num_inputs > 0 ? n->inputs[0] : NULL;
+    if (!plannable(in)) continue;
+    for (int j = 0; j < n->num_outputs; j++) {
+      drt_value *o = n->outputs[j];
+      int64_t off;
+      if (!plannable(o) || o == in || !drt_node_output_is_region(n, j, &off)) continue;
+      drt_value *root = root_of(in);
+      off += in->view_of ? in->view_offset : 0;
+      if (!drt_view_offset_aligned(o->dtype, off)) continue;
+      o->view_of = root;
+      o->view_offset = off;
+      has_views[root->id] = true;
+      n_views++;
+    }
+  }
+  return n_views;
+}
+
 drt_status drt_pass_memory_plan(drt_graph *g, const drt_pass_ctx *ctx, bool *changed) {
   *changed = false;
   drt_memory_plan_clear(g);
   uint32_t nid = g->next_id ? g->next_id : 1;
   int64_t *last = malloc((size_t)nid * sizeof(int64_t));
+  bool *has_views = calloc(nid, sizeof(bool)), *freed = calloc(nid, sizeof(bool));
   allocator a = {NULL, 0, 0, 0};
-  if (!last) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "memory planning");
+  if (!last || !has_views || !freed) {
+    free(last);
+    free(has_views);
+    free(freed);
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "memory planning");
+  }
+  size_t n_views = mark_views(g, has_views);
+  /* a value lives until its last reader, a root until the last reader of any of its views */
   for (uint32_t i = 0; i < nid; i++) last[i] = -1;
   for (size_t i = 0; i < g->num_nodes; i++)
-    for (int j = 0; j < g->nodes[i]->num_inputs; j++)
-      if (g->nodes[i]->inputs[j]) last[g->nodes[i]->inputs[j]->id] = (int64_t)i;
+    for (int j = 0; j < g->nodes[i]->num_inputs; j++) {
+      drt_value *in = g->nodes[i]->inputs[j];
+      if (!in) continue;
+      last[in->id] = (int64_t)i;
+      last[root_of(in)->id] = (int64_t)i;
+    }
   uint64_t peak = 0, total = 0;
   size_t inplace = 0;
   drt_status st = DRT_OK;
@@ -116,57 +166,54 @@ drt_status drt_pass_memory_plan(drt_graph *g, const drt_pass_ctx *ctx, bool *cha
        write in place; every other elementwise kernel reads element i before writing it. */
     bool variadic = drt_op_get_info(n->op)->max_inputs < 0;
     bool elementwise = (fc == DRT_FUSION_ELEMWISE || fc == DRT_FUSION_BROADCAST) && !variadic;
-    bool view = n->op == DRT_OP_RESHAPE || n->op == DRT_OP_FLATTEN || n->op == DRT_OP_SQUEEZE ||
-                n->op == DRT_OP_UNSQUEEZE || n->op == DRT_OP_IDENTITY;
     bool used_inplace[64] = {0};
     for (int j = 0; j < n->num_outputs; j++) {
       drt_value *o = n->outputs[j];
       if (!plannable(o)) continue;
+      if (o->view_of) {
+        o->mem_offset = o->view_of->mem_offset + o->view_offset * (int64_t)drt_dtype_size(o->dtype);
+        continue;
+      }
       total += value_bytes(o);
-      /* in place: an input of the same dtype and shape that dies here */
+      /* in place: an input of the same dtype and shape that dies here (and shares no storage) */
       if (elementwise && j == 0 && n->op != DRT_OP_CAST) {
         for (int k = 0; k < n->num_inputs && k < 64; k++) {
           drt_value *in = n->inputs[k];
-          if (!plannable(in) || used_inplace[k] || last[in->id] != (int64_t)i || in->dtype != o->dtype ||
-              !drt_shape_equal(&in->shape, &o->shape) || in->mem_offset < 0)
+          if (!plannable(in) || in->view_of || has_views[in->id] || used_inplace[k] || last[in->id] != (int64_t)i ||
+              in->dtype != o->dtype || !drt_shape_equal(&in->shape, &o->shape) || in->mem_offset < 0)
             continue;
           bool dup = false; /* the same value twice as input is fine, but take it once */
           for (int m = 0; m < k; m++) dup |= n->inputs[m] == in;
           if (dup) continue;
           o->mem_offset = in->mem_offset;
           used_inplace[k] = true;
+          freed[in->id] = true; /* its block now belongs to o */
           inplace++;
           break;
         }
       }
-      if (view && j == 0 && o->mem_offset < 0) {
-        drt_value *in = n->inputs[0];
-        if (plannable(in) && last[in->id] == (int64_t)i && in->dtype == o->dtype && in->mem_offset >= 0 &&
-            value_bytes(in) == value_bytes(o)) {
-          o->mem_offset = in->mem_offset;
-          used_inplace[0] = true;
-          inplace++;
-        }
-      }
       if (o->mem_offset < 0) o->mem_offset = (int64_t)alloc_block(&a, value_bytes(o), &peak);
     }
-    /* free inputs dying here (unless their block went to an output in place) */
-    for (int k = 0; k < n->num_inputs; k++) {
-      drt_value *in = n->inputs[k];
-      if (!plannable(in) || last[in->id] != (int64_t)i || (k < 64 && used_inplace[k])) continue;
-      bool dup = false;
-      for (int m = 0; m < k; m++) dup |= n->inputs[m] == in;
-      if (dup) continue;
-      if (!push_free(&a, (uint64_t)in->mem_offset, value_bytes(in))) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "memory planning");
+    /* free the storage of inputs dying here (a view's root when its last reader is here) */
+    for (int k = 0; k < n->num_inputs && !st; k++) {
+      if (!n->inputs[k]) continue;
+      drt_value *r = root_of(n->inputs[k]);
+      if (!plannable(r) || last[r->id] != (int64_t)i || freed[r->id]) continue;
+      freed[r->id] = true;
+      if (!push_free(&a, (uint64_t)r->mem_offset, value_bytes(r))) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "memory planning");
     }
     /* outputs nobody reads are freed at once */
     for (int j = 0; j < n->num_outputs && !st; j++) {
       drt_value *o = n->outputs[j];
-      if (plannable(o) && last[o->id] < 0 && !push_free(&a, (uint64_t)o->mem_offset, value_bytes(o)))
-        st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "memory planning");
+      if (plannable(o) && !o->view_of && last[o->id] < 0 && !freed[o->id]) {
+        freed[o->id] = true;
+        if (!push_free(&a, (uint64_t)o->mem_offset, value_bytes(o))) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "memory planning");
+      }
     }
   }
   free(last);
+  free(has_views);
+  free(freed);
   free(a.free);
   if (st) {
     drt_memory_plan_clear(g);
@@ -178,8 +225,9 @@ drt_status drt_pass_memory_plan(drt_graph *g, const drt_pass_ctx *ctx, bool *cha
     ctx->stats->peak_activation_bytes = peak;
     ctx->stats->total_intermediate_bytes = total;
   }
-  drt_log(DRT_LOG_INFO, "memory-plan: arena %" PRIu64 " bytes for %" PRIu64 " bytes of intermediates (%zu in place)",
-          peak, total, inplace);
+  drt_log(DRT_LOG_INFO,
+          "memory-plan: arena %" PRIu64 " bytes for %" PRIu64 " bytes of intermediates (%zu in place, %zu views)", peak,
+          total, inplace, n_views);
   *changed = true;
   return DRT_OK;
 }

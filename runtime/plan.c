@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ir/infer.h"
+#include "ir/infer_movement.h"
 #include "runtime/bytes.h"
 
 /* ---- writing ---------------------------------------------------------------------- */
@@ -206,7 +207,21 @@ static void write_memplan(drt_bytes_writer *memplan, const drt_graph *g) {
   if (!g->mem_planned) return;
   drt_bw_u64(memplan, g->mem_arena_bytes);
   drt_bw_u32(memplan, (uint32_t)g->num_values);
-  for (size_t i = 0; i < g->num_values; i++) drt_bw_i64(memplan, g->values[i]->mem_offset);
+  uint32_t nviews = 0;
+  for (size_t i = 0; i < g->num_values; i++) {
+    drt_bw_i64(memplan, g->values[i]->mem_offset);
+    nviews += g->values[i]->view_of != NULL;
+  }
+  drt_bw_u32(memplan, nviews);
+  for (size_t i = 0; i < g->num_values && nviews; i++) {
+    const drt_value *v = g->values[i];
+    if (!v->view_of) continue;
+    uint32_t root = 0;
+    while (root < g->num_values && g->values[root] != v->view_of) root++;
+    drt_bw_u32(memplan, (uint32_t)i);
+    drt_bw_u32(memplan, root);
+    drt_bw_i64(memplan, v->view_offset);
+  }
 }
 
 /* Sections beyond the fixed list: one BUCKET per extra bucket, one PROVENANCE per bucket, the
@@ -882,11 +897,61 @@ static drt_status parse_signature(drt_bytes_reader *sr, const drt_graph *g, cons
   return DRT_OK;
 }
 
+/* The views of a MEMPLAN (format version 2; absent in version 1): u32 n, then n x (u32 value,
+ * u32 root, i64 element offset). Each must be what the memory plan pass would make of the
+ * graph: the producer's output is that region of its input 0 (drt_node_output_is_region), the
+ * root is that input's root, the offset 64-byte aligned in every storage type, and the value's
+ * planned offset the root's plus the region's bytes. Anything else is a corrupt plan. */
+static drt_status parse_memplan_views(drt_bytes_reader *mr, drt_graph *g, const char *label) {
+  if (mr->pos == mr->size) return DRT_OK;
+  uint32_t n = drt_br_u32(mr);
+  if (mr->failed || n > g->num_values || (uint64_t)n * 16 != mr->size - mr->pos)
+    return CORRUPT("'%s': malformed view list in the memory plan section", label);
+  for (uint32_t k = 0; k < n; k++) {
+    uint32_t vi = drt_br_u32(mr), ri = drt_br_u32(mr);
+    int64_t off = drt_br_i64(mr);
+    if (mr->failed || vi >= g->num_values || ri >= g->num_values || vi == ri)
+      return CORRUPT("'%s': memory plan view %u names no value", label, k);
+    drt_value *v = g->values[vi], *r = g->values[ri];
+    if (v->view_of || v->mem_offset < 0 || r->mem_offset < 0)
+      return CORRUPT("'%s': memory plan view of '%s' on '%s': both must be planned, once", label, v->name, r->name);
+    v->view_of = r;
+    v->view_offset = off;
+  }
+  for (size_t i = 0; i < g->num_nodes; i++) {
+    const drt_node *nd = g->nodes[i];
+    for (int j = 0; j < nd->num_outputs; j++) {
+      drt_value *v = nd->outputs[j];
+      if (!v->view_of) continue;
+      const drt_value *in = nd->num_inputs > 0 ? nd->inputs[0] : NULL;
+      int64_t off;
+      bool ok = in && in->mem_offset >= 0 && drt_node_output_is_region(nd, j, &off);
+      if (ok) {
+        off += in->view_of ? in->view_offset : 0;
+        const drt_value *root = in->view_of ? in->view_of : in;
+        ok = root == v->view_of && off == v->view_offset && !root->view_of &&
+             drt_view_offset_aligned(v->dtype, off) &&
+             root->mem_offset + off * (int64_t)drt_dtype_size(v->dtype) == v->mem_offset;
+      }
+      if (!ok)
+        return CORRUPT("'%s': memory plan makes '%s' a view of '%s' at element %" PRId64
+                       ", which its producer '%s' (%s) does not give",
+                       label, v->name, v->view_of->name, v->view_offset, nd->name, drt_op_name(nd->op));
+    }
+  }
+  for (size_t i = 0; i < g->num_values; i++) {
+    const drt_value *v = g->values[i];
+    if (v->view_of && (v->kind != DRT_VALUE_INTERMEDIATE || !v->producer))
+      return CORRUPT("'%s': memory plan makes '%s', which no node produces, a view", label, v->name);
+  }
+  return DRT_OK;
+}
+
 /* MEMPLAN for graph g (sets mem_offset / mem_planned / mem_arena_bytes). */
 static drt_status parse_memplan(drt_bytes_reader *mr, drt_graph *g, const char *label) {
   uint64_t arena = drt_br_u64(mr), planned_bytes = 0;
   uint32_t nv = drt_br_u32(mr);
-  if (mr->failed || nv != g->num_values || (uint64_t)nv * 8 != mr->size - mr->pos)
+  if (mr->failed || nv != g->num_values || (uint64_t)nv * 8 > mr->size - mr->pos)
     return CORRUPT("'%s': malformed memory plan section", label);
   for (uint32_t i = 0; i < nv; i++) {
     drt_value *v = g->values[i];
@@ -904,6 +969,7 @@ static drt_status parse_memplan(drt_bytes_reader *mr, drt_graph *g, const char *
   if (arena > planned_bytes)
     return CORRUPT("'%s': memory plan arena of %" PRIu64 " bytes exceeds the %" PRIu64 " bytes of all its values",
                    label, arena, planned_bytes);
+  DRT_RETURN_IF_ERROR(parse_memplan_views(mr, g, label));
   g->mem_planned = true;
   g->mem_arena_bytes = arena;
   return DRT_OK;
@@ -1041,10 +1107,11 @@ drt_status drt_plan_parse(void *bytes, size_t size, const char *label, drt_plan_
   (void)drt_br_u32(&h);
   uint64_t table = drt_br_u64(&h), fsize = drt_br_u64(&h);
   uint32_t hcrc = drt_br_u32(&h);
-  if (version != DRT_PLAN_FORMAT_VERSION) {
+  if (version < DRT_PLAN_FORMAT_VERSION_MIN || version > DRT_PLAN_FORMAT_VERSION) {
     st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "'%s' has plan format version %u (written by distilrt %u.%u.%u); this "
-                   "distilrt %s reads version %u: recompile the model", label, version, writer >> 16,
-                   (writer >> 8) & 0xff, writer & 0xff, DRT_VERSION_STRING, DRT_PLAN_FORMAT_VERSION);
+                   "distilrt %s reads versions %u to %u: recompile the model", label, version, writer >> 16,
+                   (writer >> 8) & 0xff, writer & 0xff, DRT_VERSION_STRING, DRT_PLAN_FORMAT_VERSION_MIN,
+                   DRT_PLAN_FORMAT_VERSION);
     goto fail;
   }
   if (hcrc != drt_crc32(b, 48)) {

@@ -4,7 +4,8 @@
  *  ------  ----  ---------------------------------------------------------------------
  *  File header (64 bytes, at offset 0)
  *   0       8    magic "DRTPLAN\0"
- *   8       4    format_version (DRT_PLAN_FORMAT_VERSION); readers refuse any other value
+ *   8       4    format_version (DRT_PLAN_FORMAT_VERSION); readers refuse values outside
+ *                [DRT_PLAN_FORMAT_VERSION_MIN, DRT_PLAN_FORMAT_VERSION] (version 1 lacks MEMPLAN views)
  *  12       4    header_size (64)
  *  16       4    distilrt version that wrote it: major<<16 | minor<<8 | patch
  *  20       4    targets: bit 0 CPU, bit 1 CUDA
@@ -31,8 +32,14 @@
  *   TARGET    target details (CUDA plans): str archs, the comma-separated architectures of the
  *             CUDA section's images in order ("sm_80,sm_86,sm_89,sm_90,compute_90")
  *   MEMPLAN   activation memory plan: u64 arena_bytes, u32 num_values, then per graph value
- *             (GRAPH order) i64 byte offset in the arena (-1: not in the arena). The loader
- *             checks every planned tensor lies inside the arena.
+ *             (GRAPH order) i64 byte offset in the arena (-1: not in the arena); then (version 2)
+ *             u32 num_views and per view u32 value, u32 root (GRAPH value indices), i64 element
+ *             offset: the value shares the root's storage from that element on (a Split chunk,
+ *             Slice, Gather or reshape whose elements are one dense run of its input; its
+ *             producer runs no kernel; a backend that stores the dtype in fewer bytes places it
+ *             at offset elements of its storage type). The loader checks every planned tensor
+ *             lies inside the arena and that each view is exactly the region its producer gives
+ *             (passes/memory_plan.c), 64-byte aligned, at the root's offset plus its bytes.
  *   STATS     what the compiler's passes did (drt inspect --json "fused"): u32 n, then n x
  *             (str key, f64 value). Keys written today: fused_attention, fused_norm,
  *             fused_elementwise, fused_gemm_epilogue, cfg_folded (0/1), hoisted_flops
@@ -130,7 +137,8 @@
 #define DRT_RUNTIME_PLAN_FORMAT_H
 
 #define DRT_PLAN_MAGIC "DRTPLAN"
-#define DRT_PLAN_FORMAT_VERSION 1u
+#define DRT_PLAN_FORMAT_VERSION 2u
+#define DRT_PLAN_FORMAT_VERSION_MIN 1u
 #define DRT_PLAN_HEADER_SIZE 64u
 #define DRT_PLAN_SECTION_ENTRY_SIZE 32u
 #define DRT_PLAN_ALIGN 64u

@@ -34,9 +34,9 @@ drt_status drt_plan_view_open(const void *bytes, size_t size, const char *label,
     return CORRUPT("'%s' is not a distilrt plan (bad magic)", label);
   uint32_t version = rd32(b + 8), nsec = rd32(b + 24);
   uint64_t table = rd64(b + 32), fsize = rd64(b + 40);
-  if (version != DRT_PLAN_FORMAT_VERSION)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "'%s' has plan format version %u; this distilrt reads version %u", label,
-                     version, DRT_PLAN_FORMAT_VERSION);
+  if (version < DRT_PLAN_FORMAT_VERSION_MIN || version > DRT_PLAN_FORMAT_VERSION)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "'%s' has plan format version %u; this distilrt reads versions %u to %u",
+                     label, version, DRT_PLAN_FORMAT_VERSION_MIN, DRT_PLAN_FORMAT_VERSION);
   if (rd32(b + 48) != drt_crc32(b, 48)) return CORRUPT("'%s': header checksum mismatch", label);
   if (fsize != size) return CORRUPT("'%s' is truncated or padded: header says %" PRIu64 " bytes, file has %zu", label,
                                     fsize, size);
@@ -274,8 +274,11 @@ drt_status drt_graph_clone_rebased(const drt_graph *g, const uint8_t *old_base, 
     if (d && old_base && d >= old_base && d < old_base + size) nv->data = (void *)(new_base + (d - old_base));
     nv->nbytes = v->nbytes;
     nv->mem_offset = v->mem_offset;
+    nv->view_offset = v->view_offset;
     map[v->id] = nv;
   }
+  for (size_t i = 0; i < g->num_values && !st; i++)
+    if (g->values[i]->view_of) map[g->values[i]->id]->view_of = map[g->values[i]->view_of->id];
   for (size_t i = 0; i < g->num_nodes && !st; i++) {
     const drt_node *n = g->nodes[i];
     for (int j = 0; j < n->num_inputs; j++) io[j] = n->inputs[j] ? map[n->inputs[j]->id] : NULL;

@@ -195,6 +195,7 @@ drt_status drt_cpu_executor_run(drt_cpu_executor *e, const drt_tensor *inputs, d
   drt_status st = DRT_OK;
   for (size_t i = 0; i < g->num_nodes && !st; i++) {
     const drt_node *n = g->nodes[i];
+    if (e->arena && drt_node_is_view_only(n)) continue; /* its outputs share input 0's storage */
     for (int j = 0; j < n->num_inputs; j++) {
       const drt_value *v = n->inputs[j];
       if (!v) {

@@ -663,7 +663,7 @@ static drt_status create(drt_cuda_executor *e) {
   if (g->mem_planned) {
     for (size_t i = 0; i < g->num_values; i++) {
       const drt_value *v = g->values[i];
-      if (v->kind != DRT_VALUE_INTERMEDIATE || v->is_graph_output || v->mem_offset < 0) continue;
+      if (v->kind != DRT_VALUE_INTERMEDIATE || v->is_graph_output || v->mem_offset < 0 || v->view_of) continue;
       uint64_t nb = storage_bytes(e, v);
       if ((uint64_t)v->mem_offset > g->mem_arena_bytes || nb > g->mem_arena_bytes - (uint64_t)v->mem_offset)
         return DRT_ERROR(DRT_STATUS_CORRUPT, "memory plan places '%s' outside the %llu-byte arena", v->name,
@@ -674,7 +674,16 @@ static drt_status create(drt_cuda_executor *e) {
   for (size_t i = 0; i < g->num_values; i++) {
     const drt_value *v = g->values[i];
     if (v->kind != DRT_VALUE_INTERMEDIATE || e->addr[v->id]) continue;
-    if (g->mem_planned && !v->is_graph_output && v->mem_offset >= 0) {
+    if (g->mem_planned && !v->is_graph_output && v->view_of) {
+      /* a view: view_offset elements of the storage type into its root (checked by the plan
+         loader and the memory plan: inside the root, 64-byte aligned) */
+      const drt_value *r = v->view_of;
+      uint64_t es = drt_dtype_size(storage_dtype(e, v));
+      if (r->mem_offset < 0 || v->view_offset < 0 ||
+          ((uint64_t)v->view_offset + (uint64_t)drt_shape_numel(&v->shape)) * es > storage_bytes(e, r))
+        return DRT_ERROR(DRT_STATUS_CORRUPT, "memory plan: view '%s' lies outside '%s'", v->name, r->name);
+      e->addr[v->id] = e->arena + (uint64_t)r->mem_offset + (uint64_t)v->view_offset * es;
+    } else if (g->mem_planned && !v->is_graph_output && v->mem_offset >= 0) {
       e->addr[v->id] = e->arena + (uint64_t)v->mem_offset;
     } else {
       uint64_t nb = storage_bytes(e, v);

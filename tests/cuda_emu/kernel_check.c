@@ -56,6 +56,7 @@ typedef struct checker {
   emu_launch_fn launch;
   emu_error_fn error;
   void **kfn; /* per program kernel */
+  bool *is_view; /* per value id: its buffer lies in its root's (memory plan view) */
   double tol;
   int verbose;
   named_input *inputs;
@@ -199,7 +200,7 @@ static int check_graph(checker *c, const drt_cuda_graph_code *gc, size_t gi) {
   if (!c->buf || !c->scratch) return -1;
   for (size_t i = 0; i < g->num_values; i++) {
     const drt_value *v = g->values[i];
-    if (!v->has_shape || v->id >= g->next_id) continue;
+    if (!v->has_shape || v->id >= g->next_id || v->view_of) continue;
     size_t n = numel_of(v), nb = n * drt_dtype_size(storage(c, v));
     c->buf[v->id] = malloc(nb + 64);
     if (!c->buf[v->id]) return -1;
@@ -220,6 +221,15 @@ static int check_graph(checker *c, const drt_cuda_graph_code *gc, size_t gi) {
         free(tmp);
       }
     }
+  }
+  /* memory plan views share their root's buffer, as in the device arena */
+  c->is_view = calloc(g->next_id + 1, sizeof *c->is_view);
+  if (!c->is_view) return -1;
+  for (size_t i = 0; i < g->num_values; i++) {
+    const drt_value *v = g->values[i];
+    if (!v->view_of || v->id >= g->next_id || !c->buf[v->view_of->id]) continue;
+    c->buf[v->id] = (char *)c->buf[v->view_of->id] + (size_t)v->view_offset * drt_dtype_size(storage(c, v));
+    c->is_view[v->id] = true;
   }
   int bad_nodes = 0;
   for (size_t ni = 0; ni < g->num_nodes; ni++) {
@@ -322,8 +332,11 @@ static int check_graph(checker *c, const drt_cuda_graph_code *gc, size_t gi) {
     ni->t.data = to_host(c, v);
     if (ni->t.data) c->num_inputs++;
   }
-  for (size_t i = 0; i <= g->next_id; i++) free(c->buf[i]);
+  for (size_t i = 0; i <= g->next_id; i++)
+    if (!c->is_view[i]) free(c->buf[i]);
   free(c->buf);
+  free(c->is_view);
+  c->is_view = NULL;
   free(c->scratch);
   c->buf = NULL;
   c->scratch = NULL;
