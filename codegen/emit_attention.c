@@ -331,16 +331,31 @@ static drt_status geom_text(const drt_fused_attention *a, const int64_t ms[4], c
   return DRT_OK;
 }
 
-/* fp16/bf16, padded head dims <= 128: drt_attention_mma (kernels/attention.cuh), 64 query rows
- * and 4 warps per block; dynamic shared memory as drt_attn_mma_cfg<D, DV>::SMEM. */
+/* fp16/bf16, padded head dims <= 128: drt_attention_mma (kernels/attention.cuh), 4 warps and
+ * 64 WM query rows per block. WM = 2 (each K/V fragment feeds two MMAs: half the shared-memory
+ * traffic per FLOP) when the launch still has blocks for two waves of 128 SMs; WM = 1 keeps small
+ * launches spread over the GPU. The node attribute cuda_block_rows (64 or 128; drt compile sets it
+ * from DRT_CUDA_ATTN_ROWS) overrides the choice. Key tiles of 64, 32 when WM = 2 and the padded
+ * value head exceeds 96 (registers). Dynamic shared memory as drt_attn_mma_cfg::SMEM. */
+#define ATTN_MMA_WM2_MIN_BLOCKS 256
+
 static drt_status emit_attention_mma(drt_cg *cg, const drt_node *n, const drt_fused_attention *a, const char *t_name,
                                      const char *mt_name, int mode, const int64_t ms[4]) {
   const drt_value *vq = drt_node_input(n, 0), *vk = drt_node_input(n, 1), *vv = drt_node_input(n, 2);
   const drt_value *vm = drt_node_input(n, 3), *vo = n->outputs[0];
-  int64_t nqb = (a->q_seq + 63) / 64, blocks = nqb * a->batch * a->heads;
-  if (blocks > INT32_MAX) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%" PRId64 " attention blocks", blocks);
+  int64_t rows = drt_node_attr_int(n, "cuda_block_rows", 0);
+  if (rows != 0 && rows != 64 && rows != 128)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute cuda_block_rows is %" PRId64 " (64 or 128)", rows);
+  if (rows == 0) rows = (a->q_seq + 127) / 128 * a->batch * a->heads >= ATTN_MMA_WM2_MIN_BLOCKS ? 128 : 64;
+  const int wm = (int)(rows / 64);
   int64_t dp = (a->head_dim + 15) / 16 * 16, dvp = (a->v_head_dim + 15) / 16 * 16;
-  uint32_t smem = round128((uint64_t)64 * (uint64_t)(dp + 8) * 2u) * 3u + round128((uint64_t)64 * (uint64_t)(dvp + 8) * 2u) * 2u;
+  const int bk = wm == 2 && dvp > 96 ? 32 : 64;
+  int64_t nqb = (a->q_seq + rows - 1) / rows, blocks = nqb * a->batch * a->heads;
+  if (blocks > INT32_MAX) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%" PRId64 " attention blocks", blocks);
+  /* drt_attn_mma_cfg<D, DV, WM, BK>::SMEM: Q, two K stages, two V stages */
+  uint32_t smem = round128((uint64_t)rows * (uint64_t)(dp + 8) * 2u) +
+                  round128((uint64_t)bk * (uint64_t)(dp + 8) * 2u) * 2u +
+                  round128((uint64_t)bk * (uint64_t)(dvp + 8) * 2u) * 2u;
   char geom[1024];
   DRT_RETURN_IF_ERROR(geom_text(a, ms, geom, sizeof geom));
   int32_t kernel;
@@ -348,11 +363,11 @@ static drt_status emit_attention_mma(drt_cg *cg, const drt_node *n, const drt_fu
       cg, 128, &kernel,
       "extern \"C\" __global__ void __launch_bounds__(128) @NAME@(drt_kargs a) {\n"
       "  const drt_attn_geom g = %s;\n"
-      "  drt_attention_mma<%s, %s, %" PRId64 ", %" PRId64 ", %d, %s>(g, (const %s *)a.u[0], (const %s *)a.u[1], "
-      "(const %s *)a.u[2], (const %s *)a.u[3], (%s *)a.u[4]);\n"
+      "  drt_attention_mma<%s, %s, %" PRId64 ", %" PRId64 ", %d, %s, %d, %d>(g, (const %s *)a.u[0], "
+      "(const %s *)a.u[1], (const %s *)a.u[2], (const %s *)a.u[3], (%s *)a.u[4]);\n"
       "}\n",
-      geom, t_name, mt_name, a->head_dim, a->v_head_dim, mode, a->causal ? "true" : "false", t_name, t_name, t_name,
-      mt_name, t_name));
+      geom, t_name, mt_name, a->head_dim, a->v_head_dim, mode, a->causal ? "true" : "false", wm, bk, t_name, t_name,
+      t_name, mt_name, t_name));
   drt_cuda_arg args[5] = {drt_cg_arg_value(vq), drt_cg_arg_value(vk), drt_cg_arg_value(vv),
                           a->has_mask ? drt_cg_arg_value(vm) : drt_cg_arg_none(), drt_cg_arg_value(vo)};
   const uint32_t grid[3] = {(uint32_t)blocks, 1, 1}, block[3] = {128, 1, 1};

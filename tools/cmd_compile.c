@@ -77,6 +77,30 @@ static void compile_usage(FILE *f) {
   fputs(drt_compile_adapt_usage(), f);
 }
 
+/* DRT_CUDA_ATTN_ROWS=64|128 (a tuning knob for A/B runs such as tests/gpu/run.sh): the query rows
+ * per block of the fp16/bf16 attention kernel, recorded as the node attribute cuda_block_rows so
+ * that the plan renders the same program wherever it loads. */
+static drt_status apply_attn_rows(const drt_graph *const *graphs, size_t n) {
+  const char *env = getenv("DRT_CUDA_ATTN_ROWS");
+  if (!env || !*env) return DRT_OK;
+  if (strcmp(env, "64") != 0 && strcmp(env, "128") != 0)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "DRT_CUDA_ATTN_ROWS is '%s' (64 or 128)", env);
+  for (size_t i = 0; i < n; i++) {
+    drt_graph *g = (drt_graph *)graphs[i]; /* the tool owns them */
+    for (size_t k = 0; k < g->num_nodes; k++) {
+      drt_node *nd = g->nodes[k];
+      if (nd->op != DRT_OP_FUSED_ATTENTION || drt_node_attr(nd, "cuda_block_rows")) continue;
+      drt_attr a;
+      memset(&a, 0, sizeof a);
+      a.name = "cuda_block_rows";
+      a.type = DRT_ATTR_INT;
+      a.i = atoi(env);
+      DRT_RETURN_IF_ERROR(drt_node_add_attr(g, nd, &a));
+    }
+  }
+  return DRT_OK;
+}
+
 /* Nodes without a CUDA kernel run on the CPU inside a GPU run: a warning with the count and the
  * first few ops (drt inspect lists them all). */
 static void report_host_nodes(const drt_cuda_program *p) {
@@ -480,7 +504,8 @@ int drt_cmd_compile(int argc, char **argv) {
     co.precision = precision;
     co.allow_host_fallback = true;
     st = ng > DRT_PLAN_MAX_CUDA_GRAPHS ? DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%zu graphs in one CUDA program", ng)
-                                       : drt_cuda_program_build(cg_graphs, ng, &co, &prog);
+                                       : apply_attn_rows(cg_graphs, ng);
+    if (!st) st = drt_cuda_program_build(cg_graphs, ng, &co, &prog);
     if (st) st = drt_status_annotate(st, "CUDA code generation");
     t_codegen = now_ms() - tc;
     if (!st) report_host_nodes(prog);

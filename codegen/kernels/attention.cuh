@@ -497,13 +497,16 @@ __device__ __forceinline__ void drt_attention(const drt_attn_geom &g, const T *_
 
 /* ---- register-resident flash attention: fp16/bf16 storage, padded head dims up to 128 ----------
  * FlashAttention-2 structure on mma.sync.m16n8k16 (fp32 accumulate). One block of 4 warps takes
- * 64 query rows of one (batch, head); each warp owns 16 rows for the whole kernel. Q is read once
- * into A-operand registers; K/V tiles of 64 keys stream through two shared-memory stages with
- * cp.async. The scores S = Q K^T, the online softmax (row max and partial sums per lane, reduced
- * over the 4 lanes of a quad) and the output accumulator all stay in registers: the accumulator
- * layout of two adjacent 16x8 score tiles is the A-operand layout of a 16x16 P tile, so P feeds
- * the P V product without touching shared memory. Same semantics as drt_attention (scale, mask,
- * causal, base-2 softmax, rows without unmasked keys give 0).
+ * BQ = 64 WM query rows of one (batch, head); each warp owns WM 16-row tiles (rows
+ * 16 WM warp .. + 16 WM) for the whole kernel. K/V tiles of BK keys stream through two
+ * shared-memory stages with cp.async. The scores S = Q K^T, the online softmax (row max and
+ * partial sums per lane, reduced over the 4 lanes of a quad) and the output accumulator all stay
+ * in registers: the accumulator layout of two adjacent 16x8 score tiles is the A-operand layout of
+ * a 16x16 P tile, so P feeds the P V product without touching shared memory. With WM = 2 every
+ * K/V fragment read from shared memory feeds two MMAs (half the shared-memory traffic per FLOP of
+ * WM = 1, as FlashAttention-2's 128-row blocks); Q is read once into A-operand registers (QREG)
+ * unless the accumulators need the room, then again per tile with ldmatrix. Same semantics as
+ * drt_attention (scale, mask, causal, base-2 softmax, rows without unmasked keys give 0).
  *
  * mma.sync fragment layouts (PTX ISA, m16n8k16, .f16/.bf16), lane = 4 g + t:
  *   A 16x16 row-major: reg0 (g, 2t..2t+1), reg1 (g+8, 2t..), reg2 (g, 2t+8..), reg3 (g+8, 2t+8..)
@@ -511,15 +514,20 @@ __device__ __forceinline__ void drt_attention(const drt_attn_geom &g, const T *_
  *   C 16x8 fp32:       c0, c1 (g, 2t..2t+1), c2, c3 (g+8, 2t..2t+1)
  * In the emulator (DRT_EMU) the warp-wide product gathers the fragments with shuffles.
  *
- * shared memory: Q [64][DP+8] T, then K 2 x [64][DP+8] T, then V 2 x [64][DVP+8] T (rows padded by
- * 8 elements: the 32-bit fragment loads are bank-conflict free); size in drt_attn_mma_smem and
- * codegen/emit_attention.c. Launch: grid.x = ceil(q_seq / 64) * B * H, 128 threads. */
-template <int D, int DV> struct drt_attn_mma_cfg {
+ * shared memory: Q [BQ][DP+8] T, then K 2 x [BK][DP+8] T, then V 2 x [BK][DVP+8] T (rows padded
+ * by 8 elements: the 32-bit fragment loads and ldmatrix rows are bank-conflict free); size in
+ * drt_attn_mma_cfg::SMEM, mirrored by codegen/emit_attention.c. Launch: grid.x =
+ * ceil(q_seq / BQ) * B * H, 128 threads. */
+template <int D, int DV, int WM = 1, int BK = 64> struct drt_attn_mma_cfg {
+  static constexpr int BQ = 64 * WM;
   static constexpr int DP = (D + 15) / 16 * 16, DVP = (DV + 15) / 16 * 16;
   static constexpr int LDQ = DP + 8, LDK = DP + 8, LDV = DVP + 8;
   static constexpr unsigned R(unsigned x) { return (x + 127u) & ~127u; }
-  static constexpr unsigned Q_BYTES = R(64u * LDQ * 2u), K_BYTES = R(64u * LDK * 2u), V_BYTES = R(64u * LDV * 2u);
+  static constexpr unsigned Q_BYTES = R(BQ * LDQ * 2u), K_BYTES = R(BK * LDK * 2u), V_BYTES = R(BK * LDV * 2u);
   static constexpr unsigned OFF_K = Q_BYTES, OFF_V = OFF_K + 2u * K_BYTES, SMEM = OFF_V + 2u * V_BYTES;
+  /* registers per thread for the accumulator, the scores and the Q fragments */
+  static constexpr int ACC_REGS = WM * DVP / 2 + WM * BK / 2;
+  static constexpr bool QREG = ACC_REGS + WM * DP / 4 <= 192;
 };
 
 template <class T> __device__ __forceinline__ unsigned drt_attn_pack(float a, float b) {
@@ -605,16 +613,19 @@ template <class T> inline void drt_mma16816(float *c, const unsigned *a, const u
 }
 #endif
 
-template <class T, class MT, int D, int DV, int MODE, bool CAUSAL>
+template <class T, class MT, int D, int DV, int MODE, bool CAUSAL, int WM = 1, int BK = 64>
 __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const T *__restrict__ q,
                                                   const T *__restrict__ k, const T *__restrict__ v,
                                                   const MT *__restrict__ mask, T *__restrict__ out) {
-  typedef drt_attn_mma_cfg<D, DV> C;
-  constexpr int BQ = 64, BK = 64, NT = 128;
+  typedef drt_attn_mma_cfg<D, DV, WM, BK> C;
+  constexpr int BQ = C::BQ, NT = 128;
   constexpr int DP = C::DP, DVP = C::DVP, LDQ = C::LDQ, LDK = C::LDK, LDV = C::LDV;
+  constexpr bool QREG = C::QREG;
   static_assert(sizeof(T) == 2 && DP <= 128 && DVP <= 128, "fp16/bf16, head dims up to 128");
+  static_assert((WM == 1 || WM == 2) && BK % 16 == 0 && BK <= 64, "tile shape");
   T *Qs = (T *)drt_smem;
   const int tid = (int)threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
+  const int lm = lane >> 3, lr = lane & 7; /* ldmatrix: this lane addresses row lr of matrix lm */
   const drt_attn_blk<BQ> pos(g);
   const long long b = pos.b, h = pos.h, kh = pos.kh, i0 = pos.i0;
   const int rows = pos.rows;
@@ -635,30 +646,39 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
                                      NT);
   if (ntiles > 0) load_kv(0);
   __syncthreads(); /* Q visible */
-  unsigned qf[DP / 16][4];
-  {
-    const T *qw = Qs + warp * 16 * LDQ;
+  const T *qw = Qs + warp * 16 * WM * LDQ; /* this warp's rows */
+  /* A fragment of Q rows 16 w .. of this warp, columns 16 kk .. (ldmatrix.x4: matrix m = rows
+     8 (m % 2) .., columns 8 (m / 2) ..) */
+  auto q_frag = [&](int w, int kk, unsigned *a) {
+    drt_ldsm_x4<false>(a, qw + (16 * w + lr + 8 * (lm & 1)) * LDQ + 16 * kk + 8 * (lm >> 1));
+  };
+  unsigned qf[QREG ? WM : 1][QREG ? DP / 16 : 1][4];
+  if constexpr (QREG)
 #pragma unroll
-    for (int kk = 0; kk < DP / 16; kk++) {
-      qf[kk][0] = drt_attn_ld32(qw + gq * LDQ + 16 * kk + 2 * tq);
-      qf[kk][1] = drt_attn_ld32(qw + (gq + 8) * LDQ + 16 * kk + 2 * tq);
-      qf[kk][2] = drt_attn_ld32(qw + gq * LDQ + 16 * kk + 2 * tq + 8);
-      qf[kk][3] = drt_attn_ld32(qw + (gq + 8) * LDQ + 16 * kk + 2 * tq + 8);
+    for (int w = 0; w < WM; w++)
+#pragma unroll
+      for (int kk = 0; kk < DP / 16; kk++) q_frag(w, kk, qf[w][kk]);
+  float o[WM][DVP / 8][4];
+#pragma unroll
+  for (int w = 0; w < WM; w++)
+#pragma unroll
+    for (int n = 0; n < DVP / 8; n++) o[w][n][0] = o[w][n][1] = o[w][n][2] = o[w][n][3] = 0.0f;
+  float m_run[WM][2], l_part[WM][2];
+  long long qi[WM][2];
+  bool qvalid[WM][2];
+  const MT *mrow[WM][2];
+#pragma unroll
+  for (int w = 0; w < WM; w++)
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      m_run[w][r] = DRT_ATTN_NEG_INF;
+      l_part[w][r] = 0.0f;
+      qi[w][r] = i0 + warp * 16 * WM + 16 * w + gq + 8 * r;
+      qvalid[w][r] = qi[w][r] < g.q_seq;
+      mrow[w][r] = mask;
+      if constexpr (MODE >= 0) mrow[w][r] = mask + b * g.ms[0] + h * g.ms[1] + (qvalid[w][r] ? qi[w][r] : 0) * g.ms[2];
     }
-  }
-  float o[DVP / 8][4];
-#pragma unroll
-  for (int n = 0; n < DVP / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float m_run[2] = {DRT_ATTN_NEG_INF, DRT_ATTN_NEG_INF}, l_part[2] = {0.0f, 0.0f};
-  long long qi[2];
-  bool qvalid[2];
-  const MT *mrow[2] = {mask, mask};
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    qi[r] = i0 + warp * 16 + gq + 8 * r;
-    qvalid[r] = qi[r] < g.q_seq;
-    if constexpr (MODE >= 0) mrow[r] = mask + b * g.ms[0] + h * g.ms[1] + (qvalid[r] ? qi[r] : 0) * g.ms[2];
-  }
+  const float sl2 = g.scale * DRT_ATTN_LOG2E;
 
   for (int t = 0; t < ntiles; t++) {
     const long long j0 = (long long)t * BK;
@@ -673,85 +693,113 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
     const T *Ks = (const T *)(drt_smem + C::OFF_K + (t & 1) * C::K_BYTES);
     const T *Vs = (const T *)(drt_smem + C::OFF_V + (t & 1) * C::V_BYTES);
 
-    float s[BK / 8][4];
+    float s[WM][BK / 8][4];
 #pragma unroll
-    for (int n = 0; n < BK / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    for (int w = 0; w < WM; w++)
+#pragma unroll
+      for (int n = 0; n < BK / 8; n++) s[w][n][0] = s[w][n][1] = s[w][n][2] = s[w][n][3] = 0.0f;
     /* K as B fragments, two key tiles per ldmatrix.x4: matrix m = rows 8 (n + m / 2) .., columns
-       16 kk + 8 (m % 2) .. (reg0 / reg1 of tile n, then of tile n + 1) */
-    const int lm = lane >> 3, lr = lane & 7;
+       16 kk + 8 (m % 2) .. (reg0 / reg1 of tile n, then of tile n + 1); each feeds WM MMAs */
 #pragma unroll
-    for (int kk = 0; kk < DP / 16; kk++)
+    for (int kk = 0; kk < DP / 16; kk++) {
+      unsigned qa[WM][4];
+#pragma unroll
+      for (int w = 0; w < WM; w++) {
+        if constexpr (QREG) {
+#pragma unroll
+          for (int i = 0; i < 4; i++) qa[w][i] = qf[w][kk][i];
+        } else {
+          q_frag(w, kk, qa[w]);
+        }
+      }
 #pragma unroll
       for (int n = 0; n < BK / 8; n += 2) {
         unsigned bf[4];
         drt_ldsm_x4<false>(bf, Ks + (8 * (n + (lm >> 1)) + lr) * LDK + 16 * kk + 8 * (lm & 1));
-        drt_mma16816<T>(s[n], qf[kk], bf);
-        drt_mma16816<T>(s[n + 1], qf[kk], bf + 2);
+#pragma unroll
+        for (int w = 0; w < WM; w++) {
+          drt_mma16816<T>(s[w][n], qa[w], bf);
+          drt_mma16816<T>(s[w][n + 1], qa[w], bf + 2);
+        }
       }
+    }
 
     /* scale, mask, causal; base 2 */
-    float mx[2] = {DRT_ATTN_NEG_INF, DRT_ATTN_NEG_INF};
+    const bool full = nk == BK;
 #pragma unroll
-    for (int n = 0; n < BK / 8; n++)
+    for (int w = 0; w < WM; w++) {
+      float mx[2] = {DRT_ATTN_NEG_INF, DRT_ATTN_NEG_INF};
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int r = e >> 1, c = 8 * n + 2 * tq + (e & 1);
-        float x = DRT_ATTN_NEG_INF;
-        if (c < nk) {
-          const long long j = j0 + c;
-          x = s[n][e] * g.scale;
-          if constexpr (MODE == 0) {
-            if (qvalid[r]) x += drt_attn_cvt<MT>::from(mrow[r][j * g.ms[3]]);
-          } else if constexpr (MODE == 1 || MODE == 2) {
-            if (qvalid[r] && ((mrow[r][j * g.ms[3]] != 0) != (MODE == 1))) x = g.fill;
+      for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int r = e >> 1, c = 8 * n + 2 * tq + (e & 1);
+          float x = DRT_ATTN_NEG_INF;
+          if constexpr (MODE < 0 && !CAUSAL) {
+            if (full || c < nk) x = s[w][n][e] * sl2;
+          } else if (c < nk) {
+            const long long j = j0 + c;
+            x = s[w][n][e] * g.scale;
+            if constexpr (MODE == 0) {
+              if (qvalid[w][r]) x += drt_attn_cvt<MT>::from(mrow[w][r][j * g.ms[3]]);
+            } else if constexpr (MODE == 1 || MODE == 2) {
+              if (qvalid[w][r] && ((mrow[w][r][j * g.ms[3]] != 0) != (MODE == 1))) x = g.fill;
+            }
+            if (CAUSAL && j > qi[w][r]) x = DRT_ATTN_NEG_INF;
+            if (x != DRT_ATTN_NEG_INF) x = fmaxf(x * DRT_ATTN_LOG2E, -3.402823466e38f);
           }
-          if (CAUSAL && j > qi[r]) x = DRT_ATTN_NEG_INF;
-          if (x != DRT_ATTN_NEG_INF) x = fmaxf(x * DRT_ATTN_LOG2E, -3.402823466e38f);
+          s[w][n][e] = x;
+          mx[r] = fmaxf(mx[r], x);
         }
-        s[n][e] = x;
-        mx[r] = fmaxf(mx[r], x);
-      }
-    float m_use[2];
+      float m_use[2];
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      const float m_new = fmaxf(m_run[r], mx[r]);
-      const float corr = m_new == DRT_ATTN_NEG_INF ? 1.0f : exp2f(m_run[r] - m_new);
-      m_run[r] = m_new;
-      l_part[r] *= corr;
+      for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        const float m_new = fmaxf(m_run[w][r], mx[r]);
+        const float corr = m_new == DRT_ATTN_NEG_INF ? 1.0f : exp2f(m_run[w][r] - m_new);
+        m_run[w][r] = m_new;
+        l_part[w][r] *= corr;
 #pragma unroll
-      for (int n = 0; n < DVP / 8; n++) {
-        o[n][2 * r] *= corr;
-        o[n][2 * r + 1] *= corr;
+        for (int n = 0; n < DVP / 8; n++) {
+          o[w][n][2 * r] *= corr;
+          o[w][n][2 * r + 1] *= corr;
+        }
+        m_use[r] = m_new == DRT_ATTN_NEG_INF ? 0.0f : m_new; /* every key so far masked: P = 0 */
       }
-      m_use[r] = m_new == DRT_ATTN_NEG_INF ? 0.0f : m_new; /* every key so far masked: P = 0 */
+#pragma unroll
+      for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const float p = exp2f(s[w][n][e] - m_use[e >> 1]);
+          l_part[w][e >> 1] += p;
+          s[w][n][e] = p;
+        }
     }
-#pragma unroll
-    for (int n = 0; n < BK / 8; n++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const float p = exp2f(s[n][e] - m_use[e >> 1]);
-        l_part[e >> 1] += p;
-        s[n][e] = p;
-      }
 
     /* O += P V: P from the score registers, V as B fragments (k = key, n = value dim) */
 #pragma unroll
     for (int kk = 0; kk < BK / 16; kk++) {
       if (16 * kk >= nk) break; /* P is 0 and V zeroed past nk */
-      const unsigned pa[4] = {drt_attn_pack<T>(s[2 * kk][0], s[2 * kk][1]),
-                              drt_attn_pack<T>(s[2 * kk][2], s[2 * kk][3]),
-                              drt_attn_pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              drt_attn_pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      unsigned pa[WM][4];
+#pragma unroll
+      for (int w = 0; w < WM; w++) {
+        pa[w][0] = drt_attn_pack<T>(s[w][2 * kk][0], s[w][2 * kk][1]);
+        pa[w][1] = drt_attn_pack<T>(s[w][2 * kk][2], s[w][2 * kk][3]);
+        pa[w][2] = drt_attn_pack<T>(s[w][2 * kk + 1][0], s[w][2 * kk + 1][1]);
+        pa[w][3] = drt_attn_pack<T>(s[w][2 * kk + 1][2], s[w][2 * kk + 1][3]);
+      }
       /* V as B fragments with ldmatrix.x4.trans: matrix m = keys 16 kk + 8 (m % 2) .., value
          columns 8 (n + m / 2) .. */
 #pragma unroll
       for (int n = 0; n < DVP / 8; n += 2) {
         unsigned bf[4];
         drt_ldsm_x4<true>(bf, Vs + (16 * kk + 8 * (lm & 1) + lr) * LDV + 8 * (n + (lm >> 1)));
-        drt_mma16816<T>(o[n], pa, bf);
-        drt_mma16816<T>(o[n + 1], pa, bf + 2);
+#pragma unroll
+        for (int w = 0; w < WM; w++) {
+          drt_mma16816<T>(o[w][n], pa[w], bf);
+          drt_mma16816<T>(o[w][n + 1], pa[w], bf + 2);
+        }
       }
     }
     __syncthreads(); /* every warp is done with this stage before it is refilled */
@@ -761,26 +809,28 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
   const long long os2 = g.os[2], os3 = g.os[3];
   T *op = out + b * g.os[0] + h * g.os[1];
 #pragma unroll
-  for (int r = 0; r < 2; r++) {
-    float l = l_part[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    if (!qvalid[r]) continue;
-    T *orow = op + qi[r] * os2;
+  for (int w = 0; w < WM; w++)
 #pragma unroll
-    for (int n = 0; n < DVP / 8; n++) {
-      const int c = 8 * n + 2 * tq;
-      if (c >= DV) break;
-      const float y0 = o[n][2 * r] * inv, y1 = o[n][2 * r + 1] * inv;
-      if (os3 == 1 && c + 1 < DV && (((unsigned long long)(orow + c)) & 3ull) == 0) {
-        *(typename drt_attn_cvt<T>::T2 *)(orow + c) = drt_attn_cvt<T>::to2(y0, y1);
-      } else {
-        orow[c * os3] = drt_attn_cvt<T>::to(y0);
-        if (c + 1 < DV) orow[(c + 1) * os3] = drt_attn_cvt<T>::to(y1);
+    for (int r = 0; r < 2; r++) {
+      float l = l_part[w][r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+      if (!qvalid[w][r]) continue;
+      T *orow = op + qi[w][r] * os2;
+#pragma unroll
+      for (int n = 0; n < DVP / 8; n++) {
+        const int c = 8 * n + 2 * tq;
+        if (c >= DV) break;
+        const float y0 = o[w][n][2 * r] * inv, y1 = o[w][n][2 * r + 1] * inv;
+        if (os3 == 1 && c + 1 < DV && (((unsigned long long)(orow + c)) & 3ull) == 0) {
+          *(typename drt_attn_cvt<T>::T2 *)(orow + c) = drt_attn_cvt<T>::to2(y0, y1);
+        } else {
+          orow[c * os3] = drt_attn_cvt<T>::to(y0);
+          if (c + 1 < DV) orow[(c + 1) * os3] = drt_attn_cvt<T>::to(y1);
+        }
       }
     }
-  }
 }
 
 /* ---- unfused attention (head sizes the fused kernel does not take) ----------------------------

@@ -20,7 +20,10 @@
 #                if torch.onnx works on this machine)
 #   --quick      fp32 and bf16 only, one benchmark model (dit_1024)
 #   --skip-drt-bench / --skip-torch   leave out the distilrt / the PyTorch side of the benchmark
-#   --torch-json FILE  reuse the PyTorch figures of an earlier run on the same GPU (its torch.json)
+#   --torch-json FILE  reuse the PyTorch figures of an earlier run on the same GPU (its torch.json);
+#                measures only what it lacks (e.g. torch.compile mode="reduce-overhead") when time allows
+#   --ab-attn    also compile and bench the DiTs with the other attention block height
+#                (DRT_CUDA_ATTN_ROWS=64 for dit_4096, 128 for dit_1024; 1-NFE and its profile)
 # Without either, a kit at ./gpu-kit is used, else the script builds with CMake (needs protobuf-c).
 #   --dry-run MOCK_SO  on a machine WITHOUT a GPU: every CPU-side step for real (kit, NVRTC compiles
 #                for sm_90, weight generation, benchmark compiles with their timings), the CUDA runs
@@ -33,7 +36,7 @@ T0=$(date +%s)
 BUDGET=${DRT_GPU_BUDGET_S:-460}
 [ $# -ge 1 ] || { echo "usage: tests/gpu/run.sh RESULTS_DIR [--kit DIR | --build DIR] [--quick] [--skip-bench] [--skip-check]" >&2; exit 2; }
 OUT=$1; shift
-KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0; DRY=""; SKIP_DRT=0; SKIP_TORCH=0; TORCH_JSON=""
+KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0; DRY=""; SKIP_DRT=0; SKIP_TORCH=0; TORCH_JSON=""; AB_ATTN=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --kit) KIT=$2; shift 2 ;;
@@ -44,6 +47,7 @@ while [ $# -gt 0 ]; do
     --skip-drt-bench) SKIP_DRT=1; shift ;;
     --skip-torch) SKIP_TORCH=1; shift ;;
     --torch-json) TORCH_JSON=$2; shift 2 ;;
+    --ab-attn) AB_ATTN=1; shift ;;
     --dry-run) DRY=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -132,11 +136,32 @@ if [ $SKIP_BENCH = 0 ]; then
     timeout $(( $(left) / 2 )) "$DRT" bench "$WORK/$m/model.plan" --backend cuda --json --steps 1,4 \
       --warmup 3 --iterations 20 --profile $IN > "$OUT/drt_$m.json" 2> "$OUT/drt_$m.err" ||
       log "$m: drt bench failed: $(tail -3 "$OUT/drt_$m.err")"
-    rm -f "$BENCH_DIR/$m/weights.bin"
+    ROWS=""
+    case "$m" in dit_4096) ROWS=64 ;; dit_*) ROWS=128 ;; esac
+    if [ $AB_ATTN = 1 ] && [ -n "$ROWS" ] && [ "$(left)" -gt 90 ]; then
+      log "$m: A/B plan with DRT_CUDA_ATTN_ROWS=$ROWS"
+      rm -f "$WORK/$m/model.plan"
+      DRT_CUDA_ATTN_ROWS=$ROWS timeout $(( $(left) / 3 )) "$DRT" compile "$BENCH_DIR/$m/model.onnx" -o "$WORK/$m/ab.plan" \
+        --target cuda --arch "$ARCH" --precision bf16 --schedule flow-euler > "$OUT/compile_${m}_rows$ROWS.log" 2>&1 &&
+        timeout $(( $(left) / 3 )) "$DRT" bench "$WORK/$m/ab.plan" --backend cuda --json --steps 1 --warmup 3 \
+          --iterations 20 --profile $IN > "$OUT/drt_${m}_rows$ROWS.json" 2> "$OUT/drt_${m}_rows$ROWS.err" ||
+        log "$m: A/B failed: $(tail -2 "$OUT/compile_${m}_rows$ROWS.log" "$OUT/drt_${m}_rows$ROWS.err" 2>/dev/null)"
+      rm -f "$WORK/$m/ab.plan"
+    fi
+    rm -f "$WORK/$m/model.plan" "$BENCH_DIR/$m/weights.bin"
   done
   if [ -n "$TORCH_JSON" ]; then
-    if cp "$TORCH_JSON" "$OUT/torch.json" 2>/dev/null; then log "PyTorch figures reused from $TORCH_JSON"
-    else log "--torch-json $TORCH_JSON: cannot read it; no PyTorch figures in this run"; fi
+    if ! cp "$TORCH_JSON" "$OUT/torch.json" 2>/dev/null; then
+      log "--torch-json $TORCH_JSON: cannot read it; no PyTorch figures in this run"
+    elif [ $SKIP_TORCH = 0 ] && [ -z "$DRY" ] && [ "$(left)" -gt 90 ]; then
+      log "PyTorch figures from $TORCH_JSON; measuring what it lacks"
+      timeout $(( $(left) - 15 )) python3 tests/gpu/torch_bench.py --merge "$TORCH_JSON" --out "$OUT/torch.json" \
+        --models "$(echo $MODELS | tr ' ' ,)" --budget-s $(( $(left) - 60 )) 2>&1 | tee "$OUT/torch.log" |
+        grep -v Warning | tail -5 | tee -a "$LOG"
+      [ -s "$OUT/torch.json" ] || cp "$TORCH_JSON" "$OUT/torch.json"
+    else
+      log "PyTorch figures reused from $TORCH_JSON"
+    fi
   elif [ $SKIP_TORCH = 1 ]; then
     log "PyTorch benchmark skipped (--skip-torch)"
   elif [ -n "$DRY" ]; then

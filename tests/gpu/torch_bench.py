@@ -3,10 +3,13 @@
 (tests/gpu/bench_models.py) in bf16 with eager and torch.compile on the same GPU, a 4-step
 generation loop (Euler on the model output, the same amount of work as `drt generate --steps 4`)
 in both modes, the FLOPs of one evaluation (torch.utils.flop_counter) and the measured dense
-bf16 matmul peak of the GPU. Writes one JSON object.
+bf16 matmul peak of the GPU. torch.compile runs in each of --modes: "default" (keys compile_ms,
+compile_gen4_ms) and "reduce-overhead" (CUDA graphs; keys compile_ro_ms, compile_ro_gen4_ms).
+Writes one JSON object; --merge FILE starts from an earlier run's object on the same GPU and
+measures only what it lacks (e.g. a mode it did not run).
 
 usage: torch_bench.py --out FILE.json [--models dit_1024,dit_4096,unet_scaled] [--iters N]
-                      [--no-compile] [--budget-s S]
+                      [--no-compile] [--modes default,reduce-overhead] [--merge FILE] [--budget-s S]
 """
 import argparse
 import json
@@ -66,6 +69,8 @@ def main():
     ap.add_argument("--models", default=",".join(bm.CONFIGS))
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--modes", default="default,reduce-overhead", help="torch.compile modes to measure")
+    ap.add_argument("--merge", default="", help="an earlier torch.json of this GPU: keep its figures")
     ap.add_argument("--budget-s", type=float, default=240.0, help="skip torch.compile once past this")
     ap.add_argument("--device", default="cuda", help="cuda (default); cpu only to smoke-test this script")
     a = ap.parse_args()
@@ -74,11 +79,19 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = True
     res = {"gpu": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu", "torch": torch.__version__,
            "cuda": torch.version.cuda, "models": {}}
+    if a.merge:
+        with open(a.merge) as f:
+            old = json.load(f)
+        if old.get("gpu") != res["gpu"] or old.get("torch") != res["torch"]:
+            sys.exit("--merge %s: measured on %s with torch %s, not this %s with torch %s" % (
+                a.merge, old.get("gpu"), old.get("torch"), res["gpu"], res["torch"]))
+        res = old
 
     def save():  # after each step: a later failure or timeout keeps what was measured
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)
-    res["bf16_matmul_peak_tflops"] = matmul_peak_tflops(dev)
+    if "bf16_matmul_peak_tflops" not in res:
+        res["bf16_matmul_peak_tflops"] = matmul_peak_tflops(dev)
     save()
     for name in a.models.split(","):
         try:
@@ -102,8 +115,10 @@ def bench_one(a, name, dev, res, t_start):
     args = [torch.from_numpy(v).to(dev) for v in feeds.values()]
     args = [x.to(torch.bfloat16) if x.is_floating_point() else x for x in args]
     with torch.no_grad():
-        r["flops"] = count_flops(model, args)
-        r["eager_ms"] = time_cuda(lambda: model(*args), a.iters)
+        if "flops" not in r:
+            r["flops"] = count_flops(model, args)
+        if "eager_ms" not in r:
+            r["eager_ms"] = time_cuda(lambda: model(*args), a.iters)
 
         def loop(m):
             x = args[0]
@@ -112,21 +127,30 @@ def bench_one(a, name, dev, res, t_start):
                 v = m(x, t, args[2])
                 x = x - 0.25 * v
             return x
-        r["eager_gen4_ms"] = time_cuda(lambda: loop(model), max(3, a.iters // 4))
-        if not a.no_compile and time.time() - t_start < a.budget_s:
-            cm = torch.compile(model)
+        if "eager_gen4_ms" not in r:
+            r["eager_gen4_ms"] = time_cuda(lambda: loop(model), max(3, a.iters // 4))
+        for mode in [x for x in a.modes.split(",") if x] if not a.no_compile else []:
+            key = "compile" if mode == "default" else "compile_" + {"reduce-overhead": "ro"}.get(mode, mode)
+            if key + "_ms" in r:
+                continue
+            if time.time() - t_start >= a.budget_s:
+                r[key + "_skipped"] = "time budget"
+                continue
+            torch._dynamo.reset()
+            cm = torch.compile(model, mode=None if mode == "default" else mode)
             t0 = time.time()
-            cm(*args)
+            for _ in range(2 if mode == "reduce-overhead" else 1):  # CUDA graphs record on a later call
+                cm(*args)
             if dev == "cuda":
                 torch.cuda.synchronize()
-            r["compile_s"] = time.time() - t0
-            r["compile_ms"] = time_cuda(lambda: cm(*args), a.iters)
-            r["compile_gen4_ms"] = time_cuda(lambda: loop(cm), max(3, a.iters // 4))
-        else:
-            r["compile_skipped"] = "time budget" if not a.no_compile else "--no-compile"
-    print("torch %-12s eager %.2f ms  compile %s ms  %.1f GFLOP" % (
-        name, r["eager_ms"], "%.2f" % r["compile_ms"] if "compile_ms" in r else "-", r["flops"] / 1e9),
-        flush=True)
+            r[key + "_s"] = time.time() - t0
+            r[key + "_ms"] = time_cuda(lambda: cm(*args), a.iters)
+            r[key + "_gen4_ms"] = time_cuda(lambda: loop(cm), max(3, a.iters // 4))
+        if a.no_compile:
+            r["compile_skipped"] = "--no-compile"
+    print("torch %-12s eager %.2f ms  compile %s ms  reduce-overhead %s ms  %.1f GFLOP" % (
+        name, r["eager_ms"], "%.2f" % r["compile_ms"] if "compile_ms" in r else "-",
+        "%.2f" % r["compile_ro_ms"] if "compile_ro_ms" in r else "-", r["flops"] / 1e9), flush=True)
 
 
 if __name__ == "__main__":

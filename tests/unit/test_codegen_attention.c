@@ -26,17 +26,18 @@ static void test_dit_bf16(void **state) {
   assert_int_equal(c->num_launches, 1);
   const drt_cuda_launch *l = &c->launches[0];
   assert_int_equal(l->kind, DRT_CUDA_LAUNCH_KERNEL);
-  assert_int_equal(l->grid[0], 1024 / 64 * 2 * 16);
+  /* 256 blocks of 128 rows: two m16 tiles per warp */
+  assert_int_equal(l->grid[0], 1024 / 128 * 2 * 16);
   assert_int_equal(l->grid[1] * l->grid[2], 1);
   assert_int_equal(l->block[0], 128);
-  /* the register-resident mma.sync kernel: Q [64][80 + 8] bf16, K/V 2 stages of [64][80 + 8] bf16 */
-  assert_int_equal(l->smem, 64 * 88 * 2 * 5);
+  /* the register-resident mma.sync kernel: Q [128][80 + 8] bf16, K/V 2 stages of [64][80 + 8] bf16 */
+  assert_int_equal(l->smem, 128 * 88 * 2 + 64 * 88 * 2 * 4);
   assert_int_equal(l->num_args, 5);
   assert_int_equal(l->args[0].kind, DRT_CUDA_ARG_VALUE);
   assert_int_equal(l->args[3].kind, DRT_CUDA_ARG_NONE);
   assert_ptr_equal(l->args[4].value, g->nodes[0]->outputs[0]);
   char *t = kernel_text(p, l);
-  assert_has(t, "drt_attention_mma<__nv_bfloat16, unsigned char, 72, 72, -1, false>");
+  assert_has(t, "drt_attention_mma<__nv_bfloat16, unsigned char, 72, 72, -1, false, 2, 64>");
   assert_has(t, "{1179648LL, 72LL, 1152LL, 1LL}"); /* b_s_hd strides over (b, h, s, d) */
   assert_has(t, "{16LL, 1LL, 1024LL, 1024LL,");     /* heads, group, Sq, Skv */
   float sc = (float)(1.0 / sqrt(72.0)); /* as drt_fused_attention_resolve */
@@ -49,6 +50,22 @@ static void test_dit_bf16(void **state) {
   free(t);
   drt_cuda_program_destroy(p);
 
+  /* cuda_block_rows = 64 keeps one m16 tile per warp */
+  drt_attr ra;
+  memset(&ra, 0, sizeof ra);
+  ra.name = "cuda_block_rows";
+  ra.type = DRT_ATTR_INT;
+  ra.i = 64;
+  DRT_ASSERT_OK(drt_node_add_attr(g, g->nodes[0], &ra));
+  p = build(g, DRT_CUDA_PRECISION_BF16, false);
+  l = &p->graphs[0].launches[0];
+  assert_int_equal(l->grid[0], 1024 / 64 * 2 * 16);
+  assert_int_equal(l->smem, 64 * 88 * 2 * 5);
+  t = kernel_text(p, l);
+  assert_has(t, "drt_attention_mma<__nv_bfloat16, unsigned char, 72, 72, -1, false, 1, 64>");
+  free(t);
+  drt_cuda_program_destroy(p);
+
   /* fp32 storage: SIMT variant, smaller key tile (fits the preferred shared-memory budget) */
   p = build(g, DRT_CUDA_PRECISION_FP32, false);
   l = &p->graphs[0].launches[0];
@@ -57,6 +74,40 @@ static void test_dit_bf16(void **state) {
   assert_int_equal(l->smem, 64 * 84 * 4 + 32 * 81 * 4 + 32 * 84 * 4 + 64 * 36 * 4 + 64 * 84 * 4 + 256);
   free(t);
   drt_cuda_program_destroy(p);
+  drt_graph_destroy(g);
+}
+
+/* Head dim 128 with 4096 queries: 128-row blocks with 32-key tiles (the accumulators need the
+ * registers); a cuda_block_rows other than 64 or 128 is an error naming the attribute. */
+static void test_mma_tiles(void **state) {
+  (void)state;
+  drt_graph *g = new_graph();
+  attn_spec s = {DIMS4(1, 16, 4096, 128), DIMS4(1, 16, 4096, 128), DIMS4(1, 16, 4096, 128), {0}, NULL, NULL, NULL,
+                 NULL, 16, 0, 0, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0};
+  drt_node *n = add_attention(g, &s);
+  drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_FP16, false);
+  const drt_cuda_launch *l = &p->graphs[0].launches[0];
+  assert_int_equal(l->grid[0], 4096 / 128 * 16);
+  assert_int_equal(l->smem, 128 * 136 * 2 + 32 * 136 * 2 * 4);
+  char *t = kernel_text(p, l);
+  assert_has(t, "drt_attention_mma<__half, unsigned char, 128, 128, -1, false, 2, 32>");
+  free(t);
+  drt_cuda_program_destroy(p);
+  drt_attr ra;
+  memset(&ra, 0, sizeof ra);
+  ra.name = "cuda_block_rows";
+  ra.type = DRT_ATTR_INT;
+  ra.i = 96;
+  DRT_ASSERT_OK(drt_node_add_attr(g, n, &ra));
+  drt_cuda_codegen_options o;
+  drt_cuda_codegen_options_init(&o);
+  o.precision = DRT_CUDA_PRECISION_FP16;
+  o.allow_host_fallback = false;
+  p = NULL;
+  drt_status st = drt_cuda_program_build((const drt_graph *const *)&g, 1, &o, &p);
+  assert_non_null(st);
+  assert_non_null(strstr(drt_status_message(st), "cuda_block_rows"));
+  drt_status_free(st);
   drt_graph_destroy(g);
 }
 
@@ -122,18 +173,18 @@ static void test_masks_layouts(void **state) {
   const drt_cuda_graph_code *code = &p->graphs[0];
   assert_int_equal(code->num_launches, 4);
   char *t = kernel_text(p, &code->launches[0]);
-  assert_has(t, "drt_attention_mma<__half, __half, 40, 24, 0, false>");
+  assert_has(t, "drt_attention_mma<__half, __half, 40, 24, 0, false, 1, 64>");
   assert_has(t, "{4LL, 2LL, 33LL, 70LL,");
   assert_has(t, "{2310LL, 0LL, 70LL, 1LL}"); /* mask strides */
   assert_int_equal(code->launches[0].args[3].kind, DRT_CUDA_ARG_VALUE);
   free(t);
   t = kernel_text(p, &code->launches[1]);
-  assert_has(t, "drt_attention_mma<__half, unsigned char, 16, 16, 1, true>");
+  assert_has(t, "drt_attention_mma<__half, unsigned char, 16, 16, 1, true, 1, 64>");
   assert_has(t, "{432LL, 16LL, 48LL, 1LL}"); /* b_s_h_d */
   assert_has(t, "{0LL, 0LL, 0LL, 1LL}");     /* key padding mask */
   free(t);
   t = kernel_text(p, &code->launches[2]);
-  assert_has(t, "drt_attention_mma<__half, unsigned char, 8, 8, 2, false>");
+  assert_has(t, "drt_attention_mma<__half, unsigned char, 8, 8, 2, false, 1, 64>");
   assert_has(t, "{160LL, 0LL, 1LL, 20LL}"); /* b_d_s_s: s contiguous, d strided */
   assert_has(t, "{0LL, 0LL, 9LL, 1LL}");
   free(t);
@@ -264,6 +315,11 @@ static void test_emulated_numerics(void **state) {
   const size_t nspec = sizeof specs / sizeof specs[0];
   drt_graph *g = new_graph();
   for (size_t i = 0; i < nspec; i++) add_attention(g, &specs[i]);
+  /* the mma.sync kernel's 128-row blocks (two m16 tiles per warp) on the cases it takes in
+     fp16/bf16: D = 72, GQA causal over two query blocks, additive mask with Dv = 24, key padding
+     with D = 80, D = 128 (Q fragments reloaded per tile, 32-key tiles), one key, large scores */
+  static const int wm2[] = {0, 1, 2, 3, 4, 8, 9};
+  for (size_t i = 0; i < sizeof wm2 / sizeof wm2[0]; i++) attr_i(g, add_attention(g, &specs[wm2[i]]), "cuda_block_rows", 128);
 
   /* fp32 data and CPU references (inputs rounded to each storage type below) */
   char dir[] = "/tmp/drt_attn_emu_XXXXXX";
@@ -304,6 +360,11 @@ static void test_emulated_numerics(void **state) {
       assert_int_equal(p->graphs[0].node_first[ni + 1] - p->graphs[0].node_first[ni], 1);
       const drt_cuda_launch *l = &p->graphs[0].launches[p->graphs[0].node_first[ni]];
       assert_int_equal(l->kind, DRT_CUDA_LAUNCH_KERNEL);
+      if (ni >= nspec && (prec == DRT_CUDA_PRECISION_FP16 || prec == DRT_CUDA_PRECISION_BF16)) {
+        char *t = kernel_text(p, l);
+        assert_true(strstr(t, ", 2, 64>(g") || strstr(t, ", 2, 32>(g"));
+        free(t);
+      }
       unsigned long long kargs[DRT_CUDA_MAX_ARGS];
       memset(kargs, 0, sizeof kargs);
       for (int a = 0; a < l->num_args; a++) {
@@ -332,6 +393,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dit_bf16),
       cmocka_unit_test(test_head_sizes),
+      cmocka_unit_test(test_mma_tiles),
       cmocka_unit_test(test_masks_layouts),
       cmocka_unit_test(test_fallback),
       cmocka_unit_test(test_nvrtc_compiles),
