@@ -1,6 +1,14 @@
 #include "ir/dtype.h"
 
 #include <math.h>
+#include <stdatomic.h>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define DRT_HAVE_X86 1
+#else
+#define DRT_HAVE_X86 0
+#endif
 
 const char *drt_dtype_name(drt_dtype dt) {
   switch (dt) {
@@ -158,11 +166,98 @@ int64_t drt_load_i64(drt_dtype dt, const void *p, size_t i) {
 
 static double clampd(double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+/* ---- bulk float32 <-> float16 / bfloat16 (inputs and outputs of every fp16/bf16 GPU run) ----
+ * The same bits as the element functions above, without their per-element dispatch: bf16 with a
+ * branch-free loop the compiler vectorizes, fp16 with the F16C instructions where the CPU has
+ * them (IEEE round to nearest even, NaN quieted keeping the top payload bits: what
+ * drt_f32_to_f16 computes), else element by element. */
+static bool has_f16c(void) {
+#if DRT_HAVE_X86
+  static atomic_int cached = -1; /* racing threads compute and store the same value */
+  int v = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (v < 0) {
+    __builtin_cpu_init();
+    v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    atomic_store_explicit(&cached, v, memory_order_relaxed);
+  }
+  return v != 0;
+#else
+  return false;
+#endif
+}
+
+#if DRT_HAVE_X86
+__attribute__((target("avx,f16c"))) static size_t f32_to_f16_f16c(uint16_t *d, const float *s, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128((__m128i *)(d + i), _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
+  return i;
+}
+/* vcvtph2ps quiets signalling NaNs; drt_f16_to_f32 keeps their bits, so blocks with a NaN go
+   element by element */
+__attribute__((target("avx,f16c"))) static size_t f16_to_f32_f16c(float *d, const uint16_t *s, size_t n) {
+  size_t i = 0;
+  const __m128i exp = _mm_set1_epi16(0x7c00), man = _mm_set1_epi16(0x3ff), zero = _mm_setzero_si128();
+  for (; i + 8 <= n; i += 8) {
+    __m128i h = _mm_loadu_si128((const __m128i *)(s + i));
+    __m128i nan = _mm_andnot_si128(_mm_cmpeq_epi16(_mm_and_si128(h, man), zero),
+                                   _mm_cmpeq_epi16(_mm_and_si128(h, exp), exp));
+    if (_mm_movemask_epi8(nan)) {
+      for (size_t k = i; k < i + 8; k++) d[k] = drt_f16_to_f32(s[k]);
+      continue;
+    }
+    _mm256_storeu_ps(d + i, _mm256_cvtph_ps(h));
+  }
+  return i;
+}
+#endif
+
+static bool convert_fast(drt_dtype dd, void *dst, drt_dtype sd, const void *src, size_t n) {
+  if (sd == DRT_DTYPE_FLOAT32 && dd == DRT_DTYPE_BFLOAT16) {
+    const uint32_t *s = src;
+    uint16_t *d = dst;
+    for (size_t i = 0; i < n; i++) {
+      uint32_t u = s[i];
+      uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, q = (u >> 16) | 0x40u;
+      d[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? q : r);
+    }
+    return true;
+  }
+  if (sd == DRT_DTYPE_BFLOAT16 && dd == DRT_DTYPE_FLOAT32) {
+    const uint16_t *s = src;
+    uint32_t *d = dst;
+    for (size_t i = 0; i < n; i++) d[i] = (uint32_t)s[i] << 16;
+    return true;
+  }
+  if (sd == DRT_DTYPE_FLOAT32 && dd == DRT_DTYPE_FLOAT16) {
+    const float *s = src;
+    uint16_t *d = dst;
+    size_t i = 0;
+#if DRT_HAVE_X86
+    if (has_f16c()) i = f32_to_f16_f16c(d, s, n);
+#endif
+    for (; i < n; i++) d[i] = drt_f32_to_f16(s[i]);
+    return true;
+  }
+  if (sd == DRT_DTYPE_FLOAT16 && dd == DRT_DTYPE_FLOAT32) {
+    const uint16_t *s = src;
+    float *d = dst;
+    size_t i = 0;
+#if DRT_HAVE_X86
+    if (has_f16c()) i = f16_to_f32_f16c(d, s, n);
+#endif
+    for (; i < n; i++) d[i] = drt_f16_to_f32(s[i]);
+    return true;
+  }
+  return false;
+}
+
 void drt_convert(drt_dtype dd, void *dst, drt_dtype sd, const void *src, size_t n) {
   if (dd == sd) {
     memcpy(dst, src, n * drt_dtype_size(dd));
     return;
   }
+  if (convert_fast(dd, dst, sd, src, n)) return;
   bool src_int = drt_dtype_is_int(sd) || sd == DRT_DTYPE_BOOL;
   for (size_t i = 0; i < n; i++) {
     if (src_int && (drt_dtype_is_int(dd))) {
