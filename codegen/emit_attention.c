@@ -338,6 +338,13 @@ static drt_status geom_text(const drt_fused_attention *a, const int64_t ms[4], c
  * from DRT_CUDA_ATTN_ROWS) overrides the choice. Key tiles of 64, 32 when WM = 2 and the padded
  * value head exceeds 96 (registers). Dynamic shared memory as drt_attn_mma_cfg::SMEM. */
 #define ATTN_MMA_WM2_MIN_BLOCKS 256
+/* Key splits when even 64-row blocks leave the GPU short of work (fewer than two per SM of a
+ * 132-SM GPU): enough splits for four blocks per SM, each at least two key tiles, at most
+ * ATTN_MAX_SPLITS; partial results in scratch, merged by a second kernel. The attribute
+ * cuda_kv_splits (1..8) overrides. */
+#define ATTN_SPLIT_BELOW_BLOCKS 264
+#define ATTN_SPLIT_TARGET_BLOCKS 528
+#define ATTN_MAX_SPLITS 4
 
 static drt_status emit_attention_mma(drt_cg *cg, const drt_node *n, const drt_fused_attention *a, const char *t_name,
                                      const char *mt_name, int mode, const int64_t ms[4]) {
@@ -352,6 +359,27 @@ static drt_status emit_attention_mma(drt_cg *cg, const drt_node *n, const drt_fu
   const int bk = wm == 2 && dvp > 96 ? 32 : 64;
   int64_t nqb = (a->q_seq + rows - 1) / rows, blocks = nqb * a->batch * a->heads;
   if (blocks > INT32_MAX) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%" PRId64 " attention blocks", blocks);
+  int64_t splits = drt_node_attr_int(n, "cuda_kv_splits", 0);
+  if (splits < 0 || splits > 8)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute cuda_kv_splits is %" PRId64 " (0: automatic, 1..8)",
+                     splits);
+  if (splits == 0) {
+    splits = 1;
+    if (wm == 1 && blocks < ATTN_SPLIT_BELOW_BLOCKS) {
+      splits = (ATTN_SPLIT_TARGET_BLOCKS + blocks - 1) / blocks;
+      int64_t max_by_keys = a->kv_seq / (2 * bk);
+      if (splits > max_by_keys) splits = max_by_keys;
+      if (splits > ATTN_MAX_SPLITS) splits = ATTN_MAX_SPLITS;
+      if (splits < 1) splits = 1;
+    }
+  }
+  /* keys per split: a multiple of the key tile; no empty trailing split */
+  int64_t ksplit = 0;
+  if (splits > 1) {
+    ksplit = ((a->kv_seq + splits - 1) / splits + bk - 1) / bk * bk;
+    splits = (a->kv_seq + ksplit - 1) / ksplit;
+    if (splits <= 1) ksplit = 0, splits = 1;
+  }
   /* drt_attn_mma_cfg<D, DV, WM, BK>::SMEM: Q, two K stages, two V stages */
   uint32_t smem = round128((uint64_t)rows * (uint64_t)(dp + 8) * 2u) +
                   round128((uint64_t)bk * (uint64_t)(dp + 8) * 2u) * 2u +
@@ -363,15 +391,44 @@ static drt_status emit_attention_mma(drt_cg *cg, const drt_node *n, const drt_fu
       cg, 128, &kernel,
       "extern \"C\" __global__ void __launch_bounds__(128) @NAME@(drt_kargs a) {\n"
       "  const drt_attn_geom g = %s;\n"
-      "  drt_attention_mma<%s, %s, %" PRId64 ", %" PRId64 ", %d, %s, %d, %d>(g, (const %s *)a.u[0], "
-      "(const %s *)a.u[1], (const %s *)a.u[2], (const %s *)a.u[3], (%s *)a.u[4]);\n"
+      "  drt_attention_mma<%s, %s, %" PRId64 ", %" PRId64 ", %d, %s, %d, %d, %" PRId64 ">(g, (const %s *)a.u[0], "
+      "(const %s *)a.u[1], (const %s *)a.u[2], (const %s *)a.u[3], (%s *)a.u[4]%s);\n"
       "}\n",
-      geom, t_name, mt_name, a->head_dim, a->v_head_dim, mode, a->causal ? "true" : "false", wm, bk, t_name, t_name,
-      t_name, mt_name, t_name));
-  drt_cuda_arg args[5] = {drt_cg_arg_value(vq), drt_cg_arg_value(vk), drt_cg_arg_value(vv),
-                          a->has_mask ? drt_cg_arg_value(vm) : drt_cg_arg_none(), drt_cg_arg_value(vo)};
-  const uint32_t grid[3] = {(uint32_t)blocks, 1, 1}, block[3] = {128, 1, 1};
-  return drt_cg_launch(cg, kernel, grid, block, smem, args, 5);
+      geom, t_name, mt_name, a->head_dim, a->v_head_dim, mode, a->causal ? "true" : "false", wm, bk, ksplit, t_name,
+      t_name, t_name, mt_name, t_name,
+      ksplit ? ", drt_attn_split_part{(float *)a.u[5], (float *)a.u[6]}" : ""));
+  drt_cuda_arg args[7] = {drt_cg_arg_value(vq), drt_cg_arg_value(vk), drt_cg_arg_value(vv),
+                          a->has_mask ? drt_cg_arg_value(vm) : drt_cg_arg_none(), drt_cg_arg_value(vo),
+                          drt_cg_arg_none(), drt_cg_arg_none()};
+  const uint32_t block[3] = {128, 1, 1};
+  if (!ksplit) {
+    const uint32_t grid[3] = {(uint32_t)blocks, 1, 1};
+    return drt_cg_launch(cg, kernel, grid, block, smem, args, 5);
+  }
+  /* partial results in scratch: o [splits][B H Sq][Dv] and (m, l) [splits][B H Sq][2], fp32 */
+  const int64_t nrows = a->batch * a->heads * a->q_seq;
+  const uint64_t o_bytes = (uint64_t)splits * (uint64_t)nrows * (uint64_t)a->v_head_dim * 4u;
+  const uint64_t ml_off = (o_bytes + 255u) / 256u * 256u;
+  drt_cuda_arg scratch = drt_cg_scratch(cg, ml_off + (uint64_t)splits * (uint64_t)nrows * 8u);
+  args[5] = scratch;
+  args[6] = scratch;
+  args[6].offset += ml_off;
+  const uint32_t grid[3] = {(uint32_t)blocks, (uint32_t)splits, 1};
+  DRT_RETURN_IF_ERROR(drt_cg_launch(cg, kernel, grid, block, smem, args, 7));
+  int32_t combine;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(
+      cg, 256, &combine,
+      "extern \"C\" __global__ void __launch_bounds__(256) @NAME@(drt_kargs a) {\n"
+      "  const drt_attn_geom g = %s;\n"
+      "  drt_attn_split_combine<%s, %" PRId64 ", %" PRId64 ">(g, drt_attn_split_part{(float *)a.u[0], "
+      "(float *)a.u[1]}, %" PRId64 "LL, (%s *)a.u[2]);\n"
+      "}\n",
+      geom, t_name, a->v_head_dim, splits, nrows, t_name));
+  int64_t total = nrows * a->v_head_dim, cblocks = (total + 255) / 256;
+  if (cblocks > 65536) cblocks = 65536;
+  drt_cuda_arg cargs[3] = {args[5], args[6], drt_cg_arg_value(vo)};
+  const uint32_t cgrid[3] = {(uint32_t)cblocks, 1, 1}, cblock[3] = {256, 1, 1};
+  return drt_cg_launch(cg, combine, cgrid, cblock, 0, cargs, 3);
 }
 
 static drt_status emit_fused_attention(drt_cg *cg, const drt_node *n) {

@@ -613,16 +613,26 @@ template <class T> inline void drt_mma16816(float *c, const unsigned *a, const u
 }
 #endif
 
-template <class T, class MT, int D, int DV, int MODE, bool CAUSAL, int WM = 1, int BK = 64>
+/* Split keys (KSPLIT > 0, a multiple of BK): block (x, y) takes keys y KSPLIT .. (y + 1) KSPLIT
+ * of its query rows and writes its unnormalized accumulator, running max (base 2) and sum to
+ * `part` (drt_attn_split_part); drt_attn_split_combine then merges the splits into the output.
+ * More blocks when a launch has too few to fill the GPU (short sequences, few heads). */
+struct drt_attn_split_part {
+  float *o;  /* [splits][rows][DV], rows = B H Sq: row (b H + h) Sq + i */
+  float *ml; /* [splits][rows][2]: running max (base 2, -inf: no unmasked key) and sum */
+};
+
+template <class T, class MT, int D, int DV, int MODE, bool CAUSAL, int WM = 1, int BK = 64, int KSPLIT = 0>
 __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const T *__restrict__ q,
                                                   const T *__restrict__ k, const T *__restrict__ v,
-                                                  const MT *__restrict__ mask, T *__restrict__ out) {
+                                                  const MT *__restrict__ mask, T *__restrict__ out,
+                                                  drt_attn_split_part part = drt_attn_split_part{nullptr, nullptr}) {
   typedef drt_attn_mma_cfg<D, DV, WM, BK> C;
   constexpr int BQ = C::BQ, NT = 128;
   constexpr int DP = C::DP, DVP = C::DVP, LDQ = C::LDQ, LDK = C::LDK, LDV = C::LDV;
   constexpr bool QREG = C::QREG;
   static_assert(sizeof(T) == 2 && DP <= 128 && DVP <= 128, "fp16/bf16, head dims up to 128");
-  static_assert((WM == 1 || WM == 2) && BK % 16 == 0 && BK <= 64, "tile shape");
+  static_assert((WM == 1 || WM == 2) && BK % 16 == 0 && BK <= 64 && KSPLIT % BK == 0, "tile shape");
   T *Qs = (T *)drt_smem;
   const int tid = (int)threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
   const int lm = lane >> 3, lr = lane & 7; /* ldmatrix: this lane addresses row lr of matrix lm */
@@ -631,10 +641,15 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
   const int rows = pos.rows;
   const T *kp = k + b * g.ks[0] + kh * g.ks[1];
   const T *vp = v + b * g.vs[0] + kh * g.vs[1];
-  const long long kend = CAUSAL && i0 + rows < g.kv_seq ? i0 + rows : g.kv_seq;
-  const int ntiles = (int)((kend + BK - 1) / BK);
+  long long kend = CAUSAL && i0 + rows < g.kv_seq ? i0 + rows : g.kv_seq;
+  long long kbeg = 0; /* this block's keys: kbeg .. kend */
+  if constexpr (KSPLIT > 0) {
+    kbeg = (long long)blockIdx.y * KSPLIT;
+    if (kbeg + KSPLIT < kend) kend = kbeg + KSPLIT;
+  }
+  const int ntiles = kend > kbeg ? (int)((kend - kbeg + BK - 1) / BK) : 0;
   auto load_kv = [&](int t) {
-    const long long j = (long long)t * BK;
+    const long long j = kbeg + (long long)t * BK;
     const int n = kend - j < BK ? (int)(kend - j) : BK;
     T *ks = (T *)(drt_smem + C::OFF_K + (t & 1) * C::K_BYTES);
     T *vs = (T *)(drt_smem + C::OFF_V + (t & 1) * C::V_BYTES);
@@ -681,7 +696,7 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
   const float sl2 = g.scale * DRT_ATTN_LOG2E;
 
   for (int t = 0; t < ntiles; t++) {
-    const long long j0 = (long long)t * BK;
+    const long long j0 = kbeg + (long long)t * BK;
     const int nk = kend - j0 < BK ? (int)(kend - j0) : BK;
     if (t + 1 < ntiles) {
       load_kv(t + 1); /* its stage was released by the barrier that ended tile t - 1 */
@@ -805,6 +820,32 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
     __syncthreads(); /* every warp is done with this stage before it is refilled */
   }
 
+  if constexpr (KSPLIT > 0) { /* this split's partial result, merged by drt_attn_split_combine */
+    const long long nrows = (long long)gridDim.x / ((g.q_seq + BQ - 1) / BQ) * g.q_seq;
+    const long long base = (long long)blockIdx.y * nrows + (b * g.heads + h) * g.q_seq;
+#pragma unroll
+    for (int w = 0; w < WM; w++)
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        float l = l_part[w][r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        if (!qvalid[w][r]) continue;
+        const long long row = base + qi[w][r];
+        if (tq == 0) {
+          part.ml[2 * row] = m_run[w][r];
+          part.ml[2 * row + 1] = l;
+        }
+        float *orow = part.o + row * DV;
+#pragma unroll
+        for (int n = 0; n < DVP / 8; n++) {
+          const int c = 8 * n + 2 * tq;
+          if (c < DV) orow[c] = o[w][n][2 * r];
+          if (c + 1 < DV) orow[c + 1] = o[w][n][2 * r + 1];
+        }
+      }
+    return;
+  }
   /* Y = O / l (rows with no unmasked key: 0) */
   const long long os2 = g.os[2], os3 = g.os[3];
   T *op = out + b * g.os[0] + h * g.os[1];
@@ -831,6 +872,34 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
         }
       }
     }
+}
+
+/* Merges the SPLITS partial results of drt_attention_mma<..., KSPLIT> into the output: per row,
+ * M = max_s m_s, w_s = 2^(m_s - M), Y = sum_s w_s o_s / sum_s w_s l_s (0 when no split saw an
+ * unmasked key). One thread per output element, grid-stride; rows = B H Sq. */
+template <class T, int DV, int SPLITS>
+__device__ __forceinline__ void drt_attn_split_combine(const drt_attn_geom &g, drt_attn_split_part part,
+                                                       long long rows, T *__restrict__ out) {
+  const long long total = rows * DV;
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
+       e += (long long)gridDim.x * blockDim.x) {
+    const long long row = e / DV;
+    const int c = (int)(e - row * DV);
+    float m = DRT_ATTN_NEG_INF;
+#pragma unroll
+    for (int s = 0; s < SPLITS; s++) m = fmaxf(m, part.ml[2 * (s * rows + row)]);
+    float l = 0.0f, y = 0.0f;
+    if (m != DRT_ATTN_NEG_INF)
+#pragma unroll
+      for (int s = 0; s < SPLITS; s++) {
+        const float ms = part.ml[2 * (s * rows + row)];
+        const float w = ms == DRT_ATTN_NEG_INF ? 0.0f : exp2f(ms - m);
+        l += w * part.ml[2 * (s * rows + row) + 1];
+        y += w * part.o[(s * rows + row) * DV + c];
+      }
+    const long long bh = row / g.q_seq, i = row - bh * g.q_seq, b = bh / g.heads, h = bh - b * g.heads;
+    out[b * g.os[0] + h * g.os[1] + i * g.os[2] + c * g.os[3]] = drt_attn_cvt<T>::to(l > 0.0f ? y / l : 0.0f);
+  }
 }
 
 /* ---- unfused attention (head sizes the fused kernel does not take) ----------------------------

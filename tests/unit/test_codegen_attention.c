@@ -37,7 +37,7 @@ static void test_dit_bf16(void **state) {
   assert_int_equal(l->args[3].kind, DRT_CUDA_ARG_NONE);
   assert_ptr_equal(l->args[4].value, g->nodes[0]->outputs[0]);
   char *t = kernel_text(p, l);
-  assert_has(t, "drt_attention_mma<__nv_bfloat16, unsigned char, 72, 72, -1, false, 2, 64>");
+  assert_has(t, "drt_attention_mma<__nv_bfloat16, unsigned char, 72, 72, -1, false, 2, 64, 0>");
   assert_has(t, "{1179648LL, 72LL, 1152LL, 1LL}"); /* b_s_hd strides over (b, h, s, d) */
   assert_has(t, "{16LL, 1LL, 1024LL, 1024LL,");     /* heads, group, Sq, Skv */
   float sc = (float)(1.0 / sqrt(72.0)); /* as drt_fused_attention_resolve */
@@ -62,7 +62,7 @@ static void test_dit_bf16(void **state) {
   assert_int_equal(l->grid[0], 1024 / 64 * 2 * 16);
   assert_int_equal(l->smem, 64 * 88 * 2 * 5);
   t = kernel_text(p, l);
-  assert_has(t, "drt_attention_mma<__nv_bfloat16, unsigned char, 72, 72, -1, false, 1, 64>");
+  assert_has(t, "drt_attention_mma<__nv_bfloat16, unsigned char, 72, 72, -1, false, 1, 64, 0>");
   free(t);
   drt_cuda_program_destroy(p);
 
@@ -90,7 +90,7 @@ static void test_mma_tiles(void **state) {
   assert_int_equal(l->grid[0], 4096 / 128 * 16);
   assert_int_equal(l->smem, 128 * 136 * 2 + 32 * 136 * 2 * 4);
   char *t = kernel_text(p, l);
-  assert_has(t, "drt_attention_mma<__half, unsigned char, 128, 128, -1, false, 2, 32>");
+  assert_has(t, "drt_attention_mma<__half, unsigned char, 128, 128, -1, false, 2, 32, 0>");
   free(t);
   drt_cuda_program_destroy(p);
   drt_attr ra;
@@ -173,18 +173,18 @@ static void test_masks_layouts(void **state) {
   const drt_cuda_graph_code *code = &p->graphs[0];
   assert_int_equal(code->num_launches, 4);
   char *t = kernel_text(p, &code->launches[0]);
-  assert_has(t, "drt_attention_mma<__half, __half, 40, 24, 0, false, 1, 64>");
+  assert_has(t, "drt_attention_mma<__half, __half, 40, 24, 0, false, 1, 64, 0>");
   assert_has(t, "{4LL, 2LL, 33LL, 70LL,");
   assert_has(t, "{2310LL, 0LL, 70LL, 1LL}"); /* mask strides */
   assert_int_equal(code->launches[0].args[3].kind, DRT_CUDA_ARG_VALUE);
   free(t);
   t = kernel_text(p, &code->launches[1]);
-  assert_has(t, "drt_attention_mma<__half, unsigned char, 16, 16, 1, true, 1, 64>");
+  assert_has(t, "drt_attention_mma<__half, unsigned char, 16, 16, 1, true, 1, 64, 0>");
   assert_has(t, "{432LL, 16LL, 48LL, 1LL}"); /* b_s_h_d */
   assert_has(t, "{0LL, 0LL, 0LL, 1LL}");     /* key padding mask */
   free(t);
   t = kernel_text(p, &code->launches[2]);
-  assert_has(t, "drt_attention_mma<__half, unsigned char, 8, 8, 2, false, 1, 64>");
+  assert_has(t, "drt_attention_mma<__half, unsigned char, 8, 8, 2, false, 1, 64, 0>");
   assert_has(t, "{160LL, 0LL, 1LL, 20LL}"); /* b_d_s_s: s contiguous, d strided */
   assert_has(t, "{0LL, 0LL, 9LL, 1LL}");
   free(t);
@@ -320,6 +320,17 @@ static void test_emulated_numerics(void **state) {
      with D = 80, D = 128 (Q fragments reloaded per tile, 32-key tiles), one key, large scores */
   static const int wm2[] = {0, 1, 2, 3, 4, 8, 9};
   for (size_t i = 0; i < sizeof wm2 / sizeof wm2[0]; i++) attr_i(g, add_attention(g, &specs[wm2[i]]), "cuda_block_rows", 128);
+  /* keys split over blockIdx.y, merged by a second kernel: 2 splits of D = 72; 3 over the causal
+     GQA case (splits past the diagonal see no key); 2 with the additive -inf mask; 2 with key
+     padding + causal; 3 of the large-score case; and the automatic choice for a launch of 2
+     blocks over 400 keys (3 splits); these variants exist in fp16/bf16 only */
+  static const int split_spec[][2] = {{0, 2}, {1, 3}, {2, 2}, {3, 2}, {9, 3}};
+  for (size_t i = 0; i < sizeof split_spec / sizeof split_spec[0]; i++)
+    attr_i(g, add_attention(g, &specs[split_spec[i][0]]), "cuda_kv_splits", split_spec[i][1]);
+  attn_spec few = {DIMS4(1, 2, 40, 32), DIMS4(1, 2, 400, 32), DIMS4(1, 2, 400, 32), {0}, NULL, NULL, NULL, NULL, 2, 0,
+                   0, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0};
+  add_attention(g, &few);
+  const size_t nwm2 = sizeof wm2 / sizeof wm2[0];
 
   /* fp32 data and CPU references (inputs rounded to each storage type below) */
   char dir[] = "/tmp/drt_attn_emu_XXXXXX";
@@ -337,6 +348,7 @@ static void test_emulated_numerics(void **state) {
     drt_test_rng rng = {1234};
     for (size_t ni = 0; ni < g->num_nodes; ni++) {
       drt_node *n = g->nodes[ni];
+      if (ni >= nspec && prec != DRT_CUDA_PRECISION_FP16 && prec != DRT_CUDA_PRECISION_BF16) break;
       emu_buf bufs[5];
       memset(bufs, 0, sizeof bufs);
       int nb = 0;
@@ -356,27 +368,40 @@ static void test_emulated_numerics(void **state) {
       emu_buf_add(bufs, &nb, n->outputs[0], prec);
       drt_tensor ref;
       emu_reference(g, n, bufs, nb, &ref);
-      /* device run */
-      assert_int_equal(p->graphs[0].node_first[ni + 1] - p->graphs[0].node_first[ni], 1);
+      /* device run: one kernel, or the split kernel and its combine */
+      bool half = prec == DRT_CUDA_PRECISION_FP16 || prec == DRT_CUDA_PRECISION_BF16;
+      uint32_t nl = p->graphs[0].node_first[ni + 1] - p->graphs[0].node_first[ni];
       const drt_cuda_launch *l = &p->graphs[0].launches[p->graphs[0].node_first[ni]];
-      assert_int_equal(l->kind, DRT_CUDA_LAUNCH_KERNEL);
-      if (ni >= nspec && (prec == DRT_CUDA_PRECISION_FP16 || prec == DRT_CUDA_PRECISION_BF16)) {
+      assert_int_equal(nl, l->grid[1] > 1 ? 2 : 1); /* a split launch comes with its combine */
+      if (half && ni >= nspec + nwm2) assert_int_equal(nl, 2);
+      if (!half || (ni >= nspec && ni < nspec + nwm2)) assert_int_equal(nl, 1);
+      if (half && ni >= nspec && ni < nspec + nwm2) {
         char *t = kernel_text(p, l);
-        assert_true(strstr(t, ", 2, 64>(g") || strstr(t, ", 2, 32>(g"));
+        assert_true(strstr(t, ", 2, 64, 0>(g") || strstr(t, ", 2, 32, 0>(g"));
         free(t);
       }
-      unsigned long long kargs[DRT_CUDA_MAX_ARGS];
-      memset(kargs, 0, sizeof kargs);
-      for (int a = 0; a < l->num_args; a++) {
-        if (l->args[a].kind == DRT_CUDA_ARG_VALUE) {
-          emu_buf *b = find_buf(bufs, (size_t)nb, l->args[a].value);
-          assert_non_null(b);
-          kargs[a] = (unsigned long long)(uintptr_t)((char *)b->dev + l->args[a].offset);
-        } else {
-          assert_int_equal(l->args[a].kind, DRT_CUDA_ARG_NONE);
+      if (half && ni >= nspec + nwm2)
+        assert_int_equal(l->grid[1], ni == g->num_nodes - 1 ? 3 : (uint32_t)split_spec[ni - nspec - nwm2][1]);
+      void *scratch = calloc(1, p->graphs[0].scratch_bytes + 64);
+      assert_non_null(scratch);
+      for (uint32_t li = 0; li < nl; li++, l++) {
+        assert_int_equal(l->kind, DRT_CUDA_LAUNCH_KERNEL);
+        unsigned long long kargs[DRT_CUDA_MAX_ARGS];
+        memset(kargs, 0, sizeof kargs);
+        for (int a = 0; a < l->num_args; a++) {
+          if (l->args[a].kind == DRT_CUDA_ARG_VALUE) {
+            emu_buf *b = find_buf(bufs, (size_t)nb, l->args[a].value);
+            assert_non_null(b);
+            kargs[a] = (unsigned long long)(uintptr_t)((char *)b->dev + l->args[a].offset);
+          } else if (l->args[a].kind == DRT_CUDA_ARG_SCRATCH) {
+            kargs[a] = (unsigned long long)(uintptr_t)((char *)scratch + l->args[a].offset);
+          } else {
+            assert_int_equal(l->args[a].kind, DRT_CUDA_ARG_NONE);
+          }
         }
+        emu_run_kernel(&em, p, l, kargs, ni);
       }
-      emu_run_kernel(&em, p, l, kargs, ni);
+      free(scratch);
       /* tf32: operands keep 10 mantissa bits (the large-score case reaches ~1.5e-3) */
       double tol = prec == DRT_CUDA_PRECISION_FP32 ? 1e-4 : prec == DRT_CUDA_PRECISION_TF32 ? 3e-3 : 1e-2;
       emu_check_output(bufs, nb, n, ni, &ref, tol, prec);
