@@ -77,28 +77,38 @@ static void compile_usage(FILE *f) {
   fputs(drt_compile_adapt_usage(), f);
 }
 
-/* DRT_CUDA_ATTN_ROWS=64|128 (a tuning knob for A/B runs such as tests/gpu/run.sh): the query rows
- * per block of the fp16/bf16 attention kernel, recorded as the node attribute cuda_block_rows so
- * that the plan renders the same program wherever it loads. */
-static drt_status apply_attn_rows(const drt_graph *const *graphs, size_t n) {
-  const char *env = getenv("DRT_CUDA_ATTN_ROWS");
+/* Tuning knobs for A/B runs (tests/gpu/run.sh --ab-attn), recorded as node attributes of every
+ * drt.Attention so that the plan renders the same program wherever it loads:
+ *   DRT_CUDA_ATTN_ROWS=64|128   query rows per block of the fp16/bf16 kernel (cuda_block_rows)
+ *   DRT_CUDA_ATTN_SPLITS=1..8   key splits (cuda_kv_splits; 1: none) */
+static drt_status apply_attn_knob(const drt_graph *const *graphs, size_t n, const char *env_name, const char *attr,
+                                  int lo, int hi) {
+  const char *env = getenv(env_name);
   if (!env || !*env) return DRT_OK;
-  if (strcmp(env, "64") != 0 && strcmp(env, "128") != 0)
-    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "DRT_CUDA_ATTN_ROWS is '%s' (64 or 128)", env);
+  char *end = NULL;
+  long x = strtol(env, &end, 10);
+  if (*end || x < lo || x > hi || (!strcmp(attr, "cuda_block_rows") && x != 64 && x != 128))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s is '%s' (%s)", env_name, env,
+                     !strcmp(attr, "cuda_block_rows") ? "64 or 128" : "1 to 8");
   for (size_t i = 0; i < n; i++) {
     drt_graph *g = (drt_graph *)graphs[i]; /* the tool owns them */
     for (size_t k = 0; k < g->num_nodes; k++) {
       drt_node *nd = g->nodes[k];
-      if (nd->op != DRT_OP_FUSED_ATTENTION || drt_node_attr(nd, "cuda_block_rows")) continue;
+      if (nd->op != DRT_OP_FUSED_ATTENTION || drt_node_attr(nd, attr)) continue;
       drt_attr a;
       memset(&a, 0, sizeof a);
-      a.name = "cuda_block_rows";
+      a.name = attr;
       a.type = DRT_ATTR_INT;
-      a.i = atoi(env);
+      a.i = x;
       DRT_RETURN_IF_ERROR(drt_node_add_attr(g, nd, &a));
     }
   }
   return DRT_OK;
+}
+
+static drt_status apply_attn_knobs(const drt_graph *const *graphs, size_t n) {
+  DRT_RETURN_IF_ERROR(apply_attn_knob(graphs, n, "DRT_CUDA_ATTN_ROWS", "cuda_block_rows", 64, 128));
+  return apply_attn_knob(graphs, n, "DRT_CUDA_ATTN_SPLITS", "cuda_kv_splits", 1, 8);
 }
 
 /* Nodes without a CUDA kernel run on the CPU inside a GPU run: a warning with the count and the
@@ -504,7 +514,7 @@ int drt_cmd_compile(int argc, char **argv) {
     co.precision = precision;
     co.allow_host_fallback = true;
     st = ng > DRT_PLAN_MAX_CUDA_GRAPHS ? DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%zu graphs in one CUDA program", ng)
-                                       : apply_attn_rows(cg_graphs, ng);
+                                       : apply_attn_knobs(cg_graphs, ng);
     if (!st) st = drt_cuda_program_build(cg_graphs, ng, &co, &prog);
     if (st) st = drt_status_annotate(st, "CUDA code generation");
     t_codegen = now_ms() - tc;

@@ -22,8 +22,9 @@
 #   --skip-drt-bench / --skip-torch   leave out the distilrt / the PyTorch side of the benchmark
 #   --torch-json FILE  reuse the PyTorch figures of an earlier run on the same GPU (its torch.json);
 #                measures only what it lacks (e.g. torch.compile mode="reduce-overhead") when time allows
-#   --ab-attn    also compile and bench the DiTs with the other attention block height
-#                (DRT_CUDA_ATTN_ROWS=64 for dit_4096, 128 for dit_1024; 1-NFE and its profile)
+#   --ab-attn    also compile and bench the DiTs with the attention choices of before (1-NFE and
+#                its profile): dit_4096 with DRT_CUDA_ATTN_ROWS=64 (one m16 tile per warp), dit_1024
+#                with DRT_CUDA_ATTN_SPLITS=1 (no key splits)
 # Without either, a kit at ./gpu-kit is used, else the script builds with CMake (needs protobuf-c).
 #   --dry-run MOCK_SO  on a machine WITHOUT a GPU: every CPU-side step for real (kit, NVRTC compiles
 #                for sm_90, weight generation, benchmark compiles with their timings), the CUDA runs
@@ -136,16 +137,17 @@ if [ $SKIP_BENCH = 0 ]; then
     timeout $(( $(left) / 2 )) "$DRT" bench "$WORK/$m/model.plan" --backend cuda --json --steps 1,4 \
       --warmup 3 --iterations 20 --profile $IN > "$OUT/drt_$m.json" 2> "$OUT/drt_$m.err" ||
       log "$m: drt bench failed: $(tail -3 "$OUT/drt_$m.err")"
-    ROWS=""
-    case "$m" in dit_4096) ROWS=64 ;; dit_*) ROWS=128 ;; esac
-    if [ $AB_ATTN = 1 ] && [ -n "$ROWS" ] && [ "$(left)" -gt 90 ]; then
-      log "$m: A/B plan with DRT_CUDA_ATTN_ROWS=$ROWS"
+    AB=""
+    case "$m" in dit_4096) AB=DRT_CUDA_ATTN_ROWS=64 ;; dit_*) AB=DRT_CUDA_ATTN_SPLITS=1 ;; esac
+    if [ $AB_ATTN = 1 ] && [ -n "$AB" ] && [ "$(left)" -gt 90 ]; then
+      log "$m: A/B plan with $AB"
       rm -f "$WORK/$m/model.plan"
-      DRT_CUDA_ATTN_ROWS=$ROWS timeout $(( $(left) / 3 )) "$DRT" compile "$BENCH_DIR/$m/model.onnx" -o "$WORK/$m/ab.plan" \
-        --target cuda --arch "$ARCH" --precision bf16 --schedule flow-euler > "$OUT/compile_${m}_rows$ROWS.log" 2>&1 &&
+      echo "$AB" > "$OUT/drt_${m}_ab.txt"
+      env "$AB" timeout $(( $(left) / 3 )) "$DRT" compile "$BENCH_DIR/$m/model.onnx" -o "$WORK/$m/ab.plan" \
+        --target cuda --arch "$ARCH" --precision bf16 --schedule flow-euler > "$OUT/compile_${m}_ab.log" 2>&1 &&
         timeout $(( $(left) / 3 )) "$DRT" bench "$WORK/$m/ab.plan" --backend cuda --json --steps 1 --warmup 3 \
-          --iterations 20 --profile $IN > "$OUT/drt_${m}_rows$ROWS.json" 2> "$OUT/drt_${m}_rows$ROWS.err" ||
-        log "$m: A/B failed: $(tail -2 "$OUT/compile_${m}_rows$ROWS.log" "$OUT/drt_${m}_rows$ROWS.err" 2>/dev/null)"
+          --iterations 20 --profile $IN > "$OUT/drt_${m}_ab.json" 2> "$OUT/drt_${m}_ab.err" ||
+        log "$m: A/B failed: $(tail -2 "$OUT/compile_${m}_ab.log" "$OUT/drt_${m}_ab.err" 2>/dev/null)"
       rm -f "$WORK/$m/ab.plan"
     fi
     rm -f "$WORK/$m/model.plan" "$BENCH_DIR/$m/weights.bin"

@@ -45,6 +45,12 @@ def drt_times(doc):
     return out
 
 
+def attention_ms(doc):
+    """Sum of the attention launches in a drt bench --profile (kernel rows of drt.Attention)."""
+    rows = ((doc or {}).get("profile") or {}).get("rows", [])
+    return sum(r.get("ms", 0.0) for r in rows if "Attention" in r.get("op", ""))
+
+
 def fmt(x, f="%.2f"):
     return f % x if isinstance(x, (int, float)) else "-"
 
@@ -135,19 +141,18 @@ def main():
         if t.get("compile_ms") and t.get("compile_ro_ms"):
             lines.append("%-12s torch.compile default %.2f ms, reduce-overhead %.2f ms" % (
                 "", t["compile_ms"], t["compile_ro_ms"]))
-        # A/B variants of the distilrt plan (run.sh --ab-attn): the same model, another attention tile
-        for f in sorted(os.listdir(d)):
-            if not (f.startswith("drt_%s_rows" % m) and f.endswith(".json")):
-                continue
-            ab = load(os.path.join(d, f))
-            ab_ms = drt_times(ab)["one_nfe_gpu"] if ab else None
-            att = lambda doc: sum(r["ms"] for r in ((doc or {}).get("profile") or {}).get("rows", [])
-                                  if "ttention" in r.get("op", "") + r.get("name", ""))
-            rows = f[len("drt_%s_rows" % m):-len(".json")]
-            b["ab_attention_rows_" + rows] = {"one_nfe_ms": ab_ms, "attention_ms": att(ab)}
-            b["attention_ms"] = att(doc)
-            lines.append("%-12s A/B DRT_CUDA_ATTN_ROWS=%s: 1-NFE %s ms (attention %.2f ms) vs this plan %s ms "
-                         "(attention %.2f ms)" % ("", rows, fmt(ab_ms), att(ab), fmt(drt_ms), att(doc)))
+        # A/B variant of the distilrt plan (run.sh --ab-attn): the same model, other attention choices
+        ab = load(os.path.join(d, "drt_%s_ab.json" % m))
+        if ab:
+            try:
+                knob = open(os.path.join(d, "drt_%s_ab.txt" % m)).read().strip()
+            except OSError:
+                knob = "?"
+            ab_ms = drt_times(ab)["one_nfe_gpu"]
+            b["ab"] = {"knob": knob, "one_nfe_ms": ab_ms, "attention_ms": attention_ms(ab)}
+            b["attention_ms"] = attention_ms(doc)
+            lines.append("%-12s A/B %s: 1-NFE %s ms (attention %.2f ms) vs this plan %s ms (attention %.2f ms)" % (
+                "", knob, fmt(ab_ms), attention_ms(ab), fmt(drt_ms), attention_ms(doc)))
     for m in ("dit_1024", "dit_4096", "unet_scaled"):
         prof = (load(os.path.join(d, "drt_%s.json" % m)) or {}).get("profile")
         if not prof:
