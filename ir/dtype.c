@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define DRT_HAVE_X86 1
 #else
@@ -176,8 +177,16 @@ static bool has_f16c(void) {
   static atomic_int cached = -1; /* racing threads compute and store the same value */
   int v = atomic_load_explicit(&cached, memory_order_relaxed);
   if (v < 0) {
-    __builtin_cpu_init();
-    v = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    /* CPUID leaf 1: ECX bit 29 F16C, 28 AVX, 27 OSXSAVE; XCR0 bits 1-2: the OS saves the YMM
+       state (clang 14 knows no "f16c" for __builtin_cpu_supports, so ask the CPU directly) */
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    v = 0;
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27)) && (c & (1u << 28)) && (c & (1u << 29))) {
+      unsigned lo, hi;
+      __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+      (void)hi;
+      v = (lo & 6u) == 6u;
+    }
     atomic_store_explicit(&cached, v, memory_order_relaxed);
   }
   return v != 0;

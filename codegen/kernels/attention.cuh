@@ -530,6 +530,12 @@ template <int D, int DV, int WM = 1, int BK = 64> struct drt_attn_mma_cfg {
   static constexpr bool QREG = ACC_REGS + WM * DP / 4 <= 192;
 };
 
+/* Sum over the 4 lanes of a quad (the lanes that share a row of an mma fragment). */
+__device__ __forceinline__ float drt_attn_quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
 template <class T> __device__ __forceinline__ unsigned drt_attn_pack(float a, float b) {
   typename drt_attn_cvt<T>::T2 v = drt_attn_cvt<T>::to2(a, b);
   unsigned u;
@@ -827,9 +833,7 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
     for (int w = 0; w < WM; w++)
 #pragma unroll
       for (int r = 0; r < 2; r++) {
-        float l = l_part[w][r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const float l = drt_attn_quad_sum(l_part[w][r]);
         if (!qvalid[w][r]) continue;
         const long long row = base + qi[w][r];
         if (tq == 0) {
@@ -853,9 +857,7 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
   for (int w = 0; w < WM; w++)
 #pragma unroll
     for (int r = 0; r < 2; r++) {
-      float l = l_part[w][r];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float l = drt_attn_quad_sum(l_part[w][r]);
       const float inv = l > 0.0f ? 1.0f / l : 0.0f;
       if (!qvalid[w][r]) continue;
       T *orow = op + qi[w][r] * os2;

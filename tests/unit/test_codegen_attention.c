@@ -51,12 +51,7 @@ static void test_dit_bf16(void **state) {
   drt_cuda_program_destroy(p);
 
   /* cuda_block_rows = 64 keeps one m16 tile per warp */
-  drt_attr ra;
-  memset(&ra, 0, sizeof ra);
-  ra.name = "cuda_block_rows";
-  ra.type = DRT_ATTR_INT;
-  ra.i = 64;
-  DRT_ASSERT_OK(drt_node_add_attr(g, g->nodes[0], &ra));
+  attr_i(g, g->nodes[0], "cuda_block_rows", 64);
   p = build(g, DRT_CUDA_PRECISION_BF16, false);
   l = &p->graphs[0].launches[0];
   assert_int_equal(l->grid[0], 1024 / 64 * 2 * 16);
@@ -93,12 +88,7 @@ static void test_mma_tiles(void **state) {
   assert_has(t, "drt_attention_mma<__half, unsigned char, 128, 128, -1, false, 2, 32, 0>");
   free(t);
   drt_cuda_program_destroy(p);
-  drt_attr ra;
-  memset(&ra, 0, sizeof ra);
-  ra.name = "cuda_block_rows";
-  ra.type = DRT_ATTR_INT;
-  ra.i = 96;
-  DRT_ASSERT_OK(drt_node_add_attr(g, n, &ra));
+  attr_i(g, n, "cuda_block_rows", 96);
   drt_cuda_codegen_options o;
   drt_cuda_codegen_options_init(&o);
   o.precision = DRT_CUDA_PRECISION_FP16;
