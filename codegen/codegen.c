@@ -70,6 +70,13 @@ drt_dtype drt_cuda_storage_dtype(drt_cuda_precision p, drt_dtype dt) {
   }
 }
 
+drt_dtype drt_cuda_value_storage(drt_cuda_precision p, const drt_cuda_graph_code *c, const drt_value *v) {
+  if (c && v && v->dtype == DRT_DTYPE_FLOAT32)
+    for (size_t i = 0; i < c->num_f32_values; i++)
+      if (c->f32_values[i] == v) return DRT_DTYPE_FLOAT32;
+  return drt_cuda_storage_dtype(p, v ? v->dtype : DRT_DTYPE_UNDEFINED);
+}
+
 void drt_cuda_codegen_options_init(drt_cuda_codegen_options *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
@@ -150,6 +157,7 @@ struct drt_cg {
   text wrappers; /* generated wrappers */
   /* current graph / node */
   const drt_graph *graph;
+  const drt_cuda_graph_code *code; /* its f32_values */
   const drt_node *node;
   drt_cuda_launch *launches;
   size_t num_launches, cap_launches;
@@ -180,7 +188,7 @@ const char *drt_cg_ctype(const drt_cg *cg, drt_dtype dt) {
 }
 
 drt_dtype drt_cg_storage(const drt_cg *cg, const drt_value *v) {
-  return drt_cuda_storage_dtype(cg->opts.precision, v->dtype);
+  return drt_cuda_value_storage(cg->opts.precision, cg->code, v);
 }
 
 const char *drt_cg_act(const drt_cg *cg) {
@@ -499,6 +507,7 @@ static drt_status emit_node(drt_cg *cg, uint32_t index, const drt_node *n) {
 
 static drt_status build_graph(drt_cg *cg, const drt_graph *g, drt_cuda_graph_code *code) {
   cg->graph = g;
+  cg->code = code;
   cg->launches = NULL;
   cg->num_launches = cg->cap_launches = 0;
   cg->scratch_max = 0;
@@ -521,7 +530,135 @@ static drt_status build_graph(drt_cg *cg, const drt_graph *g, drt_cuda_graph_cod
   cg->launches = NULL;
   cg->num_launches = cg->cap_launches = 0;
   cg->node = NULL;
+  cg->code = NULL;
   return st;
+}
+
+/* ---- float32 storage of small graph inputs (fp16/bf16) -----------------------------------------
+ * A timestep, sigma or guidance scale fed as a float32 graph input would be rounded to the
+ * 16-bit storage type on upload: t = 999 becomes 1000 in bf16, and sin(t * freq) of the timestep
+ * embedding is then off by radians at the high frequencies. Such inputs keep float32 storage when
+ * they are per-sample scalars (shape [B] or [B, 1, ...], B <= DRT_CUDA_F32_INPUT_MAX) and every
+ * reader is an elementwise kernel (those load each operand in its own storage type and compute
+ * in float) or a reshape whose output is kept the same way. Decided by name over all graphs of the program (main, stages,
+ * buckets): the runtime copies an input between graphs' buffers byte for byte, so every graph
+ * with that input must keep it, and no graph may produce it as an output. */
+typedef struct value_list {
+  const drt_value **v;
+  size_t n, cap;
+} value_list;
+
+static bool list_push(value_list *l, const drt_value *v) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 8;
+    const drt_value **nv = realloc(l->v, cap * sizeof *nv);
+    if (!nv) return false;
+    l->v = nv;
+    l->cap = cap;
+  }
+  l->v[l->n++] = v;
+  return true;
+}
+
+static bool reads_per_operand(drt_op op) {
+  switch (op) {
+    case DRT_OP_FUSED_ELEMENTWISE:
+    case DRT_OP_CAST:
+    case DRT_OP_ADD:
+    case DRT_OP_SUB:
+    case DRT_OP_MUL:
+    case DRT_OP_DIV:
+    case DRT_OP_NEG:
+    case DRT_OP_ABS:
+    case DRT_OP_SQRT:
+    case DRT_OP_RECIPROCAL:
+    case DRT_OP_EXP:
+    case DRT_OP_LOG:
+    case DRT_OP_SIN:
+    case DRT_OP_COS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+static bool is_reshape(drt_op op) {
+  return op == DRT_OP_RESHAPE || op == DRT_OP_FLATTEN || op == DRT_OP_SQUEEZE || op == DRT_OP_UNSQUEEZE ||
+         op == DRT_OP_IDENTITY;
+}
+
+static bool is_output_of(const drt_graph *g, const drt_value *v) {
+  if (v->is_graph_output) return true;
+  for (size_t i = 0; i < g->num_outputs; i++)
+    if (g->outputs[i] == v) return true;
+  return false;
+}
+
+/* Appends v and the reshapes of it to l. 1: every reader qualifies; 0: not; -1: out of memory. */
+static int f32_closure(const drt_graph *g, const drt_value *v, value_list *l, int depth) {
+  if (depth > 8 || v->dtype != DRT_DTYPE_FLOAT32 || is_output_of(g, v)) return 0;
+  if (!list_push(l, v)) return -1;
+  for (size_t i = 0; i < g->num_nodes; i++) {
+    const drt_node *n = g->nodes[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->num_inputs; j++) {
+      if (n->inputs[j] != v) continue;
+      if (reads_per_operand(n->op)) continue;
+      if (!is_reshape(n->op) || j != 0 || n->num_outputs < 1 || !n->outputs[0]) return 0;
+      int r = f32_closure(g, n->outputs[0], l, depth + 1);
+      if (r <= 0) return r;
+    }
+  }
+  return 1;
+}
+
+/* a per-sample scalar: shape [], [B], [B, 1], [B, 1, 1, 1], ... with B <= DRT_CUDA_F32_INPUT_MAX */
+static bool f32_candidate(const drt_value *v) {
+  if (v->dtype != DRT_DTYPE_FLOAT32 || !v->has_shape) return false;
+  for (int d = 1; d < v->shape.rank; d++)
+    if (v->shape.dims[d] != 1) return false;
+  int64_t numel = drt_shape_numel(&v->shape);
+  return numel > 0 && numel <= DRT_CUDA_F32_INPUT_MAX;
+}
+
+/* 1: graph g keeps input `name` (or has no such input); 0: it cannot; -1: out of memory */
+static int graph_keeps(const drt_graph *g, const char *name) {
+  for (size_t i = 0; i < g->num_outputs; i++)
+    if (g->outputs[i]->name && strcmp(g->outputs[i]->name, name) == 0) return 0;
+  for (size_t i = 0; i < g->num_inputs; i++) {
+    const drt_value *v = g->inputs[i];
+    if (!v->name || strcmp(v->name, name) != 0) continue;
+    if (!f32_candidate(v)) return 0;
+    value_list l = {0};
+    int r = f32_closure(g, v, &l, 0);
+    free(l.v);
+    return r;
+  }
+  return 1;
+}
+
+static drt_status choose_f32_storage(drt_cuda_precision prec, const drt_graph *const *graphs, size_t n,
+                                     drt_cuda_program *p) {
+  if (prec != DRT_CUDA_PRECISION_FP16 && prec != DRT_CUDA_PRECISION_BF16) return DRT_OK;
+  for (size_t g = 0; g < n; g++) {
+    value_list keep = {0};
+    for (size_t i = 0; i < graphs[g]->num_inputs; i++) {
+      const drt_value *v = graphs[g]->inputs[i];
+      if (!v->name || !f32_candidate(v)) continue;
+      size_t before = keep.n;
+      int r = 1;
+      for (size_t h = 0; h < n && r == 1; h++) r = graph_keeps(graphs[h], v->name);
+      if (r == 1) r = f32_closure(graphs[g], v, &keep, 0);
+      if (r < 0) {
+        free(keep.v);
+        return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 storage list");
+      }
+      if (r == 0) keep.n = before;
+    }
+    p->graphs[g].f32_values = keep.v;
+    p->graphs[g].num_f32_values = keep.n;
+  }
+  return DRT_OK;
 }
 
 /* ---- program ---------------------------------------------------------------------------------- */
@@ -594,11 +731,10 @@ drt_status drt_cuda_program_build(const drt_graph *const *graphs, size_t n, cons
     goto done;
   }
   p->num_graphs = n;
+  for (size_t g = 0; g < n && !st; g++)
+    if (!graphs[g]) st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "graph %zu is NULL", g);
+  if (!st) st = choose_f32_storage(opts.precision, graphs, n, p);
   for (size_t g = 0; g < n && !st; g++) {
-    if (!graphs[g]) {
-      st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "graph %zu is NULL", g);
-      break;
-    }
     st = build_graph(cg, graphs[g], &p->graphs[g]);
     if (st && n > 1)
       st = drt_status_annotate(st, "graph %zu '%s'", g, graphs[g]->name ? graphs[g]->name : "");
@@ -630,6 +766,7 @@ void drt_cuda_program_destroy(drt_cuda_program *p) {
     for (size_t g = 0; g < p->num_graphs; g++) {
       free(p->graphs[g].launches);
       free(p->graphs[g].node_first);
+      free(p->graphs[g].f32_values);
     }
   free(p->graphs);
   free(p);

@@ -13,6 +13,9 @@
  *     (fp32/tf32: float, fp16: __half, bf16: __nv_bfloat16): drt_cuda_storage_dtype();
  *     every other dtype is stored as is (bool as one byte). Graph inputs/outputs and weights
  *     are converted by the runtime at the boundary (weights once, at upload).
+ *     Exception: small float32 graph inputs that only elementwise kernels read (a timestep,
+ *     sigma or guidance scale) stay float32 under fp16/bf16 (t = 999 is 1000 in bf16), with
+ *     the reshapes of them: graph code's f32_values, drt_cuda_value_storage().
  *   - every kernel has the signature  extern "C" __global__ void NAME(drt_kargs a)  where
  *     drt_kargs (codegen/kernels/prelude.cuh) is a struct of DRT_CUDA_MAX_ARGS 64-bit slots;
  *     slot i holds the device address of a buffer (drt_cuda_arg kinds VALUE/SCRATCH) or the
@@ -41,6 +44,10 @@ const char *drt_cuda_precision_name(drt_cuda_precision p); /* "fp32" ... */
 bool drt_cuda_precision_parse(const char *s, drt_cuda_precision *out);
 /* Device storage dtype of a value of dtype dt under precision p (see above). */
 drt_dtype drt_cuda_storage_dtype(drt_cuda_precision p, drt_dtype dt);
+/* Float32 graph inputs that are per-sample scalars (shape [B] or [B, 1, ...]) with B at most
+ * this keep float32 storage under fp16/bf16 when every reader is an elementwise kernel
+ * (drt_cuda_program_build). */
+#define DRT_CUDA_F32_INPUT_MAX 256
 
 #define DRT_CUDA_MAX_ARGS 32
 
@@ -126,7 +133,16 @@ typedef struct drt_cuda_graph_code {
   uint32_t *node_first;        /* [graph->num_nodes + 1] */
   uint64_t scratch_bytes;
   uint32_t num_host_nodes;     /* nodes that fell back to HOST */
+  /* values stored in float32 although the precision stores float32 as fp16/bf16: small float32
+     graph inputs read only by elementwise kernels (timestep, sigma, guidance scale), and the
+     reshapes of them; see drt_cuda_value_storage */
+  const drt_value **f32_values;
+  size_t num_f32_values;
 } drt_cuda_graph_code;
+
+/* Storage dtype of value v of graph code c (NULL: none) under precision p: that of its dtype,
+ * except for the values c keeps in float32 (c->f32_values). */
+drt_dtype drt_cuda_value_storage(drt_cuda_precision p, const drt_cuda_graph_code *c, const drt_value *v);
 
 typedef struct drt_cuda_program {
   drt_cuda_precision precision;

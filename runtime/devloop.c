@@ -11,7 +11,6 @@
 struct drt_devloop {
   drt_cuda_module *mod;
   drt_cuda_context *ctx;
-  drt_cuda_precision prec;
   uint64_t x, noise, seed, ts; /* device buffers: latent (float32), user noise, seed, timestep table */
   size_t x_n, noise_n, ts_bytes;
   /* device copies of the step stages' tables in storage dtype: per stage, per output, rows */
@@ -31,10 +30,12 @@ struct drt_devloop {
   drt_cuda_timer *timer;
 };
 
-static drt_dtype storage(const drt_devloop *dl, drt_dtype dt) { return drt_cuda_storage_dtype(dl->prec, dt); }
+/* Device storage of value v of executor e's graph (float32 as the activation type, small
+ * float32 inputs as float32: drt_cuda_value_storage). */
+static drt_dtype storage(const drt_cuda_executor *e, const drt_value *v) { return drt_cuda_executor_storage(e, v); }
 
-static size_t value_bytes(const drt_devloop *dl, const drt_value *v) {
-  return (size_t)drt_shape_numel(&v->shape) * drt_dtype_size(storage(dl, v->dtype));
+static size_t value_bytes(const drt_cuda_executor *e, const drt_value *v) {
+  return (size_t)drt_shape_numel(&v->shape) * drt_dtype_size(storage(e, v));
 }
 
 bool drt_devloop_supported(const drt_devloop_spec *sp, char *why, size_t n) {
@@ -64,6 +65,13 @@ bool drt_devloop_supported(const drt_devloop_spec *sp, char *why, size_t n) {
     snprintf(why, n, "the guidance state is not float32");
     return false;
   }
+  /* the sampler and fill kernels write the activation type */
+  const drt_cuda_executor *me = drt_exec_cuda(sp->main);
+  drt_dtype act = drt_cuda_executor_storage(me, g->outputs[sp->prediction]);
+  if (storage(me, lv) != act || (sp->state >= 0 && storage(me, g->inputs[sp->state]) != act)) {
+    snprintf(why, n, "the latent input or the guidance state is small enough to keep float32 storage");
+    return false;
+  }
   const drt_cuda_program *prog = drt_cuda_module_program(drt_exec_cuda_module(sp->main));
   if (drt_cuda_program_find_kernel(prog, DRT_CUDA_KERNEL_SAMPLER) < 0 ||
       (sp->state >= 0 && drt_cuda_program_find_kernel(prog, DRT_CUDA_KERNEL_FILL) < 0)) {
@@ -79,7 +87,6 @@ drt_status drt_devloop_create(drt_cuda_module *m, drt_devloop **out) {
   if (!dl) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "device loop");
   dl->mod = m;
   dl->ctx = drt_cuda_module_context(m);
-  dl->prec = drt_cuda_module_program(m)->precision;
   drt_status st = drt_cuda_malloc(dl->ctx, 8, &dl->seed);
   if (!st) st = drt_cuda_timer_create(dl->ctx, &dl->timer);
   if (st) {
@@ -129,9 +136,8 @@ static drt_status ensure(drt_devloop *dl, uint64_t *buf, size_t *have, size_t by
 
 /* Host tensor (graph dtype) -> device buffer in storage dtype. Synchronous with respect to the
  * host buffer (the caller synchronizes the stream before the launch). */
-static drt_status upload(drt_devloop *dl, uint64_t dptr, const drt_tensor *t, void *stream) {
+static drt_status upload(drt_devloop *dl, uint64_t dptr, drt_dtype sd, const drt_tensor *t, void *stream) {
   size_t n = (size_t)drt_shape_numel(&t->shape);
-  drt_dtype sd = storage(dl, t->dtype);
   if (sd == t->dtype) return drt_cuda_memcpy_htod(dl->ctx, dptr, t->data, drt_tensor_nbytes(t), stream);
   void *tmp = malloc(n * drt_dtype_size(sd) + 1);
   if (!tmp) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "device loop upload");
@@ -143,10 +149,10 @@ static drt_status upload(drt_devloop *dl, uint64_t dptr, const drt_tensor *t, vo
 }
 
 /* Device buffer in storage dtype -> a malloc'd host tensor in the value's dtype. */
-static drt_status download(drt_devloop *dl, const drt_value *v, uint64_t dptr, void *stream, drt_tensor *out) {
+static drt_status download(drt_devloop *dl, drt_dtype sd, const drt_value *v, uint64_t dptr, void *stream,
+                           drt_tensor *out) {
   drt_tensor t = {v->dtype, v->shape, NULL};
   size_t n = (size_t)drt_shape_numel(&v->shape), nb = drt_tensor_nbytes(&t);
-  drt_dtype sd = storage(dl, v->dtype);
   t.data = malloc(nb + 1);
   void *tmp = sd == v->dtype ? t.data : malloc(n * drt_dtype_size(sd) + 1);
   if (!t.data || !tmp) {
@@ -216,13 +222,13 @@ static drt_status enqueue_stage(drt_devloop *dl, const drt_devloop_spec *sp, int
     if (!main_input_dynamic(sp, m)) continue;
     DRT_RETURN_IF_ERROR(drt_cuda_memcpy_dtod(dl->ctx, drt_cuda_executor_input_dptr(se, i),
                                              drt_cuda_executor_input_dptr(me, (size_t)m),
-                                             value_bytes(dl, sg->inputs[i]), stream));
+                                             value_bytes(se, sg->inputs[i]), stream));
   }
   DRT_RETURN_IF_ERROR_CTX(drt_cuda_executor_enqueue(se, stream), "%s stage", ds->prologue ? "prologue" : "step");
   for (size_t j = 0; j < sg->num_outputs; j++)
     DRT_RETURN_IF_ERROR(drt_cuda_memcpy_dtod(dl->ctx, drt_cuda_executor_input_dptr(me, (size_t)ds->out_map[j]),
                                              drt_cuda_executor_output_dptr(se, j),
-                                             value_bytes(dl, g->inputs[ds->out_map[j]]), stream));
+                                             value_bytes(me, g->inputs[ds->out_map[j]]), stream));
   return DRT_OK;
 }
 
@@ -243,8 +249,9 @@ static drt_status upload_rows(drt_devloop *dl, const drt_devloop_spec *sp, int k
   const drt_devloop_stage *ds = &sp->stages[k];
   if (dl->rows[k] && dl->rows_src[k] == ds->tables) return DRT_OK;
   const drt_graph *sg = drt_exec_graph(ds->ex);
+  const drt_cuda_executor *se = drt_exec_cuda(ds->ex);
   size_t total = 0;
-  for (size_t j = 0; j < sg->num_outputs; j++) total += value_bytes(dl, sg->outputs[j]) * ds->table_steps;
+  for (size_t j = 0; j < sg->num_outputs; j++) total += value_bytes(se, sg->outputs[j]) * ds->table_steps;
   DRT_RETURN_IF_ERROR(ensure(dl, &dl->rows[k], &dl->rows_bytes[k], total));
   size_t off = 0;
   for (size_t j = 0; j < sg->num_outputs; j++) {
@@ -253,8 +260,8 @@ static drt_status upload_rows(drt_devloop *dl, const drt_devloop_spec *sp, int k
     size_t rb = drt_tensor_nbytes(&t);
     for (uint32_t r = 0; r < ds->table_steps; r++) {
       t.data = (char *)ds->tables[j] + (size_t)r * rb;
-      DRT_RETURN_IF_ERROR(upload(dl, dl->rows[k] + off, &t, stream));
-      off += value_bytes(dl, o);
+      DRT_RETURN_IF_ERROR(upload(dl, dl->rows[k] + off, storage(se, o), &t, stream));
+      off += value_bytes(se, o);
     }
   }
   dl->rows_src[k] = ds->tables;
@@ -264,9 +271,10 @@ static drt_status upload_rows(drt_devloop *dl, const drt_devloop_spec *sp, int k
 /* Row r of output j of step stage k in the device copy. */
 static uint64_t row_dptr(const drt_devloop *dl, const drt_devloop_spec *sp, int k, size_t j, uint32_t r) {
   const drt_graph *sg = drt_exec_graph(sp->stages[k].ex);
+  const drt_cuda_executor *se = drt_exec_cuda(sp->stages[k].ex);
   size_t off = 0;
-  for (size_t q = 0; q < j; q++) off += value_bytes(dl, sg->outputs[q]) * sp->stages[k].table_steps;
-  return dl->rows[k] + off + (size_t)r * value_bytes(dl, sg->outputs[j]);
+  for (size_t q = 0; q < j; q++) off += value_bytes(se, sg->outputs[q]) * sp->stages[k].table_steps;
+  return dl->rows[k] + off + (size_t)r * value_bytes(se, sg->outputs[j]);
 }
 
 /* Everything of one generation, enqueued on `stream` (captured by the caller). */
@@ -275,7 +283,7 @@ static drt_status enqueue_generation(drt_devloop *dl, const drt_devloop_spec *sp
   drt_cuda_executor *me = drt_exec_cuda(sp->main);
   const drt_graph *g = drt_exec_graph(sp->main);
   size_t n = (size_t)drt_shape_numel(&g->inputs[sp->latent]->shape);
-  size_t tsb = value_bytes(dl, g->inputs[sp->timestep]);
+  size_t tsb = value_bytes(me, g->inputs[sp->timestep]);
   uint64_t lat = drt_cuda_executor_input_dptr(me, (size_t)sp->latent);
   uint64_t ts = drt_cuda_executor_input_dptr(me, (size_t)sp->timestep);
   *tabled = *computed = 0;
@@ -304,7 +312,7 @@ static drt_status enqueue_generation(drt_devloop *dl, const drt_devloop_spec *sp
       const drt_graph *sg = drt_exec_graph(ds->ex);
       for (size_t j = 0; j < sg->num_outputs; j++)
         DRT_RETURN_IF_ERROR(drt_cuda_memcpy_dtod(dl->ctx, drt_cuda_executor_input_dptr(me, (size_t)ds->out_map[j]),
-                                                 row_dptr(dl, sp, q, j, (uint32_t)row), value_bytes(dl, sg->outputs[j]),
+                                                 row_dptr(dl, sp, q, j, (uint32_t)row), value_bytes(drt_exec_cuda(ds->ex), sg->outputs[j]),
                                                  stream));
       (*tabled)++;
     }
@@ -312,7 +320,7 @@ static drt_status enqueue_generation(drt_devloop *dl, const drt_devloop_spec *sp
     if (sp->state >= 0)
       DRT_RETURN_IF_ERROR(drt_cuda_memcpy_dtod(dl->ctx, drt_cuda_executor_input_dptr(me, (size_t)sp->state),
                                                drt_cuda_executor_output_dptr(me, (size_t)sp->state_out),
-                                               value_bytes(dl, g->inputs[sp->state]), stream));
+                                               value_bytes(me, g->inputs[sp->state]), stream));
     double kx, km, ku;
     if (sp->uncond >= 0) { /* CFG++: x0 from the guided prediction, eps from the unconditional one */
       kx = s->a * s->p_x + s->b * s->q_x;
@@ -337,8 +345,9 @@ static drt_status enqueue_generation(drt_devloop *dl, const drt_devloop_spec *sp
 static drt_status upload_timesteps(drt_devloop *dl, const drt_devloop_spec *sp, const drt_devloop_gen *gp,
                                    void *stream) {
   const drt_value *tv = drt_exec_graph(sp->main)->inputs[sp->timestep];
+  const drt_cuda_executor *me = drt_exec_cuda(sp->main);
   size_t numel = (size_t)drt_shape_numel(&tv->shape), es = drt_dtype_size(tv->dtype);
-  size_t tsb = value_bytes(dl, tv);
+  size_t tsb = value_bytes(me, tv);
   DRT_RETURN_IF_ERROR(ensure(dl, &dl->ts, &dl->ts_bytes, tsb * gp->nsteps));
   drt_tensor t = {tv->dtype, tv->shape, malloc(numel * es + 8)};
   if (!t.data) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "timesteps");
@@ -353,7 +362,7 @@ static drt_status upload_timesteps(drt_devloop *dl, const drt_devloop_spec *sp, 
         drt_convert(tv->dtype, (char *)t.data + i * es, DRT_DTYPE_FLOAT64, &v, 1);
       }
     }
-    st = upload(dl, dl->ts + (size_t)k * tsb, &t, stream);
+    st = upload(dl, dl->ts + (size_t)k * tsb, storage(me, tv), &t, stream);
   }
   if (!st) st = drt_cuda_stream_sync(dl->ctx, stream);
   free(t.data);
@@ -387,16 +396,18 @@ drt_status drt_devloop_generate(drt_devloop *dl, const drt_devloop_spec *sp, con
     if (main_input_dynamic(sp, (int)i)) continue;
     if (!sp->input_set[i])
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input '%s' was not set", g->inputs[i]->name);
-    DRT_RETURN_IF_ERROR_CTX(upload(dl, drt_cuda_executor_input_dptr(me, i), &sp->inputs[i], stream), "input '%s'",
-                            g->inputs[i]->name);
+    DRT_RETURN_IF_ERROR_CTX(upload(dl, drt_cuda_executor_input_dptr(me, i), storage(me, g->inputs[i]), &sp->inputs[i],
+                                   stream),
+                            "input '%s'", g->inputs[i]->name);
   }
   for (int k = 0; k < sp->num_stages; k++) {
     const drt_graph *sg = drt_exec_graph(sp->stages[k].ex);
     for (size_t i = 0; i < sg->num_inputs; i++) {
       int m = sp->stages[k].in_map[i];
       if (main_input_dynamic(sp, m)) continue;
-      DRT_RETURN_IF_ERROR(upload(dl, drt_cuda_executor_input_dptr(drt_exec_cuda(sp->stages[k].ex), i), &sp->inputs[m],
-                                 stream));
+      const drt_cuda_executor *se = drt_exec_cuda(sp->stages[k].ex);
+      DRT_RETURN_IF_ERROR(
+          upload(dl, drt_cuda_executor_input_dptr(se, i), storage(se, sg->inputs[i]), &sp->inputs[m], stream));
     }
     if (!sp->stages[k].prologue && sp->stages[k].table_steps) DRT_RETURN_IF_ERROR(upload_rows(dl, sp, k, stream));
   }
@@ -451,7 +462,8 @@ drt_status drt_devloop_generate(drt_devloop *dl, const drt_devloop_spec *sp, con
   }
   if (st) return drt_status_annotate(st, "running the captured generation");
   for (size_t i = 0; i < g->num_outputs; i++) {
-    st = download(dl, g->outputs[i], drt_cuda_executor_output_dptr(me, i), stream, &outputs[i]);
+    st = download(dl, storage(me, g->outputs[i]), g->outputs[i], drt_cuda_executor_output_dptr(me, i), stream,
+                  &outputs[i]);
     if (st) {
       for (size_t j = 0; j < i; j++) {
         free(outputs[j].data);

@@ -111,6 +111,15 @@ static int inspect_cuda(const char *path, bool source_only, const char *precisio
            graph_label(&c, k, lb, sizeof lb), gc->graph->num_nodes, gc->num_launches, kinds[DRT_CUDA_LAUNCH_KERNEL],
            kinds[DRT_CUDA_LAUNCH_GEMM], kinds[DRT_CUDA_LAUNCH_COPY], kinds[DRT_CUDA_LAUNCH_HOST], gc->scratch_bytes);
     host_total += kinds[DRT_CUDA_LAUNCH_HOST];
+    /* per-sample scalar inputs that keep float32 storage under fp16/bf16 */
+    bool any = false;
+    for (size_t j = 0; j < gc->num_f32_values; j++) {
+      const drt_value *v = gc->f32_values[j];
+      if (v->kind != DRT_VALUE_INPUT) continue;
+      printf("%s%s", any ? ", " : "    float32 storage: ", v->name ? v->name : "?");
+      any = true;
+    }
+    if (any) printf("\n");
   }
   if (host_total) {
     printf("  host fallback (%zu nodes run on the CPU inside a GPU run):\n", host_total);

@@ -94,6 +94,8 @@ drt_status drt_cuda_executor_replay(drt_cuda_executor *e);
  * caller on the device, e.g. copied from another executor's output; run/submit neither check nor
  * upload it (its host tensor may have no data) until the flag is cleared. */
 void drt_cuda_executor_set_resident(drt_cuda_executor *e, size_t i, bool resident);
+/* Device storage dtype of value v of the executor's graph (drt_cuda_value_storage). */
+drt_dtype drt_cuda_executor_storage(const drt_cuda_executor *e, const drt_value *v);
 /* Storage bytes of input / output i (what the device buffers hold). */
 uint64_t drt_cuda_executor_input_bytes(const drt_cuda_executor *e, size_t i);
 uint64_t drt_cuda_executor_output_bytes(const drt_cuda_executor *e, size_t i);

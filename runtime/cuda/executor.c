@@ -82,14 +82,16 @@ void drt_cuda_executor_options_init(drt_cuda_executor_options *o) {
   o->check_nonfinite = false;
 }
 
+static drt_dtype storage_dtype(const drt_cuda_executor *e, const drt_value *v) {
+  return drt_cuda_value_storage(e->m->prog->precision, e->code, v);
+}
+
 static uint64_t storage_bytes(const drt_cuda_executor *e, const drt_value *v) {
-  drt_tensor t = {drt_cuda_storage_dtype(e->m->prog->precision, v->dtype), v->shape, NULL};
+  drt_tensor t = {storage_dtype(e, v), v->shape, NULL};
   return drt_tensor_nbytes(&t);
 }
 
-static drt_dtype storage_dtype(const drt_cuda_executor *e, const drt_value *v) {
-  return drt_cuda_storage_dtype(e->m->prog->precision, v->dtype);
-}
+drt_dtype drt_cuda_executor_storage(const drt_cuda_executor *e, const drt_value *v) { return storage_dtype(e, v); }
 
 static drt_status dev_alloc(drt_cuda_executor *e, uint64_t bytes, const char *what, const char *name,
                             CUdeviceptr *out) {

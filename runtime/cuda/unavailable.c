@@ -57,6 +57,7 @@ drt_status drt_cuda_executor_profile(drt_cuda_executor *e, int iters, drt_cuda_p
 void drt_cuda_profile_free(drt_cuda_profile *p) {}
 void drt_cuda_executor_set_resident(drt_cuda_executor *e, size_t i, bool resident) {}
 uint64_t drt_cuda_executor_input_bytes(const drt_cuda_executor *e, size_t i) { return 0; }
+drt_dtype drt_cuda_executor_storage(const drt_cuda_executor *e, const drt_value *v) { return v->dtype; }
 uint64_t drt_cuda_executor_output_bytes(const drt_cuda_executor *e, size_t i) { return 0; }
 drt_status drt_cuda_executor_submit(drt_cuda_executor *e, const drt_tensor *inputs) { return NO_CUDA(); }
 drt_status drt_cuda_module_launch(drt_cuda_module *m, void *stream, const char *kernel, uint32_t grid, uint32_t block,

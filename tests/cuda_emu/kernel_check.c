@@ -63,13 +63,14 @@ typedef struct checker {
   int num_inputs, cap_inputs; /* --input files, then the outputs of the graphs checked so far */
   /* per graph */
   const drt_graph *g;
+  const drt_cuda_graph_code *gc;
   void **buf; /* by value id: device storage */
   unsigned char *scratch;
   int failed_nodes;
   int warned_nonfinite;
 } checker;
 
-static drt_dtype storage(const checker *c, const drt_value *v) { return drt_cuda_storage_dtype(c->precision, v->dtype); }
+static drt_dtype storage(const checker *c, const drt_value *v) { return drt_cuda_value_storage(c->precision, c->gc, v); }
 
 /* Device contents of v converted to v's dtype (malloc'd). */
 static void *to_host(const checker *c, const drt_value *v) {
@@ -195,6 +196,7 @@ static double rel_l2(drt_dtype dt, const void *a, const void *b, size_t n, size_
 static int check_graph(checker *c, const drt_cuda_graph_code *gc, size_t gi) {
   const drt_graph *g = gc->graph;
   c->g = g;
+  c->gc = gc;
   c->buf = calloc(g->next_id + 1, sizeof *c->buf);
   c->scratch = malloc(gc->scratch_bytes + 256);
   if (!c->buf || !c->scratch) return -1;

@@ -174,7 +174,7 @@ def b_silu(b):
 
 
 def b_timestep_embed(b):
-    t = b.input("t", np.array([3.0, 517.0], np.float32))
+    t = b.input("t", np.array([3.0, 517.0, 999.0], np.float32))
     freqs = b.init("f", np.exp(-np.log(10000.0) * np.arange(0, 40, dtype=np.float32) / 40).astype(np.float32))
     a = b.node("Mul", [b.node("Unsqueeze", [t, b.const_i64("ax", [1])]), freqs])
     b.output(b.node("Concat", [b.node("Cos", [a]), b.node("Sin", [a])], axis=-1))
@@ -220,9 +220,9 @@ ELEMENTWISE = [
     Case("gelu_tanh", "tanh GELU (fused)", b_gelu_tanh),
     Case("silu", "x*sigmoid(x) (fused)", b_silu),
     Case("chain", "Sub(Div(y, Sqrt(x*x+e)), Exp(-|x|)) (fused, bcast)", b_chain),
-    Case("timestep_embed", "cos/sin timestep embedding (t = 3, 517)", b_timestep_embed,
-         xfail={"bf16": "the input t = 517 is not representable in bf16 storage (-> 516); graph inputs take the "
-                        "storage type (the frequency table itself is read in fp32)"}),
+    # t = 517 and 999 are 516 and 1000 in bf16: per-sample scalar inputs keep float32 storage
+    # (codegen.c choose_f32_storage) and the frequency table is read in fp32
+    Case("timestep_embed", "cos/sin timestep embedding (t = 3, 517, 999)", b_timestep_embed),
 ]
 
 

@@ -187,6 +187,106 @@ static void test_fused_elementwise_one_kernel(void **state) {
   drt_graph_destroy(g);
 }
 
+/* A timestep embedding sin(t[:, None] * freq) with t a float32 graph input [2]. */
+static drt_value *timestep_embedding(drt_graph *g, const char *tname) {
+  int64_t two = 2;
+  drt_value *t = input(g, tname, DRT_DTYPE_FLOAT32, 1, &two);
+  drt_value *axes, *freq;
+  int64_t ax = 1;
+  float f[8];
+  for (int i = 0; i < 8; i++) f[i] = 1.0f / (float)(1 + 7 * i * i);
+  DRT_ASSERT_OK(drt_graph_add_const(g, NULL, DRT_DTYPE_INT64, &(drt_shape){1, {1}}, &ax, &axes));
+  DRT_ASSERT_OK(drt_graph_add_const(g, NULL, DRT_DTYPE_FLOAT32, &(drt_shape){2, {1, 8}}, f, &freq));
+  drt_value *y = op1(g, DRT_OP_SIN, op2(g, DRT_OP_MUL, op2(g, DRT_OP_UNSQUEEZE, t, axes), freq));
+  DRT_ASSERT_OK(drt_graph_add_output(g, y));
+  return t;
+}
+
+/* Per-sample float32 scalars read only by elementwise kernels keep float32 storage under
+ * fp16/bf16 (t = 999 would be 1000 in bf16); other inputs, and an input that some graph of the
+ * program reads otherwise, take the activation type. */
+static void test_small_inputs_keep_f32(void **state) {
+  (void)state;
+  drt_graph *a = new_graph();
+  drt_value *t = timestep_embedding(a, "t");
+  int64_t d23[2] = {2, 3}, two = 2;
+  drt_value *x = input(a, "x", DRT_DTYPE_FLOAT32, 2, d23); /* not a per-sample scalar */
+  DRT_ASSERT_OK(drt_graph_add_output(a, op2(a, DRT_OP_MUL, x, x)));
+  drt_value *c = input(a, "c", DRT_DTYPE_FLOAT32, 1, &two); /* read by a Concat */
+  drt_value *cc = op2(a, DRT_OP_CONCAT, c, c);
+  attr_i(a, cc, "axis", 0);
+  DRT_ASSERT_OK(drt_graph_add_output(a, cc));
+  canonicalize(a);
+  fuse(a);
+  const drt_graph *ga[1] = {a};
+  for (int p = 0; p < 4; p++) {
+    drt_cuda_program *prog = build(ga, 1, (drt_cuda_precision)p);
+    check_program(prog);
+    const drt_cuda_graph_code *code = &prog->graphs[0];
+    assert_int_equal(code->num_host_nodes, 0);
+    bool half = p == DRT_CUDA_PRECISION_FP16 || p == DRT_CUDA_PRECISION_BF16;
+    drt_dtype act = drt_cuda_storage_dtype((drt_cuda_precision)p, DRT_DTYPE_FLOAT32);
+    assert_int_equal(drt_cuda_value_storage((drt_cuda_precision)p, code, t), DRT_DTYPE_FLOAT32);
+    assert_int_equal(drt_cuda_value_storage((drt_cuda_precision)p, code, x), act);
+    assert_int_equal(drt_cuda_value_storage((drt_cuda_precision)p, code, c), act);
+    assert_int_equal(drt_cuda_value_storage((drt_cuda_precision)p, code, a->outputs[0]), act);
+    if (!half) {
+      assert_int_equal(code->num_f32_values, 0);
+    } else {
+      assert_true(code->num_f32_values >= 1);
+      /* the kernel reading t (through the reshape or directly) takes a float pointer for it and
+         writes the activation type */
+      bool found = false;
+      for (size_t j = 0; j < code->num_launches; j++) {
+        const drt_cuda_launch *l = &code->launches[j];
+        if (l->kind != DRT_CUDA_LAUNCH_KERNEL) continue;
+        for (int k = 0; k < l->num_args; k++) {
+          const drt_value *v = l->args[k].value;
+          if (l->args[k].kind != DRT_CUDA_ARG_VALUE || !v || v == a->outputs[0]) continue;
+          if (drt_cuda_value_storage((drt_cuda_precision)p, code, v) != DRT_DTYPE_FLOAT32) continue;
+          char *text = strndup(prog->source + prog->kernels[l->kernel].src_begin,
+                               prog->kernels[l->kernel].src_end - prog->kernels[l->kernel].src_begin);
+          if (strstr(text, "const float *") &&
+              strstr(text, p == DRT_CUDA_PRECISION_FP16 ? "__half *" : "__nv_bfloat16 *"))
+            found = true;
+          free(text);
+        }
+      }
+      assert_true(found);
+    }
+    drt_cuda_program_destroy(prog);
+  }
+  /* a second graph of the program (a stage, a bucket) that feeds its "t" to a Concat: kept in
+     neither, since the runtime copies t between the graphs' buffers byte for byte */
+  drt_graph *b = new_graph();
+  drt_value *tb = input(b, "t", DRT_DTYPE_FLOAT32, 1, &two);
+  drt_value *tt = op2(b, DRT_OP_CONCAT, tb, tb);
+  attr_i(b, tt, "axis", 0);
+  DRT_ASSERT_OK(drt_graph_add_output(b, tt));
+  canonicalize(b);
+  const drt_graph *gab[2] = {a, b};
+  drt_cuda_program *prog = build(gab, 2, DRT_CUDA_PRECISION_BF16);
+  assert_int_equal(prog->graphs[0].num_f32_values, 0);
+  assert_int_equal(prog->graphs[1].num_f32_values, 0);
+  assert_int_equal(drt_cuda_value_storage(DRT_CUDA_PRECISION_BF16, &prog->graphs[0], t), DRT_DTYPE_BFLOAT16);
+  drt_cuda_program_destroy(prog);
+  /* two graphs that both read t elementwise: kept in both */
+  drt_graph *e = new_graph();
+  drt_value *te = timestep_embedding(e, "t");
+  canonicalize(e);
+  fuse(e);
+  const drt_graph *gae[2] = {a, e};
+  prog = build(gae, 2, DRT_CUDA_PRECISION_BF16);
+  assert_int_equal(drt_cuda_value_storage(DRT_CUDA_PRECISION_BF16, &prog->graphs[0], t), DRT_DTYPE_FLOAT32);
+  assert_int_equal(drt_cuda_value_storage(DRT_CUDA_PRECISION_BF16, &prog->graphs[1], te), DRT_DTYPE_FLOAT32);
+  /* a value of one graph is not kept through another graph's code */
+  assert_int_equal(drt_cuda_value_storage(DRT_CUDA_PRECISION_BF16, &prog->graphs[1], t), DRT_DTYPE_BFLOAT16);
+  drt_cuda_program_destroy(prog);
+  drt_graph_destroy(a);
+  drt_graph_destroy(b);
+  drt_graph_destroy(e);
+}
+
 /* Identical nodes (same op, shapes, dtypes) share one kernel, in one graph and across graphs;
  * a different shape gets its own. */
 static drt_graph *dedup_graph(int64_t w) {
@@ -486,6 +586,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_precision_and_storage),
       cmocka_unit_test(test_fused_elementwise_one_kernel),
+      cmocka_unit_test(test_small_inputs_keep_f32),
       cmocka_unit_test(test_dedup),
       cmocka_unit_test(test_host_fallback),
       cmocka_unit_test(test_zoo_all_on_device),

