@@ -375,7 +375,7 @@ static drt_status emit_attention_mma(drt_cg *cg, const drt_node *n, const drt_fu
   }
   /* keys per split: a multiple of the key tile; no empty trailing split */
   int64_t ksplit = 0;
-  if (splits > 1) {
+  if (splits > 1 && a->kv_seq >= 1) { /* a forced split of no keys: none */
     ksplit = ((a->kv_seq + splits - 1) / splits + bk - 1) / bk * bk;
     splits = (a->kv_seq + ksplit - 1) / ksplit;
     if (splits <= 1) ksplit = 0, splits = 1;

@@ -222,11 +222,13 @@ __attribute__((target("avx,f16c"))) static size_t f16_to_f32_f16c(float *d, cons
 #endif
 
 static bool convert_fast(drt_dtype dd, void *dst, drt_dtype sd, const void *src, size_t n) {
+  /* float32 bits through memcpy (no type punning through pointers); compilers still vectorize */
   if (sd == DRT_DTYPE_FLOAT32 && dd == DRT_DTYPE_BFLOAT16) {
-    const uint32_t *s = src;
+    const unsigned char *s = src;
     uint16_t *d = dst;
     for (size_t i = 0; i < n; i++) {
-      uint32_t u = s[i];
+      uint32_t u;
+      memcpy(&u, s + 4 * i, 4);
       uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, q = (u >> 16) | 0x40u;
       d[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? q : r);
     }
@@ -234,8 +236,11 @@ static bool convert_fast(drt_dtype dd, void *dst, drt_dtype sd, const void *src,
   }
   if (sd == DRT_DTYPE_BFLOAT16 && dd == DRT_DTYPE_FLOAT32) {
     const uint16_t *s = src;
-    uint32_t *d = dst;
-    for (size_t i = 0; i < n; i++) d[i] = (uint32_t)s[i] << 16;
+    unsigned char *d = dst;
+    for (size_t i = 0; i < n; i++) {
+      uint32_t u = (uint32_t)s[i] << 16;
+      memcpy(d + 4 * i, &u, 4);
+    }
     return true;
   }
   if (sd == DRT_DTYPE_FLOAT32 && dd == DRT_DTYPE_FLOAT16) {

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #define ALIGN 64u
+#define DRT_MEMPLAN_INPLACE_MIN_BYTES 4096u /* smaller outputs never take an input's block */
 
 typedef struct {
   uint64_t off, size;
@@ -175,8 +176,11 @@ drt_status drt_pass_memory_plan(drt_graph *g, const drt_pass_ctx *ctx, bool *cha
         continue;
       }
       total += value_bytes(o);
-      /* in place: an input of the same dtype and shape that dies here (and shares no storage) */
-      if (elementwise && j == 0 && n->op != DRT_OP_CAST) {
+      /* in place: an input of the same dtype and shape that dies here (and shares no storage).
+         Not for tiny values (nothing to save): under fp16/bf16 the CUDA backend keeps per-sample
+         scalar inputs and their reshapes (at most 256 floats) in float32 storage, and an output
+         stored in 16 bits must not overwrite such an input while other threads still read it. */
+      if (elementwise && j == 0 && n->op != DRT_OP_CAST && value_bytes(o) >= DRT_MEMPLAN_INPLACE_MIN_BYTES) {
         for (int k = 0; k < n->num_inputs && k < 64; k++) {
           drt_value *in = n->inputs[k];
           if (!plannable(in) || in->view_of || has_views[in->id] || used_inplace[k] || last[in->id] != (int64_t)i ||

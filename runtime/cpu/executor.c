@@ -232,9 +232,11 @@ drt_status drt_cpu_executor_run(drt_cpu_executor *e, const drt_tensor *inputs, d
     }
     if (st) break;
     if (e->poison) {
-      /* Poison outputs, except ones the memory plan placed in place of a dying input. */
+      /* Poison outputs, except ones the memory plan placed in place of a dying input and views
+         (a Split with some view chunks still runs for the others: its views lie inside the
+         input, anywhere, not only at its start) */
       for (int j = 0; j < n->num_outputs; j++) {
-        bool aliased = false;
+        bool aliased = n->outputs[j] && n->outputs[j]->view_of;
         for (int k = 0; k < n->num_inputs; k++) aliased |= e->in[k].data == e->out[j].data;
         if (!aliased) memset(e->out[j].data, 0xff, drt_tensor_nbytes(&e->out[j]));
       }

@@ -213,6 +213,16 @@ static void test_fallback(void **state) {
   assert_non_null(strstr(p->graphs[0].launches[0].reason, "storage type"));
   drt_cuda_program_destroy(p);
   drt_graph_destroy(g);
+
+  /* no keys, with a forced key split (a plan's attribute): renders, no split */
+  g = new_graph();
+  attn_spec nokeys = {DIMS4(1, 2, 64, 64), DIMS4(1, 2, 0, 64), DIMS4(1, 2, 0, 64), {0}, NULL, NULL, NULL, NULL, 2, 0,
+                      0, 0, DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, NAN, 0, 0};
+  attr_i(g, add_attention(g, &nokeys), "cuda_kv_splits", 2);
+  p = build(g, DRT_CUDA_PRECISION_BF16, true);
+  assert_int_equal(p->graphs[0].num_host_nodes, 0);
+  drt_cuda_program_destroy(p);
+  drt_graph_destroy(g);
 }
 
 /* ---- NVRTC ----------------------------------------------------------------------------------- */

@@ -312,11 +312,55 @@ static void test_plan_keeps_and_checks_views(void **state) {
   tg_free(&t);
 }
 
+/* A Split whose chunk 2 is a graph output keeps running for it while chunks 0 and 1 are views:
+ * the views must survive the node (debug builds poison the outputs a node writes). */
+static void test_split_with_some_views(void **state) {
+  (void)state;
+  tg t;
+  tg_init(&t, 11);
+  drt_value *x = input(&t, "x", 2, (int64_t[]){3, 32}, -2, 2);
+  drt_value *s = op2(&t, DRT_OP_ADD, x, scalar(&t, 0.25f)), *c[3];
+  split(&t, s, 0, 3, c);
+  add_output(&t, op2(&t, DRT_OP_SUB, c[0], op1(&t, DRT_OP_NEG, c[1])));
+  add_output(&t, c[2]);
+  tg_pass_compare(&t, noop_pass, true, 0.0, NULL);
+  const drt_node *sp = find_op(t.g, DRT_OP_SPLIT);
+  assert_non_null(sp);
+  assert_false(drt_node_is_view_only(sp));
+  assert_non_null(sp->outputs[1]->view_of);
+  assert_int_equal(sp->outputs[1]->view_offset, 32);
+  assert_null(sp->outputs[2]->view_of);
+  tg_free(&t);
+}
+
+/* In place: an elementwise output takes the block of an input of its dtype and shape that dies
+ * there, but not when it is tiny (< 4 KiB): a per-sample scalar kept in float32 by the CUDA
+ * backend under fp16/bf16 must not be overwritten by a 16-bit output while it is being read. */
+static void test_in_place_only_for_large_values(void **state) {
+  (void)state;
+  tg t;
+  tg_init(&t, 7);
+  drt_value *a = input(&t, "a", 4, (int64_t[]){8, 1, 1, 1}, -2, 2); /* 32 bytes */
+  drt_value *b = input(&t, "b", 2, (int64_t[]){32, 64}, -2, 2);    /* 8 KiB */
+  drt_value *a1 = op2(&t, DRT_OP_MUL, a, a), *b1 = op2(&t, DRT_OP_MUL, b, b);
+  drt_value *a2 = op1(&t, DRT_OP_NEG, a1), *b2 = op1(&t, DRT_OP_NEG, b1);
+  add_output(&t, op2(&t, DRT_OP_MUL, a2, a));
+  add_output(&t, op2(&t, DRT_OP_MUL, b2, b));
+  tg_pass_compare(&t, noop_pass, true, 0.0, NULL); /* canonicalize, plan, same results */
+  assert_true(t.g->mem_planned);
+  assert_true(a1->mem_offset >= 0 && a2->mem_offset >= 0 && b1->mem_offset >= 0 && b2->mem_offset >= 0);
+  assert_int_equal(b2->mem_offset, b1->mem_offset);
+  assert_true(a2->mem_offset != a1->mem_offset);
+  tg_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_views_give_the_unplanned_results),
       cmocka_unit_test(test_region_geometry),
       cmocka_unit_test(test_plan_keeps_and_checks_views),
+      cmocka_unit_test(test_in_place_only_for_large_values),
+      cmocka_unit_test(test_split_with_some_views),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
