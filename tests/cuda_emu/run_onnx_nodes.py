@@ -10,7 +10,12 @@ made static from the test data) so each group costs one compile and one kernels 
 that fails to compile or run is bisected down to the failing cases.
 
 usage: run_onnx_nodes.py --drt build/bin/drt [--filter REGEX] [--group N] [--precision fp32|tf32]
-                         [--json OUT.json] [--keep] [-v]
+                         [--gpu --arch sm_XX] [--json OUT.json] [--keep] [-v]
+       run_onnx_nodes.py --drt ... --export DIR        (merged groups, inputs and references)
+       run_onnx_nodes.py --drt ... --from DIR [--gpu --arch sm_XX] [--max-groups N]
+--gpu runs the cases on this machine's GPU through the real driver. GPU machines may lack the
+onnx package: tests/gpu/prepare.sh exports the groups into the kit and tests/gpu/run.sh runs
+them with --from (numpy only); groups are then not bisected, a group error fails its cases.
 The last line is `N passed, M failed, K expected failures` (XFAIL: known deviations, listed with
 their reasons in XFAIL below; HOST: nodes without a CUDA kernel, which run on the CPU
 inside the GPU run, are listed but pass when their values are right). Exit status 1 on a failure.
@@ -22,19 +27,46 @@ import copy
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from types import SimpleNamespace
 
 import numpy as np
-import onnx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "conformance"))
-import run_backend as rb  # noqa: E402
 import run_emu as re_mod  # noqa: E402
+
+# onnx and tests/conformance/run_backend.py are imported only where cases are collected and
+# merged: a --from run (GPU machines without the onnx package) needs numpy alone
+onnx = rb = None
+
+
+def import_onnx():
+    global onnx, rb
+    import onnx as onnx_mod  # noqa: PLC0415
+    import onnx.numpy_helper  # noqa: F401,PLC0415
+    import run_backend as rb_mod  # noqa: PLC0415
+    onnx, rb = onnx_mod, rb_mod
+
+
+def compare(name, got, ref, rtol, atol):
+    """tests/conformance/run_backend.py's check: shape, dtype, values (integers exactly)."""
+    if got.shape != ref.shape:
+        return "output %r: shape %s != expected %s" % (name, got.shape, ref.shape)
+    if got.dtype != ref.dtype:
+        return "output %r: dtype %s != expected %s" % (name, got.dtype, ref.dtype)
+    try:
+        if ref.dtype.kind in "biu":
+            np.testing.assert_array_equal(got, ref)
+        else:
+            np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol, equal_nan=True)
+    except AssertionError as e:
+        return "output %r: values differ: %s" % (name, " ".join(str(e).split())[:300])
+    return None
 
 
 def log(msg):
@@ -115,26 +147,44 @@ XFAIL = {
 }
 
 
-class Runner:
-    def __init__(self, E, precision, workdir, verbose):
-        self.E, self.precision, self.work, self.verbose = E, precision, workdir, verbose
-        self.results = []  # (name, ok, note)
-        self.n = self.xfail = 0
+class GpuEnv(re_mod.Env):
+    """The real driver (--gpu): drt compile for the device's arch, drt run --backend cuda as is."""
 
-    def run_group(self, cases, opset):
-        """Runs cases (list of (Case, model, data set)) as one model; bisects on a group error."""
+    def __init__(self, a):  # noqa: D107 (no mock, no kernels .so)
+        import tempfile
+        self.drt = os.path.abspath(a.drt)
+        self.arch, self.timeout, self.keep = a.arch, a.timeout, a.keep
+        self.tmp = tempfile.mkdtemp(prefix="drt_nodes_", dir=a.work or None)
+
+    def cuda_env(self, kernels):
+        return None
+
+
+class Runner:
+    def __init__(self, E, precision, workdir, verbose, gpu=False):
+        self.E, self.precision, self.work, self.verbose, self.gpu = E, precision, workdir, verbose, gpu
+        self.results = []  # (name, ok, note)
+        self.n = self.xfail = self.same = 0
+        self.last_key = None
+
+    def new_dir(self):
         self.n += 1
         d = os.path.join(self.work, "g%d" % self.n)
         os.makedirs(d, exist_ok=True)
+        return d
+
+    def prepare(self, cases, opset, d):
+        """Merges cases into d/model.onnx (inputs the compiler needs as constants become
+        initializers) and writes the inputs; returns (inputs [(name, path)], specs, error). A spec
+        is (case name, rtol, atol, [(output name, reference array)]). The last compile is kept
+        as d/model.plan (error None: it compiled)."""
         mpath, plan = os.path.join(d, "model.onnx"), os.path.join(d, "model.plan")
         consts = set()
         for _ in range(64):
             try:
                 model, feeds, refs = merge(cases, opset, consts)
             except ValueError as ex:
-                for c in cases:
-                    self.results.append((c[0].name, False, "merge: %s" % ex))
-                return
+                return [], [], "merge: %s" % ex
             onnx.save(model, mpath)
             why, _ = self.E.compile(mpath, plan, self.precision)
             m = CONST_RE.search(why or "")
@@ -156,62 +206,125 @@ class Runner:
             f = os.path.join(d, re_mod.safe_name(name) + ".npy")
             np.save(f, arr)
             inputs.append((name, f))
+        specs = [(c.name, c.rtol, c.atol, [(n, rb.to_array(r)) for n, r in refs[ci]])
+                 for ci, (c, _, _) in enumerate(cases)]
+        return inputs, specs, why
+
+    def execute(self, d, inputs, specs, compiled):
+        """Compiles (unless compiled) and runs d/model.onnx on CUDA, checks every case; returns the
+        error of the group as a whole (compile, kernels build, run), None when it ran."""
+        mpath, plan = os.path.join(d, "model.onnx"), os.path.join(d, "model.plan")
+        why = None
+        if not compiled:
+            why, _ = self.E.compile(mpath, plan, self.precision)
         so = None
-        if not why:
+        if not why and not self.gpu:
             so, why, _ = self.E.kernels(plan)
         host = self.E.host_nodes(plan) if not why else {}
         out = os.path.join(d, "cuda")
         if not why:
             why, _ = self.E.run(plan, inputs, "cuda", out, so)
         if why:
-            if len(cases) > 1:
-                h = len(cases) // 2
-                if self.verbose:
-                    log("  group of %d failed (%s): bisecting" % (len(cases), why[:120]))
-                self.run_group(cases[:h], opset)
-                self.run_group(cases[h:], opset)
-            else:
-                self.results.append((cases[0][0].name, False, why))
-                log("FAIL %-52s %s" % (cases[0][0].name, why[:300]))
-            return
-        for ci, (case, _, _) in enumerate(cases):
+            return why
+        for ci, (cname, rtol, atol, outs) in enumerate(specs):
             fails = []
-            for name, ref in refs[ci]:
+            for name, ref in outs:
                 f = os.path.join(out, re_mod.safe_name(name) + ".npy")
                 if not os.path.isfile(f):
                     fails.append("output %s missing" % name)
                     continue
-                msg = rb.compare(name, np.load(f), rb.to_array(ref), case.rtol, case.atol)
+                msg = compare(name, np.load(f), ref, rtol, atol)
                 if msg:
                     fails.append(msg)
             hn = sorted(set(r for n, r in host.items() if n.startswith("c%d_" % ci)))
             note = "; ".join(fails)[:300] + ("  HOST: " + "; ".join(hn)[:160] if hn else "")
-            if fails and case.name in XFAIL:
+            if fails and cname in XFAIL:
                 self.xfail += 1
-                log("XFAIL %-51s %s (expected: %s)" % (case.name, note[:120], XFAIL[case.name]))
+                log("XFAIL %-51s %s (expected: %s)" % (cname, note[:120], XFAIL[cname]))
                 continue
-            self.results.append((case.name, not fails, note))
+            self.results.append((cname, not fails, note))
             if fails:
-                log("FAIL %-52s %s" % (case.name, note))
+                log("FAIL %-52s %s" % (cname, note))
             elif self.verbose or hn:
-                log("ok   %-52s %s" % (case.name, note))
+                log("ok   %-52s %s" % (cname, note))
+        return None
+
+    def fail(self, names, why):
+        for nm in names:
+            self.results.append((nm, False, why))
+            log("FAIL %-52s %s" % (nm, why[:300]))
+        # the same error group after group (no GPU, a broken driver): stop
+        key = re.sub(r"/\S+", "", why)[:80]
+        self.same = self.same + 1 if key == self.last_key else 1
+        self.last_key = key
+        if self.same >= 5:
+            raise RuntimeError("5 groups in a row failed with: %s" % why[:300])
+
+    def run_group(self, cases, opset):
+        """Cases (list of (Case, model, data set)) as one model; bisects on a group error."""
+        d = self.new_dir()
+        inputs, specs, why = self.prepare(cases, opset, d)
+        if not why:
+            why = self.execute(d, inputs, specs, compiled=True)
+        if not why:
+            return
+        if len(cases) > 1:
+            if self.verbose:
+                log("  group of %d failed (%s): bisecting" % (len(cases), why[:120]))
+            h = len(cases) // 2
+            self.run_group(cases[:h], opset)
+            self.run_group(cases[h:], opset)
+        else:
+            self.fail([cases[0][0].name], why)
+
+    def export_group(self, cases, opset, root):
+        """Writes a prepared group under root (run later with --from, without onnx)."""
+        d = os.path.join(root, "g%03d" % (len(os.listdir(root)) + 1))
+        os.makedirs(d)
+        inputs, specs, why = self.prepare(cases, opset, d)
+        if why and len(cases) > 1:
+            shutil.rmtree(d)
+            h = len(cases) // 2
+            self.export_group(cases[:h], opset, root)
+            self.export_group(cases[h:], opset, root)
+            return
+        if why:
+            shutil.rmtree(d)
+            log("not exported (%s): %s" % (cases[0][0].name, why[:200]))
+            return
+        for f in ("model.plan",):
+            if os.path.exists(os.path.join(d, f)):
+                os.remove(os.path.join(d, f))
+        meta = {"opset": opset, "inputs": [[n, os.path.basename(f)] for n, f in inputs], "cases": []}
+        for ci, (cname, rtol, atol, outs) in enumerate(specs):
+            ref_files = []
+            for k, (name, ref) in enumerate(outs):
+                rf = "ref_%d_%d.npy" % (ci, k)
+                np.save(os.path.join(d, rf), ref)
+                ref_files.append([name, rf])
+            meta["cases"].append({"name": cname, "rtol": rtol, "atol": atol, "outputs": ref_files})
+        with open(os.path.join(d, "meta.json"), "w") as f:
+            json.dump(meta, f)
+
+    def run_exported(self, d):
+        with open(os.path.join(d, "meta.json")) as f:
+            meta = json.load(f)
+        inputs = [(n, os.path.join(d, fn)) for n, fn in meta["inputs"]]
+        specs = [(c["name"], c["rtol"], c["atol"], [(n, np.load(os.path.join(d, fn))) for n, fn in c["outputs"]])
+                 for c in meta["cases"]]
+        run_dir = self.new_dir()
+        for fn in os.listdir(d):
+            if fn == "model.onnx" or fn.endswith(".npy"):
+                os.symlink(os.path.join(os.path.abspath(d), fn), os.path.join(run_dir, fn))
+        inputs = [(n, os.path.join(run_dir, os.path.basename(p))) for n, p in inputs]
+        why = self.execute(run_dir, inputs, specs, compiled=False)
+        if why:
+            self.fail([c["name"] for c in meta["cases"]], why)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--drt", required=True)
-    ap.add_argument("--mock")
-    ap.add_argument("--work")
-    ap.add_argument("--filter", help="regex on test names (e.g. 'conv|resize')")
-    ap.add_argument("--group", type=int, default=60, help="cases per merged model")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32"])
-    ap.add_argument("--arch", default="sm_90")
-    ap.add_argument("--timeout", type=int, default=1800)
-    ap.add_argument("--json")
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    a = ap.parse_args()
-    t0 = time.perf_counter()
+def collect(a):
+    """{opset: [(Case, model, first data set)]} of the supported, non-excluded node tests."""
+    import_onnx()
     supported = rb.query_drt_ops(os.path.abspath(a.drt))
     excludes = rb.load_excludes(rb.DEFAULT_EXCLUDE)
     todo, skipped = {}, 0
@@ -232,25 +345,79 @@ def main():
             skipped += 1
             continue
         todo.setdefault(default_opset(m), []).append((c, m, sets[0]))
-    n = sum(len(v) for v in todo.values())
-    log("%d node tests to run on the emulated CUDA backend (%s), %d skipped as on the CPU run" %
-        (n, a.precision, skipped))
-    E = re_mod.Env(SimpleNamespace(drt=a.drt, work=a.work, keep=a.keep, arch=a.arch, mock=a.mock,
-                                   timeout=a.timeout, nodecheck=False))
-    R = Runner(E, a.precision, E.tmp, a.verbose)
+    return todo, skipped
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--drt", required=True)
+    ap.add_argument("--mock")
+    ap.add_argument("--work")
+    ap.add_argument("--filter", help="regex on test names (e.g. 'conv|resize')")
+    ap.add_argument("--group", type=int, default=60, help="cases per merged model")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32"])
+    ap.add_argument("--arch", default="sm_90")
+    ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument("--gpu", action="store_true", help="run on the GPU of this machine (no emulator)")
+    ap.add_argument("--export", metavar="DIR", help="write the merged groups (models, inputs, references) "
+                    "into DIR instead of running them")
+    ap.add_argument("--from", dest="from_dir", metavar="DIR", help="run groups written by --export "
+                    "(needs numpy, not onnx)")
+    ap.add_argument("--max-groups", type=int, default=0, help="with --from: run only the first N groups")
+    ap.add_argument("--json")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    if a.gpu:
+        E = GpuEnv(a)
+    else:
+        E = re_mod.Env(SimpleNamespace(drt=a.drt, work=a.work, keep=a.keep, arch=a.arch, mock=a.mock,
+                                       timeout=a.timeout, nodecheck=False))
+    R = Runner(E, a.precision, E.tmp, a.verbose, a.gpu)
+    where = "real" if a.gpu else "emulated"
     try:
-        for opset in sorted(todo):
-            cs = todo[opset]
-            for i in range(0, len(cs), a.group):
-                R.run_group(cs[i:i + a.group], opset)
-            log("opset %d: %d cases done (%.0f s)" % (opset, len(cs), time.perf_counter() - t0))
+        if a.from_dir:
+            groups = sorted(g for g in os.listdir(a.from_dir) if os.path.isfile(os.path.join(a.from_dir, g, "meta.json")))
+            if a.max_groups:
+                groups = groups[:a.max_groups]
+            log("%d exported groups to run on the %s CUDA backend (%s)" % (len(groups), where, a.precision))
+            for gname in groups:
+                R.run_exported(os.path.join(a.from_dir, gname))
+        else:
+            todo, skipped = collect(a)
+            n = sum(len(v) for v in todo.values())
+            if a.export:
+                os.makedirs(a.export, exist_ok=True)
+                if os.listdir(a.export):
+                    raise SystemExit("--export: %s is not empty" % a.export)
+                log("exporting %d node tests (%d skipped as on the CPU run) into %s" % (n, skipped, a.export))
+            else:
+                log("%d node tests to run on the %s CUDA backend (%s), %d skipped as on the CPU run" %
+                    (n, where, a.precision, skipped))
+            for opset in sorted(todo):
+                cs = todo[opset]
+                for i in range(0, len(cs), a.group):
+                    if a.export:
+                        R.export_group(cs[i:i + a.group], opset, a.export)
+                    else:
+                        R.run_group(cs[i:i + a.group], opset)
+                log("opset %d: %d cases done (%.0f s)" % (opset, len(cs), time.perf_counter() - t0))
+            if a.export:
+                log("exported %d groups (%.0f s)" % (len(os.listdir(a.export)), time.perf_counter() - t0))
+                return 0
+    except RuntimeError as ex:
+        log("aborted: %s" % ex)
+        R.results.append(("(run)", False, str(ex)))
     finally:
         E.cleanup()
     passed = sum(1 for r in R.results if r[1])
     failed = len(R.results) - passed
     if a.json:
         with open(a.json, "w") as f:
-            json.dump([{"name": r[0], "ok": r[1], "note": r[2]} for r in R.results], f, indent=1)
+            json.dump({"precision": a.precision, "gpu": a.gpu, "passed": passed, "failed": failed,
+                       "xfail": R.xfail, "total": len(R.results),
+                       "cases": [{"name": r[0], "ok": r[1], "note": r[2]} for r in R.results]}, f, indent=1)
     log("%d passed, %d failed, %d expected failures (%.0f s)" % (passed, failed, R.xfail, time.perf_counter() - t0))
     return 1 if failed or not passed else 0
 

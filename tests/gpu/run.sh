@@ -4,8 +4,8 @@
 #   1. environment: GPU, driver, CUDA, torch versions;
 #   2. kernels and fixtures: every model fixture compiled for this GPU in fp32, tf32, fp16 and bf16,
 #      run on CUDA and on the CPU backend, compared (fp32/tf32 rel L2 <= 1e-3, fp16/bf16 <= 1e-2, no
-#      NaN/Inf), plus a 4-step generation (one CUDA graph) vs the CPU loop; per-op kernel checks
-#      (tests/cuda_emu/run_emu.py --gpu) when present;
+#      NaN/Inf), plus a 4-step generation (one CUDA graph) vs the CPU loop; ONNX's node tests on the
+#      device against ONNX's reference outputs (tests/cuda_emu/run_onnx_nodes.py --gpu);
 #   3. benchmark: the realistic DiT (28 blocks, hidden 1152, 16 heads; 1024 and 4096 tokens) and the
 #      scaled-up UNet in bf16: distilrt GPU time per evaluation and per 4-step generation against
 #      PyTorch eager and torch.compile on the same model definition and GPU, with the fraction of
@@ -98,11 +98,24 @@ DRT=$(cd "$(dirname "$DRT")" && pwd)/drt
 PRECS=fp32,tf32,fp16,bf16
 [ $QUICK = 1 ] && PRECS=fp32,bf16
 if [ $SKIP_CHECK = 0 ]; then
-  if [ -f tests/cuda_emu/run_emu.py ] && python3 tests/cuda_emu/run_emu.py --help 2>/dev/null | grep -q -- "--gpu"; then
-    log "per-op kernel checks (tests/cuda_emu/run_emu.py --gpu)"
-    timeout $(( $(left) / 4 )) python3 tests/cuda_emu/run_emu.py --gpu --drt "$DRT" --arch "$ARCH" \
-      --json "$OUT/kernels.json" >"$OUT/kernels.log" 2>&1
-    log "kernel checks exit $? (tail of kernels.log:)"; tail -5 "$OUT/kernels.log" | tee -a "$LOG"
+  # ONNX's node tests on the device against ONNX's reference outputs (the emulator in a dry run,
+  # on a small subset): every kernel kind the backend has, in the forms the ONNX spec tests
+  NODES_DIR="$(dirname "$(dirname "$DRT")")/onnx_nodes"  # exported by prepare.sh into the kit
+  if [ -d "$NODES_DIR" ] || python3 -c "import onnx" 2>/dev/null; then
+    NODE_ARGS=(--gpu --arch "$ARCH")
+    [ -n "$DRY" ] && NODE_ARGS=(--mock "$DRY")
+    if [ -d "$NODES_DIR" ]; then
+      NODE_ARGS+=(--from "$NODES_DIR")
+      [ -n "$DRY" ] && NODE_ARGS+=(--max-groups 2)
+    elif [ -n "$DRY" ]; then
+      NODE_ARGS+=(--filter "^test_(conv|resize|layer_normalization|group_norm)")
+    fi
+    log "ONNX node tests on CUDA (tests/cuda_emu/run_onnx_nodes.py ${NODE_ARGS[*]})"
+    timeout $(( $(left) / 4 )) python3 tests/cuda_emu/run_onnx_nodes.py --drt "$DRT" "${NODE_ARGS[@]}" \
+      --work "$WORK" --json "$OUT/onnx_nodes.json" >"$OUT/onnx_nodes.log" 2>&1
+    log "ONNX node tests exit $?: $(tail -1 "$OUT/onnx_nodes.log")"
+  else
+    log "ONNX node tests skipped: no onnx package"
   fi
   FX_ARGS=()
   [ -n "$DRY" ] && FX_ARGS=(--emulate "$DRY" --filter "dit_student_op17|unet_op17" --jobs 2) && PRECS=fp32,bf16

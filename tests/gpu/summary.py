@@ -95,6 +95,16 @@ def main():
     if kn:
         lines.append("kernel checks: %s/%s passed" % (kn.get("passed", "?"), kn.get("total", "?")))
         ok = ok and kn.get("passed") == kn.get("total")
+    nd = load(os.path.join(d, "onnx_nodes.json"))
+    res["onnx_nodes"] = nd
+    if nd:
+        lines.append("ONNX node tests on CUDA (%s): %s/%s passed, %s expected failures%s" % (
+            nd.get("precision", "?"), nd.get("passed", "?"), nd.get("total", "?"), nd.get("xfail", 0),
+            "" if nd.get("gpu") else " (emulated)"))
+        bad = [c["name"] for c in nd.get("cases", []) if not c.get("ok")]
+        if bad:
+            lines.append("  failed: " + ", ".join(bad[:12]) + (" ..." if len(bad) > 12 else ""))
+        ok = ok and not bad
     peak = th.get("bf16_matmul_peak_tflops")
     bench = {}
     lines.append("")
