@@ -21,7 +21,9 @@ fi
 python3 tests/gpu/prepare.py "$KIT/bench"
 # ONNX's node tests, merged per opset group with inputs and reference outputs, for run.sh to run
 # on the GPU with numpy alone (the GPU machine may lack the onnx package)
-rm -rf "$KIT/onnx_nodes"
-python3 tests/cuda_emu/run_onnx_nodes.py --drt "$KIT/bin/drt" --export "$KIT/onnx_nodes" | tail -1
+rm -rf "$KIT/onnx_nodes" "$KIT/cuda_emu"
+NODES_WORK=$(mktemp -d)
+python3 tests/cuda_emu/run_onnx_nodes.py --drt "$KIT/bin/drt" --work "$NODES_WORK" --export "$KIT/onnx_nodes" | tail -1
+rm -rf "$NODES_WORK"
 git rev-parse HEAD > "$KIT/COMMIT" 2>/dev/null || true
 du -sh "$KIT"
