@@ -50,6 +50,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import compare  # noqa: E402  (tests/conformance/compare.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_EXCLUDE = os.path.join(HERE, "exclude.txt")
 
@@ -386,20 +389,7 @@ def safe_name(name: str) -> str:
 # comparison
 
 
-def compare(name: str, got: np.ndarray, ref: np.ndarray, rtol: float, atol: float) -> str | None:
-    if got.shape != ref.shape:
-        return f"output {name!r}: shape {got.shape} != expected {ref.shape}"
-    if got.dtype != ref.dtype:
-        return f"output {name!r}: dtype {got.dtype} != expected {ref.dtype}"
-    try:
-        if ref.dtype.kind in "biu":
-            np.testing.assert_array_equal(got, ref)
-        else:
-            np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol, equal_nan=True)
-    except AssertionError as e:
-        msg = " ".join(str(e).split())
-        return f"output {name!r}: values differ: {msg[:300]}"
-    return None
+# compare(name, got, ref, rtol, atol) lives in tests/conformance/compare.py (numpy only)
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "conformance"))
 import run_emu as re_mod  # noqa: E402
+from compare import compare  # noqa: E402  (tests/conformance/compare.py: numpy only)
 
 # onnx and tests/conformance/run_backend.py are imported only where cases are collected and
 # merged: a --from run (GPU machines without the onnx package) needs numpy alone
@@ -51,22 +52,6 @@ def import_onnx():
     import onnx.numpy_helper  # noqa: F401,PLC0415
     import run_backend as rb_mod  # noqa: PLC0415
     onnx, rb = onnx_mod, rb_mod
-
-
-def compare(name, got, ref, rtol, atol):
-    """tests/conformance/run_backend.py's check: shape, dtype, values (integers exactly)."""
-    if got.shape != ref.shape:
-        return "output %r: shape %s != expected %s" % (name, got.shape, ref.shape)
-    if got.dtype != ref.dtype:
-        return "output %r: dtype %s != expected %s" % (name, got.dtype, ref.dtype)
-    try:
-        if ref.dtype.kind in "biu":
-            np.testing.assert_array_equal(got, ref)
-        else:
-            np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol, equal_nan=True)
-    except AssertionError as e:
-        return "output %r: values differ: %s" % (name, " ".join(str(e).split())[:300])
-    return None
 
 
 def log(msg):
