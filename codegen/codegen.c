@@ -621,7 +621,8 @@ static bool f32_candidate(const drt_value *v) {
   return numel > 0 && numel <= DRT_CUDA_F32_INPUT_MAX;
 }
 
-/* 1: graph g keeps input `name` (or has no such input); 0: it cannot; -1: out of memory */
+/* 1: another graph g keeps input `name` too (or has no such input); 0: it cannot; -1: out of
+   memory */
 static int graph_keeps(const drt_graph *g, const char *name) {
   for (size_t i = 0; i < g->num_outputs; i++)
     if (g->outputs[i]->name && strcmp(g->outputs[i]->name, name) == 0) return 0;
@@ -646,9 +647,9 @@ static drt_status choose_f32_storage(drt_cuda_precision prec, const drt_graph *c
       const drt_value *v = graphs[g]->inputs[i];
       if (!v->name || !f32_candidate(v)) continue;
       size_t before = keep.n;
-      int r = 1;
-      for (size_t h = 0; h < n && r == 1; h++) r = graph_keeps(graphs[h], v->name);
-      if (r == 1) r = f32_closure(graphs[g], v, &keep, 0);
+      int r = f32_closure(graphs[g], v, &keep, 0);
+      for (size_t h = 0; h < n && r == 1; h++)
+        if (h != g) r = graph_keeps(graphs[h], v->name);
       if (r < 0) {
         free(keep.v);
         return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 storage list");

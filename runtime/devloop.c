@@ -310,9 +310,10 @@ static drt_status enqueue_generation(drt_devloop *dl, const drt_devloop_spec *sp
         continue;
       }
       const drt_graph *sg = drt_exec_graph(ds->ex);
+      const drt_cuda_executor *se = drt_exec_cuda(ds->ex);
       for (size_t j = 0; j < sg->num_outputs; j++)
         DRT_RETURN_IF_ERROR(drt_cuda_memcpy_dtod(dl->ctx, drt_cuda_executor_input_dptr(me, (size_t)ds->out_map[j]),
-                                                 row_dptr(dl, sp, q, j, (uint32_t)row), value_bytes(drt_exec_cuda(ds->ex), sg->outputs[j]),
+                                                 row_dptr(dl, sp, q, j, (uint32_t)row), value_bytes(se, sg->outputs[j]),
                                                  stream));
       (*tabled)++;
     }

@@ -32,6 +32,10 @@ def main():
     ap.add_argument("--shape", action="append", default=None, help="NAME=DIMS for drt compile (repeatable)")
     ap.add_argument("--rounds", type=int, default=10)
     a = ap.parse_args()
+    for f, what in ((a.drt, "drt binary (--drt)"), (a.model, "model (--model)"), (a.ckpt, "checkpoint (--ckpt)"),
+                    (a.ckpt_map, "checkpoint (--ckpt-map)")):
+        if not os.path.isfile(f):
+            sys.exit("error: %s not found: %s" % (what, f))
     if a.shape is None:
         a.shape = ["sample=1x4x16x16", "timestep=1", "encoder_hidden_states=1x8x32"]
     with tempfile.TemporaryDirectory() as d:

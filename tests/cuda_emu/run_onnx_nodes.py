@@ -277,9 +277,8 @@ class Runner:
             shutil.rmtree(d)
             log("not exported (%s): %s" % (cases[0][0].name, why[:200]))
             return
-        for f in ("model.plan",):
-            if os.path.exists(os.path.join(d, f)):
-                os.remove(os.path.join(d, f))
+        if os.path.exists(os.path.join(d, "model.plan")):  # rebuilt for the device's arch at run time
+            os.remove(os.path.join(d, "model.plan"))
         meta = {"opset": opset, "inputs": [[n, os.path.basename(f)] for n, f in inputs], "cases": []}
         for ci, (cname, rtol, atol, outs) in enumerate(specs):
             ref_files = []
@@ -363,6 +362,8 @@ def main():
     where = "real" if a.gpu else "emulated"
     try:
         if a.from_dir:
+            if not os.path.isdir(a.from_dir):
+                raise SystemExit("--from: %s is not a folder (tests/gpu/prepare.sh writes KIT/onnx_nodes)" % a.from_dir)
             groups = sorted(g for g in os.listdir(a.from_dir) if os.path.isfile(os.path.join(a.from_dir, g, "meta.json")))
             if a.max_groups:
                 groups = groups[:a.max_groups]
