@@ -55,7 +55,35 @@ static const char *graph_label(const drt_plan_contents *c, size_t k, char *buf, 
 /* The CUDA section of a plan: binaries, and the program rendered from the loaded graphs (kernel
  * and launch counts, host-fallback nodes with reasons). Fails when the rendered program's hash
  * differs from the stored one (the runtime would refuse the plan). */
-static int inspect_cuda(const char *path, bool source_only, const char *precision_opt) {
+/* One line per launch of every CUDA graph, in execution order: which node, what it launches. */
+static void print_launches(const drt_plan_contents *c, const drt_cuda_program *p) {
+  for (size_t k = 0; k < p->num_graphs; k++) {
+    const drt_cuda_graph_code *gc = &p->graphs[k];
+    char lb[32];
+    printf("  launches of graph %s:\n", graph_label(c, k, lb, sizeof lb));
+    for (size_t j = 0; j < gc->num_launches; j++) {
+      const drt_cuda_launch *l = &gc->launches[j];
+      const drt_node *n = l->node < gc->graph->num_nodes ? gc->graph->nodes[l->node] : NULL;
+      printf("    %4zu node %-4u %-14s %-40.40s ", j, l->node, n ? drt_op_name(n->op) : "-",
+             n && n->name ? n->name : "");
+      switch (l->kind) {
+        case DRT_CUDA_LAUNCH_KERNEL:
+          printf("kernel %s grid %ux%ux%u block %u smem %u\n",
+                 l->kernel >= 0 && (size_t)l->kernel < p->num_kernels ? p->kernels[l->kernel].name : "?", l->grid[0],
+                 l->grid[1], l->grid[2], l->block[0] * l->block[1] * l->block[2], l->smem);
+          break;
+        case DRT_CUDA_LAUNCH_GEMM:
+          printf("gemm %" PRId64 "x%" PRId64 "x%" PRId64 " batch %" PRId64 " epilogue %u%s\n", l->gemm.m, l->gemm.n,
+                 l->gemm.k, l->gemm.batch, l->gemm.epilogue, l->gemm.beta != 0.0f ? " +C" : "");
+          break;
+        case DRT_CUDA_LAUNCH_COPY: printf("copy %" PRIu64 " bytes\n", l->bytes); break;
+        default: printf("host: %s\n", l->reason); break;
+      }
+    }
+  }
+}
+
+static int inspect_cuda(const char *path, bool source_only, const char *precision_opt, bool launches) {
   void *bytes;
   size_t size;
   drt_status st = drt_read_file(path, 0, &bytes, &size);
@@ -137,6 +165,7 @@ static int inspect_cuda(const char *path, bool source_only, const char *precisio
   } else {
     printf("  host fallback: none\n");
   }
+  if (launches) print_launches(&c, p);
   uint64_t want = cu->source_hash;
   drt_cuda_program_destroy(p);
   drt_plan_contents_free(&c);
@@ -149,7 +178,7 @@ static int inspect_cuda(const char *path, bool source_only, const char *precisio
 
 int drt_cmd_inspect(int argc, char **argv) {
   const char *model = NULL;
-  bool dot = false, shaped = false, json = false, cuda_source = false;
+  bool dot = false, shaped = false, json = false, cuda_source = false, launches = false;
   const char *precision = NULL;
   int verbose = 0, n_shapes = 0;
   static drt_cli_shape shapes[64];
@@ -158,13 +187,15 @@ int drt_cmd_inspect(int argc, char **argv) {
     int err = 0;
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       printf("usage: drt inspect MODEL.onnx [--dot] [--shape NAME=DIMS ...]\n"
-             "       drt inspect MODEL.plan [--json]\n"
+             "       drt inspect MODEL.plan [--json | --launches]\n"
              "       drt inspect --cuda-source MODEL.plan [--precision fp32|tf32|fp16|bf16]\n\n"
              "For a plan: header, targets, signature, schedule, sections, memory and op histogram\n"
              "(--json: one JSON object with targets, archs, inputs, outputs, ops, kernels, schedule, memory),\n"
              "and for a CUDA plan the CUDA section: precision, images per arch, NVRTC version, and the program\n"
              "rendered from the plan's graphs (kernels, launches by kind, nodes that fall back to the CPU with\n"
              "the reason); it fails when that program is not the one the binaries were compiled from.\n"
+             "--launches lists every launch of a CUDA plan's graphs in order: node, op, kernel and grid,\n"
+             "GEMM shape or copy size.\n"
              "--cuda-source prints the plan's CUDA program source (in the plan's precision, or --precision).\n"
              "For an ONNX model: inputs, outputs, opsets, the op histogram, parameter count and bytes, and the graph.\n"
              "--dot prints the graph in Graphviz format instead. With --shape (or a model whose inputs are\n"
@@ -174,6 +205,8 @@ int drt_cmd_inspect(int argc, char **argv) {
       json = true;
     } else if (strcmp(argv[i], "--cuda-source") == 0) {
       cuda_source = true;
+    } else if (strcmp(argv[i], "--launches") == 0) {
+      launches = true;
     } else if (drt_cli_opt(argc, argv, &i, "--precision", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       precision = v;
@@ -204,16 +237,19 @@ int drt_cmd_inspect(int argc, char **argv) {
   if (drt_cli_is_plan(model)) {
     if (cuda_source) {
       if (json) return drt_cli_usage_error("inspect", "--cuda-source and --json are exclusive");
-      return inspect_cuda(model, true, precision);
+      if (launches) return drt_cli_usage_error("inspect", "--cuda-source and --launches are exclusive");
+      return inspect_cuda(model, true, precision, false);
     }
     if (precision) return drt_cli_usage_error("inspect", "--precision applies to --cuda-source");
+    if (json && launches) return drt_cli_usage_error("inspect", "--json and --launches are exclusive");
     int rc = drt_inspect_plan(model, json);
     if (rc || json) return rc;
     fflush(stdout);
-    return inspect_cuda(model, false, NULL);
+    return inspect_cuda(model, false, NULL, launches);
   }
   if (cuda_source || precision) return drt_cli_usage_error("inspect", "--cuda-source and --precision apply to plans");
   if (json) return drt_cli_usage_error("inspect", "--json applies to plans");
+  if (launches) return drt_cli_usage_error("inspect", "--launches applies to CUDA plans");
   drt_onnx_options oo;
   drt_onnx_options_init(&oo);
   drt_graph *g = NULL;

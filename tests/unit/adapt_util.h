@@ -74,11 +74,16 @@ static inline void *adapt_compile_plan(const adapt_compile *r, size_t *size) {
     for (int i = 0; i < r->num_disable; i++) po.disabled[po.num_disabled++] = r->disable[i];
     st = drt_pipeline_run(g, &pc, &po);
   }
-  uint8_t in_roles[16] = {0}, out_roles[16] = {0};
+  uint8_t *in_roles = NULL, *out_roles = NULL; /* one per graph input / output */
+  if (!st) {
+    in_roles = calloc(g->num_inputs + 1, 1);
+    out_roles = calloc(g->num_outputs + 1, 1);
+    if (!in_roles || !out_roles) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "roles");
+  }
   if (!st) {
     c.graph = g;
     c.targets = DRT_PLAN_TARGET_CPU;
-    for (size_t i = 0; i < g->num_inputs && i < 16; i++) {
+    for (size_t i = 0; i < g->num_inputs; i++) {
       if (strcmp(g->inputs[i]->name, "sample") == 0) in_roles[i] = DRT_PLAN_ROLE_LATENT;
       if (strcmp(g->inputs[i]->name, "timestep") == 0) in_roles[i] = DRT_PLAN_ROLE_TIMESTEP;
       for (int k = 0; k < res.num_stages; k++)
@@ -117,6 +122,8 @@ static inline void *adapt_compile_plan(const adapt_compile *r, size_t *size) {
     bytes = NULL;
   }
   free(src);
+  free(in_roles);
+  free(out_roles);
   drt_safetensors_close(ckpt);
   drt_weight_map_destroy(map);
   drt_provenance_destroy(prov);
