@@ -8,8 +8,10 @@
  *   Gemm          transA/transB/alpha/beta; C of shape [N] (beta 1) is the bias epilogue, a
  *                 full [M, N] C is cuBLASLt's C, any other broadcast C is copied into D first.
  *   drt.Gemm      the product, then the epilogue program: exactly bias / relu / gelu_tanh /
- *                 bias+relu / bias+gelu_tanh maps onto the cuBLASLt epilogue, anything else runs
- *                 drt_cg_emit_ew_program in place over D.
+ *                 bias+relu / bias+gelu_tanh maps onto the cuBLASLt epilogue, + residual and
+ *                 + bias + residual (a full-size input of D's type, no activation) onto it with
+ *                 the residual as C (beta 1); anything else runs drt_cg_emit_ew_program in
+ *                 place over D.
  *   Einsum        a permutation (one operand) is a strided copy; two-operand contractions are
  *                 batched GEMMs, operands that are no strided matrix are repacked into scratch.
  *   Conv/drt.Conv 1-D to 3-D (as 3-D with leading dims of size 1): pointwise (1x1, stride 1,
@@ -69,17 +71,21 @@ static drt_cuda_gemm gemm_init(drt_cg *cg, drt_dtype t) {
   return g;
 }
 
-/* An epilogue for cuBLASLt: act (NONE/RELU/GELU) and an optional bias vector. */
+/* An epilogue for cuBLASLt: act (NONE/RELU/GELU), an optional bias vector and an optional
+ * residual R of Y's shape and storage type, added as C (beta 1): D = act(A B + bias) or
+ * D = A B + bias + R (cuBLASLt adds C before the activation, so a residual comes without one). */
 typedef struct gemm_epi {
   uint8_t epilogue;
   drt_cuda_arg bias;
   drt_dtype bias_type;
+  const drt_value *res;
 } gemm_epi;
 
 static void epi_none(gemm_epi *e) {
   e->epilogue = DRT_CUDA_EPI_NONE;
   e->bias = drt_cg_arg_none();
   e->bias_type = DRT_DTYPE_FLOAT32;
+  e->res = NULL;
 }
 
 static void gemm_apply_epi(drt_cuda_gemm *g, const gemm_epi *e) {
@@ -145,6 +151,11 @@ static drt_status emit_matmul(drt_cg *cg, const drt_value *A, const drt_value *B
   g.a = drt_cg_arg_value(A);
   g.b = drt_cg_arg_value(B);
   g.d = drt_cg_arg_value(Y);
+  if (epi->res) {
+    g.c = drt_cg_arg_value(epi->res);
+    g.ldc = n;
+    g.beta = 1.0f;
+  }
   if (nb == 1 && na == count) {
     /* B shared: one GEMM over the stacked rows of A */
     g.m = count * m;
@@ -167,6 +178,7 @@ static drt_status emit_matmul(drt_cg *cg, const drt_value *A, const drt_value *B
   g.stride_a = ca * m * k;
   g.stride_b = cb * k * n;
   g.stride_d = m * n;
+  if (epi->res) g.stride_c = m * n;
   int64_t idx[DRT_MAX_RANK] = {0};
   for (int64_t o = 0; o < outer; o++) {
     int64_t oa = 0, obb = 0;
@@ -178,6 +190,7 @@ static drt_status emit_matmul(drt_cg *cg, const drt_value *A, const drt_value *B
     h.a = arg_at(A, (uint64_t)(oa * m * k) * esa);
     h.b = arg_at(B, (uint64_t)(obb * k * n) * esa);
     h.d = arg_at(Y, (uint64_t)(o * inner * m * n) * esd);
+    if (epi->res) h.c = arg_at(epi->res, (uint64_t)(o * inner * m * n) * esd);
     DRT_RETURN_IF_ERROR(drt_cg_gemm(cg, &h));
     for (int d = s - 1; d >= 0; d--) {
       if (++idx[d] < ob.dims[d]) break;
@@ -252,6 +265,11 @@ static drt_status emit_gemm2(drt_cg *cg, const drt_node *n, const drt_value *A, 
       g.beta = beta;
     }
   }
+  if (epi.res) {
+    if (g.c.kind != DRT_CUDA_ARG_NONE) return DRT_ERROR(DRT_STATUS_INTERNAL, "Gemm with C and a residual epilogue");
+    g.c = drt_cg_arg_value(epi.res);
+    g.beta = 1.0f;
+  }
   gemm_apply_epi(&g, &epi);
   return drt_cg_gemm(cg, &g);
 }
@@ -265,12 +283,14 @@ static drt_status e_gemm(drt_cg *cg, const drt_node *n) {
 
 /* ---- drt.Gemm ------------------------------------------------------------------------------------- */
 /* Matches an epilogue program that cuBLASLt can apply: act(P [+ E_j]) with act none, relu or
- * gelu_tanh, where P is the product (program input 0) and E_j a program input. On success
- * *act is the epilogue without bias and *bias_input the program input of the bias (-1: none). */
-static bool match_epilogue(const drt_ew_program *p, uint8_t *act, int *bias_input) {
-  enum { K_NONE, K_P, K_E, K_PB, K_ACT };
-  int kind[DRT_EW_MAX_REGS], inp[DRT_EW_MAX_REGS], actk[DRT_EW_MAX_REGS];
-  for (int i = 0; i < DRT_EW_MAX_REGS; i++) kind[i] = K_NONE, inp[i] = -1, actk[i] = 0;
+ * gelu_tanh, or P + E_j + E_k without activation, where P is the product (program input 0) and
+ * E_j, E_k program inputs (which of them is the bias vector and which a full-size residual is
+ * decided by their shapes). On success *act is the activation (DRT_EW_RELU / DRT_EW_GELU_TANH,
+ * 0: none) and in[0..*nin) the added program inputs. */
+static bool match_epilogue(const drt_ew_program *p, int *act, int in[2], int *nin) {
+  enum { K_NONE, K_P, K_E, K_SUM, K_ACT };
+  int kind[DRT_EW_MAX_REGS], cnt[DRT_EW_MAX_REGS], add[DRT_EW_MAX_REGS][2], actk[DRT_EW_MAX_REGS];
+  for (int i = 0; i < DRT_EW_MAX_REGS; i++) kind[i] = K_NONE, cnt[i] = 0, actk[i] = 0, add[i][0] = add[i][1] = -1;
   int result = -1;
   for (int i = 0; i < p->num_insns; i++) {
     const drt_ew_insn *q = &p->insns[i];
@@ -278,26 +298,32 @@ static bool match_epilogue(const drt_ew_program *p, uint8_t *act, int *bias_inpu
     switch (q->op) {
       case DRT_EW_LOAD:
         kind[q->d] = q->a == 0 ? K_P : K_E;
-        inp[q->d] = q->a;
+        cnt[q->d] = 0;
+        add[q->d][0] = q->a; /* the input, for K_E */
         actk[q->d] = 0;
         break;
       case DRT_EW_ADD: {
         if (q->a < 0 || q->b < 0 || q->a >= DRT_EW_MAX_REGS || q->b >= DRT_EW_MAX_REGS) return false;
         int x = q->a, y = q->b;
-        if (kind[x] == K_E && kind[y] == K_P) x = q->b, y = q->a;
-        if (kind[x] != K_P || kind[y] != K_E) return false;
-        kind[q->d] = K_PB;
-        inp[q->d] = inp[y];
+        if (kind[x] == K_E && (kind[y] == K_P || kind[y] == K_SUM)) x = q->b, y = q->a;
+        if ((kind[x] != K_P && kind[x] != K_SUM) || kind[y] != K_E || cnt[x] >= 2) return false;
+        int e = add[y][0];
+        add[q->d][0] = cnt[x] > 0 ? add[x][0] : e;
+        add[q->d][1] = cnt[x] > 0 ? e : -1;
+        cnt[q->d] = cnt[x] + 1;
+        kind[q->d] = K_SUM;
         actk[q->d] = 0;
         break;
       }
       case DRT_EW_RELU:
       case DRT_EW_GELU_TANH: {
         if (q->a < 0 || q->a >= DRT_EW_MAX_REGS) return false;
-        if (kind[q->a] != K_P && kind[q->a] != K_PB) return false;
+        if ((kind[q->a] != K_P && kind[q->a] != K_SUM) || cnt[q->a] > 1) return false;
         kind[q->d] = K_ACT;
-        inp[q->d] = kind[q->a] == K_PB ? inp[q->a] : -1;
-        actk[q->d] = q->op == DRT_EW_RELU ? 1 : 2;
+        cnt[q->d] = cnt[q->a];
+        add[q->d][0] = add[q->a][0];
+        add[q->d][1] = -1;
+        actk[q->d] = q->op;
         break;
       }
       case DRT_EW_STORE:
@@ -307,21 +333,11 @@ static bool match_epilogue(const drt_ew_program *p, uint8_t *act, int *bias_inpu
       default: return false;
     }
   }
-  if (result < 0) return false;
-  int b = -1, a = 0;
-  switch (kind[result]) {
-    case K_P: break;
-    case K_PB: b = inp[result]; break;
-    case K_ACT:
-      b = inp[result];
-      a = actk[result];
-      break;
-    default: return false;
-  }
-  *bias_input = b;
-  if (a == 0) *act = b >= 0 ? DRT_CUDA_EPI_BIAS : DRT_CUDA_EPI_NONE;
-  else if (a == 1) *act = b >= 0 ? DRT_CUDA_EPI_RELU_BIAS : DRT_CUDA_EPI_RELU;
-  else *act = b >= 0 ? DRT_CUDA_EPI_GELU_BIAS : DRT_CUDA_EPI_GELU;
+  if (result < 0 || (kind[result] != K_P && kind[result] != K_SUM && kind[result] != K_ACT)) return false;
+  *act = actk[result];
+  *nin = kind[result] == K_P ? 0 : cnt[result];
+  in[0] = add[result][0];
+  in[1] = add[result][1];
   return true;
 }
 
@@ -340,21 +356,33 @@ static drt_status e_fused_gemm(drt_cg *cg, const drt_node *n) {
   DRT_RETURN_IF_ERROR(float_storage(cg, Y, "output 0", &ty));
   gemm_epi e;
   epi_none(&e);
-  uint8_t act = 0;
-  int bias_in = -1;
-  bool mapped = match_epilogue(&prog, &act, &bias_in);
-  if (mapped && bias_in >= 0) {
-    const drt_value *bv = drt_node_input(n, 2 + bias_in - 1);
-    int64_t cols = Y->shape.rank >= 1 ? Y->shape.dims[Y->shape.rank - 1] : 1;
-    /* a MatMul with a vector B has one column: its [.., M] output is no row of columns */
-    bool vec_b = base.op == DRT_OP_MATMUL && n->inputs[1]->shape.rank < 2;
-    mapped = bv && !vec_b && is_row_vector(bv, cols, Y->shape.rank) && drt_cg_storage(cg, bv) == ty;
-    if (mapped) {
-      e.bias = drt_cg_arg_value(bv);
+  int act = 0, in[2] = {-1, -1}, nin = 0;
+  bool mapped = match_epilogue(&prog, &act, in, &nin);
+  int64_t cols = Y->shape.rank >= 1 ? Y->shape.dims[Y->shape.rank - 1] : 1;
+  /* a MatMul with a vector B has one column: its [.., M] output is no row of columns */
+  bool vec_b = base.op == DRT_OP_MATMUL && n->inputs[1]->shape.rank < 2;
+  const drt_value *bias = NULL, *res = NULL;
+  for (int j = 0; j < nin && mapped; j++) {
+    const drt_value *v = drt_node_input(n, 2 + in[j] - 1);
+    bool same_type = v && drt_cg_storage(cg, v) == ty && v->dtype == Y->dtype;
+    if (same_type && !bias && !vec_b && is_row_vector(v, cols, Y->shape.rank) &&
+        !(nin == 1 && drt_shape_equal(&v->shape, &Y->shape) && act == 0))
+      bias = v;
+    else if (same_type && !res && act == 0 && drt_shape_equal(&v->shape, &Y->shape) && v != Y)
+      res = v;
+    else
+      mapped = false;
+  }
+  if (mapped) {
+    e.epilogue = act == DRT_EW_RELU        ? (bias ? DRT_CUDA_EPI_RELU_BIAS : DRT_CUDA_EPI_RELU)
+                 : act == DRT_EW_GELU_TANH ? (bias ? DRT_CUDA_EPI_GELU_BIAS : DRT_CUDA_EPI_GELU)
+                                           : (bias ? DRT_CUDA_EPI_BIAS : DRT_CUDA_EPI_NONE);
+    if (bias) {
+      e.bias = drt_cg_arg_value(bias);
       e.bias_type = ty;
     }
+    e.res = res;
   }
-  if (mapped) e.epilogue = act;
   if (base.op == DRT_OP_GEMM)
     DRT_RETURN_IF_ERROR(emit_gemm2(cg, &base, n->inputs[0], n->inputs[1], NULL, Y, alpha, 0.0f, &e));
   else

@@ -280,8 +280,12 @@ static drt_status emit_norm_desc(drt_cg *cg, const norm_desc *d) {
   }
   int64_t tpr = pow2_ceil(ceil_div(nvec, 2));
   if (tpr > 1024) tpr = 1024;
+  /* groups of 32 .. 256 vectors (LayerNorm over 256 .. 2048 bf16 channels): one warp per group,
+     up to 8 vectors per thread in flight and shuffle-only reductions, instead of a block per
+     group with two block-wide reductions behind barriers */
+  if (nvec >= 32 && nvec <= 256) tpr = 32;
   int64_t items = ceil_div(nvec, tpr);
-  if (items * vec <= 32) { /* cached */
+  if (items * vec <= 32 || (tpr == 32 && items * vec <= 64)) { /* cached */
     int64_t block = tpr > 32 ? tpr : 128;
     int64_t rpb = block / tpr;
     sb_printf(&b, "extern \"C\" __global__ void __launch_bounds__(%" PRId64 ") @NAME@(drt_kargs a) {\n", block);

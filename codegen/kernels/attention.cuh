@@ -586,6 +586,18 @@ template <> __device__ __forceinline__ void drt_mma16816<__nv_bfloat16>(float *c
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+/* m16n8k8: the first half (k = 0..7) of the m16n8k16 fragments: A reg0, reg1; B reg0 */
+template <class T> __device__ __forceinline__ void drt_mma1688(float *c, const unsigned *a, unsigned b);
+template <> __device__ __forceinline__ void drt_mma1688<__half>(float *c, const unsigned *a, unsigned b) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(b));
+}
+template <> __device__ __forceinline__ void drt_mma1688<__nv_bfloat16>(float *c, const unsigned *a, unsigned b) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(b));
+}
 #else
 template <class T> inline void drt_attn_unpack(unsigned u, float &lo, float &hi) {
   T a, b;
@@ -617,7 +629,64 @@ template <class T> inline void drt_mma16816(float *c, const unsigned *a, const u
     c[e] = acc;
   }
 }
+template <class T> inline void drt_mma1688(float *c, const unsigned *a, unsigned b) {
+  float A[16][8], B[8][8];
+  for (int src = 0; src < 32; src++) {
+    unsigned ra0 = __shfl_sync(0xffffffffu, a[0], src), ra1 = __shfl_sync(0xffffffffu, a[1], src);
+    unsigned rb = __shfl_sync(0xffffffffu, b, src);
+    const int g = src >> 2, t = src & 3;
+    drt_attn_unpack<T>(ra0, A[g][2 * t], A[g][2 * t + 1]);
+    drt_attn_unpack<T>(ra1, A[g + 8][2 * t], A[g + 8][2 * t + 1]);
+    drt_attn_unpack<T>(rb, B[2 * t][g], B[2 * t + 1][g]);
+  }
+  const int lane = (int)threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  for (int e = 0; e < 4; e++) {
+    const int r = g + 8 * (e >> 1), n = 2 * t + (e & 1);
+    float acc = c[e];
+    for (int kk = 0; kk < 8; kk++) acc += A[r][kk] * B[kk][n];
+    c[e] = acc;
+  }
+}
 #endif
+
+template <bool B> struct drt_attn_bool {
+  static constexpr bool value = B;
+};
+
+/* 2^x on the SFU, denormal results flushed to zero: one MUFU.EX2 (exp2f without fast math adds a
+ * range fixup of three more instructions around it). x = -inf gives +0. */
+__device__ __forceinline__ float drt_attn_ex2(float x) {
+#ifndef DRT_EMU
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return exp2f(x);
+#endif
+}
+
+/* Keys j .. j + n of K or V (row r at src + r rs, 16-byte aligned rows of DC 16-byte chunks) into
+ * a [BK][LD] stage with cp.async. Thread tid copies chunk tid % CPT of rows tid / CPT + RPP i,
+ * where CPT (DC rounded up to a power of two) threads share a row and RPP = NT / CPT rows go per
+ * pass: each thread's addresses are one base plus constants, no division per chunk. Rows >= n
+ * are zero-filled (in the emulator too: drt_attn_cp16 does not read them); the pad columns past DC chunks are not written (zeroed once per kernel). */
+template <class T, int BK, int DC, int LD, int NT>
+__device__ __forceinline__ void drt_attn_load_rows16(T *__restrict__ dst, const T *__restrict__ src, long long rs,
+                                                     int n, int tid) {
+  constexpr int CPT = DC <= 1 ? 1 : DC <= 2 ? 2 : DC <= 4 ? 4 : DC <= 8 ? 8 : 16;
+  constexpr int RPP = NT / CPT;
+  constexpr int PASSES = BK >= RPP ? BK / RPP : 1; /* powers of two: RPP divides BK or exceeds it */
+  static_assert(DC <= 16 && (BK % RPP == 0 || RPP % BK == 0), "row loader geometry");
+  const int c = tid % CPT, r0 = tid / CPT;
+  if (c >= DC || (RPP > BK && r0 >= BK)) return;
+  T *d = dst + r0 * LD + 8 * c;
+  const T *s = src + r0 * rs + 8 * c;
+#pragma unroll
+  for (int i = 0; i < PASSES; i++) {
+    /* a zero-filled row reads no bytes (src-size 0), so its address need not be valid */
+    drt_attn_cp16(d + i * RPP * LD, s + (long long)(i * RPP) * rs, r0 + i * RPP < n);
+  }
+}
 
 /* Split keys (KSPLIT > 0, a multiple of BK): block (x, y) takes keys y KSPLIT .. (y + 1) KSPLIT
  * of its query rows and writes its unnormalized accumulator, running max (base 2) and sum to
@@ -654,13 +723,44 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
     if (kbeg + KSPLIT < kend) kend = kbeg + KSPLIT;
   }
   const int ntiles = kend > kbeg ? (int)((kend - kbeg + BK - 1) / BK) : 0;
+  /* K / V with contiguous, 16-byte aligned rows (the usual layouts) take the row loader; their pad
+     columns (D .. DP, DV .. DVP) are zeroed here once for both stages */
+  constexpr int DC = D % 8 == 0 ? D / 8 : 0, DVC = DV % 8 == 0 ? DV / 8 : 0;
+  const bool krows = DC > 0 && g.ks[3] == 1 && g.ks[2] % 8 == 0 && ((unsigned long long)kp & 15ull) == 0;
+  const bool vrows = DVC > 0 && g.vs[3] == 1 && g.vs[2] % 8 == 0 && ((unsigned long long)vp & 15ull) == 0;
+  if constexpr (DP / 8 > DC && DC > 0) {
+    if (krows)
+      for (int e = tid; e < 2 * BK * (DP / 8 - DC); e += NT) {
+        const int st = e / (BK * (DP / 8 - DC)), rc = e - st * (BK * (DP / 8 - DC)), r = rc / (DP / 8 - DC);
+        T *row = (T *)(drt_smem + C::OFF_K + st * C::K_BYTES) + r * LDK;
+        *(uint4 *)(row + 8 * (DC + rc - r * (DP / 8 - DC))) = make_uint4(0u, 0u, 0u, 0u);
+      }
+  }
+  if constexpr (DVP / 8 > DVC && DVC > 0) {
+    if (vrows)
+      for (int e = tid; e < 2 * BK * (DVP / 8 - DVC); e += NT) {
+        const int st = e / (BK * (DVP / 8 - DVC)), rc = e - st * (BK * (DVP / 8 - DVC)), r = rc / (DVP / 8 - DVC);
+        T *row = (T *)(drt_smem + C::OFF_V + st * C::V_BYTES) + r * LDV;
+        *(uint4 *)(row + 8 * (DVC + rc - r * (DVP / 8 - DVC))) = make_uint4(0u, 0u, 0u, 0u);
+      }
+  }
   auto load_kv = [&](int t) {
     const long long j = kbeg + (long long)t * BK;
     const int n = kend - j < BK ? (int)(kend - j) : BK;
     T *ks = (T *)(drt_smem + C::OFF_K + (t & 1) * C::K_BYTES);
     T *vs = (T *)(drt_smem + C::OFF_V + (t & 1) * C::V_BYTES);
-    drt_attn_load_tile<T, BK, DP, LDK, true>(ks, kp + j * g.ks[2], g.ks[2], g.ks[3], n, D, tid, NT);
-    drt_attn_load_tile<T, BK, DVP, LDV, true>(vs, vp + j * g.vs[2], g.vs[2], g.vs[3], n, DV, tid, NT);
+    if constexpr (DC > 0) {
+      if (krows) drt_attn_load_rows16<T, BK, DC, LDK, NT>(ks, kp + j * g.ks[2], g.ks[2], n, tid);
+      else drt_attn_load_tile<T, BK, DP, LDK, true>(ks, kp + j * g.ks[2], g.ks[2], g.ks[3], n, D, tid, NT);
+    } else {
+      drt_attn_load_tile<T, BK, DP, LDK, true>(ks, kp + j * g.ks[2], g.ks[2], g.ks[3], n, D, tid, NT);
+    }
+    if constexpr (DVC > 0) {
+      if (vrows) drt_attn_load_rows16<T, BK, DVC, LDV, NT>(vs, vp + j * g.vs[2], g.vs[2], n, tid);
+      else drt_attn_load_tile<T, BK, DVP, LDV, true>(vs, vp + j * g.vs[2], g.vs[2], g.vs[3], n, DV, tid, NT);
+    } else {
+      drt_attn_load_tile<T, BK, DVP, LDV, true>(vs, vp + j * g.vs[2], g.vs[2], g.vs[3], n, DV, tid, NT);
+    }
     drt_attn_cp_commit();
   };
   drt_attn_load_tile<T, BQ, DP, LDQ>(Qs, q + b * g.qs[0] + h * g.qs[1] + i0 * g.qs[2], g.qs[2], g.qs[3], rows, D, tid,
@@ -700,6 +800,8 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
       if constexpr (MODE >= 0) mrow[w][r] = mask + b * g.ms[0] + h * g.ms[1] + (qvalid[w][r] ? qi[w][r] : 0) * g.ms[2];
     }
   const float sl2 = g.scale * DRT_ATTN_LOG2E;
+  /* no mask, not causal, positive scale (a constant of the launch: the branches fold) */
+  const bool plain = MODE < 0 && !CAUSAL && sl2 > 0.0f;
 
   for (int t = 0; t < ntiles; t++) {
     const long long j0 = kbeg + (long long)t * BK;
@@ -713,116 +815,155 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
     __syncthreads();
     const T *Ks = (const T *)(drt_smem + C::OFF_K + (t & 1) * C::K_BYTES);
     const T *Vs = (const T *)(drt_smem + C::OFF_V + (t & 1) * C::V_BYTES);
+    /* the tile's work, instantiated for full tiles (no key bounds) and for the last, partial one */
+    auto tile = [&](auto full_tag) {
+      constexpr bool FULL = decltype(full_tag)::value;
 
-    float s[WM][BK / 8][4];
+      float s[WM][BK / 8][4];
 #pragma unroll
-    for (int w = 0; w < WM; w++)
+      for (int w = 0; w < WM; w++)
 #pragma unroll
-      for (int n = 0; n < BK / 8; n++) s[w][n][0] = s[w][n][1] = s[w][n][2] = s[w][n][3] = 0.0f;
-    /* K as B fragments, two key tiles per ldmatrix.x4: matrix m = rows 8 (n + m / 2) .., columns
-       16 kk + 8 (m % 2) .. (reg0 / reg1 of tile n, then of tile n + 1); each feeds WM MMAs */
+        for (int n = 0; n < BK / 8; n++) s[w][n][0] = s[w][n][1] = s[w][n][2] = s[w][n][3] = 0.0f;
+      /* K as B fragments, two key tiles per ldmatrix.x4: matrix m = rows 8 (n + m / 2) .., columns
+         16 kk + 8 (m % 2) .. (reg0 / reg1 of tile n, then of tile n + 1); each feeds WM MMAs */
 #pragma unroll
-    for (int kk = 0; kk < DP / 16; kk++) {
-      unsigned qa[WM][4];
-#pragma unroll
-      for (int w = 0; w < WM; w++) {
-        if constexpr (QREG) {
-#pragma unroll
-          for (int i = 0; i < 4; i++) qa[w][i] = qf[w][kk][i];
-        } else {
-          q_frag(w, kk, qa[w]);
-        }
-      }
-#pragma unroll
-      for (int n = 0; n < BK / 8; n += 2) {
-        unsigned bf[4];
-        drt_ldsm_x4<false>(bf, Ks + (8 * (n + (lm >> 1)) + lr) * LDK + 16 * kk + 8 * (lm & 1));
+      for (int kk = 0; kk < DP / 16; kk++) {
+        unsigned qa[WM][4];
 #pragma unroll
         for (int w = 0; w < WM; w++) {
-          drt_mma16816<T>(s[w][n], qa[w], bf);
-          drt_mma16816<T>(s[w][n + 1], qa[w], bf + 2);
-        }
-      }
-    }
-
-    /* scale, mask, causal; base 2 */
-    const bool full = nk == BK;
+          if constexpr (QREG) {
 #pragma unroll
-    for (int w = 0; w < WM; w++) {
-      float mx[2] = {DRT_ATTN_NEG_INF, DRT_ATTN_NEG_INF};
-#pragma unroll
-      for (int n = 0; n < BK / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const int r = e >> 1, c = 8 * n + 2 * tq + (e & 1);
-          float x = DRT_ATTN_NEG_INF;
-          if constexpr (MODE < 0 && !CAUSAL) {
-            if (full || c < nk) x = s[w][n][e] * sl2;
-          } else if (c < nk) {
-            const long long j = j0 + c;
-            x = s[w][n][e] * g.scale;
-            if constexpr (MODE == 0) {
-              if (qvalid[w][r]) x += drt_attn_cvt<MT>::from(mrow[w][r][j * g.ms[3]]);
-            } else if constexpr (MODE == 1 || MODE == 2) {
-              if (qvalid[w][r] && ((mrow[w][r][j * g.ms[3]] != 0) != (MODE == 1))) x = g.fill;
-            }
-            if (CAUSAL && j > qi[w][r]) x = DRT_ATTN_NEG_INF;
-            if (x != DRT_ATTN_NEG_INF) x = fmaxf(x * DRT_ATTN_LOG2E, -3.402823466e38f);
+            for (int i = 0; i < 4; i++) qa[w][i] = qf[w][kk][i];
+          } else {
+            q_frag(w, kk, qa[w]);
           }
-          s[w][n][e] = x;
-          mx[r] = fmaxf(mx[r], x);
         }
-      float m_use[2];
+        if (D % 16 == 8 && kk == DP / 16 - 1) {
+          /* the last 8 columns of a head size 16 k + 8: m16n8k8 on the first half of the fragment
+             (the second half is padding); one ldmatrix.x4 gives the k = 0..7 half of 4 key tiles */
 #pragma unroll
-      for (int r = 0; r < 2; r++) {
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        const float m_new = fmaxf(m_run[w][r], mx[r]);
-        const float corr = m_new == DRT_ATTN_NEG_INF ? 1.0f : exp2f(m_run[w][r] - m_new);
-        m_run[w][r] = m_new;
-        l_part[w][r] *= corr;
+          for (int n = 0; n < BK / 8; n += 4) {
+            unsigned bf[4];
+            drt_ldsm_x4<false>(bf, Ks + (8 * (n + lm) + lr) * LDK + 16 * kk);
 #pragma unroll
-        for (int n = 0; n < DVP / 8; n++) {
-          o[w][n][2 * r] *= corr;
-          o[w][n][2 * r + 1] *= corr;
+            for (int w = 0; w < WM; w++)
+#pragma unroll
+              for (int m = 0; m < 4; m++) drt_mma1688<T>(s[w][n + m], qa[w], bf[m]);
+          }
+          continue;
         }
-        m_use[r] = m_new == DRT_ATTN_NEG_INF ? 0.0f : m_new; /* every key so far masked: P = 0 */
+#pragma unroll
+        for (int n = 0; n < BK / 8; n += 2) {
+          unsigned bf[4];
+          drt_ldsm_x4<false>(bf, Ks + (8 * (n + (lm >> 1)) + lr) * LDK + 16 * kk + 8 * (lm & 1));
+#pragma unroll
+          for (int w = 0; w < WM; w++) {
+            drt_mma16816<T>(s[w][n], qa[w], bf);
+            drt_mma16816<T>(s[w][n + 1], qa[w], bf + 2);
+          }
+        }
       }
-#pragma unroll
-      for (int n = 0; n < BK / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const float p = exp2f(s[w][n][e] - m_use[e >> 1]);
-          l_part[w][e >> 1] += p;
-          s[w][n][e] = p;
-        }
-    }
 
-    /* O += P V: P from the score registers, V as B fragments (k = key, n = value dim) */
-#pragma unroll
-    for (int kk = 0; kk < BK / 16; kk++) {
-      if (16 * kk >= nk) break; /* P is 0 and V zeroed past nk */
-      unsigned pa[WM][4];
+      /* scale, mask, causal; base 2. Without a mask the row max is taken over the raw scores and
+         the scale folds into the exponent (one FFMA per score: 2^(s sl2 - m)); the accumulator is
+         rescaled only when some row of the warp has a new max. */
 #pragma unroll
       for (int w = 0; w < WM; w++) {
-        pa[w][0] = drt_attn_pack<T>(s[w][2 * kk][0], s[w][2 * kk][1]);
-        pa[w][1] = drt_attn_pack<T>(s[w][2 * kk][2], s[w][2 * kk][3]);
-        pa[w][2] = drt_attn_pack<T>(s[w][2 * kk + 1][0], s[w][2 * kk + 1][1]);
-        pa[w][3] = drt_attn_pack<T>(s[w][2 * kk + 1][2], s[w][2 * kk + 1][3]);
-      }
-      /* V as B fragments with ldmatrix.x4.trans: matrix m = keys 16 kk + 8 (m % 2) .., value
-         columns 8 (n + m / 2) .. */
+        float mx[2] = {DRT_ATTN_NEG_INF, DRT_ATTN_NEG_INF};
+        if (plain) {
+          if constexpr (!FULL) {
 #pragma unroll
-      for (int n = 0; n < DVP / 8; n += 2) {
-        unsigned bf[4];
-        drt_ldsm_x4<true>(bf, Vs + (16 * kk + 8 * (lm & 1) + lr) * LDV + 8 * (n + (lm >> 1)));
+            for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+              for (int e = 0; e < 4; e++)
+                if (8 * n + 2 * tq + (e & 1) >= nk) s[w][n][e] = DRT_ATTN_NEG_INF;
+          }
+#pragma unroll
+          for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) mx[e >> 1] = fmaxf(mx[e >> 1], s[w][n][e]);
+        } else {
+#pragma unroll
+          for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+              const int r = e >> 1, c = 8 * n + 2 * tq + (e & 1);
+              float x = DRT_ATTN_NEG_INF;
+              if (c < nk) {
+                const long long j = j0 + c;
+                x = s[w][n][e] * g.scale;
+                if constexpr (MODE == 0) {
+                  if (qvalid[w][r]) x += drt_attn_cvt<MT>::from(mrow[w][r][j * g.ms[3]]);
+                } else if constexpr (MODE == 1 || MODE == 2) {
+                  if (qvalid[w][r] && ((mrow[w][r][j * g.ms[3]] != 0) != (MODE == 1))) x = g.fill;
+                }
+                if (CAUSAL && j > qi[w][r]) x = DRT_ATTN_NEG_INF;
+                if (x != DRT_ATTN_NEG_INF) x = fmaxf(x * DRT_ATTN_LOG2E, -3.402823466e38f);
+              }
+              s[w][n][e] = x;
+              mx[r] = fmaxf(mx[r], x);
+            }
+        }
+        float m_use[2], corr[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+          mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+          mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+          if (plain) mx[r] *= sl2; /* -inf stays -inf (sl2 > 0) */
+          const float m_new = fmaxf(m_run[w][r], mx[r]);
+          corr[r] = m_new == DRT_ATTN_NEG_INF ? 1.0f : drt_attn_ex2(m_run[w][r] - m_new);
+          m_run[w][r] = m_new;
+          l_part[w][r] *= corr[r];
+          m_use[r] = m_new == DRT_ATTN_NEG_INF ? 0.0f : m_new; /* every key so far masked: P = 0 */
+        }
+        if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
+#pragma unroll
+          for (int n = 0; n < DVP / 8; n++) {
+            o[w][n][0] *= corr[0];
+            o[w][n][1] *= corr[0];
+            o[w][n][2] *= corr[1];
+            o[w][n][3] *= corr[1];
+          }
+        }
+#pragma unroll
+        for (int n = 0; n < BK / 8; n++)
+#pragma unroll
+          for (int e = 0; e < 4; e++) {
+            const float p = plain ? drt_attn_ex2(fmaf(s[w][n][e], sl2, -m_use[e >> 1]))
+                                  : drt_attn_ex2(s[w][n][e] - m_use[e >> 1]);
+            l_part[w][e >> 1] += p;
+            s[w][n][e] = p;
+          }
+      }
+
+      /* O += P V: P from the score registers, V as B fragments (k = key, n = value dim) */
+#pragma unroll
+      for (int kk = 0; kk < BK / 16; kk++) {
+        if (!FULL && 16 * kk >= nk) break; /* P is 0 and V zeroed past nk */
+        unsigned pa[WM][4];
 #pragma unroll
         for (int w = 0; w < WM; w++) {
-          drt_mma16816<T>(o[w][n], pa[w], bf);
-          drt_mma16816<T>(o[w][n + 1], pa[w], bf + 2);
+          pa[w][0] = drt_attn_pack<T>(s[w][2 * kk][0], s[w][2 * kk][1]);
+          pa[w][1] = drt_attn_pack<T>(s[w][2 * kk][2], s[w][2 * kk][3]);
+          pa[w][2] = drt_attn_pack<T>(s[w][2 * kk + 1][0], s[w][2 * kk + 1][1]);
+          pa[w][3] = drt_attn_pack<T>(s[w][2 * kk + 1][2], s[w][2 * kk + 1][3]);
+        }
+        /* V as B fragments with ldmatrix.x4.trans: matrix m = keys 16 kk + 8 (m % 2) .., value
+           columns 8 (n + m / 2) .. */
+#pragma unroll
+        for (int n = 0; n < DVP / 8; n += 2) {
+          unsigned bf[4];
+          drt_ldsm_x4<true>(bf, Vs + (16 * kk + 8 * (lm & 1) + lr) * LDV + 8 * (n + (lm >> 1)));
+#pragma unroll
+          for (int w = 0; w < WM; w++) {
+            drt_mma16816<T>(o[w][n], pa[w], bf);
+            drt_mma16816<T>(o[w][n + 1], pa[w], bf + 2);
+          }
         }
       }
-    }
+    };
+    if (nk == BK) tile(drt_attn_bool<true>());
+    else tile(drt_attn_bool<false>());
     __syncthreads(); /* every warp is done with this stage before it is refilled */
   }
 

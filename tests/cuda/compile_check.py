@@ -9,7 +9,7 @@ precision (fp32, fp16, bf16) this runs
 which renders the model's graphs (main graph, hoisted stages, shape buckets) as one CUDA program
 and compiles it with NVRTC for every arch, then
 
-    drt inspect PLAN
+    drt inspect PLAN, drt inspect --launches PLAN (one line per launch, as many as compile counted)
 
 which parses the plan (CUDA section included), renders the program again from the loaded graphs
 and fails unless its hash is the one the binaries were compiled from (what the runtime checks).
@@ -144,7 +144,17 @@ def run_case(drt, tmp, case, env, timeout):
     info["cpu"] = r.cpu
     i = run([drt, "inspect", plan], env, timeout)
     CPU[0] += i.cpu
+    # the launch listing: one line per launch, as many as compile counted
+    ll = run([drt, "inspect", "--launches", plan], env, timeout)
+    CPU[0] += ll.cpu
     os.unlink(plan)
+    if ll.returncode != 0:
+        return label, dt, info, "inspect --launches exit %d:\n%s" % (ll.returncode, last_lines(ll.stderr + ll.stdout))
+    listed = re.findall(r"^\s+\d+ node \d+ +\S+ .*?(?:kernel drt_\w+ grid \d+x\d+x\d+|gemm \d+x\d+x\d+ batch|"
+                        r"copy \d+ bytes|host: )", ll.stdout, re.M)
+    if "launches" in info and len(listed) != info["launches"]:
+        return label, dt, info, "inspect --launches lists %d launches, compile counted %d" % (len(listed),
+                                                                                          info["launches"])
     if i.returncode != 0:
         return label, dt, info, "inspect exit %d:\n%s" % (i.returncode, last_lines(i.stderr + i.stdout))
     want_prec = re.search(r"--precision (\w+)", " ".join(args)).group(1)

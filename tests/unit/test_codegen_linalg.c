@@ -246,10 +246,26 @@ static void test_fused_gemm_epilogues(void **state) {
   /* relu only */
   const int64_t p1[] = {DRT_EW_LOAD, 0, 0, 0, 0, DRT_EW_RELU, 1, 0, 0, 0, DRT_EW_STORE, 0, 1, 0, 0};
   fused_gemm(g, a, b, NULL, p1, 3);
-  /* residual add: not a cuBLASLt epilogue */
+  /* residual add: C = the residual, beta 1 */
   const int64_t p2[] = {DRT_EW_LOAD, 0, 0, 0, 0, DRT_EW_LOAD, 1, 1, 0, 0, DRT_EW_ADD, 2, 0, 1, 0,
                         DRT_EW_STORE, 0, 2, 0, 0};
   fused_gemm(g, a, b, res, p2, 4);
+  /* (bias + P) + residual: bias epilogue and C (the order of the addends does not matter) */
+  const int64_t p3[] = {DRT_EW_LOAD, 0, 0, 0, 0, DRT_EW_LOAD, 1, 1, 0, 0, DRT_EW_ADD, 2, 1, 0, 0,
+                        DRT_EW_LOAD, 3, 2, 0, 0, DRT_EW_ADD, 4, 3, 2, 0, DRT_EW_STORE, 0, 4, 0, 0};
+  drt_node *n3 = g_node(g, DRT_OP_FUSED_GEMM, (drt_value *[]){a, b, bias, res}, 4, 1);
+  a_ints(g, n3, "program", 5 * 6, p3);
+  g_finish(g, n3);
+  /* relu(P + residual): cuBLASLt would add C before its activation too, but a full-size C is no
+     bias; and (P + bias) * residual: neither maps, a kernel follows the GEMM */
+  const int64_t p4[] = {DRT_EW_LOAD, 0, 0, 0, 0, DRT_EW_LOAD, 1, 1, 0, 0, DRT_EW_ADD, 2, 0, 1, 0,
+                        DRT_EW_RELU, 3, 2, 0, 0, DRT_EW_STORE, 0, 3, 0, 0};
+  fused_gemm(g, a, b, res, p4, 5);
+  const int64_t p5[] = {DRT_EW_LOAD, 0, 0, 0, 0, DRT_EW_LOAD, 1, 1, 0, 0, DRT_EW_ADD, 2, 0, 1, 0,
+                        DRT_EW_LOAD, 3, 2, 0, 0, DRT_EW_MUL, 4, 2, 3, 0, DRT_EW_STORE, 0, 4, 0, 0};
+  drt_node *n5 = g_node(g, DRT_OP_FUSED_GEMM, (drt_value *[]){a, b, bias, res}, 4, 1);
+  a_ints(g, n5, "program", 5 * 6, p5);
+  g_finish(g, n5);
   drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_BF16);
   size_t n;
   const drt_cuda_launch *l = node_launches(p, 0, &n);
@@ -261,9 +277,23 @@ static void test_fused_gemm_epilogues(void **state) {
   assert_int_equal(n, 1);
   assert_int_equal(l[0].gemm.epilogue, DRT_CUDA_EPI_RELU);
   l = node_launches(p, 2, &n);
-  assert_int_equal(n, 2);
+  assert_int_equal(n, 1);
   assert_int_equal(l[0].gemm.epilogue, DRT_CUDA_EPI_NONE);
-  assert_int_equal(l[1].kind, DRT_CUDA_LAUNCH_KERNEL);
+  assert_ptr_equal(l[0].gemm.c.value, res);
+  assert_true(l[0].gemm.beta == 1.0f && l[0].gemm.ldc == 24);
+  l = node_launches(p, 3, &n);
+  assert_int_equal(n, 1);
+  assert_int_equal(l[0].gemm.epilogue, DRT_CUDA_EPI_BIAS);
+  assert_ptr_equal(l[0].gemm.bias.value, bias);
+  assert_ptr_equal(l[0].gemm.c.value, res);
+  assert_true(l[0].gemm.beta == 1.0f);
+  for (int k = 4; k <= 5; k++) {
+    l = node_launches(p, k, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(l[0].gemm.epilogue, DRT_CUDA_EPI_NONE);
+    assert_int_equal(l[0].gemm.c.kind, DRT_CUDA_ARG_NONE);
+    assert_int_equal(l[1].kind, DRT_CUDA_LAUNCH_KERNEL);
+  }
   drt_cuda_program_destroy(p);
   drt_graph_destroy(g);
 }
