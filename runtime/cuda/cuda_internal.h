@@ -71,7 +71,7 @@ struct drt_cuda_module {
 CUdeviceptr drt_cuda_module_const(const drt_cuda_module *m, const drt_value *v);
 
 /* ---- cuBLASLt GEMMs (gemm.c): descriptors and heuristic algorithm cached per geometry ---------- */
-#define DRT_CUDA_LT_MAX_ALGOS 8
+#define DRT_CUDA_LT_MAX_ALGOS 16 /* heuristic candidates timed per GEMM geometry: more chances for split-K kernels on small GEMMs */
 typedef struct drt_cuda_lt_entry {
   uint64_t key;
   cublasLtMatmulDesc_t desc;
