@@ -629,23 +629,10 @@ template <class T> inline void drt_mma16816(float *c, const unsigned *a, const u
     c[e] = acc;
   }
 }
+/* k = 0..7 only: the m16n8k16 product with zero upper halves (+0 in fp16 and bf16) */
 template <class T> inline void drt_mma1688(float *c, const unsigned *a, unsigned b) {
-  float A[16][8], B[8][8];
-  for (int src = 0; src < 32; src++) {
-    unsigned ra0 = __shfl_sync(0xffffffffu, a[0], src), ra1 = __shfl_sync(0xffffffffu, a[1], src);
-    unsigned rb = __shfl_sync(0xffffffffu, b, src);
-    const int g = src >> 2, t = src & 3;
-    drt_attn_unpack<T>(ra0, A[g][2 * t], A[g][2 * t + 1]);
-    drt_attn_unpack<T>(ra1, A[g + 8][2 * t], A[g + 8][2 * t + 1]);
-    drt_attn_unpack<T>(rb, B[2 * t][g], B[2 * t + 1][g]);
-  }
-  const int lane = (int)threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  for (int e = 0; e < 4; e++) {
-    const int r = g + 8 * (e >> 1), n = 2 * t + (e & 1);
-    float acc = c[e];
-    for (int kk = 0; kk < 8; kk++) acc += A[r][kk] * B[kk][n];
-    c[e] = acc;
-  }
+  const unsigned a4[4] = {a[0], a[1], 0u, 0u}, b2[2] = {b, 0u};
+  drt_mma16816<T>(c, a4, b2);
 }
 #endif
 

@@ -223,12 +223,17 @@ static void test_gemm_c_forms(void **state) {
   drt_graph_destroy(g);
 }
 
-/* drt.Gemm with an epilogue program (5 ints per instruction). */
-static drt_node *fused_gemm(drt_graph *g, drt_value *a, drt_value *b, drt_value *e, const int64_t *prog, int ninsn) {
-  drt_node *nd = g_node(g, DRT_OP_FUSED_GEMM, (drt_value *[]){a, b, e}, e ? 3 : 2, 1);
+/* drt.Gemm with an epilogue program (5 ints per instruction) reading e and e2 (either may be NULL). */
+static drt_node *fused_gemm2(drt_graph *g, drt_value *a, drt_value *b, drt_value *e, drt_value *e2,
+                             const int64_t *prog, int ninsn) {
+  drt_node *nd = g_node(g, DRT_OP_FUSED_GEMM, (drt_value *[]){a, b, e, e2}, e2 ? 4 : e ? 3 : 2, 1);
   a_ints(g, nd, "program", 5 * ninsn, prog);
   g_finish(g, nd);
   return nd;
+}
+
+static drt_node *fused_gemm(drt_graph *g, drt_value *a, drt_value *b, drt_value *e, const int64_t *prog, int ninsn) {
+  return fused_gemm2(g, a, b, e, NULL, prog, ninsn);
 }
 
 static void test_fused_gemm_epilogues(void **state) {
@@ -253,9 +258,7 @@ static void test_fused_gemm_epilogues(void **state) {
   /* (bias + P) + residual: bias epilogue and C (the order of the addends does not matter) */
   const int64_t p3[] = {DRT_EW_LOAD, 0, 0, 0, 0, DRT_EW_LOAD, 1, 1, 0, 0, DRT_EW_ADD, 2, 1, 0, 0,
                         DRT_EW_LOAD, 3, 2, 0, 0, DRT_EW_ADD, 4, 3, 2, 0, DRT_EW_STORE, 0, 4, 0, 0};
-  drt_node *n3 = g_node(g, DRT_OP_FUSED_GEMM, (drt_value *[]){a, b, bias, res}, 4, 1);
-  a_ints(g, n3, "program", 5 * 6, p3);
-  g_finish(g, n3);
+  fused_gemm2(g, a, b, bias, res, p3, 6);
   /* relu(P + residual): cuBLASLt would add C before its activation too, but a full-size C is no
      bias; and (P + bias) * residual: neither maps, a kernel follows the GEMM */
   const int64_t p4[] = {DRT_EW_LOAD, 0, 0, 0, 0, DRT_EW_LOAD, 1, 1, 0, 0, DRT_EW_ADD, 2, 0, 1, 0,
@@ -263,9 +266,7 @@ static void test_fused_gemm_epilogues(void **state) {
   fused_gemm(g, a, b, res, p4, 5);
   const int64_t p5[] = {DRT_EW_LOAD, 0, 0, 0, 0, DRT_EW_LOAD, 1, 1, 0, 0, DRT_EW_ADD, 2, 0, 1, 0,
                         DRT_EW_LOAD, 3, 2, 0, 0, DRT_EW_MUL, 4, 2, 3, 0, DRT_EW_STORE, 0, 4, 0, 0};
-  drt_node *n5 = g_node(g, DRT_OP_FUSED_GEMM, (drt_value *[]){a, b, bias, res}, 4, 1);
-  a_ints(g, n5, "program", 5 * 6, p5);
-  g_finish(g, n5);
+  fused_gemm2(g, a, b, bias, res, p5, 6);
   drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_BF16);
   size_t n;
   const drt_cuda_launch *l = node_launches(p, 0, &n);
