@@ -656,7 +656,7 @@ __device__ __forceinline__ float drt_attn_ex2(float x) {
  * a [BK][LD] stage with cp.async. Thread tid copies chunk tid % CPT of rows tid / CPT + RPP i,
  * where CPT (DC rounded up to a power of two) threads share a row and RPP = NT / CPT rows go per
  * pass: each thread's addresses are one base plus constants, no division per chunk. Rows >= n
- * are zero-filled (in the emulator too: drt_attn_cp16 does not read them); the pad columns past DC chunks are not written (zeroed once per kernel). */
+ * are zero-filled (src-size 0, from the tile's first row: never an address past the tensor); the pad columns past DC chunks are not written (zeroed once per kernel). */
 template <class T, int BK, int DC, int LD, int NT>
 __device__ __forceinline__ void drt_attn_load_rows16(T *__restrict__ dst, const T *__restrict__ src, long long rs,
                                                      int n, int tid) {
@@ -668,10 +668,15 @@ __device__ __forceinline__ void drt_attn_load_rows16(T *__restrict__ dst, const 
   if (c >= DC || (RPP > BK && r0 >= BK)) return;
   T *d = dst + r0 * LD + 8 * c;
   const T *s = src + r0 * rs + 8 * c;
+  if (n >= BK) { /* a full tile: every address is the thread's base plus a constant */
 #pragma unroll
-  for (int i = 0; i < PASSES; i++) {
-    /* a zero-filled row reads no bytes (src-size 0), so its address need not be valid */
-    drt_attn_cp16(d + i * RPP * LD, s + (long long)(i * RPP) * rs, r0 + i * RPP < n);
+    for (int i = 0; i < PASSES; i++) drt_attn_cp16(d + i * RPP * LD, s + (long long)(i * RPP) * rs, true);
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < PASSES; i++) { /* the last tile: rows past n are zero-filled from a valid address */
+    const bool in = r0 + i * RPP < n;
+    drt_attn_cp16(d + i * RPP * LD, in ? s + (long long)(i * RPP) * rs : src, in);
   }
 }
 
