@@ -507,6 +507,12 @@ __device__ __forceinline__ void drt_attention(const drt_attn_geom &g, const T *_
  * WM = 1, as FlashAttention-2's 128-row blocks); Q is read once into A-operand registers (QREG)
  * unless the accumulators need the room, then again per tile with ldmatrix. Same semantics as
  * drt_attention (scale, mask, causal, base-2 softmax, rows without unmasked keys give 0).
+ * The loop is written for issue slots (one instruction per clock per scheduler is the budget
+ * next to mma.sync): contiguous K/V rows load through drt_attn_load_rows16 (no division, immediate
+ * offsets); full key tiles and the last partial one are separate instantiations; without a mask
+ * the row max is over raw scores and the scale folds into one FFMA per score before
+ * ex2.approx.ftz; the accumulator is rescaled only when a row max moved; head dims 16 k + 8 end
+ * Q K^T with m16n8k8 instead of a k16 step over 8 zero columns.
  *
  * mma.sync fragment layouts (PTX ISA, m16n8k16, .f16/.bf16), lane = 4 g + t:
  *   A 16x16 row-major: reg0 (g, 2t..2t+1), reg1 (g+8, 2t..), reg2 (g, 2t+8..), reg3 (g+8, 2t+8..)

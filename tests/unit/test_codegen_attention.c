@@ -311,14 +311,19 @@ static void test_emulated_numerics(void **state) {
       /* large scores: the lazy rescale moves its reference max several times */
       {DIMS4(1, 2, 100, 32), DIMS4(1, 1, 300, 32), DIMS4(1, 1, 300, 32), {0}, NULL, NULL, NULL, NULL, 2, 1, 0, 0,
        DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, 3.0f, 0, 0},
+      /* a negative scale (legal for ONNX Attention): the mma kernel's maskless fast path, which
+         takes the row max over raw scores, must not apply; 70 keys: a full and a partial tile */
+      {DIMS4(1, 2, 40, 72), DIMS4(1, 2, 70, 72), DIMS4(1, 2, 70, 72), {0}, NULL, NULL, NULL, NULL, 2, 0, 0, 0,
+       DRT_DTYPE_FLOAT32, DRT_DTYPE_FLOAT32, -0.25f, 0, 0},
   };
   const size_t nspec = sizeof specs / sizeof specs[0];
   drt_graph *g = new_graph();
   for (size_t i = 0; i < nspec; i++) add_attention(g, &specs[i]);
   /* the mma.sync kernel's 128-row blocks (two m16 tiles per warp) on the cases it takes in
      fp16/bf16: D = 72, GQA causal over two query blocks, additive mask with Dv = 24, key padding
-     with D = 80, D = 128 (Q fragments reloaded per tile, 32-key tiles), one key, large scores */
-  static const int wm2[] = {0, 1, 2, 3, 4, 8, 9};
+     with D = 80, D = 128 (Q fragments reloaded per tile, 32-key tiles), one key, large scores,
+     negative scale */
+  static const int wm2[] = {0, 1, 2, 3, 4, 8, 9, 10};
   for (size_t i = 0; i < sizeof wm2 / sizeof wm2[0]; i++) attr_i(g, add_attention(g, &specs[wm2[i]]), "cuda_block_rows", 128);
   /* keys split over blockIdx.y, merged by a second kernel: 2 splits of D = 72; 3 over the causal
      GQA case (splits past the diagonal see no key); 2 with the additive -inf mask; 2 with key
