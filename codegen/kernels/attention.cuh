@@ -706,6 +706,7 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
   constexpr bool QREG = C::QREG;
   static_assert(sizeof(T) == 2 && DP <= 128 && DVP <= 128, "fp16/bf16, head dims up to 128");
   static_assert((WM == 1 || WM == 2) && BK % 16 == 0 && BK <= 64 && KSPLIT % BK == 0, "tile shape");
+  static_assert(D % 16 != 8 || BK % 32 == 0, "the m16n8k8 tail takes key tiles four at a time");
   T *Qs = (T *)drt_smem;
   const int tid = (int)threadIdx.x, warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
   const int lm = lane >> 3, lr = lane & 7; /* ldmatrix: this lane addresses row lr of matrix lm */
