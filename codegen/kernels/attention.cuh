@@ -722,6 +722,10 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
     if (kbeg + KSPLIT < kend) kend = kbeg + KSPLIT;
   }
   const int ntiles = kend > kbeg ? (int)((kend - kbeg + BK - 1) / BK) : 0;
+  /* every key tile full: a constant of the launch (the geometry is folded into the wrapper), so
+     the partial-tile instantiation is not even compiled for key counts that are multiples of BK
+     (splits start at multiples of BK; causal blocks end anywhere) */
+  const bool all_full = !CAUSAL && g.kv_seq % BK == 0;
   /* K / V with contiguous, 16-byte aligned rows (the usual layouts) take the row loader; their pad
      columns (D .. DP, DV .. DVP) are zeroed here once for both stages */
   constexpr int DC = D % 8 == 0 ? D / 8 : 0, DVC = DV % 8 == 0 ? DV / 8 : 0;
@@ -961,7 +965,7 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
         }
       }
     };
-    if (nk == BK) tile(drt_attn_bool<true>());
+    if (all_full || nk == BK) tile(drt_attn_bool<true>());
     else tile(drt_attn_bool<false>());
     __syncthreads(); /* every warp is done with this stage before it is refilled */
   }
