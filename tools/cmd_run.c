@@ -15,7 +15,7 @@
 #include "tools/cli.h"
 #include "runtime/plan_format.h"
 
-#define MAX_ARGS 256
+#define MAX_ARGS 1024 /* --input / --output options (merged test models, KV caches) */
 
 static void run_usage(FILE *f) {
   fprintf(f,
