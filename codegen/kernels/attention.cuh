@@ -662,7 +662,7 @@ __device__ __forceinline__ float drt_attn_ex2(float x) {
  * a [BK][LD] stage with cp.async. Thread tid copies chunk tid % CPT of rows tid / CPT + RPP i,
  * where CPT (DC rounded up to a power of two) threads share a row and RPP = NT / CPT rows go per
  * pass: each thread's addresses are one base plus constants, no division per chunk. Rows >= n
- * are zero-filled (src-size 0, from the tile's first row: never an address past the tensor); the pad columns past DC chunks are not written (zeroed once per kernel). */
+ * are zero-filled (src-size 0, from the tile's first row: never an address past the tensor); the pad columns past DC chunks are not written. */
 template <class T, int BK, int DC, int LD, int NT>
 __device__ __forceinline__ void drt_attn_load_rows16(T *__restrict__ dst, const T *__restrict__ src, long long rs,
                                                      int n, int tid) {
@@ -726,19 +726,12 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
      the partial-tile instantiation is not even compiled for key counts that are multiples of BK
      (splits start at multiples of BK; causal blocks end anywhere) */
   const bool all_full = !CAUSAL && g.kv_seq % BK == 0;
-  /* K / V with contiguous, 16-byte aligned rows (the usual layouts) take the row loader; their pad
-     columns (D .. DP, DV .. DVP) are zeroed here once for both stages */
+  /* K / V with contiguous, 16-byte aligned rows (the usual layouts) take the row loader; V's pad
+     columns (DV .. DVP: they feed only accumulator columns never stored) are zeroed here once */
   constexpr int DC = D % 8 == 0 ? D / 8 : 0, DVC = DV % 8 == 0 ? DV / 8 : 0;
   const bool krows = DC > 0 && g.ks[3] == 1 && g.ks[2] % 8 == 0 && ((unsigned long long)kp & 15ull) == 0;
   const bool vrows = DVC > 0 && g.vs[3] == 1 && g.vs[2] % 8 == 0 && ((unsigned long long)vp & 15ull) == 0;
-  if constexpr (DP / 8 > DC && DC > 0) {
-    if (krows)
-      for (int e = tid; e < 2 * BK * (DP / 8 - DC); e += NT) {
-        const int st = e / (BK * (DP / 8 - DC)), rc = e - st * (BK * (DP / 8 - DC)), r = rc / (DP / 8 - DC);
-        T *row = (T *)(drt_smem + C::OFF_K + st * C::K_BYTES) + r * LDK;
-        *(uint4 *)(row + 8 * (DC + rc - r * (DP / 8 - DC))) = make_uint4(0u, 0u, 0u, 0u);
-      }
-  }
+  /* K's pad columns (D .. DP) are never read: a head size 16 k + 8 ends Q K^T with m16n8k8 */
   if constexpr (DVP / 8 > DVC && DVC > 0) {
     if (vrows)
       for (int e = tid; e < 2 * BK * (DVP / 8 - DVC); e += NT) {
