@@ -79,6 +79,11 @@ extern const drt_cg_emitter drt_cg_emitters_attention[];   /* codegen/emit_atten
  * into out's shape). Writes program output 0 to `out` (in0 may be the same buffer: in place). */
 drt_status drt_cg_emit_ew_program(drt_cg *cg, const drt_node *n, const drt_ew_program *p, drt_cuda_arg in0,
                                   drt_dtype in0_dtype, int first_extra, const drt_value *out);
+/* The same, with a per-channel vector `bias` (shape [C], C = out's dim 1) added to program input
+ * 0 where the program loads it: a convolution's bias that its GEMM did not add (NULL: none). */
+drt_status drt_cg_emit_ew_program_bias(drt_cg *cg, const drt_node *n, const drt_ew_program *p, drt_cuda_arg in0,
+                                       drt_dtype in0_dtype, int first_extra, const drt_value *bias,
+                                       const drt_value *out);
 
 /* The kernel library: codegen/kernels/<family>.cuh embedded at build time (cmake/embed.cmake), in the
  * order listed in codegen/kernels/LIBRARY (prelude first). */

@@ -638,6 +638,153 @@ static int graph_keeps(const drt_graph *g, const char *name) {
   return 1;
 }
 
+/* ---- float32 storage of accumulating activations (fp16/bf16) ------------------------------------
+ * fp16/bf16 storage exists for the tensor cores: GEMM, convolution and attention operands. A value
+ * that no such operand reads keeps float32 storage: the residual stream that a norm and the next
+ * residual add read, a convolution output that only its GroupNorm reads. Each rounding to bf16
+ * costs about 2^-9 relative, and a diffusion UNet's residual stream is rounded at every block.
+ * Values that share bytes are decided together, as one class (union-find): the data inputs and
+ * outputs of copies and views (Reshape, Transpose, Slice, Concat, Split, ...: they move elements
+ * of one size), a view and its root, and an in-place output and the input at its offset (the
+ * memory plan planned both in float32 bytes, but a kernel reading 2-byte and writing 4-byte
+ * elements in place would overrun its own input). A class is float32 when every member is a
+ * float32 intermediate of a static shape and no graph input or output (the runtime converts
+ * those), every producer writes any storage type (drt.Elementwise, drt.Gemm, drt.Conv, drt.Norm,
+ * MatMul, Conv, or a copy within the class) and every reader takes any storage type per operand
+ * (elementwise kernels, the epilogue inputs of drt.Gemm/drt.Conv, drt.Norm's input, or a copy
+ * within the class). */
+static bool moves_elements(drt_op op) {
+  switch (op) {
+    case DRT_OP_RESHAPE:
+    case DRT_OP_FLATTEN:
+    case DRT_OP_SQUEEZE:
+    case DRT_OP_UNSQUEEZE:
+    case DRT_OP_IDENTITY:
+    case DRT_OP_TRANSPOSE:
+    case DRT_OP_SLICE:
+    case DRT_OP_CONCAT:
+    case DRT_OP_SPLIT: return true;
+    default: return false;
+  }
+}
+
+/* the inputs of a copy that are element data (not shapes, starts, axes, split sizes) */
+static bool moved_input(const drt_node *n, int j) { return j == 0 || n->op == DRT_OP_CONCAT; }
+
+static bool writes_any_storage(drt_op op) {
+  return op == DRT_OP_FUSED_ELEMENTWISE || op == DRT_OP_FUSED_GEMM || op == DRT_OP_FUSED_CONV ||
+         op == DRT_OP_FUSED_NORM || op == DRT_OP_MATMUL || op == DRT_OP_CONV;
+}
+
+static bool reads_any_storage(const drt_node *n, int j) {
+  if (reads_per_operand(n->op)) return true;
+  switch (n->op) {
+    case DRT_OP_FUSED_GEMM: return j >= 2; /* epilogue program inputs */
+    case DRT_OP_FUSED_CONV: return j >= 3;
+    case DRT_OP_FUSED_NORM: return j == 0;
+    default: return false;
+  }
+}
+
+static uint32_t uf_find(uint32_t *parent, uint32_t x) {
+  while (parent[x] != x) {
+    parent[x] = parent[parent[x]];
+    x = parent[x];
+  }
+  return x;
+}
+
+static void uf_join(uint32_t *parent, uint32_t a, uint32_t b) {
+  a = uf_find(parent, a);
+  b = uf_find(parent, b);
+  if (a != b) parent[a < b ? b : a] = a < b ? a : b;
+}
+
+static drt_status choose_f32_activations(const drt_graph *g, value_list *keep) {
+  size_t nid = g->next_id;
+  for (size_t i = 0; i < g->num_values; i++)
+    if (g->values[i]->id >= nid) nid = (size_t)g->values[i]->id + 1;
+  uint32_t *parent = malloc((nid ? nid : 1) * sizeof *parent);
+  uint8_t *ok = malloc(nid ? nid : 1);
+  if (!parent || !ok) {
+    free(parent);
+    free(ok);
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 activation list");
+  }
+  for (size_t i = 0; i < nid; i++) parent[i] = (uint32_t)i, ok[i] = 1;
+  /* classes */
+  for (size_t i = 0; i < g->num_values; i++)
+    if (g->values[i]->view_of) uf_join(parent, g->values[i]->id, g->values[i]->view_of->id);
+  for (size_t i = 0; i < g->num_nodes; i++) {
+    const drt_node *n = g->nodes[i];
+    if (n->dead) continue;
+    for (int o = 0; o < n->num_outputs; o++) {
+      const drt_value *y = n->outputs[o];
+      if (!y) continue;
+      for (int j = 0; j < n->num_inputs; j++) {
+        const drt_value *x = n->inputs[j];
+        if (!x) continue;
+        bool moved = moves_elements(n->op) && moved_input(n, j);
+        bool in_place = x->kind == DRT_VALUE_INTERMEDIATE && y->mem_offset >= 0 && x->mem_offset == y->mem_offset;
+        if (moved || in_place) uf_join(parent, x->id, y->id);
+      }
+    }
+  }
+  /* what keeps a class in the 16-bit type */
+  for (size_t i = 0; i < g->num_values; i++) {
+    const drt_value *v = g->values[i];
+    if (v->kind != DRT_VALUE_INTERMEDIATE || v->dtype != DRT_DTYPE_FLOAT32 || !v->has_shape || is_output_of(g, v) ||
+        !v->producer || !(writes_any_storage(v->producer->op) || moves_elements(v->producer->op)))
+      ok[uf_find(parent, v->id)] = 0;
+  }
+  for (size_t i = 0; i < g->num_nodes; i++) {
+    const drt_node *n = g->nodes[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->num_inputs; j++) {
+      const drt_value *x = n->inputs[j];
+      if (x && !reads_any_storage(n, j) && !(moves_elements(n->op) && moved_input(n, j)))
+        ok[uf_find(parent, x->id)] = 0;
+    }
+  }
+  drt_status st = DRT_OK;
+  for (size_t i = 0; i < g->num_values && !st; i++)
+    if (ok[uf_find(parent, g->values[i]->id)] && !list_push(keep, g->values[i]))
+      st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 activation list");
+  /* Constants that only the epilogues of drt.Gemm nodes with a float32 output read (their bias
+     vectors) are stored in float32 too: cuBLASLt's bias epilogue takes D's type, so the bias and
+     residual epilogue still maps onto the GEMM. 1: candidate, 2: another reader, 3: listed. */
+  uint8_t *cb = calloc(nid ? nid : 1, 1);
+  if (!cb && !st) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 constant list");
+  for (size_t i = 0; i < g->num_nodes && !st; i++) {
+    const drt_node *n = g->nodes[i];
+    if (n->dead) continue;
+    bool f32_out = n->op == DRT_OP_FUSED_GEMM && n->num_outputs == 1 && n->outputs[0] &&
+                   ok[uf_find(parent, n->outputs[0]->id)];
+    for (int j = 0; j < n->num_inputs; j++) {
+      const drt_value *v = n->inputs[j];
+      if (!v || v->kind != DRT_VALUE_CONST || v->dtype != DRT_DTYPE_FLOAT32) continue;
+      if (f32_out && j >= 2 && !is_output_of(g, v)) {
+        if (cb[v->id] == 0) cb[v->id] = 1;
+      } else {
+        cb[v->id] = 2;
+      }
+    }
+  }
+  for (size_t i = 0; i < g->num_nodes && !st; i++) {
+    const drt_node *n = g->nodes[i];
+    for (int j = 0; j < n->num_inputs && !n->dead && !st; j++) {
+      const drt_value *v = n->inputs[j];
+      if (!v || v->kind != DRT_VALUE_CONST || v->dtype != DRT_DTYPE_FLOAT32 || cb[v->id] != 1) continue;
+      cb[v->id] = 3;
+      if (!list_push(keep, v)) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 constant list");
+    }
+  }
+  free(cb);
+  free(parent);
+  free(ok);
+  return st;
+}
+
 static drt_status choose_f32_storage(drt_cuda_precision prec, const drt_graph *const *graphs, size_t n,
                                      drt_cuda_program *p) {
   if (prec != DRT_CUDA_PRECISION_FP16 && prec != DRT_CUDA_PRECISION_BF16) return DRT_OK;
@@ -655,6 +802,11 @@ static drt_status choose_f32_storage(drt_cuda_precision prec, const drt_graph *c
         return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 storage list");
       }
       if (r == 0) keep.n = before;
+    }
+    drt_status st = choose_f32_activations(graphs[g], &keep);
+    if (st) {
+      free(keep.v);
+      return st;
     }
     p->graphs[g].f32_values = keep.v;
     p->graphs[g].num_f32_values = keep.n;

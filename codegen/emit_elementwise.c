@@ -165,16 +165,20 @@ static drt_status ek_add_in(ek *k, drt_cuda_arg arg, drt_dtype st, const drt_sha
 #define EK_INLINE_MAX 1024
 #define EK_INLINE_MAX_OUT 65536
 
-static drt_status ek_add_value(drt_cg *cg, ek *k, const drt_value *v) {
+/* v read as if it had `shape` (same element count: a [C] bias read as [C, 1, 1]) */
+static drt_status ek_add_value_as(drt_cg *cg, ek *k, const drt_value *v, const drt_shape *shape) {
   if (!v->has_shape) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "value '%s' has no static shape", v->name);
   drt_dtype st = drt_cg_storage(cg, v);
   int64_t n = drt_shape_numel(&v->shape);
+  if (drt_shape_numel(shape) != n) return DRT_ERROR(DRT_STATUS_INTERNAL, "value '%s' read with another size", v->name);
   bool inl = v->kind == DRT_VALUE_CONST && v->data && v->dtype == DRT_DTYPE_FLOAT32 && st != DRT_DTYPE_FLOAT32 &&
              n > 0 && n <= EK_INLINE_MAX;
-  DRT_RETURN_IF_ERROR(ek_add_in(k, drt_cg_arg_value(v), inl ? DRT_DTYPE_FLOAT32 : st, &v->shape));
+  DRT_RETURN_IF_ERROR(ek_add_in(k, drt_cg_arg_value(v), inl ? DRT_DTYPE_FLOAT32 : st, shape));
   k->in_inline[k->nin - 1] = inl ? v : NULL;
   return DRT_OK;
 }
+
+static drt_status ek_add_value(drt_cg *cg, ek *k, const drt_value *v) { return ek_add_value_as(cg, k, v, &v->shape); }
 
 static void ek_add_out(drt_cg *cg, ek *k, const drt_value *v) {
   k->out_arg[k->nout] = drt_cg_arg_value(v);
@@ -530,8 +534,9 @@ static const char *ew_infix(drt_ew_op op) {
 }
 
 /* Renders program p as statements: float registers r<k>, inputs v<input_base + k>, outputs
- * y<j>. */
-static drt_status ew_body(const drt_ew_program *p, int input_map_base, sbuf *b) {
+ * y<j>. add0 >= 0: loads of program input 0 read v<input_base> + v<add0> (a bias the GEMM did
+ * not add). */
+static drt_status ew_body_add0(const drt_ew_program *p, int input_map_base, int add0, sbuf *b) {
   if (p->num_regs > 0) {
     sb_printf(b, "      float r0 = 0.0f");
     for (int k = 1; k < p->num_regs; k++) sb_printf(b, ", r%d = 0.0f", k);
@@ -543,7 +548,12 @@ static drt_status ew_body(const drt_ew_program *p, int input_map_base, sbuf *b) 
     drt_ew_op op = (drt_ew_op)x->op;
     const char *fn = ew_fn(op), *inf = ew_infix(op);
     switch (op) {
-      case DRT_EW_LOAD: sb_printf(b, "      r%d = v%d;\n", x->d, x->a + input_map_base); continue;
+      case DRT_EW_LOAD:
+        if (x->a == 0 && add0 >= 0)
+          sb_printf(b, "      r%d = v%d + v%d;\n", x->d, input_map_base, add0);
+        else
+          sb_printf(b, "      r%d = v%d;\n", x->d, x->a + input_map_base);
+        continue;
       case DRT_EW_CONST:
         lit_float(c1, sizeof c1, p->consts[x->a], false);
         sb_printf(b, "      r%d = %s;\n", x->d, c1);
@@ -591,8 +601,18 @@ static drt_status ew_body(const drt_ew_program *p, int input_map_base, sbuf *b) 
   return DRT_OK;
 }
 
+static drt_status ew_body(const drt_ew_program *p, int input_map_base, sbuf *b) {
+  return ew_body_add0(p, input_map_base, -1, b);
+}
+
 drt_status drt_cg_emit_ew_program(drt_cg *cg, const drt_node *n, const drt_ew_program *p, drt_cuda_arg in0,
                                   drt_dtype in0_dtype, int first_extra, const drt_value *out) {
+  return drt_cg_emit_ew_program_bias(cg, n, p, in0, in0_dtype, first_extra, NULL, out);
+}
+
+drt_status drt_cg_emit_ew_program_bias(drt_cg *cg, const drt_node *n, const drt_ew_program *p, drt_cuda_arg in0,
+                                       drt_dtype in0_dtype, int first_extra, const drt_value *bias,
+                                       const drt_value *out) {
   if (p->num_outputs != 1)
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "epilogue program with %d outputs", p->num_outputs);
   if (!out->has_shape) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "output has no static shape");
@@ -609,8 +629,21 @@ drt_status drt_cg_emit_ew_program(drt_cg *cg, const drt_node *n, const drt_ew_pr
     if (!v) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "program input %d (node input %d) is missing", i, ni);
     DRT_RETURN_IF_ERROR(ek_add_value(cg, &k, v));
   }
+  int add0 = -1;
+  if (bias) {
+    /* bias[C] along axis 1 of out [N, C, ...]: read as [C, 1, ..., 1] */
+    drt_shape bs = {0};
+    bs.rank = out->shape.rank - 1;
+    if (in0.kind == DRT_CUDA_ARG_NONE || bs.rank < 1 || !bias->has_shape || bias->shape.rank != 1 ||
+        bias->shape.dims[0] != out->shape.dims[1])
+      return DRT_ERROR(DRT_STATUS_INTERNAL, "epilogue bias does not match the output's channels");
+    bs.dims[0] = bias->shape.dims[0];
+    for (int d = 1; d < bs.rank; d++) bs.dims[d] = 1;
+    add0 = k.nin;
+    DRT_RETURN_IF_ERROR(ek_add_value_as(cg, &k, bias, &bs));
+  }
   ek_add_out(cg, &k, out);
-  drt_status st = ew_body(p, 0, &k.body);
+  drt_status st = ew_body_add0(p, 0, add0, &k.body);
   if (st) {
     sb_free(&k.body);
     return st;

@@ -10,8 +10,9 @@
  *   drt.Gemm      the product, then the epilogue program: exactly bias / relu / gelu_tanh /
  *                 bias+relu / bias+gelu_tanh maps onto the cuBLASLt epilogue, + residual and
  *                 + bias + residual (a full-size input of D's type, no activation) onto it with
- *                 the residual as C (beta 1); anything else runs drt_cg_emit_ew_program in
- *                 place over D.
+ *                 the residual as C (beta 1); anything else runs drt_cg_emit_ew_program over D
+ *                 (fp16/bf16: D is a float32 scratch buffer, so the product is rounded once, after
+ *                 the epilogue, as in cuBLASLt's own epilogues).
  *   Einsum        a permutation (one operand) is a strided copy; two-operand contractions are
  *                 batched GEMMs, operands that are no strided matrix are repacked into scratch.
  *   Conv/drt.Conv 1-D to 3-D (as 3-D with leading dims of size 1): pointwise (1x1, stride 1,
@@ -19,8 +20,13 @@
  *                 a direct kernel; otherwise im2col into
  *                 scratch (chunked over images / output positions to stay under 256 MiB) and
  *                 one GEMM launch per group, batched over images. A bias is written into Y
- *                 first and the GEMMs accumulate onto it (beta 1); drt.Conv's program then
- *                 runs in place over Y (cuBLASLt's bias is per column, the conv's per row).
+ *                 first and the GEMMs accumulate onto it (beta 1; cuBLASLt's bias is per column,
+ *                 the conv's per row). drt.Conv in fp16/bf16: the GEMMs write a float32 scratch
+ *                 buffer without the bias, and the epilogue kernel adds the bias and runs the
+ *                 program into Y (one rounding, one launch fewer).
+ *   float32 Y of fp16/bf16 operands (codegen/codegen.c keeps accumulating activations in float32):
+ *                 cuBLASLt's D (and C) in float32; for a convolution the bias then comes in the
+ *                 epilogue kernel (drt_cg_emit_ew_program_bias).
  *   ConvTranspose direct gather kernel (1-D to 3-D).
  *   MaxPool/AveragePool  direct kernel (1-D to 3-D; MaxPool's Indices output falls back to HOST).
  * Every GEMM operand must be stored as float, __half or __nv_bfloat16 (integer and float64
@@ -79,6 +85,8 @@ typedef struct gemm_epi {
   drt_cuda_arg bias;
   drt_dtype bias_type;
   const drt_value *res;
+  drt_cuda_arg d; /* where D goes instead of Y (kind NONE: Y), in storage type d_type */
+  drt_dtype d_type;
 } gemm_epi;
 
 static void epi_none(gemm_epi *e) {
@@ -86,6 +94,15 @@ static void epi_none(gemm_epi *e) {
   e->bias = drt_cg_arg_none();
   e->bias_type = DRT_DTYPE_FLOAT32;
   e->res = NULL;
+  e->d = drt_cg_arg_none();
+  e->d_type = DRT_DTYPE_FLOAT32;
+}
+
+static bool epi_redirects(const gemm_epi *e) { return e->d.kind != DRT_CUDA_ARG_NONE; }
+
+/* where byte `off` of D is: in Y, or in the buffer the epilogue redirects D to */
+static drt_cuda_arg d_at(const gemm_epi *e, const drt_value *Y, uint64_t off) {
+  return epi_redirects(e) ? arg_plus(e->d, (int64_t)off) : arg_at(Y, off);
 }
 
 static void gemm_apply_epi(drt_cuda_gemm *g, const gemm_epi *e) {
@@ -138,6 +155,10 @@ static drt_status emit_matmul(drt_cg *cg, const drt_value *A, const drt_value *B
   if (ob.rank < 0) return DRT_ERROR(DRT_STATUS_INTERNAL, "output rank %d", Y->shape.rank);
   for (int i = 0; i < ob.rank; i++) ob.dims[i] = Y->shape.dims[i];
   int64_t count = drt_shape_numel(&ob), na = drt_shape_numel(&ba), nb = drt_shape_numel(&bb);
+  if (epi_redirects(epi)) {
+    if (epi->res) return DRT_ERROR(DRT_STATUS_INTERNAL, "residual epilogue into a redirected D");
+    ty = epi->d_type;
+  }
   size_t esa = drt_dtype_size(ta), esd = drt_dtype_size(ty);
   drt_cuda_gemm g = gemm_init(cg, ta);
   g.d_type = g.c_type = ty;
@@ -150,7 +171,7 @@ static drt_status emit_matmul(drt_cg *cg, const drt_value *A, const drt_value *B
   g.ldd = n;
   g.a = drt_cg_arg_value(A);
   g.b = drt_cg_arg_value(B);
-  g.d = drt_cg_arg_value(Y);
+  g.d = d_at(epi, Y, 0);
   if (epi->res) {
     g.c = drt_cg_arg_value(epi->res);
     g.ldc = n;
@@ -189,7 +210,7 @@ static drt_status emit_matmul(drt_cg *cg, const drt_value *A, const drt_value *B
     drt_cuda_gemm h = g;
     h.a = arg_at(A, (uint64_t)(oa * m * k) * esa);
     h.b = arg_at(B, (uint64_t)(obb * k * n) * esa);
-    h.d = arg_at(Y, (uint64_t)(o * inner * m * n) * esd);
+    h.d = d_at(epi, Y, (uint64_t)(o * inner * m * n) * esd);
     if (epi->res) h.c = arg_at(epi->res, (uint64_t)(o * inner * m * n) * esd);
     DRT_RETURN_IF_ERROR(drt_cg_gemm(cg, &h));
     for (int d = s - 1; d >= 0; d--) {
@@ -229,9 +250,13 @@ static drt_status emit_gemm2(drt_cg *cg, const drt_node *n, const drt_value *A, 
   int64_t m = Y->shape.dims[0], nn = Y->shape.dims[1], k = tra ? A->shape.dims[0] : A->shape.dims[1];
   if (m == 0 || nn == 0) return DRT_OK;
   if (k == 0) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "empty reduction (K = 0)");
+  gemm_epi epi = *epi_in;
+  if (epi_redirects(&epi)) {
+    if (epi.res || (C && beta != 0.0f)) return DRT_ERROR(DRT_STATUS_INTERNAL, "C or a residual into a redirected D");
+    ty = epi.d_type;
+  }
   drt_cuda_gemm g = gemm_init(cg, ta);
   g.d_type = g.c_type = ty;
-  gemm_epi epi = *epi_in;
   g.m = m;
   g.n = nn;
   g.k = k;
@@ -244,7 +269,7 @@ static drt_status emit_gemm2(drt_cg *cg, const drt_node *n, const drt_value *A, 
   g.alpha = alpha;
   g.a = drt_cg_arg_value(A);
   g.b = drt_cg_arg_value(B);
-  g.d = drt_cg_arg_value(Y);
+  g.d = d_at(&epi, Y, 0);
   if (C && beta != 0.0f && drt_shape_numel(&C->shape) > 0) {
     drt_dtype tc;
     DRT_RETURN_IF_ERROR(float_storage(cg, C, "input 2", &tc));
@@ -341,6 +366,14 @@ static bool match_epilogue(const drt_ew_program *p, int *act, int in[2], int *ni
   return true;
 }
 
+/* A GEMM/convolution whose epilogue runs as a kernel of its own writes its product in float32
+ * when the activations are stored in fp16/bf16: the product is rounded once, after the epilogue
+ * (as cuBLASLt's fused epilogues do), not twice. Within the scratch budget. */
+static bool f32_intermediate(drt_dtype ty, const drt_value *Y) {
+  return (ty == DRT_DTYPE_FLOAT16 || ty == DRT_DTYPE_BFLOAT16) && Y->has_shape &&
+         drt_shape_numel(&Y->shape) <= SCRATCH_BUDGET / 4;
+}
+
 static bool program_is_identity(const drt_ew_program *p) {
   return p->num_insns == 2 && p->insns[0].op == DRT_EW_LOAD && p->insns[0].a == 0 && p->insns[1].op == DRT_EW_STORE &&
          p->insns[1].a == p->insns[0].d;
@@ -383,11 +416,17 @@ static drt_status e_fused_gemm(drt_cg *cg, const drt_node *n) {
     }
     e.res = res;
   }
+  bool identity = program_is_identity(&prog);
+  if (!mapped && !identity && f32_intermediate(ty, Y)) {
+    e.d = drt_cg_scratch(cg, (uint64_t)drt_shape_numel(&Y->shape) * 4u);
+    e.d_type = DRT_DTYPE_FLOAT32;
+  }
   if (base.op == DRT_OP_GEMM)
     DRT_RETURN_IF_ERROR(emit_gemm2(cg, &base, n->inputs[0], n->inputs[1], NULL, Y, alpha, 0.0f, &e));
   else
     DRT_RETURN_IF_ERROR(emit_matmul(cg, n->inputs[0], n->inputs[1], Y, alpha, &e));
-  if (mapped || program_is_identity(&prog)) return DRT_OK;
+  if (mapped || identity) return DRT_OK;
+  if (epi_redirects(&e)) return drt_cg_emit_ew_program(cg, n, &prog, e.d, e.d_type, 2, Y);
   return drt_cg_emit_ew_program(cg, n, &prog, drt_cg_arg_value(Y), ty, 2, Y);
 }
 
@@ -665,14 +704,17 @@ static const char *geom_text(char *buf, size_t size, const drt_window_geom *wg, 
   return buf;
 }
 
-/* Y = conv(X, W) + bias (bias may be NULL). */
+/* Y = conv(X, W) + bias (bias may be NULL). f32 != NULL asks for the product in float32 (see
+ * f32_intermediate): where the convolution is GEMMs, they write conv(X, W) WITHOUT the bias into a
+ * float32 scratch buffer, *f32 (kind NONE otherwise: Y holds conv(X, W) + bias). */
 static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X, const drt_value *W,
-                            const drt_value *Bv, const drt_value *Y) {
+                            const drt_value *Bv, const drt_value *Y, drt_cuda_arg *f32) {
   drt_dtype tx, tw, ty;
   DRT_RETURN_IF_ERROR(float_storage(cg, X, "input 0", &tx));
   DRT_RETURN_IF_ERROR(float_storage(cg, W, "input 1", &tw));
   DRT_RETURN_IF_ERROR(float_storage(cg, Y, "output 0", &ty));
-  if (tx != tw || tx != ty || (Bv && drt_cg_storage(cg, Bv) != tx))
+  /* Y may be float32 for fp16/bf16 operands (float32 storage of accumulating activations) */
+  if (tx != tw || (tx != ty && ty != DRT_DTYPE_FLOAT32) || (Bv && drt_cg_storage(cg, Bv) != tx))
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "operands of different storage types");
   drt_window_geom wg;
   DRT_RETURN_IF_ERROR(drt_window_geom_compute(base, &X->shape, &W->shape, Bv ? &Bv->shape : NULL, &wg));
@@ -683,7 +725,7 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
   int64_t P = sp.out[0] * sp.out[1] * sp.out[2], HW = sp.in[0] * sp.in[1] * sp.in[2];
   int64_t total = N * M * P;
   if (total == 0) return DRT_OK;
-  const char *T = drt_cg_ctype(cg, tx);
+  const char *T = drt_cg_ctype(cg, tx), *TY = drt_cg_ctype(cg, ty);
   size_t es = drt_dtype_size(tx);
   char gt[768];
   geom_text(gt, sizeof gt, &wg, &sp);
@@ -697,14 +739,29 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
     DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &k,
                                       "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
                                       "  constexpr drt_conv_geom g = %s;\n"
-                                      "  drt_conv_direct<%s, %s>((%s *)a.u[0], (const %s *)a.u[1], (const %s *)a.u[2], "
+                                      "  drt_conv_direct<%s, %s, %s>((%s *)a.u[0], (const %s *)a.u[1], (const %s *)a.u[2], "
                                       "(const %s *)a.u[3], (%s)%" PRId64 ", g);\n}",
-                                      BLOCK, gt, T, it, T, T, T, T, it, total));
+                                      BLOCK, gt, T, it, TY, TY, T, T, T, it, total));
     uint32_t grid[3] = {drt_cg_blocks(total, BLOCK, MAX_BLOCKS), 1, 1}, block[3] = {BLOCK, 1, 1};
     drt_cuda_arg args[4] = {drt_cg_arg_value(Y), drt_cg_arg_value(X), drt_cg_arg_value(W),
                             Bv ? drt_cg_arg_value(Bv) : drt_cg_arg_none()};
     return drt_cg_launch(cg, k, grid, block, 0, args, 4);
   }
+  /* D: Y, or the float32 scratch (the caller adds the bias) */
+  gemm_epi out;
+  epi_none(&out);
+  if (f32 && f32_intermediate(ty, Y)) {
+    out.d = drt_cg_scratch(cg, (uint64_t)total * 4u);
+    out.d_type = DRT_DTYPE_FLOAT32;
+    *f32 = out.d;
+    Bv = NULL;
+  } else if (ty != tx) {
+    /* float32 Y of fp16/bf16 operands: the GEMMs write Y, the caller adds the bias */
+    if (!f32) return DRT_ERROR(DRT_STATUS_INTERNAL, "convolution into another storage type without an epilogue");
+    *f32 = drt_cg_arg_value(Y);
+    Bv = NULL;
+  }
+  size_t esd = epi_redirects(&out) ? 4u : drt_dtype_size(ty);
   float beta = 0.0f;
   if (Bv) {
     /* Y[n, m, p] = bias[m], then the GEMMs accumulate */
@@ -713,6 +770,7 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
     beta = 1.0f;
   }
   drt_cuda_gemm g = gemm_init(cg, tx);
+  g.d_type = g.c_type = epi_redirects(&out) ? out.d_type : ty;
   g.m = Mg;
   g.k = Kc;
   g.lda = Kc;
@@ -735,7 +793,7 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
       int64_t gi = by_group ? i : 0, ni = by_group ? 0 : i;
       h.a = arg_at(W, (uint64_t)(gi * Mg * Kc) * es);
       h.b = arg_at(X, (uint64_t)((ni * C + gi * Cg) * HW) * es);
-      h.d = arg_at(Y, (uint64_t)((ni * M + gi * Mg) * P) * es);
+      h.d = d_at(&out, Y, (uint64_t)((ni * M + gi * Mg) * P) * esd);
       if (Bv) h.c = h.d;
       DRT_RETURN_IF_ERROR(drt_cg_gemm(cg, &h));
     }
@@ -778,7 +836,7 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
         h.b = arg_plus(col, gi * Kc * pt * (int64_t)es);
         h.ldb = pt;
         h.stride_b = R * pt;
-        h.d = arg_at(Y, (uint64_t)((n0 * M + gi * Mg) * P + p0) * es);
+        h.d = d_at(&out, Y, (uint64_t)((n0 * M + gi * Mg) * P + p0) * esd);
         h.stride_d = h.stride_c = M * P;
         if (Bv) h.c = h.d;
         DRT_RETURN_IF_ERROR(drt_cg_gemm(cg, &h));
@@ -789,7 +847,21 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
 }
 
 static drt_status e_conv(drt_cg *cg, const drt_node *n) {
-  return emit_conv(cg, n, n->inputs[0], n->inputs[1], drt_node_input(n, 2), n->outputs[0]);
+  const drt_value *X = n->inputs[0], *Bv = drt_node_input(n, 2), *Y = n->outputs[0];
+  if (drt_cg_storage(cg, Y) == drt_cg_storage(cg, X)) return emit_conv(cg, n, X, n->inputs[1], Bv, Y, NULL);
+  /* float32 Y of fp16/bf16 operands: the GEMMs write Y, then the bias is added in place */
+  drt_cuda_arg f32 = drt_cg_arg_none();
+  DRT_RETURN_IF_ERROR(emit_conv(cg, n, X, n->inputs[1], Bv, Y, &f32));
+  if (f32.kind == DRT_CUDA_ARG_NONE || !Bv) return DRT_OK;
+  drt_ew_program id;
+  memset(&id, 0, sizeof id);
+  id.num_insns = 2;
+  id.num_regs = 1;
+  id.num_inputs = 1;
+  id.num_outputs = 1;
+  id.insns[0] = (drt_ew_insn){DRT_EW_LOAD, 0, 0, -1, -1};
+  id.insns[1] = (drt_ew_insn){DRT_EW_STORE, 0, 0, -1, -1};
+  return drt_cg_emit_ew_program_bias(cg, n, &id, f32, DRT_DTYPE_FLOAT32, 3, Bv, Y);
 }
 
 static drt_status e_fused_conv(drt_cg *cg, const drt_node *n) {
@@ -797,8 +869,14 @@ static drt_status e_fused_conv(drt_cg *cg, const drt_node *n) {
   drt_ew_program prog;
   DRT_RETURN_IF_ERROR(drt_ew_program_decode(n, 1 + n->num_inputs - 3, 1, &prog));
   drt_node base = drt_fused_base_node(n);
-  DRT_RETURN_IF_ERROR(emit_conv(cg, &base, n->inputs[0], n->inputs[1], drt_node_input(n, 2), Y));
-  if (program_is_identity(&prog)) return DRT_OK;
+  bool identity = program_is_identity(&prog);
+  const drt_value *Bv = drt_node_input(n, 2);
+  drt_cuda_arg f32 = drt_cg_arg_none();
+  bool mixed = drt_cg_storage(cg, Y) != drt_cg_storage(cg, n->inputs[0]);
+  DRT_RETURN_IF_ERROR(emit_conv(cg, &base, n->inputs[0], n->inputs[1], Bv, Y, identity && !mixed ? NULL : &f32));
+  if (f32.kind != DRT_CUDA_ARG_NONE && (!identity || Bv))
+    return drt_cg_emit_ew_program_bias(cg, n, &prog, f32, DRT_DTYPE_FLOAT32, 3, Bv, Y);
+  if (identity) return DRT_OK;
   return drt_cg_emit_ew_program(cg, n, &prog, drt_cg_arg_value(Y), drt_cg_storage(cg, Y), 3, Y);
 }
 

@@ -190,17 +190,17 @@ static drt_status norm_param_bcast(norm_desc *d, int k, const drt_value *p, cons
   return DRT_OK;
 }
 
-static void norm_config(sbuf *b, const norm_desc *d, const char *t, const char *tp, const char *ts, int64_t block,
-                        int64_t tpr, int vec, int64_t items, const int *mode, int64_t nch) {
+static void norm_config(sbuf *b, const norm_desc *d, const char *t, const char *ty, const char *tp, const char *ts,
+                        int64_t block, int64_t tpr, int vec, int64_t items, const int *mode, int64_t nch) {
   sb_printf(b,
             "  struct C {\n"
-            "    typedef %s T;\n    typedef %s TP;\n    typedef %s TS;\n"
+            "    typedef %s T;\n    typedef %s TY;\n    typedef %s TP;\n    typedef %s TS;\n"
             "    enum : long long { BLOCK = %" PRId64 ", TPR = %" PRId64 ", VEC = %d, ITEMS = %" PRId64 ", L = %" PRId64
             "LL, PER = %" PRId64 "LL, PLANE = %" PRId64 "LL, GROUPS = %" PRId64 "LL, RMS = %d, ACT = %d, ONEPLUS = %d, "
             "M0 = %d, M1 = %d, M2 = %d, M3 = %d, MEAN = %d, INV = %d, NCH = %" PRId64 " };\n"
             "    static __device__ __forceinline__ long long off(int k, long long r, long long i) {\n"
             "      (void)r;\n      (void)i;\n      switch (k) {\n",
-            t, tp, ts, block, tpr, vec, items, d->per * d->plane, d->per, d->plane, d->groups, d->rms ? 1 : 0, d->act,
+            t, ty, tp, ts, block, tpr, vec, items, d->per * d->plane, d->per, d->plane, d->groups, d->rms ? 1 : 0, d->act,
             d->one_plus ? 1 : 0, mode[0], mode[1], mode[2], mode[3], d->mean ? 1 : 0, d->inv ? 1 : 0, nch);
   for (int k = 0; k < 4; k++)
     if (mode[k]) sb_printf(b, "        case %d: return %s;\n", k, d->off[k]);
@@ -212,7 +212,9 @@ static drt_status emit_norm_desc(drt_cg *cg, const norm_desc *d) {
   if (d->groups * L == 0) return DRT_OK;
   DRT_RETURN_IF_ERROR(check_float(cg, d->x, "input 0"));
   drt_dtype st = drt_cg_storage(cg, d->x);
-  const char *t = drt_cg_ctype(cg, st), *tp = t, *ts = "float";
+  DRT_RETURN_IF_ERROR(check_float(cg, d->y, "output 0"));
+  drt_dtype yst = drt_cg_storage(cg, d->y); /* may differ: float32 storage of accumulating activations */
+  const char *t = drt_cg_ctype(cg, st), *ty = drt_cg_ctype(cg, yst), *tp = t, *ts = "float";
   drt_dtype pst = st;
   bool have_p = false;
   for (int k = 0; k < 4; k++) {
@@ -234,7 +236,8 @@ static drt_status emit_norm_desc(drt_cg *cg, const norm_desc *d) {
     ts = drt_cg_ctype(cg, drt_cg_storage(cg, stat));
   }
   /* vector width: a vector never straddles planes; mode-2 parameters must stay aligned */
-  int vec = vec_for(st, d->plane);
+  int vec = vec_for(st, d->plane), yvec = vec_for(yst, d->plane);
+  if (yvec < vec) vec = yvec;
   int pvec = vec_for(pst, d->plane);
   if (pvec < vec) vec = pvec;
   int mode[4];
@@ -264,12 +267,12 @@ static drt_status emit_norm_desc(drt_cg *cg, const norm_desc *d) {
     if (nch > 1 && d->groups <= 65535) {
       args[8] = drt_cg_scratch(cg, (uint64_t)(d->groups * nch * 2) * sizeof(float));
       sb_printf(&b, "extern \"C\" __global__ void __launch_bounds__(%" PRId64 ") @NAME@(drt_kargs a) {\n", block);
-      norm_config(&b, d, t, tp, ts, block, block, vec, items, mode, nch);
+      norm_config(&b, d, t, ty, tp, ts, block, block, vec, items, mode, nch);
       sb_printf(&b, "  drt_norm_split_stats<C>(a);\n}\n");
       DRT_RETURN_IF_ERROR(add_kernel(cg, (uint32_t)block, &b, &k1));
       b.n = 0;
       sb_printf(&b, "extern \"C\" __global__ void __launch_bounds__(%" PRId64 ") @NAME@(drt_kargs a) {\n", block);
-      norm_config(&b, d, t, tp, ts, block, block, vec, items, mode, nch);
+      norm_config(&b, d, t, ty, tp, ts, block, block, vec, items, mode, nch);
       sb_printf(&b, "  drt_norm_split_apply<C>(a, ");
       sb_float(&b, d->eps);
       sb_printf(&b, ");\n}\n");
@@ -289,7 +292,7 @@ static drt_status emit_norm_desc(drt_cg *cg, const norm_desc *d) {
     int64_t block = tpr > 32 ? tpr : 128;
     int64_t rpb = block / tpr;
     sb_printf(&b, "extern \"C\" __global__ void __launch_bounds__(%" PRId64 ") @NAME@(drt_kargs a) {\n", block);
-    norm_config(&b, d, t, tp, ts, block, tpr, vec, items, mode, 1);
+    norm_config(&b, d, t, ty, tp, ts, block, tpr, vec, items, mode, 1);
     sb_printf(&b, "  drt_norm_cached<C>(a, ");
     sb_float(&b, d->eps);
     sb_printf(&b, ");\n}\n");
@@ -298,7 +301,7 @@ static drt_status emit_norm_desc(drt_cg *cg, const norm_desc *d) {
   }
   int64_t block = 512;
   sb_printf(&b, "extern \"C\" __global__ void __launch_bounds__(%" PRId64 ") @NAME@(drt_kargs a) {\n", block);
-  norm_config(&b, d, t, tp, ts, block, block, vec, 1, mode, 1);
+  norm_config(&b, d, t, ty, tp, ts, block, block, vec, 1, mode, 1);
   sb_printf(&b, "  drt_norm_stream<C>(a, ");
   sb_float(&b, d->eps);
   sb_printf(&b, ");\n}\n");

@@ -148,6 +148,15 @@ static int inspect_cuda(const char *path, bool source_only, const char *precisio
       any = true;
     }
     if (any) printf("\n");
+    /* activations kept in float32 under fp16/bf16 (codegen/codegen.c: residual streams, norm inputs) */
+    size_t acts = 0;
+    uint64_t act_bytes = 0;
+    for (size_t j = 0; j < gc->num_f32_values; j++)
+      if (gc->f32_values[j]->kind == DRT_VALUE_INTERMEDIATE) {
+        acts++;
+        act_bytes += (uint64_t)drt_shape_numel(&gc->f32_values[j]->shape) * 4u;
+      }
+    if (acts) printf("    float32 activations: %zu values, %" PRIu64 " B\n", acts, act_bytes);
   }
   if (host_total) {
     printf("  host fallback (%zu nodes run on the CPU inside a GPU run):\n", host_total);

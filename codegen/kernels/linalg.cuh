@@ -13,9 +13,10 @@ struct drt_conv_geom {
   long long D, OD, KD, SD, DD, PD; /* depth: input, output, kernel, stride, dilation, leading pad */
 };
 
-/* Direct convolution: one thread per output element (n, m, od, oh, ow), bias included. */
-template <typename T, typename I>
-__device__ __forceinline__ void drt_conv_direct(T *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w,
+/* Direct convolution: one thread per output element (n, m, od, oh, ow), bias included; y in TY
+ * (float32 storage of an fp16/bf16 convolution's output, codegen/codegen.c). */
+template <typename T, typename I, typename TY = T>
+__device__ __forceinline__ void drt_conv_direct(TY *__restrict__ y, const T *__restrict__ x, const T *__restrict__ w,
                                                 const T *__restrict__ bias, I total, const drt_conv_geom &g) {
   const I Cg = (I)(g.C / g.G), Mg = (I)(g.M / g.G);
   for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < total; i += (I)gridDim.x * (I)blockDim.x) {
@@ -46,7 +47,7 @@ __device__ __forceinline__ void drt_conv_direct(T *__restrict__ y, const T *__re
         }
       }
     }
-    drt_st<T>(y + i, acc);
+    drt_st<TY>(y + i, acc);
   }
 }
 

@@ -147,7 +147,7 @@ __device__ __forceinline__ void drt_norm_apply(const drt_kargs &a, long long g, 
     u = u + t[k];
     v[k] = drt_norm_act<C::ACT>(u);
   }
-  drt_nrm_store<typename C::T, V>((typename C::T *)a.u[1] + g * (long long)C::L + j, v);
+  drt_nrm_store<typename C::TY, V>((typename C::TY *)a.u[1] + g * (long long)C::L + j, v);
 }
 
 template <class C>

@@ -96,8 +96,17 @@ static drt_status collect(const drt_cuda_program *p, const_set *s) {
   return DRT_OK;
 }
 
-static uint64_t storage_bytes(drt_cuda_precision p, const drt_value *v) {
-  drt_tensor t = {drt_cuda_storage_dtype(p, v->dtype), v->shape, NULL};
+/* a constant's storage type: the activation type, or float32 where a graph keeps it so (the bias
+   of a GEMM with a float32 output, codegen/codegen.c) */
+static drt_dtype const_storage(const drt_cuda_program *p, const drt_value *v) {
+  for (size_t g = 0; g < p->num_graphs; g++)
+    for (size_t i = 0; i < p->graphs[g].num_f32_values; i++)
+      if (p->graphs[g].f32_values[i] == v) return DRT_DTYPE_FLOAT32;
+  return drt_cuda_storage_dtype(p->precision, v->dtype);
+}
+
+static uint64_t storage_bytes(const drt_cuda_program *p, const drt_value *v) {
+  drt_tensor t = {const_storage(p, v), v->shape, NULL};
   return drt_tensor_nbytes(&t);
 }
 
@@ -135,7 +144,8 @@ static drt_status upload_constants(drt_cuda_module *m) {
       size_t same = SIZE_MAX;
       for (; by_data[h] != SIZE_MAX; h = (h + 1) & (cap - 1)) {
         const drt_value *o = s.v[by_data[h]];
-        if (o->data == v->data && o->dtype == v->dtype && o->nbytes == v->nbytes) {
+        if (o->data == v->data && o->dtype == v->dtype && o->nbytes == v->nbytes &&
+            const_storage(p, o) == const_storage(p, v)) {
           same = by_data[h];
           break;
         }
@@ -147,7 +157,7 @@ static drt_status upload_constants(drt_cuda_module *m) {
       by_data[h] = i;
     }
     first[i] = true;
-    uint64_t nb = storage_bytes(p->precision, v);
+    uint64_t nb = storage_bytes(p, v);
     offs[i] = total;
     total += (nb + 255) & ~(uint64_t)255;
   }
@@ -172,9 +182,9 @@ static drt_status upload_constants(drt_cuda_module *m) {
     m->map_keys[h] = v;
     m->map_vals[h] = d;
     if (!first[i]) continue;
-    uint64_t nb = storage_bytes(p->precision, v);
+    uint64_t nb = storage_bytes(p, v);
     if (!nb) continue;
-    drt_dtype sdt = drt_cuda_storage_dtype(p->precision, v->dtype);
+    drt_dtype sdt = const_storage(p, v);
     int64_t numel = drt_shape_numel(&v->shape);
     if (!v->data || numel < 0) {
       st = DRT_ERROR(DRT_STATUS_INTERNAL, "constant '%s' has no data", v->name);

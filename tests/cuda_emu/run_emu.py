@@ -11,7 +11,7 @@ Modes (combinable; default: fixtures):
   --selftest hand-written kernels through drt_emu_launch (barriers, shuffles, wmma, fp16/bf16).
 
 Tolerances (relative L2 vs the CPU backend): per op 1e-3 fp32/tf32, 1e-2 fp16/bf16; whole
-networks (fixtures, generate) 1e-3 fp32, 3e-3 tf32, 1e-2 fp16, 1.5e-2 bf16 (--tol overrides both);
+networks (fixtures, generate) 1e-3 fp32, 3e-3 tf32, 1e-2 fp16, 1e-2 bf16 (--tol overrides both);
 any NaN/Inf fails; integer and bool outputs must match exactly.
 Prints one line per case and a final `N passed, M failed`; exit status 1 if anything failed.
 
@@ -37,9 +37,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(ROOT, "tests", "models", "fixtures")
 TOL = {"fp32": 1e-3, "tf32": 1e-3, "fp16": 1e-2, "bf16": 1e-2}
 # Whole networks (fixtures, generate): rounding compounds over dozens of layers. Measured vs the CPU:
-# fp32 ~1e-6, tf32 3e-4..1e-3, fp16 7e-4..1.7e-3, bf16 5.4e-3..1.31e-2 (storage rounding, not kernel
-# error: PyTorch's own whole-module bf16 is 5.3e-3..1.47e-2 off its fp32 on the same fixtures).
-TOL_NET = {"fp32": 1e-3, "tf32": 3e-3, "fp16": 1e-2, "bf16": 1.5e-2}
+# fp32 ~1e-6, tf32 3e-4..1e-3, fp16 5e-4..1.2e-3, bf16 3.9e-3..9.9e-3 (storage rounding of the
+# tensor-core operands, not kernel error; accumulating activations keep float32 storage, see
+# codegen/codegen.c. PyTorch's own whole-module bf16 is 5.3e-3..1.47e-2 off its fp32 on the same
+# fixtures).
+TOL_NET = {"fp32": 1e-3, "tf32": 3e-3, "fp16": 1e-2, "bf16": 1e-2}
 PRECISIONS = ["fp32", "tf32", "fp16", "bf16"]
 VERBOSE = False
 

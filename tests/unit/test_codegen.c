@@ -287,6 +287,59 @@ static void test_small_inputs_keep_f32(void **state) {
   drt_graph_destroy(e);
 }
 
+/* fp16/bf16: an activation that no GEMM/conv/attention operand reads keeps float32 storage (the
+ * product of a MatMul read only by elementwise kernels); one that a copy passes on to a GEMM
+ * operand stays 16-bit, and so do graph outputs. */
+static void test_f32_activations(void **state) {
+  (void)state;
+  drt_graph *g = new_graph();
+  int64_t d[2] = {8, 8};
+  drt_value *x = input(g, "x", DRT_DTYPE_FLOAT32, 2, d), *w = input(g, "w", DRT_DTYPE_FLOAT32, 2, d);
+  drt_value *h = op2(g, DRT_OP_MATMUL, x, w); /* read by two elementwise kernels only */
+  DRT_ASSERT_OK(drt_graph_add_output(g, op1(g, DRT_OP_EXP, h)));
+  DRT_ASSERT_OK(drt_graph_add_output(g, op1(g, DRT_OP_NEG, h)));
+  drt_value *h2 = op2(g, DRT_OP_MATMUL, x, w); /* read elementwise, and through a Transpose by a GEMM */
+  DRT_ASSERT_OK(drt_graph_add_output(g, op1(g, DRT_OP_EXP, h2)));
+  drt_value *t = op1(g, DRT_OP_TRANSPOSE, h2);
+  DRT_ASSERT_OK(drt_graph_add_output(g, op2(g, DRT_OP_MATMUL, t, w)));
+  canonicalize(g); /* unfused: the elementwise fusion would take the readers into the GEMM */
+  const drt_graph *gs[1] = {g};
+  for (int p = 0; p < 4; p++) {
+    drt_cuda_program *prog = build(gs, 1, (drt_cuda_precision)p);
+    check_program(prog);
+    const drt_cuda_graph_code *code = &prog->graphs[0];
+    assert_int_equal(code->num_host_nodes, 0);
+    drt_dtype act = drt_cuda_storage_dtype((drt_cuda_precision)p, DRT_DTYPE_FLOAT32);
+    assert_int_equal(drt_cuda_value_storage((drt_cuda_precision)p, code, h), DRT_DTYPE_FLOAT32);
+    assert_int_equal(drt_cuda_value_storage((drt_cuda_precision)p, code, h2), act);
+    assert_int_equal(drt_cuda_value_storage((drt_cuda_precision)p, code, t), act);
+    for (size_t i = 0; i < g->num_outputs; i++)
+      assert_int_equal(drt_cuda_value_storage((drt_cuda_precision)p, code, g->outputs[i]), act);
+    if (act != DRT_DTYPE_FLOAT32) {
+      /* the GEMM writing h has a float32 D; the kernel reading h loads floats, writes 16-bit */
+      bool gemm_f32 = false, kernel_f32 = false;
+      for (size_t i = 0; i < code->num_launches; i++) {
+        const drt_cuda_launch *l = &code->launches[i];
+        if (l->kind == DRT_CUDA_LAUNCH_GEMM && l->gemm.d.value == h) {
+          gemm_f32 = l->gemm.d_type == DRT_DTYPE_FLOAT32 && l->gemm.a_type == act;
+        } else if (l->kind == DRT_CUDA_LAUNCH_KERNEL) {
+          for (int k = 0; k < l->num_args; k++)
+            if (l->args[k].kind == DRT_CUDA_ARG_VALUE && l->args[k].value == h) {
+              char *text = strndup(prog->source + prog->kernels[l->kernel].src_begin,
+                                   prog->kernels[l->kernel].src_end - prog->kernels[l->kernel].src_begin);
+              kernel_f32 = strstr(text, "const float *") != NULL;
+              free(text);
+            }
+        }
+      }
+      assert_true(gemm_f32);
+      assert_true(kernel_f32);
+    }
+    drt_cuda_program_destroy(prog);
+  }
+  drt_graph_destroy(g);
+}
+
 /* Identical nodes (same op, shapes, dtypes) share one kernel, in one graph and across graphs;
  * a different shape gets its own. */
 static drt_graph *dedup_graph(int64_t w) {
@@ -587,6 +640,7 @@ int main(void) {
       cmocka_unit_test(test_precision_and_storage),
       cmocka_unit_test(test_fused_elementwise_one_kernel),
       cmocka_unit_test(test_small_inputs_keep_f32),
+      cmocka_unit_test(test_f32_activations),
       cmocka_unit_test(test_dedup),
       cmocka_unit_test(test_host_fallback),
       cmocka_unit_test(test_zoo_all_on_device),
