@@ -70,10 +70,21 @@ drt_dtype drt_cuda_storage_dtype(drt_cuda_precision p, drt_dtype dt) {
   }
 }
 
+static int cmp_value_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)*(const drt_value *const *)a, y = (uintptr_t)*(const drt_value *const *)b;
+  return x < y ? -1 : x > y;
+}
+
 drt_dtype drt_cuda_value_storage(drt_cuda_precision p, const drt_cuda_graph_code *c, const drt_value *v) {
-  if (c && v && v->dtype == DRT_DTYPE_FLOAT32)
-    for (size_t i = 0; i < c->num_f32_values; i++)
-      if (c->f32_values[i] == v) return DRT_DTYPE_FLOAT32;
+  if (c && v && v->dtype == DRT_DTYPE_FLOAT32 && c->num_f32_values) {
+    if (c->f32_sorted) {
+      if (bsearch(&v, c->f32_sorted, c->num_f32_values, sizeof *c->f32_sorted, cmp_value_ptr))
+        return DRT_DTYPE_FLOAT32;
+    } else {
+      for (size_t i = 0; i < c->num_f32_values; i++)
+        if (c->f32_values[i] == v) return DRT_DTYPE_FLOAT32;
+    }
+  }
   return drt_cuda_storage_dtype(p, v ? v->dtype : DRT_DTYPE_UNDEFINED);
 }
 
@@ -810,6 +821,13 @@ static drt_status choose_f32_storage(drt_cuda_precision prec, const drt_graph *c
     }
     p->graphs[g].f32_values = keep.v;
     p->graphs[g].num_f32_values = keep.n;
+    if (keep.n) {
+      const drt_value **sorted = malloc(keep.n * sizeof *sorted);
+      if (!sorted) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 storage list");
+      memcpy(sorted, keep.v, keep.n * sizeof *sorted);
+      qsort(sorted, keep.n, sizeof *sorted, cmp_value_ptr);
+      p->graphs[g].f32_sorted = sorted;
+    }
   }
   return DRT_OK;
 }
@@ -920,6 +938,7 @@ void drt_cuda_program_destroy(drt_cuda_program *p) {
       free(p->graphs[g].launches);
       free(p->graphs[g].node_first);
       free(p->graphs[g].f32_values);
+      free(p->graphs[g].f32_sorted);
     }
   free(p->graphs);
   free(p);

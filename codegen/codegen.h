@@ -135,9 +135,11 @@ typedef struct drt_cuda_graph_code {
   uint32_t num_host_nodes;     /* nodes that fell back to HOST */
   /* values stored in float32 although the precision stores float32 as fp16/bf16: small float32
      graph inputs read only by elementwise kernels (timestep, sigma, guidance scale), and the
-     reshapes of them; see drt_cuda_value_storage */
+     reshapes of them; activations no tensor-core operand reads (residual streams, norm inputs)
+     and the biases of GEMMs writing such activations; see drt_cuda_value_storage */
   const drt_value **f32_values;
   size_t num_f32_values;
+  const drt_value **f32_sorted; /* the same values ordered by address, for lookups */
 } drt_cuda_graph_code;
 
 /* Storage dtype of value v of graph code c (NULL: none) under precision p: that of its dtype,

@@ -294,21 +294,20 @@ static drt_status ek_emit(drt_cg *cg, ek *k) {
       r++;
     }
   }
-  /* vector path: every non-scalar operand float-like with one element size; broadcast inputs
-     contiguous (stride 1) or constant (stride 0) along an innermost merged dim that V divides,
-     so each group of V outputs reads V contiguous, 16-byte aligned elements or one value */
+  /* vector path: every non-scalar operand float-like; V = 16 bytes of the widest (8 halves, or 4
+     elements when a float32 operand is among fp16/bf16 ones: 8-byte accesses for those);
+     broadcast inputs contiguous (stride 1) or constant (stride 0) along an innermost merged dim
+     that V divides, so each group of V outputs reads V contiguous aligned elements or one value */
   int esize = 0;
   bool vec = r >= 1;
   for (int i = 0; i < k->nin && vec; i++) {
     if (kind[i] == IN_SCALAR) continue;
     if (!is_floatlike(k->in_st[i])) vec = false;
-    else if (esize && esize != (int)drt_dtype_size(k->in_st[i])) vec = false;
-    else esize = (int)drt_dtype_size(k->in_st[i]);
+    else if ((int)drt_dtype_size(k->in_st[i]) > esize) esize = (int)drt_dtype_size(k->in_st[i]);
   }
   for (int j = 0; j < k->nout && vec; j++) {
     if (!is_floatlike(k->out_st[j])) vec = false;
-    else if (esize && esize != (int)drt_dtype_size(k->out_st[j])) vec = false;
-    else esize = (int)drt_dtype_size(k->out_st[j]);
+    else if ((int)drt_dtype_size(k->out_st[j]) > esize) esize = (int)drt_dtype_size(k->out_st[j]);
   }
   int V = esize ? 16 / esize : 0;
   if (!V || total % V != 0) vec = false;
@@ -417,9 +416,10 @@ static drt_status ek_emit(drt_cg *cg, ek *k) {
     if (vp) {
       for (int i = 0; i < k->nin; i++) {
         if (kind[i] == IN_FULL)
-          sb_printf(&t, "      float v%d_[%d];\n      drt_ld_vec(in%d + i0, v%d_);\n", i, V, slot_of[i], i);
+          sb_printf(&t, "      float v%d_[%d];\n      drt_ld_vecn<%d>(in%d + i0, v%d_);\n", i, V, V, slot_of[i], i);
         else if (kind[i] == IN_BCAST && mst[i][r - 1] == 1)
-          sb_printf(&t, "      float v%d_[%d];\n      drt_ld_vec(in%d + (%s), v%d_);\n", i, V, slot_of[i], idx[i], i);
+          sb_printf(&t, "      float v%d_[%d];\n      drt_ld_vecn<%d>(in%d + (%s), v%d_);\n", i, V, V, slot_of[i],
+                    idx[i], i);
         else if (kind[i] == IN_BCAST)
           sb_printf(&t, "      const float v%d = drt_ld(in%d + (%s));\n", i, slot_of[i], idx[i]);
       }
@@ -432,7 +432,7 @@ static drt_status ek_emit(drt_cg *cg, ek *k) {
       sb_printf(&t, "        {\n%s        }\n", k->body.p ? k->body.p : "");
       for (int j = 0; j < k->nout; j++) sb_printf(&t, "        y%d_[j_] = y%d;\n", j, j);
       sb_printf(&t, "      }\n");
-      for (int j = 0; j < k->nout; j++) sb_printf(&t, "      drt_st_vec(out%d + i0, y%d_);\n", j, j);
+      for (int j = 0; j < k->nout; j++) sb_printf(&t, "      drt_st_vecn<%d>(out%d + i0, y%d_);\n", V, j, j);
       sb_printf(&t, "    }\n    return;\n  }\n");
       continue;
     }
@@ -1023,9 +1023,9 @@ static const char *cast_expr(drt_dtype src, drt_dtype dst, char *buf, size_t n) 
 static drt_status emit_cast(drt_cg *cg, const drt_node *n) {
   const drt_value *x = n->inputs[0], *y = n->outputs[0];
   drt_dtype sst = drt_cg_storage(cg, x), dst = drt_cg_storage(cg, y);
-  if (x->dtype == y->dtype || sst == dst) {
-    if (x->dtype == y->dtype || is_floatlike(sst)) return emit_copy(cg, n, x, y);
-  }
+  /* a byte copy when the storage types agree (a same-dtype Cast of a float32-storage activation
+     into a 16-bit output converts) */
+  if (sst == dst && (x->dtype == y->dtype || is_floatlike(sst))) return emit_copy(cg, n, x, y);
   char buf[64];
   const char *e = cast_expr(sst, dst, buf, sizeof buf);
   if (!e) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "cast from %s to %s", drt_dtype_name(x->dtype), drt_dtype_name(y->dtype));

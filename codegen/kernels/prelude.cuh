@@ -12,7 +12,8 @@
  *   drt_to_f32 / drt_from_f32<T>, drt_ld<T>(p) -> float, drt_st<T>(p, float)
  *                             conversions for float, __half, __nv_bfloat16, double and the
  *                             integer storage types (bool = unsigned char: drt_st_bool)
- *   drt_vec<T>::N, drt_ld_vec<T>(p, float v[N]), drt_st_vec<T>(p, const float v[N])
+ *   drt_vec<T>::N, drt_ld_vec<T>(p, float v[N]), drt_st_vec<T>(p, const float v[N]),
+ *   drt_ld_vecn<N>(p, v), drt_st_vecn<N>(p, v) (N elements of 8 or 16 bytes)
  *                             16-byte vector load/store (4 floats, 8 halves/bf16); p must be
  *                             16-byte aligned
  *   drt_warp_sum/max          full-warp butterfly reductions (every lane gets the result)
@@ -122,6 +123,32 @@ template <typename T> __device__ __forceinline__ void drt_st_vec(T *p, const flo
 #pragma unroll
   for (int j = 0; j < drt_vec<T>::N; j++) drt_vec_put(raw, j, v[j], (const T *)0);
   *reinterpret_cast<uint4 *>(p) = raw;
+}
+
+/* N elements (N * sizeof(T) is 16 or 8 bytes, p aligned to it): the vector path of an elementwise
+   kernel whose operands have different element sizes (float32 next to fp16/bf16 storage) moves
+   N = 4 elements per operand. */
+template <int N, typename T> __device__ __forceinline__ void drt_ld_vecn(const T *p, float *v) {
+  static_assert(N * sizeof(T) == 16 || N * sizeof(T) == 8, "8 or 16 bytes");
+  if constexpr (N * sizeof(T) == 16) {
+    drt_ld_vec<T>(p, v);
+  } else {
+    uint2 h = *reinterpret_cast<const uint2 *>(p);
+    uint4 raw = make_uint4(h.x, h.y, 0u, 0u);
+#pragma unroll
+    for (int j = 0; j < N; j++) v[j] = drt_vec_get(raw, j, (const T *)0);
+  }
+}
+template <int N, typename T> __device__ __forceinline__ void drt_st_vecn(T *p, const float *v) {
+  static_assert(N * sizeof(T) == 16 || N * sizeof(T) == 8, "8 or 16 bytes");
+  if constexpr (N * sizeof(T) == 16) {
+    drt_st_vec<T>(p, v);
+  } else {
+    uint4 raw = make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+    for (int j = 0; j < N; j++) drt_vec_put(raw, j, v[j], (const T *)0);
+    *reinterpret_cast<uint2 *>(p) = make_uint2(raw.x, raw.y);
+  }
 }
 
 /* ---- warp / block reductions ------------------------------------------------------------- */

@@ -100,8 +100,7 @@ static drt_status collect(const drt_cuda_program *p, const_set *s) {
    of a GEMM with a float32 output, codegen/codegen.c) */
 static drt_dtype const_storage(const drt_cuda_program *p, const drt_value *v) {
   for (size_t g = 0; g < p->num_graphs; g++)
-    for (size_t i = 0; i < p->graphs[g].num_f32_values; i++)
-      if (p->graphs[g].f32_values[i] == v) return DRT_DTYPE_FLOAT32;
+    if (drt_cuda_value_storage(p->precision, &p->graphs[g], v) == DRT_DTYPE_FLOAT32) return DRT_DTYPE_FLOAT32;
   return drt_cuda_storage_dtype(p->precision, v->dtype);
 }
 
