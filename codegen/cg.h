@@ -79,6 +79,10 @@ extern const drt_cg_emitter drt_cg_emitters_attention[];   /* codegen/emit_atten
  * into out's shape). Writes program output 0 to `out` (in0 may be the same buffer: in place). */
 drt_status drt_cg_emit_ew_program(drt_cg *cg, const drt_node *n, const drt_ew_program *p, drt_cuda_arg in0,
                                   drt_dtype in0_dtype, int first_extra, const drt_value *out);
+/* Whether a Conv / drt.Conv node's convolution reads X through im2col (codegen/emit_linalg.c):
+ * then X may be stored in float32 under fp16/bf16, rounded into the column buffer. */
+bool drt_cg_conv_im2col(const drt_node *n);
+
 /* The same, with a per-channel vector `bias` (shape [C], C = out's dim 1) added to program input
  * 0 where the program loads it: a convolution's bias that its GEMM did not add (NULL: none). */
 drt_status drt_cg_emit_ew_program_bias(drt_cg *cg, const drt_node *n, const drt_ew_program *p, drt_cuda_arg in0,

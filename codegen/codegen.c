@@ -662,8 +662,8 @@ static int graph_keeps(const drt_graph *g, const char *name) {
  * float32 intermediate of a static shape and no graph input or output (the runtime converts
  * those), every producer writes any storage type (drt.Elementwise, drt.Gemm, drt.Conv, drt.Norm,
  * MatMul, Conv, or a copy within the class) and every reader takes any storage type per operand
- * (elementwise kernels, the epilogue inputs of drt.Gemm/drt.Conv, drt.Norm's input, or a copy
- * within the class). */
+ * (elementwise kernels, the epilogue inputs of drt.Gemm/drt.Conv, drt.Norm's input, the input of
+ * a convolution that goes through im2col, or a copy within the class). */
 static bool moves_elements(drt_op op) {
   switch (op) {
     case DRT_OP_RESHAPE:
@@ -691,7 +691,8 @@ static bool reads_any_storage(const drt_node *n, int j) {
   if (reads_per_operand(n->op)) return true;
   switch (n->op) {
     case DRT_OP_FUSED_GEMM: return j >= 2; /* epilogue program inputs */
-    case DRT_OP_FUSED_CONV: return j >= 3;
+    case DRT_OP_FUSED_CONV: return j >= 3 || (j == 0 && drt_cg_conv_im2col(n));
+    case DRT_OP_CONV: return j == 0 && drt_cg_conv_im2col(n);
     case DRT_OP_FUSED_NORM: return j == 0;
     default: return false;
   }

@@ -704,6 +704,37 @@ static const char *geom_text(char *buf, size_t size, const drt_window_geom *wg, 
   return buf;
 }
 
+typedef enum conv_kind { CONV_DIRECT, CONV_POINTWISE, CONV_IM2COL } conv_kind;
+
+/* How emit_conv computes a convolution: a direct kernel (depthwise, few channels per group), GEMMs
+ * on X in place (pointwise), or im2col into scratch and GEMMs. */
+static conv_kind conv_path(const drt_window_geom *wg, const sp3 *sp) {
+  int64_t Cg = wg->in_channels / (wg->group ? wg->group : 1), kprod = sp->k[0] * sp->k[1] * sp->k[2];
+  int64_t Kc = Cg * kprod;
+  bool pointwise = kprod == 1;
+  for (int i = 0; i < 3; i++)
+    if (sp->s[i] != 1 || sp->pb[i] != 0 || sp->out[i] != sp->in[i]) pointwise = false;
+  if (Kc == 0 || (!pointwise && (Cg == 1 || Kc < 16))) return CONV_DIRECT;
+  return pointwise ? CONV_POINTWISE : CONV_IM2COL;
+}
+
+bool drt_cg_conv_im2col(const drt_node *n) {
+  if ((n->op != DRT_OP_CONV && n->op != DRT_OP_FUSED_CONV) || n->num_inputs < 2 || !n->inputs[0] || !n->inputs[1])
+    return false;
+  const drt_value *X = n->inputs[0], *W = n->inputs[1], *Bv = drt_node_input(n, 2);
+  if (!X->has_shape || !W->has_shape || (Bv && !Bv->has_shape)) return false;
+  drt_node base = n->op == DRT_OP_FUSED_CONV ? drt_fused_base_node(n) : *n;
+  drt_window_geom wg;
+  sp3 sp;
+  drt_status st = drt_window_geom_compute(&base, &X->shape, &W->shape, Bv ? &Bv->shape : NULL, &wg);
+  if (st) {
+    drt_status_free(st);
+    return false;
+  }
+  if (wg.nsp < 1 || !drt_window_geom_to3(&wg, &sp)) return false;
+  return conv_path(&wg, &sp) == CONV_IM2COL;
+}
+
 /* Y = conv(X, W) + bias (bias may be NULL). f32 != NULL asks for the product in float32 (see
  * f32_intermediate): where the convolution is GEMMs, they write conv(X, W) WITHOUT the bias into a
  * float32 scratch buffer, *f32 (kind NONE otherwise: Y holds conv(X, W) + bias). */
@@ -713,26 +744,29 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
   DRT_RETURN_IF_ERROR(float_storage(cg, X, "input 0", &tx));
   DRT_RETURN_IF_ERROR(float_storage(cg, W, "input 1", &tw));
   DRT_RETURN_IF_ERROR(float_storage(cg, Y, "output 0", &ty));
-  /* Y may be float32 for fp16/bf16 operands (float32 storage of accumulating activations) */
-  if (tx != tw || (tx != ty && ty != DRT_DTYPE_FLOAT32) || (Bv && drt_cg_storage(cg, Bv) != tx))
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "operands of different storage types");
   drt_window_geom wg;
   DRT_RETURN_IF_ERROR(drt_window_geom_compute(base, &X->shape, &W->shape, Bv ? &Bv->shape : NULL, &wg));
   sp3 sp;
   DRT_RETURN_IF_ERROR(sp3_make(&wg, "Conv", &sp));
+  /* float32 storage of accumulating activations (codegen/codegen.c) under fp16/bf16: Y may be
+     float32, and so may X where im2col reads it (rounded into the column buffer) */
+  drt_dtype txs = tx; /* X's storage */
+  if (tx == DRT_DTYPE_FLOAT32 && tw != tx && conv_path(&wg, &sp) == CONV_IM2COL) tx = tw;
+  if (tx != tw || (tx != ty && ty != DRT_DTYPE_FLOAT32) || (Bv && drt_cg_storage(cg, Bv) != tx))
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "operands of different storage types");
   int64_t N = wg.batch, C = wg.in_channels, M = wg.out_channels, G = wg.group;
   int64_t Cg = C / G, Mg = M / G, kprod = sp.k[0] * sp.k[1] * sp.k[2], Kc = Cg * kprod;
   int64_t P = sp.out[0] * sp.out[1] * sp.out[2], HW = sp.in[0] * sp.in[1] * sp.in[2];
   int64_t total = N * M * P;
   if (total == 0) return DRT_OK;
-  const char *T = drt_cg_ctype(cg, tx), *TY = drt_cg_ctype(cg, ty);
+  const char *T = drt_cg_ctype(cg, tx), *TY = drt_cg_ctype(cg, ty), *TX = drt_cg_ctype(cg, txs);
   size_t es = drt_dtype_size(tx);
   char gt[768];
   geom_text(gt, sizeof gt, &wg, &sp);
   bool pointwise = kprod == 1;
   for (int i = 0; i < 3; i++)
     if (sp.s[i] != 1 || sp.pb[i] != 0 || sp.out[i] != sp.in[i]) pointwise = false;
-  if (Kc == 0 || (!pointwise && (Cg == 1 || Kc < 16))) {
+  if (conv_path(&wg, &sp) == CONV_DIRECT) {
     /* direct kernel (depthwise, few channels) */
     const char *it = total < DRT_CG_INT_INDEX_LIMIT && N * C * HW < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
     int32_t k;
@@ -815,9 +849,9 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
   DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &k,
                                     "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
                                     "  constexpr drt_conv_geom g = %s;\n"
-                                    "  drt_im2col<%s, %s>((%s *)a.u[0], (const %s *)a.u[1], (%s)a.u[2], (%s)a.u[3], "
+                                    "  drt_im2col<%s, %s, %s>((%s *)a.u[0], (const %s *)a.u[1], (%s)a.u[2], (%s)a.u[3], "
                                     "(%s)a.u[4], (%s)a.u[5], (%s)%" PRId64 ", g);\n}",
-                                    BLOCK, gt, T, it, T, T, it, it, it, it, it, pt));
+                                    BLOCK, gt, T, it, TX, T, TX, it, it, it, it, it, pt));
   if (G > MAX_GEMM_LAUNCHES) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%" PRId64 " groups", G);
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     int64_t cnt = N - n0 < nb ? N - n0 : nb;
@@ -848,7 +882,8 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
 
 static drt_status e_conv(drt_cg *cg, const drt_node *n) {
   const drt_value *X = n->inputs[0], *Bv = drt_node_input(n, 2), *Y = n->outputs[0];
-  if (drt_cg_storage(cg, Y) == drt_cg_storage(cg, X)) return emit_conv(cg, n, X, n->inputs[1], Bv, Y, NULL);
+  /* Y in the operands' (W's) type: X may still be float32, read by im2col */
+  if (drt_cg_storage(cg, Y) == drt_cg_storage(cg, n->inputs[1])) return emit_conv(cg, n, X, n->inputs[1], Bv, Y, NULL);
   /* float32 Y of fp16/bf16 operands: the GEMMs write Y, then the bias is added in place */
   drt_cuda_arg f32 = drt_cg_arg_none();
   DRT_RETURN_IF_ERROR(emit_conv(cg, n, X, n->inputs[1], Bv, Y, &f32));
@@ -872,7 +907,7 @@ static drt_status e_fused_conv(drt_cg *cg, const drt_node *n) {
   bool identity = program_is_identity(&prog);
   const drt_value *Bv = drt_node_input(n, 2);
   drt_cuda_arg f32 = drt_cg_arg_none();
-  bool mixed = drt_cg_storage(cg, Y) != drt_cg_storage(cg, n->inputs[0]);
+  bool mixed = drt_cg_storage(cg, Y) != drt_cg_storage(cg, n->inputs[1]);
   DRT_RETURN_IF_ERROR(emit_conv(cg, &base, n->inputs[0], n->inputs[1], Bv, Y, identity && !mixed ? NULL : &f32));
   if (f32.kind != DRT_CUDA_ARG_NONE && (!identity || Bv))
     return drt_cg_emit_ew_program_bias(cg, n, &prog, f32, DRT_DTYPE_FLOAT32, 3, Bv, Y);

@@ -54,8 +54,17 @@ __device__ __forceinline__ void drt_conv_direct(TY *__restrict__ y, const T *__r
 /* im2col of images [n0, n0 + nb) and output positions [p0, p0 + pt): col holds, per image,
  * C*KD*KH*KW rows of `ld` columns (row r = ((c*KD + kd)*KH + kh)*KW + kw, column p - p0, p the
  * flat output position (od, oh, ow)). total = nb * C*KD*KH*KW * pt. */
-template <typename T, typename I>
-__device__ __forceinline__ void drt_im2col(T *__restrict__ col, const T *__restrict__ x, I total, I n0, I p0, I pt,
+/* an element of x (TX) as a column element (T): a float32-storage activation (codegen/codegen.c)
+   is rounded to the operand type here, for free */
+template <typename T, typename TX> struct drt_col_elem {
+  static __device__ __forceinline__ T get(const TX *p) { return drt_from_f32<T>(drt_ld<TX>(p)); }
+};
+template <typename T> struct drt_col_elem<T, T> {
+  static __device__ __forceinline__ T get(const T *p) { return *p; }
+};
+
+template <typename T, typename I, typename TX = T>
+__device__ __forceinline__ void drt_im2col(T *__restrict__ col, const TX *__restrict__ x, I total, I n0, I p0, I pt,
                                            I ld, const drt_conv_geom &g) {
   const I R = (I)(g.C * g.KD * g.KH * g.KW);
   for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < total; i += (I)gridDim.x * (I)blockDim.x) {
@@ -70,7 +79,7 @@ __device__ __forceinline__ void drt_im2col(T *__restrict__ col, const T *__restr
     I iw = ow * (I)g.SW - (I)g.PW + kw * (I)g.DW;
     T v = drt_from_f32<T>(0.0f);
     if (id >= 0 && id < (I)g.D && ih >= 0 && ih < (I)g.H && iw >= 0 && iw < (I)g.W)
-      v = x[((((n0 + ni) * (I)g.C + c) * (I)g.D + id) * (I)g.H + ih) * (I)g.W + iw];
+      v = drt_col_elem<T, TX>::get(x + ((((n0 + ni) * (I)g.C + c) * (I)g.D + id) * (I)g.H + ih) * (I)g.W + iw);
     col[(ni * R + r) * ld + pp] = v;
   }
 }

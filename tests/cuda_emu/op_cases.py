@@ -359,6 +359,22 @@ def b_conv_silu(b):
     b.output(b.node("Add", [r, b.node("Conv", [x, b.init("w2", b.randn(32, 16, 1, 1, scale=0.2))])]))
 
 
+def b_resblock(b):
+    # fp16/bf16 keep the residual stream in float32 storage (codegen/codegen.c): the first conv
+    # writes float32 (bias added by an epilogue kernel), GroupNorm reads it, the second conv's
+    # residual epilogue reads it, and the stride-2 conv reads the float32 sum through im2col
+    x = b.input("x", b.randn(1, 16, 12, 10))
+    h = b.node("Conv", [x, b.init("w0", b.randn(32, 16, 3, 3, scale=0.08)), b.init("b0", b.randn(32))], pads=[1, 1, 1, 1])
+    n = b.node("GroupNormalization", [h, b.init("g", b.randn(32)), b.init("be", b.randn(32))], num_groups=8)
+    n = b.node("Mul", [n, b.node("Sigmoid", [n])])
+    c = b.node("Conv", [n, b.init("w1", b.randn(32, 32, 3, 3, scale=0.06)), b.init("b1", b.randn(32))],
+               pads=[1, 1, 1, 1])
+    r = b.node("Add", [h, c])
+    b.output(b.node("Conv", [r, b.init("w2", b.randn(24, 32, 3, 3, scale=0.06)), b.init("b2", b.randn(24))],
+                    strides=[2, 2], pads=[1, 1, 1, 1]))
+    b.output(b.node("Exp", [b.node("Mul", [r, b.init("s", np.full((1,), 0.1, np.float32))])]))
+
+
 def b_convtranspose(b):
     x = b.input("x", b.randn(1, 8, 7, 6))
     b.output(b.node("ConvTranspose", [x, b.init("w", b.randn(8, 4, 4, 4, scale=0.2)), b.init("b", b.randn(4))],
@@ -391,6 +407,8 @@ LINALG = [
          conv_case((2, 4, 16, 16), (64, 4, 2, 2), strides=[2, 2])),
     Case("conv1d", "Conv 1D k3 [1,8,33]->16", conv_case((1, 8, 33), (16, 8, 3), pads=[1, 1])),
     Case("conv_silu_res", "Conv+bias+SiLU, Conv 1x1 + residual (fused)", b_conv_silu),
+    Case("resblock_f32_stream", "Conv, GroupNorm+SiLU, Conv + residual, stride-2 Conv (float32 residual "
+         "storage under fp16/bf16)", b_resblock),
     Case("convtranspose", "ConvTranspose 4x4 stride 2", b_convtranspose),
     Case("einsum", "Einsum bij,bjk / bhqd,bhkd / ij,jk", b_einsum),
 ]
