@@ -100,5 +100,18 @@ drt_status drt_pipeline_run(drt_graph *g, const drt_pass_ctx *ctx, const drt_pip
     }
     if (o && o->dump_after && o->dump && strcmp(o->dump_after, p->name) == 0) drt_graph_print(g, o->dump, o->dump_user);
   }
+  /* the hoisted stage graphs get the fusion passes too (not the memory plan: their values are
+     allocated one by one), so work kept at the stage border (bias adds, head-split copies,
+     modulation sums) fuses there as it would in the main graph */
+  for (int s = 0; ctx && ctx->results && s < ctx->results->num_stages; s++) {
+    drt_graph *sg = ctx->results->stages[s].graph;
+    for (size_t i = 0; sg && i < drt_pipeline_num_passes(); i++) {
+      const drt_pass *p = &k_passes[i];
+      if (!is_fusion(p->name) || disabled(o, p->name)) continue;
+      bool changed = false;
+      DRT_RETURN_IF_ERROR_CTX(p->fn(sg, ctx, &changed), "pass '%s' on stage graph %d", p->name, s);
+      if (ctx->verify) DRT_RETURN_IF_ERROR_CTX(drt_graph_verify(sg, true), "verifier after pass '%s' on stage %d", p->name, s);
+    }
+  }
   return DRT_OK;
 }
