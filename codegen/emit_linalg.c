@@ -834,12 +834,15 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
     return DRT_OK;
   }
   /* im2col into scratch: chunks of nb images, or tiles of pt output positions of one image */
+  /* the column buffer and a float32 D share the node's scratch budget (D at most 3/4 of it) */
+  int64_t budget = SCRATCH_BUDGET - (epi_redirects(&out) ? total * 4 : 0);
+  if (budget < SCRATCH_BUDGET / 4) budget = SCRATCH_BUDGET / 4;
   int64_t R = C * kprod, per_image = R * P * (int64_t)es;
-  int64_t nb = per_image > 0 ? SCRATCH_BUDGET / per_image : N, pt = P;
+  int64_t nb = per_image > 0 ? budget / per_image : N, pt = P;
   if (nb > N) nb = N;
   if (nb < 1) {
     nb = 1;
-    pt = SCRATCH_BUDGET / (R * (int64_t)es);
+    pt = budget / (R * (int64_t)es);
     pt = pt >= 64 ? pt / 64 * 64 : (pt > 0 ? pt : 1);
     if (pt > P) pt = P;
   }
