@@ -76,15 +76,10 @@ static int cmp_value_ptr(const void *a, const void *b) {
 }
 
 drt_dtype drt_cuda_value_storage(drt_cuda_precision p, const drt_cuda_graph_code *c, const drt_value *v) {
-  if (c && v && v->dtype == DRT_DTYPE_FLOAT32 && c->num_f32_values) {
-    if (c->f32_sorted) {
-      if (bsearch(&v, c->f32_sorted, c->num_f32_values, sizeof *c->f32_sorted, cmp_value_ptr))
-        return DRT_DTYPE_FLOAT32;
-    } else {
-      for (size_t i = 0; i < c->num_f32_values; i++)
-        if (c->f32_values[i] == v) return DRT_DTYPE_FLOAT32;
-    }
-  }
+  /* f32_sorted holds f32_values ordered by address (choose_f32_storage) */
+  if (c && v && v->dtype == DRT_DTYPE_FLOAT32 && c->num_f32_values &&
+      bsearch(&v, c->f32_sorted, c->num_f32_values, sizeof *c->f32_sorted, cmp_value_ptr))
+    return DRT_DTYPE_FLOAT32;
   return drt_cuda_storage_dtype(p, v ? v->dtype : DRT_DTYPE_UNDEFINED);
 }
 
@@ -665,18 +660,7 @@ static int graph_keeps(const drt_graph *g, const char *name) {
  * (elementwise kernels, the epilogue inputs of drt.Gemm/drt.Conv, drt.Norm's input, the input of
  * a convolution that goes through im2col, or a copy within the class). */
 static bool moves_elements(drt_op op) {
-  switch (op) {
-    case DRT_OP_RESHAPE:
-    case DRT_OP_FLATTEN:
-    case DRT_OP_SQUEEZE:
-    case DRT_OP_UNSQUEEZE:
-    case DRT_OP_IDENTITY:
-    case DRT_OP_TRANSPOSE:
-    case DRT_OP_SLICE:
-    case DRT_OP_CONCAT:
-    case DRT_OP_SPLIT: return true;
-    default: return false;
-  }
+  return is_reshape(op) || op == DRT_OP_TRANSPOSE || op == DRT_OP_SLICE || op == DRT_OP_CONCAT || op == DRT_OP_SPLIT;
 }
 
 /* the inputs of a copy that are element data (not shapes, starts, axes, split sizes) */
@@ -764,7 +748,7 @@ static drt_status choose_f32_activations(const drt_graph *g, value_list *keep) {
       st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 activation list");
   /* Constants that only the epilogues of drt.Gemm nodes with a float32 output read (their bias
      vectors) are stored in float32 too: cuBLASLt's bias epilogue takes D's type, so the bias and
-     residual epilogue still maps onto the GEMM. 1: candidate, 2: another reader, 3: listed. */
+     residual epilogue still maps onto the GEMM. 1: candidate, 2: another reader. */
   uint8_t *cb = calloc(nid ? nid : 1, 1);
   if (!cb && !st) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 constant list");
   for (size_t i = 0; i < g->num_nodes && !st; i++) {
@@ -782,15 +766,9 @@ static drt_status choose_f32_activations(const drt_graph *g, value_list *keep) {
       }
     }
   }
-  for (size_t i = 0; i < g->num_nodes && !st; i++) {
-    const drt_node *n = g->nodes[i];
-    for (int j = 0; j < n->num_inputs && !n->dead && !st; j++) {
-      const drt_value *v = n->inputs[j];
-      if (!v || v->kind != DRT_VALUE_CONST || v->dtype != DRT_DTYPE_FLOAT32 || cb[v->id] != 1) continue;
-      cb[v->id] = 3;
-      if (!list_push(keep, v)) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 constant list");
-    }
-  }
+  for (size_t i = 0; i < g->num_values && !st; i++)
+    if (g->values[i]->kind == DRT_VALUE_CONST && cb[g->values[i]->id] == 1 && !list_push(keep, g->values[i]))
+      st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "float32 constant list");
   free(cb);
   free(parent);
   free(ok);

@@ -536,7 +536,7 @@ static const char *ew_infix(drt_ew_op op) {
 /* Renders program p as statements: float registers r<k>, inputs v<input_base + k>, outputs
  * y<j>. add0 >= 0: loads of program input 0 read v<input_base> + v<add0> (a bias the GEMM did
  * not add). */
-static drt_status ew_body_add0(const drt_ew_program *p, int input_map_base, int add0, sbuf *b) {
+static drt_status ew_body(const drt_ew_program *p, int input_map_base, int add0, sbuf *b) {
   if (p->num_regs > 0) {
     sb_printf(b, "      float r0 = 0.0f");
     for (int k = 1; k < p->num_regs; k++) sb_printf(b, ", r%d = 0.0f", k);
@@ -601,10 +601,6 @@ static drt_status ew_body_add0(const drt_ew_program *p, int input_map_base, int 
   return DRT_OK;
 }
 
-static drt_status ew_body(const drt_ew_program *p, int input_map_base, sbuf *b) {
-  return ew_body_add0(p, input_map_base, -1, b);
-}
-
 drt_status drt_cg_emit_ew_program(drt_cg *cg, const drt_node *n, const drt_ew_program *p, drt_cuda_arg in0,
                                   drt_dtype in0_dtype, int first_extra, const drt_value *out) {
   return drt_cg_emit_ew_program_bias(cg, n, p, in0, in0_dtype, first_extra, NULL, out);
@@ -643,7 +639,7 @@ drt_status drt_cg_emit_ew_program_bias(drt_cg *cg, const drt_node *n, const drt_
     DRT_RETURN_IF_ERROR(ek_add_value_as(cg, &k, bias, &bs));
   }
   ek_add_out(cg, &k, out);
-  drt_status st = ew_body_add0(p, 0, add0, &k.body);
+  drt_status st = ew_body(p, 0, add0, &k.body);
   if (st) {
     sb_free(&k.body);
     return st;
@@ -670,7 +666,7 @@ static drt_status emit_fused_elementwise(drt_cg *cg, const drt_node *n) {
     DRT_RETURN_IF_ERROR(ek_add_value(cg, &k, v));
   }
   for (int j = 0; j < n->num_outputs; j++) ek_add_out(cg, &k, n->outputs[j]);
-  drt_status st = ew_body(&p, 0, &k.body);
+  drt_status st = ew_body(&p, 0, -1, &k.body);
   if (st) {
     sb_free(&k.body);
     return st;

@@ -426,8 +426,8 @@ static drt_status e_fused_gemm(drt_cg *cg, const drt_node *n) {
   else
     DRT_RETURN_IF_ERROR(emit_matmul(cg, n->inputs[0], n->inputs[1], Y, alpha, &e));
   if (mapped || identity) return DRT_OK;
-  if (epi_redirects(&e)) return drt_cg_emit_ew_program(cg, n, &prog, e.d, e.d_type, 2, Y);
-  return drt_cg_emit_ew_program(cg, n, &prog, drt_cg_arg_value(Y), ty, 2, Y);
+  bool r = epi_redirects(&e);
+  return drt_cg_emit_ew_program(cg, n, &prog, r ? e.d : drt_cg_arg_value(Y), r ? e.d_type : ty, 2, Y);
 }
 
 /* ---- Einsum ------------------------------------------------------------------------------------------ */
@@ -750,8 +750,9 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
   DRT_RETURN_IF_ERROR(sp3_make(&wg, "Conv", &sp));
   /* float32 storage of accumulating activations (codegen/codegen.c) under fp16/bf16: Y may be
      float32, and so may X where im2col reads it (rounded into the column buffer) */
+  conv_kind path = conv_path(&wg, &sp);
   drt_dtype txs = tx; /* X's storage */
-  if (tx == DRT_DTYPE_FLOAT32 && tw != tx && conv_path(&wg, &sp) == CONV_IM2COL) tx = tw;
+  if (tx == DRT_DTYPE_FLOAT32 && tw != tx && path == CONV_IM2COL) tx = tw;
   if (tx != tw || (tx != ty && ty != DRT_DTYPE_FLOAT32) || (Bv && drt_cg_storage(cg, Bv) != tx))
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "operands of different storage types");
   int64_t N = wg.batch, C = wg.in_channels, M = wg.out_channels, G = wg.group;
@@ -763,10 +764,8 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
   size_t es = drt_dtype_size(tx);
   char gt[768];
   geom_text(gt, sizeof gt, &wg, &sp);
-  bool pointwise = kprod == 1;
-  for (int i = 0; i < 3; i++)
-    if (sp.s[i] != 1 || sp.pb[i] != 0 || sp.out[i] != sp.in[i]) pointwise = false;
-  if (conv_path(&wg, &sp) == CONV_DIRECT) {
+  bool pointwise = path == CONV_POINTWISE;
+  if (path == CONV_DIRECT) {
     /* direct kernel (depthwise, few channels) */
     const char *it = total < DRT_CG_INT_INDEX_LIMIT && N * C * HW < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
     int32_t k;
@@ -891,14 +890,8 @@ static drt_status e_conv(drt_cg *cg, const drt_node *n) {
   drt_cuda_arg f32 = drt_cg_arg_none();
   DRT_RETURN_IF_ERROR(emit_conv(cg, n, X, n->inputs[1], Bv, Y, &f32));
   if (f32.kind == DRT_CUDA_ARG_NONE || !Bv) return DRT_OK;
-  drt_ew_program id;
-  memset(&id, 0, sizeof id);
-  id.num_insns = 2;
-  id.num_regs = 1;
-  id.num_inputs = 1;
-  id.num_outputs = 1;
-  id.insns[0] = (drt_ew_insn){DRT_EW_LOAD, 0, 0, -1, -1};
-  id.insns[1] = (drt_ew_insn){DRT_EW_STORE, 0, 0, -1, -1};
+  drt_ew_program id; /* a Conv has no "program": it decodes as the identity */
+  DRT_RETURN_IF_ERROR(drt_ew_program_decode(n, 1, 1, &id));
   return drt_cg_emit_ew_program_bias(cg, n, &id, f32, DRT_DTYPE_FLOAT32, 3, Bv, Y);
 }
 

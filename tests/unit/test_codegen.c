@@ -343,6 +343,38 @@ static void test_f32_activations(void **state) {
     drt_cuda_program_destroy(prog);
   }
   drt_graph_destroy(g);
+
+  /* a fused bias + residual GEMM with a float32 output: its bias constant is float32 too, so the
+     epilogue still maps onto cuBLASLt (bias type = D type, residual as C) */
+  drt_graph *f = new_graph();
+  drt_value *fx = input(f, "x", DRT_DTYPE_FLOAT32, 2, d), *fw = input(f, "w", DRT_DTYPE_FLOAT32, 2, d);
+  float bias_data[8] = {0.5f, -1, 2, 0.25f, -0.75f, 1.5f, 3, -2};
+  drt_value *bias = NULL;
+  DRT_ASSERT_OK(drt_graph_add_const(f, NULL, DRT_DTYPE_FLOAT32, &(drt_shape){1, {8}}, bias_data, &bias));
+  drt_value *res = op2(f, DRT_OP_MATMUL, fw, fx); /* an intermediate residual: float32 storage as well */
+  drt_value *fy = op2(f, DRT_OP_ADD, op2(f, DRT_OP_ADD, op2(f, DRT_OP_MATMUL, fx, fw), bias), res);
+  /* read through a Transpose (a copy of its class) by an elementwise kernel only */
+  DRT_ASSERT_OK(drt_graph_add_output(f, op1(f, DRT_OP_EXP, op1(f, DRT_OP_TRANSPOSE, fy))));
+  canonicalize(f);
+  fuse(f);
+  const drt_graph *fs[1] = {f};
+  drt_cuda_program *prog = build(fs, 1, DRT_CUDA_PRECISION_BF16);
+  check_program(prog);
+  const drt_cuda_graph_code *code = &prog->graphs[0];
+  const drt_cuda_launch *gemm = NULL;
+  for (size_t i = 0; i < code->num_launches; i++)
+    if (code->launches[i].kind == DRT_CUDA_LAUNCH_GEMM) gemm = &code->launches[i];
+  assert_non_null(gemm);
+  assert_int_equal(gemm->gemm.a_type, DRT_DTYPE_BFLOAT16);
+  assert_int_equal(gemm->gemm.d_type, DRT_DTYPE_FLOAT32);
+  assert_int_equal(gemm->gemm.epilogue, DRT_CUDA_EPI_BIAS);
+  assert_ptr_equal(gemm->gemm.bias.value, bias);
+  assert_int_equal(gemm->gemm.bias_type, DRT_DTYPE_FLOAT32);
+  assert_int_equal(drt_cuda_value_storage(DRT_CUDA_PRECISION_BF16, code, bias), DRT_DTYPE_FLOAT32);
+  assert_int_equal(gemm->gemm.c_type, DRT_DTYPE_FLOAT32);
+  assert_true(gemm->gemm.beta == 1.0f);
+  drt_cuda_program_destroy(prog);
+  drt_graph_destroy(f);
 }
 
 /* Identical nodes (same op, shapes, dtypes) share one kernel, in one graph and across graphs;
