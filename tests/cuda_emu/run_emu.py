@@ -632,7 +632,7 @@ def main():
     ap.add_argument("--list-ops", action="store_true")
     ap.add_argument("--generate", action="store_true")
     ap.add_argument("--selftest", action="store_true")
-    ap.add_argument("--ctest", action="store_true", help="the ctest subset (selftest, ops, 2 fixtures, generate)")
+    ap.add_argument("--ctest", action="store_true", help="the ctest subset (selftest, ops, 3 fixtures, generate)")
     ap.add_argument("--nodecheck", action="store_true",
                     help="also check every fixture node by node (drt_emu_kernel_check; always done on failure)")
     ap.add_argument("--arch", default="sm_90", help="--arch for drt compile (the mock ignores the image)")
@@ -665,11 +665,13 @@ def main():
         if args.ctest:
             E.nodecheck = True
             # the ctest subset (~2-4 minutes on 2 cores): every op family in fp32 and fp16, the
-            # tensor-core TF32 paths, two fixtures in three precisions, one generation loop
+            # tensor-core TF32 paths, three fixtures in three precisions (UNet2DCondition bf16: the
+            # fixture nearest the 1e-2 bf16 limit), one generation loop
             run_selftest(E, T)
             run_ops(E, T, sorted(ops_module().CASES), ["fp32", "fp16"], args.tol, None)
             run_ops(E, T, ["linalg", "attention"], ["tf32"], args.tol, None)
-            for name, precs in [("dit_student_op17", ["fp32", "bf16"]), ("unet_op17", ["fp16"])]:
+            for name, precs in [("dit_student_op17", ["fp32", "bf16"]), ("unet_op17", ["fp16"]),
+                                ("diffusers_unet2dcond_op17", ["bf16"])]:
                 for p in precs:
                     run_fixture(E, T, name, p, "inputs", args.tol or TOL_NET[p])
             run_generate(E, T, "fp32", args.tol or TOL_NET["fp32"])
