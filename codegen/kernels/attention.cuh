@@ -524,10 +524,12 @@ __device__ __forceinline__ void drt_attention(const drt_attn_geom &g, const T *_
  * by 8 elements: the 32-bit fragment loads and ldmatrix rows are bank-conflict free); size in
  * drt_attn_mma_cfg::SMEM, mirrored by codegen/emit_attention.c. Launch: grid.x =
  * ceil(q_seq / BQ) * B * H, 128 threads. */
-template <int D, int DV, int WM = 1, int BK = 64> struct drt_attn_mma_cfg {
+template <int D, int DV, int WM = 1, int BK = 64, bool WG = false> struct drt_attn_mma_cfg {
   static constexpr int BQ = 64 * WM;
   static constexpr int DP = (D + 15) / 16 * 16, DVP = (DV + 15) / 16 * 16;
-  static constexpr int LDQ = DP + 8, LDK = DP + 8, LDV = DVP + 8;
+  /* WG: K / V stages in wgmma's no-swizzle core-matrix layout (8 rows x 16 bytes contiguous),
+     no row padding; LDK / LDV then only size the stages */
+  static constexpr int LDQ = DP + 8, LDK = WG ? DP : DP + 8, LDV = WG ? DVP : DVP + 8;
   static constexpr unsigned R(unsigned x) { return (x + 127u) & ~127u; }
   static constexpr unsigned Q_BYTES = R(BQ * LDQ * 2u), K_BYTES = R(BK * LDK * 2u), V_BYTES = R(BK * LDV * 2u);
   static constexpr unsigned OFF_K = Q_BYTES, OFF_V = OFF_K + 2u * K_BYTES, SMEM = OFF_V + 2u * V_BYTES;
@@ -686,6 +688,58 @@ __device__ __forceinline__ void drt_attn_load_rows16(T *__restrict__ dst, const 
   }
 }
 
+/* Hopper (sm_90a, __CUDA_ARCH_FEAT_SM90_ALL): both products of drt_attention_mma run as warpgroup
+ * MMAs (kernels/wgmma.cuh) when the head sizes are multiples of 8: the block's 128 threads are
+ * one warpgroup, each m64 slice of query rows one wgmma per 16 columns of the reduction, with Q
+ * and P as register A operands (the same fragments as mma.sync) and K / V read by the tensor
+ * cores straight from shared memory in the core-matrix layout (drt_attn_load_core16). Every
+ * other architecture, and the emulator unless it defines the macro, takes the mma.sync path. */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) && defined(DRT_HAVE_WGMMA)
+#define DRT_ATTN_WGMMA 1
+#else
+#define DRT_ATTN_WGMMA 0
+#endif
+
+/* drt_attn_load_rows16 into the core-matrix layout of wgmma (no swizzle): row r, 16-byte chunk c
+ * of a [BK] x [CK chunks] stage at element ((r / 8) CK + c) 64 + (r % 8) 8. Same thread mapping
+ * (RPP, a multiple of 8, rows per pass), so the pass offsets stay constants. */
+template <class T, int BK, int DC, int CK, int NT>
+__device__ __forceinline__ void drt_attn_load_core16(T *__restrict__ dst, const T *__restrict__ src, long long rs,
+                                                     int n, int tid) {
+  constexpr int CPT = DC <= 1 ? 1 : DC <= 2 ? 2 : DC <= 4 ? 4 : DC <= 8 ? 8 : 16;
+  constexpr int RPP = NT / CPT;
+  constexpr int PASSES = BK >= RPP ? BK / RPP : 1;
+  static_assert(DC <= 16 && DC <= CK && RPP % 8 == 0 && (BK % RPP == 0 || RPP % BK == 0), "core loader geometry");
+  const int c = tid % CPT, r0 = tid / CPT;
+  if (c >= DC || (RPP > BK && r0 >= BK)) return;
+  T *d = dst + ((r0 >> 3) * CK + c) * 64 + (r0 & 7) * 8;
+  const T *s = src + r0 * rs + 8 * c;
+  constexpr int STEP = RPP / 8 * CK * 64; /* elements between passes */
+  if (n >= BK) {
+#pragma unroll
+    for (int i = 0; i < PASSES; i++) drt_attn_cp16(d + i * STEP, s + (long long)(i * RPP) * rs, true);
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < PASSES; i++) {
+    const bool in = r0 + i * RPP < n;
+    drt_attn_cp16(d + i * STEP, in ? s + (long long)(i * RPP) * rs : src, in);
+  }
+}
+
+/* Any other K / V layout into the core-matrix layout, element by element (synchronous), zero
+ * outside [0, n) x [0, ncols) up to BK x 8 CK. */
+template <class T, int BK, int CK, int NT>
+__device__ __forceinline__ void drt_attn_load_core_any(T *__restrict__ dst, const T *__restrict__ src, long long rs,
+                                                       long long cs, int n, int ncols, int tid) {
+  const T zero = drt_attn_cvt<T>::to(0.0f);
+  for (int e = tid; e < BK * CK * 8; e += NT) {
+    const int r = e / (CK * 8), col = e - r * (CK * 8);
+    dst[((r >> 3) * CK + (col >> 3)) * 64 + (r & 7) * 8 + (col & 7)] =
+        r < n && col < ncols ? src[(long long)r * rs + (long long)col * cs] : zero;
+  }
+}
+
 /* Split keys (KSPLIT > 0, a multiple of BK): block (x, y) takes keys y KSPLIT .. (y + 1) KSPLIT
  * of its query rows and writes its unnormalized accumulator, running max (base 2) and sum to
  * `part` (drt_attn_split_part); drt_attn_split_combine then merges the splits into the output.
@@ -700,7 +754,9 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
                                                   const T *__restrict__ k, const T *__restrict__ v,
                                                   const MT *__restrict__ mask, T *__restrict__ out,
                                                   drt_attn_split_part part = drt_attn_split_part{nullptr, nullptr}) {
-  typedef drt_attn_mma_cfg<D, DV, WM, BK> C;
+  /* warpgroup MMAs on sm_90a for head sizes that are multiples of 8 (see DRT_ATTN_WGMMA) */
+  constexpr bool WG = DRT_ATTN_WGMMA && D % 8 == 0 && DV % 8 == 0;
+  typedef drt_attn_mma_cfg<D, DV, WM, BK, WG> C;
   constexpr int BQ = C::BQ, NT = 128;
   constexpr int DP = C::DP, DVP = C::DVP, LDQ = C::LDQ, LDK = C::LDK, LDV = C::LDV;
   constexpr bool QREG = C::QREG;
@@ -732,7 +788,7 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
   const bool krows = DC > 0 && g.ks[3] == 1 && g.ks[2] % 8 == 0 && ((unsigned long long)kp & 15ull) == 0;
   const bool vrows = DVC > 0 && g.vs[3] == 1 && g.vs[2] % 8 == 0 && ((unsigned long long)vp & 15ull) == 0;
   /* K's pad columns (D .. DP) are never read: a head size 16 k + 8 ends Q K^T with m16n8k8 */
-  if constexpr (DVP / 8 > DVC && DVC > 0) {
+  if constexpr (!WG && DVP / 8 > DVC && DVC > 0) {
     if (vrows)
       for (int e = tid; e < 2 * BK * (DVP / 8 - DVC); e += NT) {
         const int st = e / (BK * (DVP / 8 - DVC)), rc = e - st * (BK * (DVP / 8 - DVC)), r = rc / (DVP / 8 - DVC);
@@ -740,11 +796,29 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
         *(uint4 *)(row + 8 * (DVC + rc - r * (DVP / 8 - DVC))) = make_uint4(0u, 0u, 0u, 0u);
       }
   }
+  /* wgmma reads K's pad chunks (D .. DP, multiplied by Q's zero columns): zero them once */
+  if constexpr (WG && DP / 8 > DC) {
+    constexpr int PC = DP / 8 - DC;
+    if (krows)
+      for (int e = tid; e < 2 * BK * PC; e += NT) {
+        const int st = e / (BK * PC), rc = e - st * (BK * PC), r = rc / PC, c = DC + rc - r * PC;
+        T *base = (T *)(drt_smem + C::OFF_K + st * C::K_BYTES);
+        *(uint4 *)(base + ((r >> 3) * (DP / 8) + c) * 64 + (r & 7) * 8) = make_uint4(0u, 0u, 0u, 0u);
+      }
+  }
   auto load_kv = [&](int t) {
     const long long j = kbeg + (long long)t * BK;
     const int n = kend - j < BK ? (int)(kend - j) : BK;
     T *ks = (T *)(drt_smem + C::OFF_K + (t & 1) * C::K_BYTES);
     T *vs = (T *)(drt_smem + C::OFF_V + (t & 1) * C::V_BYTES);
+    if constexpr (WG) {
+      if (krows) drt_attn_load_core16<T, BK, DC, DP / 8, NT>(ks, kp + j * g.ks[2], g.ks[2], n, tid);
+      else drt_attn_load_core_any<T, BK, DP / 8, NT>(ks, kp + j * g.ks[2], g.ks[2], g.ks[3], n, D, tid);
+      if (vrows) drt_attn_load_core16<T, BK, DVC, DVP / 8, NT>(vs, vp + j * g.vs[2], g.vs[2], n, tid);
+      else drt_attn_load_core_any<T, BK, DVP / 8, NT>(vs, vp + j * g.vs[2], g.vs[2], g.vs[3], n, DV, tid);
+      drt_attn_cp_commit();
+      return;
+    }
     if constexpr (DC > 0) {
       if (krows) drt_attn_load_rows16<T, BK, DC, LDK, NT>(ks, kp + j * g.ks[2], g.ks[2], n, tid);
       else drt_attn_load_tile<T, BK, DP, LDK, true>(ks, kp + j * g.ks[2], g.ks[2], g.ks[3], n, D, tid, NT);
@@ -763,11 +837,13 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
                                      NT);
   if (ntiles > 0) load_kv(0);
   __syncthreads(); /* Q visible */
-  const T *qw = Qs + warp * 16 * WM * LDQ; /* this warp's rows */
-  /* A fragment of Q rows 16 w .. of this warp, columns 16 kk .. (ldmatrix.x4: matrix m = rows
+  /* first row (in the block) of this warp's m16 tile w: warps take WM consecutive tiles, or,
+     with warpgroup MMAs, tile w of every warp lies in the m64 slice w */
+  auto wrow = [&](int w) { return WG ? 64 * w + 16 * warp : 16 * WM * warp + 16 * w; };
+  /* A fragment of Q rows wrow(w) .., columns 16 kk .. (ldmatrix.x4: matrix m = rows
      8 (m % 2) .., columns 8 (m / 2) ..) */
   auto q_frag = [&](int w, int kk, unsigned *a) {
-    drt_ldsm_x4<false>(a, qw + (16 * w + lr + 8 * (lm & 1)) * LDQ + 16 * kk + 8 * (lm >> 1));
+    drt_ldsm_x4<false>(a, Qs + (wrow(w) + lr + 8 * (lm & 1)) * LDQ + 16 * kk + 8 * (lm >> 1));
   };
   unsigned qf[QREG ? WM : 1][QREG ? DP / 16 : 1][4];
   if constexpr (QREG)
@@ -790,7 +866,7 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
     for (int r = 0; r < 2; r++) {
       m_run[w][r] = DRT_ATTN_NEG_INF;
       l_part[w][r] = 0.0f;
-      qi[w][r] = i0 + warp * 16 * WM + 16 * w + gq + 8 * r;
+      qi[w][r] = i0 + wrow(w) + gq + 8 * r;
       qvalid[w][r] = qi[w][r] < g.q_seq;
       mrow[w][r] = mask;
       if constexpr (MODE >= 0) mrow[w][r] = mask + b * g.ms[0] + h * g.ms[1] + (qvalid[w][r] ? qi[w][r] : 0) * g.ms[2];
@@ -808,6 +884,9 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
     } else {
       drt_attn_cp_wait<0>();
     }
+#if DRT_ATTN_WGMMA
+    if constexpr (WG) drt_wgmma_proxy_fence(); /* this thread's smem writes, visible to wgmma */
+#endif
     __syncthreads();
     const T *Ks = (const T *)(drt_smem + C::OFF_K + (t & 1) * C::K_BYTES);
     const T *Vs = (const T *)(drt_smem + C::OFF_V + (t & 1) * C::V_BYTES);
@@ -820,6 +899,30 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
       for (int w = 0; w < WM; w++)
 #pragma unroll
         for (int n = 0; n < BK / 8; n++) s[w][n][0] = s[w][n][1] = s[w][n][2] = s[w][n][3] = 0.0f;
+#if DRT_ATTN_WGMMA
+      if constexpr (WG) {
+        /* S (64 x BK per slice w) = Q K^T: K is B in K-major core matrices, LBO = the next 8
+           columns (128 bytes), SBO = the next 8 keys (DP / 8 chunks); 16 columns per wgmma */
+        const unsigned long long dk = drt_wgmma_desc(Ks, 128u, (unsigned)(DP / 8) * 128u);
+        drt_wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < DP / 16; kk++)
+#pragma unroll
+          for (int w = 0; w < WM; w++) {
+            unsigned qa[4];
+            if constexpr (QREG) {
+#pragma unroll
+              for (int i = 0; i < 4; i++) qa[i] = qf[w][kk][i];
+            } else {
+              q_frag(w, kk, qa);
+            }
+            drt_wgmma_rs<T, BK>::template mma<0>(&s[w][0][0], qa, dk + (unsigned long long)(16 * kk), kk > 0);
+          }
+        drt_wgmma_commit();
+        drt_wgmma_wait<0>();
+      } else
+#endif
+      {
       /* K as B fragments, two key tiles per ldmatrix.x4: matrix m = rows 8 (n + m / 2) .., columns
          16 kk + 8 (m % 2) .. (reg0 / reg1 of tile n, then of tile n + 1); each feeds WM MMAs */
 #pragma unroll
@@ -858,6 +961,7 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
             drt_mma16816<T>(s[w][n + 1], qa[w], bf + 2);
           }
         }
+      }
       }
 
       /* scale, mask, causal; base 2. Without a mask the row max is taken over the raw scores and
@@ -932,6 +1036,37 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
           }
       }
 
+#if DRT_ATTN_WGMMA
+      if constexpr (WG) {
+        /* O (64 x DV per slice w) += P V: V is B in MN-major core matrices, LBO = the next 8
+           keys (DVP / 8 chunks), SBO = the next 8 value columns (128 bytes) */
+        const unsigned long long dv = drt_wgmma_desc(Vs, (unsigned)(DVP / 8) * 128u, 128u);
+        /* every P fragment packed before the fence: no register writes between the wgmmas (ptxas
+           would otherwise wait for the earlier ones before each) */
+        unsigned pa[BK / 16][WM][4];
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++)
+#pragma unroll
+          for (int w = 0; w < WM; w++) {
+            pa[kk][w][0] = drt_attn_pack<T>(s[w][2 * kk][0], s[w][2 * kk][1]);
+            pa[kk][w][1] = drt_attn_pack<T>(s[w][2 * kk][2], s[w][2 * kk][3]);
+            pa[kk][w][2] = drt_attn_pack<T>(s[w][2 * kk + 1][0], s[w][2 * kk + 1][1]);
+            pa[kk][w][3] = drt_attn_pack<T>(s[w][2 * kk + 1][2], s[w][2 * kk + 1][3]);
+          }
+        drt_wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+          if (!FULL && 16 * kk >= nk) break; /* P is 0 and V zeroed past nk */
+#pragma unroll
+          for (int w = 0; w < WM; w++)
+            drt_wgmma_rs<T, DV>::template mma<1>(&o[w][0][0], pa[kk][w],
+                                                 dv + (unsigned long long)((2 * (DVP / 8) * 128 * kk) >> 4), 1);
+        }
+        drt_wgmma_commit();
+        drt_wgmma_wait<0>();
+      } else
+#endif
+      {
       /* O += P V: P from the score registers, V as B fragments (k = key, n = value dim) */
 #pragma unroll
       for (int kk = 0; kk < BK / 16; kk++) {
@@ -956,6 +1091,7 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
             drt_mma16816<T>(o[w][n + 1], pa[w], bf + 2);
           }
         }
+      }
       }
     };
     if (all_full || nk == BK) tile(drt_attn_bool<true>());

@@ -1517,4 +1517,58 @@ inline void mma_sync(fragment<accumulator, M, N, K, TD> &d, const fragment<matri
 } /* namespace wmma */
 } /* namespace nvcuda */
 
+
+/* ---- Hopper warpgroup MMA (codegen/kernels/wgmma.cuh) ------------------------------------------ */
+/* Shared-window address of a pointer into drt_smem (the descriptor's start address). */
+static inline unsigned long long __cvta_generic_to_shared(const void *p) {
+  const unsigned char *c = (const unsigned char *)p;
+  if (c < drt_smem || c >= drt_smem + sizeof drt_smem)
+    drt_emu::fail_here("__cvta_generic_to_shared: the pointer is not in dynamic shared memory (drt_smem)");
+  return (unsigned long long)(c - drt_smem);
+}
+
+/* wgmma.mma_async m64nNk16 with fp32 accumulators, A from registers (the mma.sync m16n8k16
+ * fragment layout, warp w of the warpgroup holding rows 16 w ..), B from shared memory through
+ * a no-swizzle matrix descriptor (K-major when trans == 0, MN-major when 1; the canonical
+ * layouts of the PTX ISA, see wgmma.cuh). The block must be one warpgroup (128 threads): the A
+ * fragments are exchanged through a per-block buffer between two barriers, so every thread of
+ * the block must call it, as on the device. */
+template <class T>
+inline void drt_emu_wgmma(float *d, const unsigned *a, unsigned long long desc, int N, int trans, int scale_d) {
+  static_assert(sizeof(T) == 2, "wgmma emulation: fp16/bf16 operands");
+  static thread_local unsigned stage[128][4];
+  if (blockDim.x * blockDim.y * blockDim.z != 128u)
+    drt_emu::fail_here("wgmma: the emulator takes blocks of exactly one warpgroup (128 threads)");
+  if (N < 8 || N > 256 || N % 8 != 0) drt_emu::fail_here("wgmma: N must be a multiple of 8 in 8..256");
+  if ((desc >> 62) != 0ull) drt_emu::fail_here("wgmma: only the no-swizzle descriptor layout is emulated");
+  const int tid = (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
+  for (int i = 0; i < 4; i++) stage[tid][i] = a[i];
+  __syncthreads();
+  const unsigned long long start = (desc & 0x3FFFull) << 4, lbo = ((desc >> 16) & 0x3FFFull) << 4,
+                           sbo = ((desc >> 32) & 0x3FFFull) << 4;
+  const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  for (int j = 0; j < N / 8; j++)
+    for (int r = 0; r < 2; r++)
+      for (int e = 0; e < 2; e++) {
+        const int row = 16 * warp + g + 8 * r, col = 8 * j + 2 * t + e;
+        float acc = scale_d ? d[4 * j + 2 * r + e] : 0.0f;
+        for (int k = 0; k < 16; k++) {
+          /* A[row][k]: lane (row % 8) * 4 + (k % 8) / 2 of warp row / 16, register
+             (row % 16 >= 8) + 2 (k >= 8), half k % 2 */
+          const unsigned u = stage[(row >> 4) * 32 + (row & 7) * 4 + ((k & 7) >> 1)][((row & 15) >> 3) + 2 * (k >> 3)];
+          const unsigned short ha = (unsigned short)((k & 1) ? u >> 16 : u & 0xffffu);
+          T av, bv;
+          memcpy(&av, &ha, 2);
+          const unsigned long long off =
+              start + (unsigned long long)(col >> 3) * sbo + (unsigned long long)(k >> 3) * lbo +
+              (trans ? (unsigned long long)((k & 7) * 16 + (col & 7) * 2) : (unsigned long long)((col & 7) * 16 + (k & 7) * 2));
+          if (off + 2 > sizeof drt_smem) drt_emu::fail_here("wgmma: the B operand reaches past shared memory");
+          memcpy(&bv, drt_smem + off, 2);
+          acc += nvcuda::wmma::drt_wmma_in(av) * nvcuda::wmma::drt_wmma_in(bv);
+        }
+        d[4 * j + 2 * r + e] = acc;
+      }
+  __syncthreads();
+}
+
 #endif /* DRT_CUDA_EMU_H */

@@ -197,7 +197,9 @@ class Env:
         rc, src, err, _ = sh([self.drt, "inspect", "--cuda-source", plan])
         if rc:
             return None, "inspect --cuda-source: " + last_line(err), 0.0
-        h = hashlib.sha1(src.encode() + self.emu_key).hexdigest()[:16]
+        # --arch sm_90a: the sm_90a code paths (warpgroup MMAs) are emulated too
+        flags = ["-D__CUDA_ARCH_FEAT_SM90_ALL"] if self.arch in ("sm_90a", "compute_90a") else []
+        h = hashlib.sha1(src.encode() + self.emu_key + " ".join(flags).encode()).hexdigest()[:16]
         so = os.path.join(self.work, "kernels", h + ".so")
         cu = os.path.join(self.work, "kernels", h + ".cu")
         if os.path.isfile(so):
@@ -205,7 +207,7 @@ class Env:
         with open(cu, "w") as f:
             f.write(src)
         tmp = so + ".%d.tmp" % os.getpid()
-        rc, out, err, ms = sh([os.path.join(HERE, "build_kernels.sh"), cu, tmp], timeout=self.timeout)
+        rc, out, err, ms = sh([os.path.join(HERE, "build_kernels.sh"), cu, tmp] + flags, timeout=self.timeout)
         if rc:
             errs = [l for l in err.splitlines() if "error" in l][:3]
             return None, "g++ (emu.h) failed on %s: %s" % (cu, " | ".join(errs) or last_line(err)), ms
@@ -676,6 +678,13 @@ def main():
                     run_fixture(E, T, name, p, "inputs", args.tol or TOL_NET[p])
             run_generate(E, T, "fp32", args.tol or TOL_NET["fp32"])
             run_bench(E, T, "bf16")
+            # the sm_90a code paths (attention on warpgroup MMAs, kernels/wgmma.cuh): the
+            # attention cases and a DiT fixture in bf16
+            arch, E.arch = E.arch, "compute_90a"
+            log("sm_90a code paths (--arch compute_90a, warpgroup-MMA attention):")
+            run_ops(E, T, ["attention"], ["bf16"], args.tol, None)
+            run_fixture(E, T, "dit_student_op17", "bf16", "inputs", args.tol or TOL_NET["bf16"])
+            E.arch = arch
         else:
             explicit = args.ops or args.generate or args.selftest
             if args.selftest:

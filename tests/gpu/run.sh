@@ -25,6 +25,9 @@
 #   --ab-attn    also compile and bench the DiTs with the attention choices of before (1-NFE and
 #                its profile): dit_4096 with DRT_CUDA_ATTN_ROWS=64 (one m16 tile per warp), dit_1024
 #                with DRT_CUDA_ATTN_SPLITS=1 (no key splits)
+#   --ab-wgmma   on an sm_90 GPU (H100/H200): also check the fp16/bf16 fixtures with plans compiled
+#                for sm_90a (attention on warpgroup MMAs, kernels/wgmma.cuh) and bench the DiTs
+#                with such a plan as the A/B variant (instead of --ab-attn's)
 # Without either, a kit at ./gpu-kit is used, else the script builds with CMake (needs protobuf-c).
 #   --dry-run MOCK_SO  on a machine WITHOUT a GPU: every CPU-side step for real (kit, NVRTC compiles
 #                for sm_90, weight generation, benchmark compiles with their timings), the CUDA runs
@@ -37,7 +40,7 @@ T0=$(date +%s)
 BUDGET=${DRT_GPU_BUDGET_S:-460}
 [ $# -ge 1 ] || { echo "usage: tests/gpu/run.sh RESULTS_DIR [--kit DIR | --build DIR] [--quick] [--skip-bench] [--skip-check]" >&2; exit 2; }
 OUT=$1; shift
-KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0; DRY=""; SKIP_DRT=0; SKIP_TORCH=0; TORCH_JSON=""; AB_ATTN=0
+KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0; DRY=""; SKIP_DRT=0; SKIP_TORCH=0; TORCH_JSON=""; AB_ATTN=0; AB_WG=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --kit) KIT=$2; shift 2 ;;
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
     --skip-torch) SKIP_TORCH=1; shift ;;
     --torch-json) TORCH_JSON=$2; shift 2 ;;
     --ab-attn) AB_ATTN=1; shift ;;
+    --ab-wgmma) AB_WG=1; shift ;;
     --dry-run) DRY=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -122,6 +126,14 @@ if [ $SKIP_CHECK = 0 ]; then
   log "fixtures on CUDA vs CPU ($PRECS)"
   timeout $(( $(left) / 2 )) python3 tests/gpu/check_fixtures.py --drt "$DRT" --arch "$ARCH" --precisions "$PRECS" \
     --work "$WORK/fixtures" --out "$OUT/fixtures.json" "${FX_ARGS[@]}" 2>&1 | tee "$OUT/fixtures.log" | grep -E "FAIL|passed|generate" | tee -a "$LOG"
+  if [ $AB_WG = 1 ] && [ "$ARCH" = sm_90 ]; then
+    WG_PRECS=fp16,bf16
+    [ -n "$DRY" ] && WG_PRECS=bf16
+    log "fixtures on CUDA vs CPU, sm_90a plans (warpgroup-MMA attention; $WG_PRECS)"
+    timeout $(( $(left) / 3 )) python3 tests/gpu/check_fixtures.py --drt "$DRT" --arch sm_90a --precisions "$WG_PRECS" \
+      --work "$WORK/fixtures_sm90a" --out "$OUT/fixtures_sm90a.json" --no-generate "${FX_ARGS[@]}" 2>&1 |
+      tee "$OUT/fixtures_sm90a.log" | grep -E "FAIL|passed" | tee -a "$LOG"
+  fi
 fi
 
 # ---- 3. benchmarks --------------------------------------------------------------------------------
@@ -150,14 +162,18 @@ if [ $SKIP_BENCH = 0 ]; then
     timeout $(( $(left) / 2 )) "$DRT" bench "$WORK/$m/model.plan" --backend cuda --json --steps 1,4 \
       --warmup 3 --iterations 20 --profile $IN > "$OUT/drt_$m.json" 2> "$OUT/drt_$m.err" ||
       log "$m: drt bench failed: $(tail -3 "$OUT/drt_$m.err")"
-    AB=""
+    AB=""; AB_ARCH="$ARCH"; AB_LABEL=""
     case "$m" in dit_4096) AB=DRT_CUDA_ATTN_ROWS=64 ;; dit_*) AB=DRT_CUDA_ATTN_SPLITS=1 ;; esac
-    if [ $AB_ATTN = 1 ] && [ -n "$AB" ] && [ "$(left)" -gt 90 ]; then
-      log "$m: A/B plan with $AB"
+    AB_LABEL="$AB"
+    if [ $AB_WG = 1 ] && [ "$ARCH" = sm_90 ]; then
+      case "$m" in dit_*) AB=DRT_AB_WGMMA=1; AB_ARCH=sm_90a; AB_LABEL="--arch sm_90a (warpgroup-MMA attention)" ;; esac
+    fi
+    if { [ $AB_ATTN = 1 ] || [ $AB_WG = 1 ]; } && [ -n "$AB" ] && [ "$(left)" -gt 90 ]; then
+      log "$m: A/B plan with $AB_LABEL"
       rm -f "$WORK/$m/model.plan"
-      echo "$AB" > "$OUT/drt_${m}_ab.txt"
+      echo "$AB_LABEL" > "$OUT/drt_${m}_ab.txt"
       env "$AB" timeout $(( $(left) / 3 )) "$DRT" compile "$BENCH_DIR/$m/model.onnx" -o "$WORK/$m/ab.plan" \
-        --target cuda --arch "$ARCH" --precision bf16 --schedule flow-euler > "$OUT/compile_${m}_ab.log" 2>&1 &&
+        --target cuda --arch "$AB_ARCH" --precision bf16 --schedule flow-euler > "$OUT/compile_${m}_ab.log" 2>&1 &&
         timeout $(( $(left) / 3 )) "$DRT" bench "$WORK/$m/ab.plan" --backend cuda --json --steps 1 --warmup 3 \
           --iterations 20 --profile $IN > "$OUT/drt_${m}_ab.json" 2> "$OUT/drt_${m}_ab.err" ||
         log "$m: A/B failed: $(tail -2 "$OUT/compile_${m}_ab.log" "$OUT/drt_${m}_ab.err" 2>/dev/null)"

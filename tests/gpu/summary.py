@@ -70,11 +70,24 @@ def main():
     except OSError:
         pass
     fx = load(os.path.join(d, "fixtures.json"))
+    fx90a = load(os.path.join(d, "fixtures_sm90a.json"))  # run.sh --ab-wgmma: the sm_90a plans
     kn = load(os.path.join(d, "kernels.json"))
     th = load(os.path.join(d, "torch.json")) or {}
     res["fixtures"], res["kernels"], res["torch"] = fx, kn, th
+    if fx90a:
+        res["fixtures_sm90a"] = fx90a
     ok = True
     lines = []
+    for tag, doc in (("sm_90a ", fx90a),):
+        if not doc:
+            continue
+        for prec in sorted({c["precision"] for c in doc["cases"]}):
+            cs = [c for c in doc["cases"] if c["precision"] == prec]
+            passed = sum(1 for c in cs if c.get("ok"))
+            worst = max([c.get("rel_l2_vs_cpu", 0.0) or 0.0 for c in cs] or [0.0])
+            lines.append("fixtures %s%-5s %3d/%-3d passed   worst rel L2 vs CPU %.1e (wgmma attention)" % (
+                tag, prec, passed, len(cs), worst))
+            ok = ok and passed == len(cs)
     if fx:
         by_prec = {}
         for c in fx["cases"]:

@@ -216,8 +216,9 @@ static inline void emu_check_output(emu_buf *bufs, int nb, const drt_node *n, si
 }
 
 /* Compiles p->source with tests/cuda_emu/build_kernels.sh into dir/<tag>.so and opens it; NULL
- * (test skipped) when no compiler is available. */
-static inline void *build_emu(const drt_cuda_program *p, const char *dir, const char *tag) {
+ * (test skipped) when no compiler is available. flags: extra g++ flags ("" for none), e.g.
+ * "-D__CUDA_ARCH_FEAT_SM90_ALL" to take the sm_90a code paths (warpgroup MMAs). */
+static inline void *build_emu_flags(const drt_cuda_program *p, const char *dir, const char *tag, const char *flags) {
   char src[512], so[512], cmd[1600];
   snprintf(src, sizeof src, "%s/%s.cu", dir, tag);
   snprintf(so, sizeof so, "%s/%s.so", dir, tag);
@@ -226,7 +227,7 @@ static inline void *build_emu(const drt_cuda_program *p, const char *dir, const 
   assert_int_equal(fwrite(p->source, 1, p->source_len, f), p->source_len);
   fclose(f);
   const char *root = getenv("DRT_SOURCE_DIR");
-  snprintf(cmd, sizeof cmd, "%s/tests/cuda_emu/build_kernels.sh '%s' '%s'", root ? root : ".", src, so);
+  snprintf(cmd, sizeof cmd, "%s/tests/cuda_emu/build_kernels.sh '%s' '%s' %s", root ? root : ".", src, so, flags);
   int rc = system(cmd);
   if (rc != 0) {
     print_error("emulator build failed (%d): %s\n", rc, cmd);
@@ -236,6 +237,9 @@ static inline void *build_emu(const drt_cuda_program *p, const char *dir, const 
   if (!h) print_error("dlopen %s: %s\n", so, dlerror());
   assert_non_null(h);
   return h;
+}
+static inline void *build_emu(const drt_cuda_program *p, const char *dir, const char *tag) {
+  return build_emu_flags(p, dir, tag, "");
 }
 
 
@@ -249,14 +253,18 @@ typedef struct emu_module {
 /* Builds and opens the program's kernels for the emulator; false (test to be skipped) when no
  * compiler is available. The .so stays loaded: its per-thread block state would be reported by
  * LeakSanitizer once the module is gone. */
-static inline bool emu_open(const drt_cuda_program *p, const char *dir, const char *tag, emu_module *m) {
-  m->h = build_emu(p, dir, tag);
+static inline bool emu_open_flags(const drt_cuda_program *p, const char *dir, const char *tag, const char *flags,
+                                  emu_module *m) {
+  m->h = build_emu_flags(p, dir, tag, flags);
   if (!m->h) return false;
   m->launch = (emu_launch_fn)dlsym(m->h, "drt_emu_launch");
   m->error = (emu_error_fn)dlsym(m->h, "drt_emu_error");
   assert_non_null(m->launch);
   assert_non_null(m->error);
   return true;
+}
+static inline bool emu_open(const drt_cuda_program *p, const char *dir, const char *tag, emu_module *m) {
+  return emu_open_flags(p, dir, tag, "", m);
 }
 
 /* Runs KERNEL launch l of node ni with the given argument slots; fails the test on an emulator error. */

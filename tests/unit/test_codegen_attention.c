@@ -250,13 +250,14 @@ static void test_nvrtc_compiles(void **state) {
   drt_nvrtc_compile_options_init(&co);
   co.cache_dir = "off";
   /* each arch once (NVRTC parses the whole library per compile): bf16, the benchmark precision,
-   * for sm_80 and sm_90, fp16 for sm_86, fp32 (SIMT variant) for sm_89, tf32 for sm_80 */
+   * for sm_90 and sm_90a (warpgroup MMAs), fp16 for sm_86 and sm_90a, fp32 (SIMT variant) for sm_89,
+   * tf32 for sm_80 */
   static const struct {
     drt_cuda_precision prec;
     const char *archs[2];
     size_t n;
-  } runs[] = {{DRT_CUDA_PRECISION_BF16, {"sm_80", "sm_90"}, 2},
-              {DRT_CUDA_PRECISION_FP16, {"sm_86", NULL}, 1},
+  } runs[] = {{DRT_CUDA_PRECISION_BF16, {"sm_90", "sm_90a"}, 2},
+              {DRT_CUDA_PRECISION_FP16, {"sm_86", "sm_90a"}, 2},
               {DRT_CUDA_PRECISION_FP32, {"sm_89", NULL}, 1},
               {DRT_CUDA_PRECISION_TF32, {"sm_80", NULL}, 1}};
   for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
@@ -340,13 +341,19 @@ static void test_emulated_numerics(void **state) {
   /* fp32 data and CPU references (inputs rounded to each storage type below) */
   char dir[] = "/tmp/drt_attn_emu_XXXXXX";
   assert_non_null(mkdtemp(dir));
+  /* fp16/bf16 twice: the mma.sync path, then the sm_90a path (warpgroup MMAs with K / V read
+     from shared memory through descriptors; kernels/wgmma.cuh) */
   static const drt_cuda_precision precs[] = {DRT_CUDA_PRECISION_FP32, DRT_CUDA_PRECISION_TF32,
+                                             DRT_CUDA_PRECISION_FP16, DRT_CUDA_PRECISION_BF16,
                                              DRT_CUDA_PRECISION_FP16, DRT_CUDA_PRECISION_BF16};
   for (size_t pi = 0; pi < sizeof precs / sizeof precs[0]; pi++) {
     drt_cuda_precision prec = precs[pi];
+    const bool sm90a = pi >= 4;
     drt_cuda_program *p = build(g, prec, false);
     emu_module em = {NULL, NULL, NULL};
-    if (!emu_open(p, dir, drt_cuda_precision_name(prec), &em)) {
+    char tag[32];
+    snprintf(tag, sizeof tag, "%s%s", drt_cuda_precision_name(prec), sm90a ? "_sm90a" : "");
+    if (!emu_open_flags(p, dir, tag, sm90a ? "-D__CUDA_ARCH_FEAT_SM90_ALL" : "", &em)) {
       drt_cuda_program_destroy(p);
       skip();
     }
