@@ -904,6 +904,8 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
         /* S (64 x BK per slice w) = Q K^T: K is B in K-major core matrices, LBO = the next 8
            columns (128 bytes), SBO = the next 8 keys (DP / 8 chunks); 16 columns per wgmma */
         const unsigned long long dk = drt_wgmma_desc(Ks, 128u, (unsigned)(DP / 8) * 128u);
+#pragma unroll
+        for (int w = 0; w < WM; w++) drt_wgmma_fence_operands<BK / 2>(&s[w][0][0]);
         drt_wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < DP / 16; kk++)
@@ -920,6 +922,8 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
           }
         drt_wgmma_commit();
         drt_wgmma_wait<0>();
+#pragma unroll
+        for (int w = 0; w < WM; w++) drt_wgmma_fence_operands<BK / 2>(&s[w][0][0]);
       } else
 #endif
       {
@@ -1053,6 +1057,8 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
             pa[kk][w][2] = drt_attn_pack<T>(s[w][2 * kk + 1][0], s[w][2 * kk + 1][1]);
             pa[kk][w][3] = drt_attn_pack<T>(s[w][2 * kk + 1][2], s[w][2 * kk + 1][3]);
           }
+#pragma unroll
+        for (int w = 0; w < WM; w++) drt_wgmma_fence_operands<DV / 2>(&o[w][0][0]);
         drt_wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 16; kk++) {
@@ -1064,6 +1070,8 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
         }
         drt_wgmma_commit();
         drt_wgmma_wait<0>();
+#pragma unroll
+        for (int w = 0; w < WM; w++) drt_wgmma_fence_operands<DV / 2>(&o[w][0][0]);
       } else
 #endif
       {

@@ -19,6 +19,8 @@
  *   drt_wgmma_fence / _commit / _wait<N>: wgmma.fence, commit_group, wait_group N.
  *   drt_wgmma_proxy_fence: fence.proxy.async.shared::cta (generic-proxy shared-memory writes,
  *     such as cp.async and st.shared, become visible to wgmma's async proxy).
+ *   drt_wgmma_fence_operands<N>(d): an empty volatile asm per accumulator register, before the
+ *     first MMA and after the wait, so the compiler keeps accumulator accesses outside them.
  *
  * Only compiled where __CUDA_ARCH_FEAT_SM90_ALL is defined (NVRTC --gpu-architecture=sm_90a).
  * The CPU emulator (tests/cuda_emu/emu.h, DRT_EMU) gets a reference implementation of the same
@@ -39,6 +41,12 @@ template <int N> __device__ __forceinline__ void drt_wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 __device__ __forceinline__ void drt_wgmma_proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+/* Keeps the compiler from moving reads or writes of accumulator registers across the
+   asynchronous MMAs (issue .. wait): each register passes through an empty volatile asm. */
+template <int N> __device__ __forceinline__ void drt_wgmma_fence_operands(float *d) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
 
 template <class T> struct drt_wgmma_bf16 {
   static constexpr bool value = false;
@@ -292,6 +300,7 @@ __device__ __forceinline__ void drt_wgmma_fence() {}
 __device__ __forceinline__ void drt_wgmma_commit() {}
 template <int N> __device__ __forceinline__ void drt_wgmma_wait() {}
 __device__ __forceinline__ void drt_wgmma_proxy_fence() {}
+template <int N> __device__ __forceinline__ void drt_wgmma_fence_operands(float *) {}
 template <class T, int N> struct drt_wgmma_rs {
   template <int TRANS_B>
   static __device__ __forceinline__ void mma(float *d, const unsigned *a, unsigned long long desc, int scale_d) {
