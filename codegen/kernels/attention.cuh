@@ -647,6 +647,9 @@ template <class T> inline void drt_mma1688(float *c, const unsigned *a, unsigned
 template <bool B> struct drt_attn_bool {
   static constexpr bool value = B;
 };
+template <int I> struct drt_attn_int {
+  static constexpr int value = I;
+};
 
 /* 2^x on the SFU, denormal results flushed to zero: one MUFU.EX2 (exp2f without fast math adds a
  * range fixup of three more instructions around it). x = -inf gives +0. */
@@ -907,10 +910,12 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
 #pragma unroll
         for (int w = 0; w < WM; w++) drt_wgmma_fence_operands<BK / 2>(&s[w][0][0]);
         drt_wgmma_fence();
+        /* slice by slice, one commit group each: slice 0's softmax runs while slice 1's product
+           is still on the tensor cores (waits in the softmax / P V part below) */
 #pragma unroll
-        for (int kk = 0; kk < DP / 16; kk++)
+        for (int w = 0; w < WM; w++) {
 #pragma unroll
-          for (int w = 0; w < WM; w++) {
+          for (int kk = 0; kk < DP / 16; kk++) {
             unsigned qa[4];
             if constexpr (QREG) {
 #pragma unroll
@@ -920,10 +925,8 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
             }
             drt_wgmma_rs<T, BK>::template mma<0>(&s[w][0][0], qa, dk + (unsigned long long)(16 * kk), kk > 0);
           }
-        drt_wgmma_commit();
-        drt_wgmma_wait<0>();
-#pragma unroll
-        for (int w = 0; w < WM; w++) drt_wgmma_fence_operands<BK / 2>(&s[w][0][0]);
+          drt_wgmma_commit();
+        }
       } else
 #endif
       {
@@ -971,8 +974,8 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
       /* scale, mask, causal; base 2. Without a mask the row max is taken over the raw scores and
          the scale folds into the exponent (one FFMA per score: 2^(s sl2 - m)); the accumulator is
          rescaled only when some row of the warp has a new max. */
-#pragma unroll
-      for (int w = 0; w < WM; w++) {
+      auto smx = [&](auto w_tag) {
+        constexpr int w = decltype(w_tag)::value;
         float mx[2] = {DRT_ATTN_NEG_INF, DRT_ATTN_NEG_INF};
         if (plain) {
           if constexpr (!FULL) {
@@ -1038,43 +1041,50 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
             l_part[w][e >> 1] += p;
             s[w][n][e] = p;
           }
-      }
+      };
 
 #if DRT_ATTN_WGMMA
       if constexpr (WG) {
         /* O (64 x DV per slice w) += P V: V is B in MN-major core matrices, LBO = the next 8
-           keys (DVP / 8 chunks), SBO = the next 8 value columns (128 bytes) */
+           keys (DVP / 8 chunks), SBO = the next 8 value columns (128 bytes). Per slice: wait for
+           its scores (commit groups complete in order: QK0 [QK1] PV0 [PV1]), softmax, issue its
+           P V; slice 1's softmax overlaps slice 0's P V. */
         const unsigned long long dv = drt_wgmma_desc(Vs, (unsigned)(DVP / 8) * 128u, 128u);
-        /* every P fragment packed before the fence: no register writes between the wgmmas (ptxas
-           would otherwise wait for the earlier ones before each) */
-        unsigned pa[BK / 16][WM][4];
+        auto slice = [&](auto w_tag) {
+          constexpr int w = decltype(w_tag)::value;
+          drt_wgmma_wait<w == 0 ? WM - 1 : 1>();
+          drt_wgmma_fence_operands<BK / 2>(&s[w][0][0]);
+          smx(w_tag);
+          /* every P fragment packed before the fence: no register writes between the wgmmas
+             (ptxas would otherwise wait for the earlier ones before each) */
+          unsigned pa[BK / 16][4];
 #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++)
-#pragma unroll
-          for (int w = 0; w < WM; w++) {
-            pa[kk][w][0] = drt_attn_pack<T>(s[w][2 * kk][0], s[w][2 * kk][1]);
-            pa[kk][w][1] = drt_attn_pack<T>(s[w][2 * kk][2], s[w][2 * kk][3]);
-            pa[kk][w][2] = drt_attn_pack<T>(s[w][2 * kk + 1][0], s[w][2 * kk + 1][1]);
-            pa[kk][w][3] = drt_attn_pack<T>(s[w][2 * kk + 1][2], s[w][2 * kk + 1][3]);
+          for (int kk = 0; kk < BK / 16; kk++) {
+            pa[kk][0] = drt_attn_pack<T>(s[w][2 * kk][0], s[w][2 * kk][1]);
+            pa[kk][1] = drt_attn_pack<T>(s[w][2 * kk][2], s[w][2 * kk][3]);
+            pa[kk][2] = drt_attn_pack<T>(s[w][2 * kk + 1][0], s[w][2 * kk + 1][1]);
+            pa[kk][3] = drt_attn_pack<T>(s[w][2 * kk + 1][2], s[w][2 * kk + 1][3]);
           }
+          drt_wgmma_fence_operands<DV / 2>(&o[w][0][0]);
+          drt_wgmma_fence();
 #pragma unroll
-        for (int w = 0; w < WM; w++) drt_wgmma_fence_operands<DV / 2>(&o[w][0][0]);
-        drt_wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-          if (!FULL && 16 * kk >= nk) break; /* P is 0 and V zeroed past nk */
-#pragma unroll
-          for (int w = 0; w < WM; w++)
-            drt_wgmma_rs<T, DV>::template mma<1>(&o[w][0][0], pa[kk][w],
+          for (int kk = 0; kk < BK / 16; kk++) {
+            if (!FULL && 16 * kk >= nk) break; /* P is 0 and V zeroed past nk */
+            drt_wgmma_rs<T, DV>::template mma<1>(&o[w][0][0], pa[kk],
                                                  dv + (unsigned long long)((2 * (DVP / 8) * 128 * kk) >> 4), 1);
-        }
-        drt_wgmma_commit();
+          }
+          drt_wgmma_commit();
+        };
+        slice(drt_attn_int<0>());
+        if constexpr (WM == 2) slice(drt_attn_int<1>());
         drt_wgmma_wait<0>();
 #pragma unroll
         for (int w = 0; w < WM; w++) drt_wgmma_fence_operands<DV / 2>(&o[w][0][0]);
       } else
 #endif
       {
+      smx(drt_attn_int<0>());
+      if constexpr (WM == 2) smx(drt_attn_int<1>());
       /* O += P V: P from the score registers, V as B fragments (k = key, n = value dim) */
 #pragma unroll
       for (int kk = 0; kk < BK / 16; kk++) {
