@@ -173,9 +173,16 @@ def main():
                 knob = "?"
             ab_ms = drt_times(ab)["one_nfe_gpu"]
             b["ab"] = {"knob": knob, "one_nfe_ms": ab_ms, "attention_ms": attention_ms(ab)}
+            extra = ""
+            if ab_ms and best:
+                b["ab"]["ratio_vs_compile"] = ab_ms / best
+                extra += ", %.2fx torch.compile" % (ab_ms / best)
+            if ab_ms and b.get("flop_floor_ms"):
+                b["ab"]["fraction_of_peak"] = b["flop_floor_ms"] / ab_ms
+                extra += ", %.0f%% of the FLOP floor" % (100 * b["flop_floor_ms"] / ab_ms)
             b["attention_ms"] = attention_ms(doc)
-            lines.append("%-12s A/B %s: 1-NFE %s ms (attention %.2f ms) vs this plan %s ms (attention %.2f ms)" % (
-                "", knob, fmt(ab_ms), attention_ms(ab), fmt(drt_ms), attention_ms(doc)))
+            lines.append("%-12s A/B %s: 1-NFE %s ms%s (attention %.2f ms) vs this plan %s ms (attention %.2f ms)" % (
+                "", knob, fmt(ab_ms), extra, attention_ms(ab), fmt(drt_ms), attention_ms(doc)))
     for m in ("dit_1024", "dit_4096", "unet_scaled"):
         prof = (load(os.path.join(d, "drt_%s.json" % m)) or {}).get("profile")
         if not prof:
