@@ -228,8 +228,31 @@ static int count_tokens(const char *s) {
   return c;
 }
 
+/* Puts DRT_PDL_ENTRY() (kernels/prelude.cuh) first in the body of the kernel `body` defines: the
+ * opening brace after "@NAME@(" (the token also names the kernel's constant tables). Takes
+ * `body`, returns the new text (NULL: out of memory). */
+#define PDL_ENTRY " DRT_PDL_ENTRY();"
+static char *with_pdl_entry(char *body) {
+  const char *name = strstr(body, NAME_TOKEN "(");
+  const char *brace = name ? strchr(name, '{') : NULL;
+  if (!brace) return body;
+  size_t at = (size_t)(brace - body) + 1, len = strlen(body), add = strlen(PDL_ENTRY);
+  char *out = malloc(len + add + 1);
+  if (!out) {
+    free(body);
+    return NULL;
+  }
+  memcpy(out, body, at);
+  memcpy(out + at, PDL_ENTRY, add);
+  memcpy(out + at + add, body + at, len - at + 1);
+  free(body);
+  return out;
+}
+
 /* Registers a kernel whose text is `body` (owned by the callee from here on). */
 static drt_status add_kernel(drt_cg *cg, char *body, uint32_t max_threads, const char *fixed_name, int32_t *out) {
+  body = with_pdl_entry(body);
+  if (!body) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "kernel text");
   size_t blen = strlen(body);
   uint64_t h = drt_fnv1a64(body, blen, 0);
   for (;;) {

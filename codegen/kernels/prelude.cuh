@@ -41,6 +41,22 @@ extern __shared__ __align__(16) unsigned char drt_smem[];
 #define DRT_NAN_F32 __int_as_float(0x7fc00000)
 #endif
 
+/* Programmatic dependent launch (sm_90+). The code generator puts DRT_PDL_ENTRY() first in every
+ * kernel: wait until the kernels this one depends on have completed and their writes are visible
+ * (a no-op when it was launched without a programmatic dependency), then allow the next kernel
+ * of the stream to be scheduled, so its blocks start on the SMs this grid's last wave frees
+ * instead of after the whole grid has drained. The runtime launches with the attribute only
+ * from sm_90+ images (runtime/cuda/executor.c). */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(DRT_EMU)
+#define DRT_PDL_ENTRY()                                       \
+  do {                                                        \
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");      \
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); \
+  } while (0)
+#else
+#define DRT_PDL_ENTRY() ((void)0)
+#endif
+
 __device__ __forceinline__ float drt_imm_f32(unsigned long long u) { return __uint_as_float((unsigned)u); }
 __device__ __forceinline__ double drt_imm_f64(unsigned long long u) { return __longlong_as_double((long long)u); }
 __device__ __forceinline__ long long drt_imm_i64(unsigned long long u) { return (long long)u; }

@@ -82,6 +82,9 @@ drt_status drt_cuda_executor_run(drt_cuda_executor *e, const drt_tensor *inputs,
  * The executor's stream; device addresses of graph input i / output i in storage dtype (fixed for
  * the executor's lifetime, so a captured CUDA graph can read and write them). */
 void *drt_cuda_executor_stream(drt_cuda_executor *e); /* a CUstream */
+/* Whether kernels are launched with programmatic dependent launch (compute capability 9+, an
+ * sm_90+ image, DRT_CUDA_PDL not 0; turned off after a launch or capture that fails with it). */
+bool drt_cuda_executor_pdl(const drt_cuda_executor *e);
 uint64_t drt_cuda_executor_input_dptr(const drt_cuda_executor *e, size_t i);
 uint64_t drt_cuda_executor_output_dptr(const drt_cuda_executor *e, size_t i);
 /* Enqueues one evaluation on `stream` (NULL: the executor's) without synchronizing: capturable.

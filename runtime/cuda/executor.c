@@ -4,6 +4,7 @@
  * resolved once at creation (kernel argument slots, GEMM descriptors and algorithms, copy
  * addresses, host-fallback buffers), so an evaluation only enqueues. */
 #include "runtime/cuda/cuda_internal.h"
+#include "runtime/cuda/select.h"
 
 #ifdef DRT_CUDA_ENABLED
 
@@ -69,6 +70,7 @@ struct drt_cuda_executor {
   CUgraph graph;
   CUgraphExec exec;
   bool graphs_off;
+  bool pdl; /* kernels launched with programmatic stream serialization (see want_pdl) */
   uint64_t runs;
   bool check_nodes; /* DRT_CUDA_CHECK_NODES=1: sync after every node and check its float outputs */
   int nonfinite_kernel; /* -1: none */
@@ -432,6 +434,51 @@ static drt_status check_node(drt_cuda_executor *e, const drt_node *n, CUstream s
   return DRT_OK;
 }
 
+/* Programmatic dependent launch: on sm_90+ a kernel launched with programmatic stream
+ * serialization may be scheduled while the kernel before it still runs; every generated kernel
+ * begins with DRT_PDL_ENTRY() (griddepcontrol.wait, then launch_dependents), which the code only
+ * contains when the image was compiled for sm_90 or newer. So: a device of compute capability 9+,
+ * a module image for sm_90+ (a compute_80 PTX JIT-compiled there has no wait), and not disabled
+ * with DRT_CUDA_PDL=0. */
+static bool want_pdl(const drt_cuda_module *m) {
+  const char *env = getenv("DRT_CUDA_PDL");
+  if (env && strcmp(env, "0") == 0) return false;
+  const drt_cuda_device_info *d = drt_cuda_context_device(m->ctx);
+  int num = 0;
+  bool ptx = false, specific = false;
+  return d && d->cc_major >= 9 && drt_cuda_parse_arch(m->arch, &num, &ptx, &specific) && num >= 90;
+}
+
+static drt_status launch_kernel(drt_cuda_executor *e, const drt_cuda_launch *l, void **params, CUstream s) {
+  CUfunction f = e->m->funcs[l->kernel];
+  if (e->pdl) {
+    CUlaunchAttribute at;
+    memset(&at, 0, sizeof at);
+    at.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    at.value.programmaticStreamSerializationAllowed = 1;
+    CUlaunchConfig c;
+    memset(&c, 0, sizeof c);
+    c.gridDimX = l->grid[0];
+    c.gridDimY = l->grid[1];
+    c.gridDimZ = l->grid[2];
+    c.blockDimX = l->block[0];
+    c.blockDimY = l->block[1];
+    c.blockDimZ = l->block[2];
+    c.sharedMemBytes = l->smem;
+    c.hStream = s;
+    c.attrs = &at;
+    c.numAttrs = 1;
+    drt_status st = DRT_CU_CALL(cuLaunchKernelEx, (&c, f, params, NULL));
+    if (!st) return DRT_OK;
+    drt_log(DRT_LOG_WARN, "programmatic dependent launch failed, launching without it from now on: %s",
+            drt_status_message(st));
+    drt_status_free(st);
+    e->pdl = false;
+  }
+  return DRT_CU_CALL(cuLaunchKernel, (f, l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1], l->block[2],
+                                      l->smem, s, params, NULL));
+}
+
 /* Enqueues launch i on stream s. */
 static drt_status enqueue_one(drt_cuda_executor *e, size_t i, CUstream s) {
   const drt_cuda_launch *l = &e->code->launches[i];
@@ -440,8 +487,7 @@ static drt_status enqueue_one(drt_cuda_executor *e, size_t i, CUstream s) {
   switch (l->kind) {
     case DRT_CUDA_LAUNCH_KERNEL: {
       void *params[1] = {p->kargs};
-      st = DRT_CU_CALL(cuLaunchKernel, (e->m->funcs[l->kernel], l->grid[0], l->grid[1], l->grid[2], l->block[0],
-                                        l->block[1], l->block[2], l->smem, s, params, NULL));
+      st = launch_kernel(e, l, params, s);
       if (st) st = drt_status_annotate(st, "kernel '%s'", e->m->prog->kernels[l->kernel].name);
       break;
     }
@@ -743,20 +789,22 @@ drt_status drt_cuda_executor_create(drt_cuda_module *m, size_t graph_index, cons
   }
   e->act = drt_cuda_storage_dtype(m->prog->precision, DRT_DTYPE_FLOAT32);
   e->nonfinite_kernel = -1;
+  e->pdl = want_pdl(m);
   drt_status st = create(e);
   if (st) {
     drt_cuda_executor_destroy(e);
     return st;
   }
   drt_log(DRT_LOG_INFO, "CUDA executor for graph %zu: %zu launches (%u nodes on the host), %zu GEMM algorithms, "
-          "arena %.1f MiB, scratch %.1f MiB, CUDA graphs %s", graph_index, e->code->num_launches,
-          e->code->num_host_nodes, e->lt.n, (double)e->g->mem_arena_bytes / 1048576.0,
-          (double)e->scratch_bytes / 1048576.0, e->opt.use_graphs ? "on" : "off");
+          "arena %.1f MiB, scratch %.1f MiB, CUDA graphs %s, programmatic dependent launch %s", graph_index,
+          e->code->num_launches, e->code->num_host_nodes, e->lt.n, (double)e->g->mem_arena_bytes / 1048576.0,
+          (double)e->scratch_bytes / 1048576.0, e->opt.use_graphs ? "on" : "off", e->pdl ? "on" : "off");
   *out = e;
   return DRT_OK;
 }
 
 void *drt_cuda_executor_stream(drt_cuda_executor *e) { return e->stream; }
+bool drt_cuda_executor_pdl(const drt_cuda_executor *e) { return e->pdl; }
 uint64_t drt_cuda_executor_input_dptr(const drt_cuda_executor *e, size_t i) {
   return i < e->g->num_inputs ? e->in_dptr[i] : 0;
 }
@@ -778,6 +826,7 @@ drt_status drt_cuda_executor_take_host_error(drt_cuda_executor *e) {
 /* Captures one evaluation into a CUDA graph; any failure turns graphs off for this executor
  * (the evaluation then runs launch by launch). */
 static void capture(drt_cuda_executor *e) {
+  const bool pdl = e->pdl; /* a failed launch inside the capture may have turned it off already */
   drt_status st = DRT_CU_CALL(cuStreamBeginCapture_v2, (e->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
   if (!st) {
     drt_status est = enqueue_launches(e, e->stream, false);
@@ -795,6 +844,14 @@ static void capture(drt_cuda_executor *e) {
       return;
     }
     if (g) drt_cu.cuGraphDestroy(g);
+  }
+  if (pdl) { /* a driver that cannot capture programmatic dependencies: once more without them */
+    drt_log(DRT_LOG_WARN, "CUDA graph capture with programmatic dependent launch failed, capturing without it: %s",
+            drt_status_message(st));
+    drt_status_free(st);
+    e->pdl = false;
+    capture(e);
+    return;
   }
   drt_log(DRT_LOG_WARN, "CUDA graph capture failed, running launch by launch: %s", drt_status_message(st));
   drt_status_free(st);

@@ -59,6 +59,7 @@ static pthread_mutex_t g_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static int g_init;
 static CUresult g_sticky; /* set by a failed kernel: every later call fails like a faulted context */
 static unsigned long long g_launches, g_gemms, g_copies;
+static unsigned long long mock_pdl_launches; /* cuLaunchKernelEx with programmatic serialization */
 
 /* ---- handles -------------------------------------------------------------------------------------- */
 struct CUctx_st {
@@ -678,6 +679,26 @@ MOCK_API CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned i
   CUresult r = enqueue(hStream, &o);
   UNLOCK();
   return r;
+}
+
+/* The one launch attribute the runtime sets: programmatic stream serialization (the kernels wait
+ * with griddepcontrol.wait, a no-op here since launches run in order). */
+MOCK_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra) {
+  ENTER();
+  NEED_CTX();
+  if (!config || (config->numAttrs && !config->attrs)) return CUDA_ERROR_INVALID_VALUE;
+  for (unsigned i = 0; i < config->numAttrs; i++) {
+    const CUlaunchAttribute *at = &config->attrs[i];
+    if (at->id != CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION) {
+      note("cuLaunchKernelEx: launch attribute %d is not emulated", (int)at->id);
+      return CUDA_ERROR_NOT_SUPPORTED;
+    }
+    if ((unsigned)at->value.programmaticStreamSerializationAllowed > 1u) return CUDA_ERROR_INVALID_VALUE;
+  }
+  mock_pdl_launches += config->numAttrs > 0;
+  return cuLaunchKernel(f, config->gridDimX, config->gridDimY, config->gridDimZ, config->blockDimX,
+                        config->blockDimY, config->blockDimZ, config->sharedMemBytes, config->hStream, kernelParams,
+                        extra);
 }
 
 MOCK_API CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData) {
@@ -1523,8 +1544,8 @@ MOCK_API cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMat
 /* Statistics for the test scripts: printed at exit when DRT_MOCK_CUDA_STATS is set. */
 __attribute__((destructor)) static void mock_stats(void) {
   if (getenv("DRT_MOCK_CUDA_STATS"))
-    fprintf(stderr, "mock_cuda: %llu kernel launches, %llu GEMMs, %llu copies, %zu live allocations\n", g_launches,
-            g_gemms, g_copies, g_nallocs);
+    fprintf(stderr, "mock_cuda: %llu kernel launches (%llu with programmatic dependent launch), %llu GEMMs, %llu "
+            "copies, %zu live allocations\n", g_launches, mock_pdl_launches, g_gemms, g_copies, g_nallocs);
 }
 
 /* Every symbol of runtime/cuda/symbols.def, with the exact type: a mismatch fails the build. */

@@ -162,6 +162,11 @@ if [ $SKIP_BENCH = 0 ]; then
     timeout $(( $(left) / 2 )) "$DRT" bench "$WORK/$m/model.plan" --backend cuda --json --steps 1,4 \
       --warmup 3 --iterations 20 --profile $IN > "$OUT/drt_$m.json" 2> "$OUT/drt_$m.err" ||
       log "$m: drt bench failed: $(tail -3 "$OUT/drt_$m.err")"
+    # the same plan without programmatic dependent launch (a run-time switch): what it saves
+    if [ "$m" = dit_1024 ] && [ "$(left)" -gt 120 ]; then
+      DRT_CUDA_PDL=0 timeout 60 "$DRT" bench "$WORK/$m/model.plan" --backend cuda --json --steps 1 --warmup 3 \
+        --iterations 20 $IN > "$OUT/drt_${m}_nopdl.json" 2>/dev/null || rm -f "$OUT/drt_${m}_nopdl.json"
+    fi
     AB=""; AB_ARCH="$ARCH"; AB_LABEL=""
     case "$m" in dit_4096) AB=DRT_CUDA_ATTN_ROWS=64 ;; dit_*) AB=DRT_CUDA_ATTN_SPLITS=1 ;; esac
     AB_LABEL="$AB"

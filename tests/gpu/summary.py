@@ -164,6 +164,12 @@ def main():
         if t.get("compile_ms") and t.get("compile_ro_ms"):
             lines.append("%-12s torch.compile default %.2f ms, reduce-overhead %.2f ms" % (
                 "", t["compile_ms"], t["compile_ro_ms"]))
+        nopdl = load(os.path.join(d, "drt_%s_nopdl.json" % m))
+        if nopdl and drt_ms:
+            np_ms = drt_times(nopdl)["one_nfe_gpu"]
+            b["without_pdl_one_nfe_ms"] = np_ms
+            lines.append("%-12s without programmatic dependent launch (DRT_CUDA_PDL=0): 1-NFE %s ms vs %s ms" % (
+                "", fmt(np_ms), fmt(drt_ms)))
         # A/B variant of the distilrt plan (run.sh --ab-attn): the same model, other attention choices
         ab = load(os.path.join(d, "drt_%s_ab.json" % m))
         if ab:

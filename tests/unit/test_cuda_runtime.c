@@ -547,6 +547,7 @@ static void emu_run_precision(drt_cuda_precision prec, double tol) {
     eo.use_graphs = graphs;
     drt_cuda_executor *e = NULL;
     DRT_ASSERT_OK(drt_cuda_executor_create(m, 0, &eo, &e));
+    assert_true(drt_cuda_executor_pdl(e)); /* sm_90 image on a compute capability 9 device */
     for (int rep = 0; rep < 3; rep++) {
       DRT_ASSERT_OK(drt_cuda_executor_run(e, &in, got));
       for (int o = 0; o < 2; o++) {
@@ -563,6 +564,7 @@ static void emu_run_precision(drt_cuda_precision prec, double tol) {
     bad = in;
     bad.dtype = DRT_DTYPE_FLOAT16;
     DRT_ASSERT_ERROR(drt_cuda_executor_run(e, &bad, got), DRT_STATUS_INVALID_ARGUMENT, "dtype float16");
+    assert_true(drt_cuda_executor_pdl(e)); /* still on after the capture and the replays */
     assert_true(drt_cuda_executor_input_dptr(e, 0) != 0);
     assert_true(drt_cuda_executor_output_dptr(e, 1) != 0);
     assert_int_equal(drt_cuda_executor_output_dptr(e, 2), 0);
@@ -593,6 +595,42 @@ static void emu_run_precision(drt_cuda_precision prec, double tol) {
 
   drt_cuda_module_destroy(m);
   drt_cpu_executor_destroy(cpu);
+  drt_cuda_program_destroy(prog);
+  drt_graph_destroy(g);
+}
+
+/* Programmatic dependent launch only where the kernels wait for it: an sm_90+ image (a compute_80
+ * PTX JIT-compiled on the device has no griddepcontrol.wait), and not with DRT_CUDA_PDL=0. */
+static void test_emu_pdl(void **state) {
+  (void)state;
+  if (!g_emu_ready) {
+    skip();
+    return;
+  }
+  drt_test_rng rng = {7};
+  drt_graph *g = emu_graph(&rng);
+  drt_cuda_program *prog = emu_program(g, DRT_CUDA_PRECISION_FP32);
+  static const struct {
+    const char *arch, *env;
+    bool want;
+  } cases[] = {{"sm_90", NULL, true}, {"compute_90", NULL, true}, {"compute_80", NULL, false},
+               {"sm_90", "0", false}, {"sm_90", "1", true}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    drt_plan_cuda bins = emu_bins(prog, cases[i].arch);
+    drt_cuda_context *ctx = NULL;
+    DRT_ASSERT_OK(drt_cuda_context_acquire(0, &ctx));
+    drt_cuda_module *m = NULL;
+    DRT_ASSERT_OK(drt_cuda_module_load(ctx, prog, &bins, &m));
+    drt_cuda_context_release(ctx);
+    if (cases[i].env) setenv("DRT_CUDA_PDL", cases[i].env, 1);
+    drt_cuda_executor *e = NULL;
+    DRT_ASSERT_OK(drt_cuda_executor_create(m, 0, NULL, &e));
+    unsetenv("DRT_CUDA_PDL");
+    if (drt_cuda_executor_pdl(e) != cases[i].want) print_error("case %zu (%s)\n", i, cases[i].arch);
+    assert_true(drt_cuda_executor_pdl(e) == cases[i].want);
+    drt_cuda_executor_destroy(e);
+    drt_cuda_module_destroy(m);
+  }
   drt_cuda_program_destroy(prog);
   drt_graph_destroy(g);
 }
@@ -791,6 +829,7 @@ int main(void) {
       cmocka_unit_test_setup(test_emu_executor_fp16, emu_setup),
       cmocka_unit_test_setup(test_emu_executor_bf16, emu_setup),
       cmocka_unit_test_setup(test_emu_module_errors, emu_setup),
+      cmocka_unit_test_setup(test_emu_pdl, emu_setup),
       cmocka_unit_test_setup(test_emu_threads, emu_setup),
   };
   /* the emulator tests run last: the driver tests before them point DRT_CUDA_LIBRARY elsewhere */
