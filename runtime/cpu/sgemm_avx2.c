@@ -11,6 +11,8 @@
 
 #include "runtime/cpu/linalg.h" /* drt_cpu_has_avx2_fma */
 
+#include <stdlib.h>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define HAVE_X86 1
@@ -127,6 +129,91 @@ bool drt_sgemm_rows_avx2_acc(const float *a, int64_t lda, const float *b, int64_
   return true;
 #else
   (void)a, (void)lda, (void)b, (void)ldb, (void)c, (void)ldc, (void)r0, (void)r1, (void)n, (void)k, (void)alpha;
+  return false;
+#endif
+}
+
+/* ---- few rows of C, any operand storage (drt_sgemm_few_rows_avx2) ------------------------------ */
+#if HAVE_X86
+typedef struct few_job {
+  bool ta, tb;
+  int64_t m, n, k, lda, ldb, ldc;
+  float alpha, beta;
+  const float *a; /* [m][k] (packed when A was transposed) */
+  const float *b;
+  float *c;
+} few_job;
+
+#define FEW_COLS 64 /* columns per task: a packed B^T panel of k x 64 floats */
+
+/* Columns [j0, j0 + w) of every row: B^T packed into [k][w] when B is stored [n][ldb], then the
+ * row-block kernel; beta other than 0 / 1 through a buffer. */
+TARGET_AVX2 static bool few_block(const few_job *j, int64_t j0, int64_t w, float *panel) {
+  const float *b = j->b + j0;
+  int64_t ldb = j->ldb;
+  if (j->tb) {
+    for (int64_t p = 0; p < j->k; p++)
+      for (int64_t q = 0; q < w; q++) panel[p * w + q] = j->b[(j0 + q) * j->ldb + p];
+    b = panel;
+    ldb = w;
+  }
+  if (j->beta == 0.0f || j->beta == 1.0f) {
+    rows_avx2(j->a, j->k, b, ldb, j->c + j0, j->ldc, 0, j->m, w, j->k, j->alpha, j->beta == 1.0f);
+    return true;
+  }
+  float t[16 * FEW_COLS];
+  rows_avx2(j->a, j->k, b, ldb, t, w, 0, j->m, w, j->k, j->alpha, false);
+  for (int64_t r = 0; r < j->m; r++)
+    for (int64_t q = 0; q < w; q++) j->c[r * j->ldc + j0 + q] = t[r * w + q] + j->beta * j->c[r * j->ldc + j0 + q];
+  return true;
+}
+
+TARGET_AVX2 static void few_range(void *arg, int64_t begin, int64_t end) {
+  const few_job *j = arg;
+  float *panel = j->tb ? malloc((size_t)j->k * FEW_COLS * sizeof *panel) : NULL;
+  for (int64_t blk = begin; blk < end; blk++) {
+    const int64_t j0 = blk * FEW_COLS, w = j->n - j0 < FEW_COLS ? j->n - j0 : FEW_COLS;
+    if (j->tb && !panel) { /* out of memory for the panel: gather B^T column by column */
+      for (int64_t q = 0; q < w; q++) {
+        for (int64_t r = 0; r < j->m; r++) {
+          float acc = 0.0f;
+          for (int64_t p = 0; p < j->k; p++) acc = __builtin_fmaf(j->a[r * j->k + p], j->b[(j0 + q) * j->ldb + p], acc);
+          if (j->alpha != 1.0f) acc *= j->alpha;
+          float *cc = &j->c[r * j->ldc + j0 + q];
+          *cc = j->beta == 0.0f ? acc : j->beta == 1.0f ? acc + *cc : acc + j->beta * *cc;
+        }
+      }
+      continue;
+    }
+    few_block(j, j0, w, panel);
+  }
+  free(panel);
+}
+#endif
+
+bool drt_sgemm_few_rows_avx2(drt_cpu_ctx *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                             int64_t ldc) {
+#if HAVE_X86
+  if (m < 1 || m > DRT_SGEMM_FEW_ROWS || n < 1 || k < 1 || !drt_cpu_has_avx2_fma()) return false;
+  float *ap = NULL;
+  if (trans_a || lda != k) { /* A as [m][k], contiguous */
+    ap = malloc((size_t)(m * k) * sizeof *ap);
+    if (!ap) return false;
+    for (int64_t r = 0; r < m; r++)
+      for (int64_t p = 0; p < k; p++) ap[r * k + p] = trans_a ? a[p * lda + r] : a[r * lda + p];
+    a = ap;
+  }
+  few_job j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
+  const int64_t blocks = (n + FEW_COLS - 1) / FEW_COLS;
+  const int64_t grain = (int64_t)((double)(1 << 17) / ((double)FEW_COLS * (double)k * (double)m)) + 1;
+  if (ctx) drt_parallel_for(ctx, blocks, grain, few_range, &j);
+  else few_range(&j, 0, blocks);
+  free(ap);
+  return true;
+#else
+  (void)ctx, (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b,
+      (void)ldb, (void)beta, (void)c, (void)ldc;
   return false;
 #endif
 }
