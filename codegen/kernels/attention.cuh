@@ -703,30 +703,23 @@ __device__ __forceinline__ void drt_attn_load_rows16(T *__restrict__ dst, const 
 #define DRT_ATTN_WGMMA 0
 #endif
 
-/* drt_attn_load_rows16 into the core-matrix layout of wgmma (no swizzle): row r, 16-byte chunk c
- * of a [BK] x [CK chunks] stage at element ((r / 8) CK + c) 64 + (r % 8) 8. Same thread mapping
- * (RPP, a multiple of 8, rows per pass), so the pass offsets stay constants. */
+/* K or V rows into the core-matrix layout of wgmma (no swizzle): row r, 16-byte chunk c of a
+ * [BK] x [CK chunks] stage at element ((r / 8) CK + c) 64 + (r % 8) 8, with cp.async. Item e
+ * (of BK DC, DC the chunks that hold data) is row 8 (e / 8 / DC) + e % 8, chunk e / 8 % DC, so
+ * the 32 copies of a warp fill four whole core matrices: 512 contiguous bytes of shared memory
+ * (no bank conflicts; with one row per 16 threads, 9 chunks of a row would land in the same four
+ * banks) from eight rows read as 64-byte runs. Rows >= n are zero-filled from a valid address. */
 template <class T, int BK, int DC, int CK, int NT>
 __device__ __forceinline__ void drt_attn_load_core16(T *__restrict__ dst, const T *__restrict__ src, long long rs,
                                                      int n, int tid) {
-  constexpr int CPT = DC <= 1 ? 1 : DC <= 2 ? 2 : DC <= 4 ? 4 : DC <= 8 ? 8 : 16;
-  constexpr int RPP = NT / CPT;
-  constexpr int PASSES = BK >= RPP ? BK / RPP : 1;
-  static_assert(DC <= 16 && DC <= CK && RPP % 8 == 0 && (BK % RPP == 0 || RPP % BK == 0), "core loader geometry");
-  const int c = tid % CPT, r0 = tid / CPT;
-  if (c >= DC || (RPP > BK && r0 >= BK)) return;
-  T *d = dst + ((r0 >> 3) * CK + c) * 64 + (r0 & 7) * 8;
-  const T *s = src + r0 * rs + 8 * c;
-  constexpr int STEP = RPP / 8 * CK * 64; /* elements between passes */
-  if (n >= BK) {
+  static_assert(BK % 8 == 0 && DC >= 1 && DC <= CK, "core loader geometry");
 #pragma unroll
-    for (int i = 0; i < PASSES; i++) drt_attn_cp16(d + i * STEP, s + (long long)(i * RPP) * rs, true);
-    return;
-  }
-#pragma unroll
-  for (int i = 0; i < PASSES; i++) {
-    const bool in = r0 + i * RPP < n;
-    drt_attn_cp16(d + i * STEP, in ? s + (long long)(i * RPP) * rs : src, in);
+  for (int i = 0; i < (BK * DC + NT - 1) / NT; i++) {
+    const int e = tid + i * NT;
+    if ((BK * DC) % NT != 0 && e >= BK * DC) break;
+    const int g8 = e >> 3, rb = g8 / DC, c = g8 - rb * DC, r = 8 * rb + (e & 7);
+    const bool in = r < n;
+    drt_attn_cp16(dst + (rb * CK + c) * 64 + (e & 7) * 8, in ? src + (long long)r * rs + 8 * c : src, in);
   }
 }
 
