@@ -83,6 +83,38 @@ static void print_launches(const drt_plan_contents *c, const drt_cuda_program *p
   }
 }
 
+/* Writes the plan's binary for `arch` (a cubin, or PTX text without its terminating NUL) to
+ * stdout: for cuobjdump / nvdisasm / ptxas -v. */
+static int inspect_image(const char *path, const char *arch) {
+  void *bytes;
+  size_t size;
+  drt_status st = drt_read_file(path, 0, &bytes, &size);
+  if (st) return drt_cli_fail("inspect", st);
+  drt_plan_contents c;
+  st = drt_plan_parse(bytes, size, path, &c);
+  if (st) return drt_cli_fail("inspect", st);
+  const drt_plan_cuda *cu = &c.cuda;
+  char have[DRT_PLAN_MAX_CUDA_IMAGES * 18 + 8];
+  size_t len = 0;
+  have[0] = 0;
+  for (uint32_t i = 0; cu->present && i < cu->num_images; i++) {
+    const drt_plan_cuda_image *im = &cu->images[i];
+    if (strcmp(im->arch, arch) == 0) {
+      size_t n = im->size;
+      if (arch[0] == 'c' && n > 0 && ((const char *)im->data)[n - 1] == 0) n--;
+      bool ok = fwrite(im->data, 1, n, stdout) == n && fflush(stdout) == 0;
+      drt_plan_contents_free(&c);
+      if (!ok) return drt_cli_fail("inspect", DRT_ERROR(DRT_STATUS_IO, "writing the %s image to stdout", arch));
+      return 0;
+    }
+    int w = snprintf(have + len, sizeof have - len, "%s%.15s", i ? ", " : "", im->arch);
+    if (w > 0 && (size_t)w < sizeof have - len) len += (size_t)w;
+  }
+  drt_plan_contents_free(&c);
+  return drt_cli_fail("inspect", DRT_ERROR(DRT_STATUS_NOT_FOUND, "%s: no %s image in the plan (it has: %s)", path,
+                                           arch, have[0] ? have : "no CUDA images"));
+}
+
 static int inspect_cuda(const char *path, bool source_only, const char *precision_opt, bool launches) {
   void *bytes;
   size_t size;
@@ -188,7 +220,7 @@ static int inspect_cuda(const char *path, bool source_only, const char *precisio
 int drt_cmd_inspect(int argc, char **argv) {
   const char *model = NULL;
   bool dot = false, shaped = false, json = false, cuda_source = false, launches = false;
-  const char *precision = NULL;
+  const char *precision = NULL, *image = NULL;
   int verbose = 0, n_shapes = 0;
   static drt_cli_shape shapes[64];
   for (int i = 1; i < argc; i++) {
@@ -197,7 +229,8 @@ int drt_cmd_inspect(int argc, char **argv) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       printf("usage: drt inspect MODEL.onnx [--dot] [--shape NAME=DIMS ...]\n"
              "       drt inspect MODEL.plan [--json | --launches]\n"
-             "       drt inspect --cuda-source MODEL.plan [--precision fp32|tf32|fp16|bf16]\n\n"
+             "       drt inspect --cuda-source MODEL.plan [--precision fp32|tf32|fp16|bf16]\n"
+             "       drt inspect --image ARCH MODEL.plan > FILE\n\n"
              "For a plan: header, targets, signature, schedule, sections, memory and op histogram\n"
              "(--json: one JSON object with targets, archs, inputs, outputs, ops, kernels, schedule, memory),\n"
              "and for a CUDA plan the CUDA section: precision, images per arch, NVRTC version, and the program\n"
@@ -206,6 +239,8 @@ int drt_cmd_inspect(int argc, char **argv) {
              "--launches lists every launch of a CUDA plan's graphs in order: node, op, kernel and grid,\n"
              "GEMM shape or copy size.\n"
              "--cuda-source prints the plan's CUDA program source (in the plan's precision, or --precision).\n"
+             "--image ARCH writes the plan's binary for ARCH (sm_XX cubin or compute_XX PTX) to stdout, for\n"
+             "cuobjdump, nvdisasm or ptxas -v.\n"
              "For an ONNX model: inputs, outputs, opsets, the op histogram, parameter count and bytes, and the graph.\n"
              "--dot prints the graph in Graphviz format instead. With --shape (or a model whose inputs are\n"
              "all static) the graph is printed after shape inference and constant folding.\n");
@@ -216,6 +251,9 @@ int drt_cmd_inspect(int argc, char **argv) {
       cuda_source = true;
     } else if (strcmp(argv[i], "--launches") == 0) {
       launches = true;
+    } else if (drt_cli_opt(argc, argv, &i, "--image", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      image = v;
     } else if (drt_cli_opt(argc, argv, &i, "--precision", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       precision = v;
@@ -244,6 +282,11 @@ int drt_cmd_inspect(int argc, char **argv) {
   if (!model) return drt_cli_usage_error("inspect", "missing MODEL.onnx or MODEL.plan");
   drt_cli_install_logger(verbose);
   if (drt_cli_is_plan(model)) {
+    if (image) {
+      if (json || launches || cuda_source || precision)
+        return drt_cli_usage_error("inspect", "--image takes no other option");
+      return inspect_image(model, image);
+    }
     if (cuda_source) {
       if (json) return drt_cli_usage_error("inspect", "--cuda-source and --json are exclusive");
       if (launches) return drt_cli_usage_error("inspect", "--cuda-source and --launches are exclusive");
@@ -256,7 +299,8 @@ int drt_cmd_inspect(int argc, char **argv) {
     fflush(stdout);
     return inspect_cuda(model, false, NULL, launches);
   }
-  if (cuda_source || precision) return drt_cli_usage_error("inspect", "--cuda-source and --precision apply to plans");
+  if (cuda_source || precision || image)
+    return drt_cli_usage_error("inspect", "--cuda-source, --precision and --image apply to plans");
   if (json) return drt_cli_usage_error("inspect", "--json applies to plans");
   if (launches) return drt_cli_usage_error("inspect", "--launches applies to CUDA plans");
   drt_onnx_options oo;

@@ -915,6 +915,7 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
               for (int i = 0; i < 4; i++) qa[i] = qf[w][kk][i];
             } else {
               q_frag(w, kk, qa);
+              drt_wgmma_fence(); /* A registers written since the last fence (PTX: wgmma.fence) */
             }
             drt_wgmma_rs<T, BK>::template mma<0>(&s[w][0][0], qa, dk + (unsigned long long)(16 * kk), kk > 0);
           }
@@ -1060,9 +1061,10 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
           }
           drt_wgmma_fence_operands<DV / 2>(&o[w][0][0]);
           drt_wgmma_fence();
+          /* every 16-key step, also past nk in a partial tile (P is 0 there and V zero-filled): a
+             branch between the wgmmas would make ptxas serialize them */
 #pragma unroll
           for (int kk = 0; kk < BK / 16; kk++) {
-            if (!FULL && 16 * kk >= nk) break; /* P is 0 and V zeroed past nk */
             drt_wgmma_rs<T, DV>::template mma<1>(&o[w][0][0], pa[kk],
                                                  dv + (unsigned long long)((2 * (DVP / 8) * 128 * kk) >> 4), 1);
           }

@@ -468,11 +468,16 @@ static drt_status launch_kernel(drt_cuda_executor *e, const drt_cuda_launch *l, 
     c.hStream = s;
     c.attrs = &at;
     c.numAttrs = 1;
-    drt_status st = DRT_CU_CALL(cuLaunchKernelEx, (&c, f, params, NULL));
-    if (!st) return DRT_OK;
-    drt_log(DRT_LOG_WARN, "programmatic dependent launch failed, launching without it from now on: %s",
-            drt_status_message(st));
-    drt_status_free(st);
+    CUresult r = drt_cu.cuLaunchKernelEx(&c, f, params, NULL);
+    if (r == CUDA_SUCCESS) return DRT_OK;
+    /* a driver or capture that refuses the attribute: without it from now on; any other error
+       (a fault of an earlier kernel, resources) is the launch's own and is reported */
+    if (r != CUDA_ERROR_NOT_SUPPORTED && r != CUDA_ERROR_INVALID_VALUE && r != CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED)
+      return drt_cu_check(r, "cuLaunchKernelEx", __FILE__, __LINE__);
+    const char *name = NULL;
+    if (drt_cu.cuGetErrorName(r, &name) != CUDA_SUCCESS) name = NULL;
+    drt_log(DRT_LOG_WARN, "programmatic dependent launch refused (%s), launching without it from now on",
+            name ? name : "error");
     e->pdl = false;
   }
   return DRT_CU_CALL(cuLaunchKernel, (f, l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1], l->block[2],
@@ -851,6 +856,7 @@ static void capture(drt_cuda_executor *e) {
     drt_status_free(st);
     e->pdl = false;
     capture(e);
+    if (e->graphs_off) e->pdl = true; /* not the cause: launches by themselves keep it */
     return;
   }
   drt_log(DRT_LOG_WARN, "CUDA graph capture failed, running launch by launch: %s", drt_status_message(st));

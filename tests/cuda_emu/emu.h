@@ -220,6 +220,7 @@ struct sched {
   fiber *cur;
   kernel_fn fn;
   kargs_abi args;
+  size_t smem; /* the launch's dynamic shared memory bytes */
   int failed;
   char error[512];
 };
@@ -570,6 +571,7 @@ inline int launch(const void *kernel, const unsigned grid[3], const unsigned blo
   S.nthreads = (int)nthreads;
   S.nwarps = (int)((nthreads + 31) / 32);
   S.fn = (kernel_fn)kernel;
+  S.smem = smem;
   memcpy(&S.args, kargs, sizeof S.args);
   if (smem) memset(drt_smem, 0xFF, smem);
   dim3 g(grid[0], grid[1], grid[2]), b(block[0], block[1], block[2]);
@@ -1562,7 +1564,8 @@ inline void drt_emu_wgmma(float *d, const unsigned *a, unsigned long long desc, 
           const unsigned long long off =
               start + (unsigned long long)(col >> 3) * sbo + (unsigned long long)(k >> 3) * lbo +
               (trans ? (unsigned long long)((k & 7) * 16 + (col & 7) * 2) : (unsigned long long)((col & 7) * 16 + (k & 7) * 2));
-          if (off + 2 > sizeof drt_smem) drt_emu::fail_here("wgmma: the B operand reaches past shared memory");
+          if (off + 2 > drt_emu::S.smem)
+            drt_emu::fail_here("wgmma: the B operand reaches past the launch's dynamic shared memory");
           memcpy(&bv, drt_smem + off, 2);
           acc += nvcuda::wmma::drt_wmma_in(av) * nvcuda::wmma::drt_wmma_in(bv);
         }

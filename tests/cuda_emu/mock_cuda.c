@@ -687,6 +687,8 @@ MOCK_API CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, v
   ENTER();
   NEED_CTX();
   if (!config || (config->numAttrs && !config->attrs)) return CUDA_ERROR_INVALID_VALUE;
+  /* a driver without programmatic dependent launch (tests of the runtime's fallback) */
+  if (config->numAttrs && getenv("DRT_MOCK_CUDA_NO_PDL")) return CUDA_ERROR_NOT_SUPPORTED;
   for (unsigned i = 0; i < config->numAttrs; i++) {
     const CUlaunchAttribute *at = &config->attrs[i];
     if (at->id != CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION) {

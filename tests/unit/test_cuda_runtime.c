@@ -631,6 +631,37 @@ static void test_emu_pdl(void **state) {
     drt_cuda_executor_destroy(e);
     drt_cuda_module_destroy(m);
   }
+  /* a driver that refuses the attribute: the first launch falls back, and stays without it */
+  drt_plan_cuda bins = emu_bins(prog, "sm_90");
+  drt_cuda_context *ctx = NULL;
+  DRT_ASSERT_OK(drt_cuda_context_acquire(0, &ctx));
+  drt_cuda_module *m = NULL;
+  DRT_ASSERT_OK(drt_cuda_module_load(ctx, prog, &bins, &m));
+  drt_cuda_context_release(ctx);
+  drt_cuda_executor *e = NULL;
+  DRT_ASSERT_OK(drt_cuda_executor_create(m, 0, NULL, &e));
+  assert_true(drt_cuda_executor_pdl(e));
+  float xs[EB * EM * EK];
+  drt_test_fill(&rng, xs, EB * EM * EK, 0.05f, 1.0f);
+  drt_tensor in = {DRT_DTYPE_FLOAT32, g->inputs[0]->shape, xs}, want[2], got[2];
+  drt_cpu_executor *cpu = NULL;
+  DRT_ASSERT_OK(drt_cpu_executor_create(g, NULL, &cpu));
+  DRT_ASSERT_OK(drt_cpu_executor_run(cpu, &in, want));
+  setenv("DRT_MOCK_CUDA_NO_PDL", "1", 1);
+  drt_log_set(NULL, NULL, DRT_LOG_ERROR); /* the fallback's warning */
+  for (int rep = 0; rep < 3; rep++) { /* eager, captured, replayed */
+    DRT_ASSERT_OK(drt_cuda_executor_run(e, &in, got));
+    for (int o = 0; o < 2; o++) {
+      assert_true(compare(&got[o], &want[o]) <= 1e-5);
+      free(got[o].data);
+    }
+  }
+  unsetenv("DRT_MOCK_CUDA_NO_PDL");
+  assert_false(drt_cuda_executor_pdl(e));
+  for (int o = 0; o < 2; o++) free(want[o].data);
+  drt_cpu_executor_destroy(cpu);
+  drt_cuda_executor_destroy(e);
+  drt_cuda_module_destroy(m);
   drt_cuda_program_destroy(prog);
   drt_graph_destroy(g);
 }
