@@ -10,6 +10,8 @@
 #include "frontend/onnx.h"
 #include "passes/canonicalize.h"
 #include "passes/pipeline.h"
+#include "runtime/npy.h"
+#include "runtime/plan.h"
 
 int drt_cli_exit_code(drt_status_code code) {
   switch (code) {
@@ -23,6 +25,13 @@ int drt_cli_exit_code(drt_status_code code) {
     case DRT_STATUS_UNAVAILABLE: return DRT_EXIT_UNSUPPORTED;
     default: return DRT_EXIT_INTERNAL;
   }
+}
+
+drt_status drt_cli_read_plan(const char *path, drt_plan_contents *out) {
+  void *bytes;
+  size_t size;
+  DRT_RETURN_IF_ERROR(drt_read_file(path, 0, &bytes, &size));
+  return drt_plan_parse(bytes, size, path, out); /* owns bytes from here */
 }
 
 int drt_cli_fail(const char *cmd, drt_status s) {

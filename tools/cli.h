@@ -22,6 +22,9 @@ int drt_cli_exit_code(drt_status_code code);
 int drt_cli_fail(const char *cmd, drt_status s);
 int drt_cli_usage_error(const char *cmd, const char *fmt, ...) DRT_PRINTF(2, 3);
 void drt_cli_install_logger(int verbosity);
+/* Reads and parses the plan file at `path` (drt_plan_contents_free releases it). */
+struct drt_plan_contents;
+drt_status drt_cli_read_plan(const char *path, struct drt_plan_contents *out);
 
 /* Parses "1x4x64x64" (also "1,4,64,64"; "" or "scalar" = rank 0). */
 drt_status drt_cli_parse_dims(const char *text, drt_shape *out);

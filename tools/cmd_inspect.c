@@ -86,12 +86,8 @@ static void print_launches(const drt_plan_contents *c, const drt_cuda_program *p
 /* Writes the plan's binary for `arch` (a cubin, or PTX text without its terminating NUL) to
  * stdout: for cuobjdump / nvdisasm / ptxas -v. */
 static int inspect_image(const char *path, const char *arch) {
-  void *bytes;
-  size_t size;
-  drt_status st = drt_read_file(path, 0, &bytes, &size);
-  if (st) return drt_cli_fail("inspect", st);
   drt_plan_contents c;
-  st = drt_plan_parse(bytes, size, path, &c);
+  drt_status st = drt_cli_read_plan(path, &c);
   if (st) return drt_cli_fail("inspect", st);
   const drt_plan_cuda *cu = &c.cuda;
   char have[DRT_PLAN_MAX_CUDA_IMAGES * 18 + 8];
@@ -116,12 +112,8 @@ static int inspect_image(const char *path, const char *arch) {
 }
 
 static int inspect_cuda(const char *path, bool source_only, const char *precision_opt, bool launches) {
-  void *bytes;
-  size_t size;
-  drt_status st = drt_read_file(path, 0, &bytes, &size);
-  if (st) return drt_cli_fail("inspect", st);
   drt_plan_contents c;
-  st = drt_plan_parse(bytes, size, path, &c);
+  drt_status st = drt_cli_read_plan(path, &c);
   if (st) return drt_cli_fail("inspect", st);
   const drt_plan_cuda *cu = &c.cuda;
   drt_cuda_precision precision = cu->present ? (drt_cuda_precision)cu->precision : DRT_CUDA_PRECISION_FP32;
