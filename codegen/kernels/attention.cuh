@@ -891,10 +891,11 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
       constexpr bool FULL = decltype(full_tag)::value;
 
       float s[WM][BK / 8][4];
+      if constexpr (!WG) /* wgmma overwrites its first product (scale-d 0) */
 #pragma unroll
-      for (int w = 0; w < WM; w++)
+        for (int w = 0; w < WM; w++)
 #pragma unroll
-        for (int n = 0; n < BK / 8; n++) s[w][n][0] = s[w][n][1] = s[w][n][2] = s[w][n][3] = 0.0f;
+          for (int n = 0; n < BK / 8; n++) s[w][n][0] = s[w][n][1] = s[w][n][2] = s[w][n][3] = 0.0f;
 #if DRT_ATTN_WGMMA
       if constexpr (WG) {
         /* S (64 x BK per slice w) = Q K^T: K is B in K-major core matrices, LBO = the next 8
@@ -909,15 +910,15 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
         for (int w = 0; w < WM; w++) {
 #pragma unroll
           for (int kk = 0; kk < DP / 16; kk++) {
-            unsigned qa[4];
-            if constexpr (QREG) {
-#pragma unroll
-              for (int i = 0; i < 4; i++) qa[i] = qf[w][kk][i];
+            if constexpr (QREG) { /* the fragments themselves: no register written between wgmmas */
+              drt_wgmma_rs<T, BK>::template mma<0>(&s[w][0][0], qf[w][kk], dk + (unsigned long long)(16 * kk),
+                                                   kk > 0);
             } else {
+              unsigned qa[4];
               q_frag(w, kk, qa);
               drt_wgmma_fence(); /* A registers written since the last fence (PTX: wgmma.fence) */
+              drt_wgmma_rs<T, BK>::template mma<0>(&s[w][0][0], qa, dk + (unsigned long long)(16 * kk), kk > 0);
             }
-            drt_wgmma_rs<T, BK>::template mma<0>(&s[w][0][0], qa, dk + (unsigned long long)(16 * kk), kk > 0);
           }
           drt_wgmma_commit();
         }
