@@ -32,7 +32,7 @@ void drt_sgemm_serial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
     SCALE_ONLY(float);
     return;
   }
-  if (drt_sgemm_few_rows_avx2(NULL, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+  if (m == 1 && drt_sgemv_avx2(NULL, trans_a, trans_b, n, k, alpha, a, lda, b, ldb, beta, c)) return;
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n,
               (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
@@ -121,7 +121,8 @@ static void gemm_parallel(drt_cpu_ctx *ctx, split_gemm *p) {
 
 void drt_sgemm(drt_cpu_ctx *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-  if (k > 0 && drt_sgemm_few_rows_avx2(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+  /* one row: every column summed alike (see drt_sgemv_avx2) */
+  if (m == 1 && k > 0 && drt_sgemv_avx2(ctx, trans_a, trans_b, n, k, alpha, a, lda, b, ldb, beta, c)) return;
   split_gemm p = {DRT_DTYPE_FLOAT32, trans_a, trans_b, true, m, n, k, lda, ldb, ldc, 0, alpha, beta, a, b, c};
   gemm_parallel(ctx, &p);
 }

@@ -133,87 +133,105 @@ bool drt_sgemm_rows_avx2_acc(const float *a, int64_t lda, const float *b, int64_
 #endif
 }
 
-/* ---- few rows of C, any operand storage (drt_sgemm_few_rows_avx2) ------------------------------ */
+/* ---- one row of C, any operand storage (drt_sgemv_avx2) ------------------------------------- */
 #if HAVE_X86
-typedef struct few_job {
-  bool ta, tb;
-  int64_t m, n, k, lda, ldb, ldc;
-  float alpha, beta;
-  const float *a; /* [m][k] (packed when A was transposed) */
-  const float *b;
-  float *c;
-} few_job;
-
-#define FEW_COLS 64 /* columns per task: a packed B^T panel of k x 64 floats */
-
-/* Columns [j0, j0 + w) of every row: B^T packed into [k][w] when B is stored [n][ldb], then the
- * row-block kernel; beta other than 0 / 1 through a buffer. */
-TARGET_AVX2 static bool few_block(const few_job *j, int64_t j0, int64_t w, float *panel) {
-  const float *b = j->b + j0;
-  int64_t ldb = j->ldb;
-  if (j->tb) {
-    for (int64_t p = 0; p < j->k; p++)
-      for (int64_t q = 0; q < w; q++) panel[p * w + q] = j->b[(j0 + q) * j->ldb + p];
-    b = panel;
-    ldb = w;
+/* c[j0 .. j0 + w) for B stored [n][ldb] (each column of C a row of B): eight columns at a time,
+ * 8 x 8 blocks of B transposed in registers so that lane q accumulates column q with one FMA
+ * chain over k ascending, from 0, as tile() does for B stored [k][ldb]: the same bits either way. */
+TARGET_AVX2 static void gemv_bt(const float *a, const float *b, int64_t ldb, float *c, int64_t j0, int64_t w,
+                                int64_t k, float alpha, float beta) {
+  for (int64_t q0 = 0; q0 < w; q0 += 8) {
+    const int nq = w - q0 < 8 ? (int)(w - q0) : 8;
+    const float *row[8];
+    for (int i = 0; i < 8; i++) row[i] = b + (j0 + q0 + (i < nq ? i : 0)) * ldb;
+    __m256 acc = _mm256_setzero_ps();
+    int64_t p = 0;
+    for (; p + 8 <= k; p += 8) {
+      __m256 r0 = _mm256_loadu_ps(row[0] + p), r1 = _mm256_loadu_ps(row[1] + p), r2 = _mm256_loadu_ps(row[2] + p),
+             r3 = _mm256_loadu_ps(row[3] + p), r4 = _mm256_loadu_ps(row[4] + p), r5 = _mm256_loadu_ps(row[5] + p),
+             r6 = _mm256_loadu_ps(row[6] + p), r7 = _mm256_loadu_ps(row[7] + p);
+      /* 8 x 8 transpose: t[x] lane i = row i, element p + x */
+      __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1), u2 = _mm256_unpacklo_ps(r2, r3),
+             u3 = _mm256_unpackhi_ps(r2, r3), u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5),
+             u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
+      __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE),
+             v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE),
+             v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE),
+             v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+      __m256 t[8];
+      t[0] = _mm256_permute2f128_ps(v0, v4, 0x20);
+      t[1] = _mm256_permute2f128_ps(v1, v5, 0x20);
+      t[2] = _mm256_permute2f128_ps(v2, v6, 0x20);
+      t[3] = _mm256_permute2f128_ps(v3, v7, 0x20);
+      t[4] = _mm256_permute2f128_ps(v0, v4, 0x31);
+      t[5] = _mm256_permute2f128_ps(v1, v5, 0x31);
+      t[6] = _mm256_permute2f128_ps(v2, v6, 0x31);
+      t[7] = _mm256_permute2f128_ps(v3, v7, 0x31);
+      for (int x = 0; x < 8; x++) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + p + x), t[x], acc);
+    }
+    for (; p < k; p++) {
+      __m256 col = _mm256_setr_ps(row[0][p], row[1][p], row[2][p], row[3][p], row[4][p], row[5][p], row[6][p],
+                                  row[7][p]);
+      acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + p), col, acc);
+    }
+    if (alpha != 1.0f) acc = _mm256_mul_ps(acc, _mm256_set1_ps(alpha));
+    float out[8];
+    _mm256_storeu_ps(out, acc);
+    for (int q = 0; q < nq; q++) {
+      float *y = c + j0 + q0 + q;
+      *y = beta == 0.0f ? out[q] : beta == 1.0f ? out[q] + *y : out[q] + beta * *y;
+    }
   }
-  if (j->beta == 0.0f || j->beta == 1.0f) {
-    rows_avx2(j->a, j->k, b, ldb, j->c + j0, j->ldc, 0, j->m, w, j->k, j->alpha, j->beta == 1.0f);
-    return true;
-  }
-  float t[16 * FEW_COLS];
-  rows_avx2(j->a, j->k, b, ldb, t, w, 0, j->m, w, j->k, j->alpha, false);
-  for (int64_t r = 0; r < j->m; r++)
-    for (int64_t q = 0; q < w; q++) j->c[r * j->ldc + j0 + q] = t[r * w + q] + j->beta * j->c[r * j->ldc + j0 + q];
-  return true;
 }
 
-TARGET_AVX2 static void few_range(void *arg, int64_t begin, int64_t end) {
-  const few_job *j = arg;
-  float *panel = j->tb ? malloc((size_t)j->k * FEW_COLS * sizeof *panel) : NULL;
+typedef struct gemv_job {
+  const float *a, *b;
+  float *c;
+  int64_t n, k, ldb;
+  float alpha, beta;
+  bool tb;
+} gemv_job;
+
+#define GEMV_COLS 128 /* columns per task */
+
+TARGET_AVX2 static void gemv_range(void *arg, int64_t begin, int64_t end) {
+  const gemv_job *j = arg;
   for (int64_t blk = begin; blk < end; blk++) {
-    const int64_t j0 = blk * FEW_COLS, w = j->n - j0 < FEW_COLS ? j->n - j0 : FEW_COLS;
-    if (j->tb && !panel) { /* out of memory for the panel: gather B^T column by column */
-      for (int64_t q = 0; q < w; q++) {
-        for (int64_t r = 0; r < j->m; r++) {
-          float acc = 0.0f;
-          for (int64_t p = 0; p < j->k; p++) acc = __builtin_fmaf(j->a[r * j->k + p], j->b[(j0 + q) * j->ldb + p], acc);
-          if (j->alpha != 1.0f) acc *= j->alpha;
-          float *cc = &j->c[r * j->ldc + j0 + q];
-          *cc = j->beta == 0.0f ? acc : j->beta == 1.0f ? acc + *cc : acc + j->beta * *cc;
-        }
-      }
-      continue;
+    const int64_t j0 = blk * GEMV_COLS, w = j->n - j0 < GEMV_COLS ? j->n - j0 : GEMV_COLS;
+    if (j->tb) {
+      gemv_bt(j->a, j->b, j->ldb, j->c, j0, w, j->k, j->alpha, j->beta);
+    } else if (j->beta == 0.0f || j->beta == 1.0f) {
+      rows_avx2(j->a, j->k, j->b + j0, j->ldb, j->c + j0, w, 0, 1, w, j->k, j->alpha, j->beta == 1.0f);
+    } else {
+      float t[GEMV_COLS];
+      rows_avx2(j->a, j->k, j->b + j0, j->ldb, t, w, 0, 1, w, j->k, j->alpha, false);
+      for (int64_t q = 0; q < w; q++) j->c[j0 + q] = t[q] + j->beta * j->c[j0 + q];
     }
-    few_block(j, j0, w, panel);
   }
-  free(panel);
 }
 #endif
 
-bool drt_sgemm_few_rows_avx2(drt_cpu_ctx *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-                             int64_t ldc) {
+bool drt_sgemv_avx2(drt_cpu_ctx *ctx, bool trans_a, bool trans_b, int64_t n, int64_t k, float alpha, const float *a,
+                    int64_t lda, const float *b, int64_t ldb, float beta, float *c) {
 #if HAVE_X86
-  if (m < 1 || m > DRT_SGEMM_FEW_ROWS || n < 1 || k < 1 || !drt_cpu_has_avx2_fma()) return false;
-  float *ap = NULL;
-  if (trans_a || lda != k) { /* A as [m][k], contiguous */
-    ap = malloc((size_t)(m * k) * sizeof *ap);
-    if (!ap) return false;
-    for (int64_t r = 0; r < m; r++)
-      for (int64_t p = 0; p < k; p++) ap[r * k + p] = trans_a ? a[p * lda + r] : a[r * lda + p];
-    a = ap;
+  if (n < 1 || k < 1 || !drt_cpu_has_avx2_fma()) return false;
+  float *col = NULL;
+  if (trans_a && lda != 1) { /* A stored as a column [k][lda]: contiguous copy */
+    col = malloc((size_t)k * sizeof *col);
+    if (!col) return false;
+    for (int64_t p = 0; p < k; p++) col[p] = a[p * lda];
+    a = col;
   }
-  few_job j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
-  const int64_t blocks = (n + FEW_COLS - 1) / FEW_COLS;
-  const int64_t grain = (int64_t)((double)(1 << 17) / ((double)FEW_COLS * (double)k * (double)m)) + 1;
-  if (ctx) drt_parallel_for(ctx, blocks, grain, few_range, &j);
-  else few_range(&j, 0, blocks);
-  free(ap);
+  gemv_job j = {a, b, c, n, k, ldb, alpha, beta, trans_b};
+  const int64_t blocks = (n + GEMV_COLS - 1) / GEMV_COLS;
+  const int64_t grain = (int64_t)((double)(1 << 17) / ((double)GEMV_COLS * (double)k)) + 1;
+  if (ctx) drt_parallel_for(ctx, blocks, grain, gemv_range, &j);
+  else gemv_range(&j, 0, blocks);
+  free(col);
   return true;
 #else
-  (void)ctx, (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b,
-      (void)ldb, (void)beta, (void)c, (void)ldc;
+  (void)ctx, (void)trans_a, (void)trans_b, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb,
+      (void)beta, (void)c;
   return false;
 #endif
 }

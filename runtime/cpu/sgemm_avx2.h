@@ -25,20 +25,17 @@ bool drt_sgemm_rows_avx2_acc(const float *a, int64_t lda, const float *b, int64_
 bool drt_sgemm_avx2(drt_cpu_ctx *ctx, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
-/* At most this many rows of C: drt_sgemm and drt_sgemm_serial use drt_sgemm_few_rows_avx2. */
-#define DRT_SGEMM_FEW_ROWS 16
-
-/* C[m x n] = alpha * op(A) op(B) + beta * C for m <= DRT_SGEMM_FEW_ROWS and any operand storage
- * (op(A): A[m][lda] or A stored [k][lda]; op(B): B[k][ldb] or B stored [n][ldb], packed into
- * k x 64 panels), column blocks spread over ctx's pool (NULL: the calling thread). Every element
- * is one FMA chain over k ascending, as in drt_sgemm_rows_avx2: the result of a row does not
- * depend on the other rows, on the storage of B, on threads or on the column's position, so a
- * classifier head with equal weight columns gets equal logits (BLAS kernels sum tail columns
- * in another order; with the 1e19 logits of ONNX's light_resnet50 that alone makes its softmax
- * non-uniform) and a batch of one gives the bits of that row in a batch of two. Returns false,
- * computing nothing, for other shapes or without AVX2/FMA. */
-bool drt_sgemm_few_rows_avx2(drt_cpu_ctx *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-                             int64_t ldc);
+/* One row of C: c[n] = alpha * op(A)[1 x k] op(B)[k x n] + beta * c (op(A): A, or A stored as a
+ * column [k][lda]; op(B): B[k][ldb], or B stored [n][ldb], read in 8 x 8 blocks transposed in
+ * registers), column blocks spread over ctx's pool (NULL: the calling thread). Every element is one
+ * FMA chain over k ascending, as in drt_sgemm_rows_avx2, so the result does not depend on how B
+ * is stored, on threads or on the column's position: a classifier head whose weight columns are
+ * equal gets equal logits (BLAS kernels sum their tail columns in another order; with the 1e19
+ * logits of ONNX's light_resnet50 that alone makes the softmax non-uniform), and a fused GEMM
+ * (B^T on the row-block kernel) gives the bits of the unfused one. Only for one row: beyond,
+ * BLAS's packed kernels are 1.1-3.5x faster on this kind of kernel. Returns false, computing
+ * nothing, without AVX2/FMA. */
+bool drt_sgemv_avx2(drt_cpu_ctx *ctx, bool trans_a, bool trans_b, int64_t n, int64_t k, float alpha, const float *a,
+                    int64_t lda, const float *b, int64_t ldb, float beta, float *c);
 
 #endif
