@@ -18,6 +18,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+#include "runtime/cpu/avx2_transpose.h"
 #define HAVE_X86 1
 #else
 #define HAVE_X86 0
@@ -213,24 +215,9 @@ static void pad_range(void *arg, int64_t begin, int64_t end) {
 
 /* 8x8 transpose of rows r[0..7] (8 floats each) into columns written at o + k * MR. */
 __attribute__((target("avx2,fma"))) static inline void transpose8(const float *const *r, int64_t k, float *o) {
-  __m256 a0 = _mm256_loadu_ps(r[0] + k), a1 = _mm256_loadu_ps(r[1] + k), a2 = _mm256_loadu_ps(r[2] + k),
-         a3 = _mm256_loadu_ps(r[3] + k), a4 = _mm256_loadu_ps(r[4] + k), a5 = _mm256_loadu_ps(r[5] + k),
-         a6 = _mm256_loadu_ps(r[6] + k), a7 = _mm256_loadu_ps(r[7] + k);
-  __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1), t2 = _mm256_unpacklo_ps(a2, a3),
-         t3 = _mm256_unpackhi_ps(a2, a3), t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5),
-         t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
-  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
-         u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
-         u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-         u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  _mm256_store_ps(o + 0 * MR, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_store_ps(o + 1 * MR, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_store_ps(o + 2 * MR, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_store_ps(o + 3 * MR, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_store_ps(o + 4 * MR, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_store_ps(o + 5 * MR, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_store_ps(o + 6 * MR, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_store_ps(o + 7 * MR, _mm256_permute2f128_ps(u3, u7, 0x31));
+  __m256 t[8];
+  drt_avx2_transpose8(r, k, t);
+  for (int x = 0; x < 8; x++) _mm256_store_ps(o + x * MR, t[x]);
 }
 
 /* Packs the weights of one (group, channel block) per index: [Kc][MR], channels past Mg zero.

@@ -15,6 +15,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+#include "runtime/cpu/avx2_transpose.h"
 #define HAVE_X86 1
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
 #else
@@ -147,26 +149,8 @@ TARGET_AVX2 static void gemv_bt(const float *a, const float *b, int64_t ldb, flo
     __m256 acc = _mm256_setzero_ps();
     int64_t p = 0;
     for (; p + 8 <= k; p += 8) {
-      __m256 r0 = _mm256_loadu_ps(row[0] + p), r1 = _mm256_loadu_ps(row[1] + p), r2 = _mm256_loadu_ps(row[2] + p),
-             r3 = _mm256_loadu_ps(row[3] + p), r4 = _mm256_loadu_ps(row[4] + p), r5 = _mm256_loadu_ps(row[5] + p),
-             r6 = _mm256_loadu_ps(row[6] + p), r7 = _mm256_loadu_ps(row[7] + p);
-      /* 8 x 8 transpose: t[x] lane i = row i, element p + x */
-      __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1), u2 = _mm256_unpacklo_ps(r2, r3),
-             u3 = _mm256_unpackhi_ps(r2, r3), u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5),
-             u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
-      __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xEE),
-             v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xEE),
-             v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xEE),
-             v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xEE);
-      __m256 t[8];
-      t[0] = _mm256_permute2f128_ps(v0, v4, 0x20);
-      t[1] = _mm256_permute2f128_ps(v1, v5, 0x20);
-      t[2] = _mm256_permute2f128_ps(v2, v6, 0x20);
-      t[3] = _mm256_permute2f128_ps(v3, v7, 0x20);
-      t[4] = _mm256_permute2f128_ps(v0, v4, 0x31);
-      t[5] = _mm256_permute2f128_ps(v1, v5, 0x31);
-      t[6] = _mm256_permute2f128_ps(v2, v6, 0x31);
-      t[7] = _mm256_permute2f128_ps(v3, v7, 0x31);
+      __m256 t[8]; /* t[x] lane i = row i, element p + x */
+      drt_avx2_transpose8(row, p, t);
       for (int x = 0; x < 8; x++) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a + p + x), t[x], acc);
     }
     for (; p < k; p++) {
