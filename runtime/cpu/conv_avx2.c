@@ -113,20 +113,9 @@ __attribute__((target("avx2,fma"))) static void writeback(const float *acc, floa
   for (; i + 8 <= np; i += 8)
     for (int cb = 0; cb < mvalid; cb += 8) {
       const float *a = acc + i * MR + cb;
-      __m256 a0 = _mm256_load_ps(a + 0 * MR), a1 = _mm256_load_ps(a + 1 * MR), a2 = _mm256_load_ps(a + 2 * MR),
-             a3 = _mm256_load_ps(a + 3 * MR), a4 = _mm256_load_ps(a + 4 * MR), a5 = _mm256_load_ps(a + 5 * MR),
-             a6 = _mm256_load_ps(a + 6 * MR), a7 = _mm256_load_ps(a + 7 * MR);
-      __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1), t2 = _mm256_unpacklo_ps(a2, a3),
-             t3 = _mm256_unpackhi_ps(a2, a3), t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5),
-             t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
-      __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
-             u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
-             u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-             u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      __m256 r[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
-                     _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
-                     _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
-                     _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+      const float *rows[8] = {a, a + MR, a + 2 * MR, a + 3 * MR, a + 4 * MR, a + 5 * MR, a + 6 * MR, a + 7 * MR};
+      __m256 r[8];
+      drt_avx2_transpose8(rows, 0, r);
       int cn = mvalid - cb < 8 ? mvalid - cb : 8;
       for (int c = 0; c < cn; c++) _mm256_storeu_ps(y + (cb + c) * osp + i, r[c]);
     }
