@@ -27,7 +27,8 @@
 #                with DRT_CUDA_ATTN_SPLITS=1 (no key splits)
 #   --ab-wgmma   on an sm_90 GPU (H100/H200): also check the fp16/bf16 fixtures with plans compiled
 #                for sm_90a (attention on warpgroup MMAs, kernels/wgmma.cuh) and bench the DiTs
-#                with such a plan as the A/B variant (instead of --ab-attn's)
+#                with such a plan as the A/B variant (instead of --ab-attn's). The default on sm_90
+#                unless --ab-attn is given; --no-ab-wgmma leaves it out.
 # Without either, a kit at ./gpu-kit is used, else the script builds with CMake (needs protobuf-c).
 #   --dry-run MOCK_SO  on a machine WITHOUT a GPU: every CPU-side step for real (kit, NVRTC compiles
 #                for sm_90, weight generation, benchmark compiles with their timings), the CUDA runs
@@ -40,7 +41,7 @@ T0=$(date +%s)
 BUDGET=${DRT_GPU_BUDGET_S:-460}
 [ $# -ge 1 ] || { echo "usage: tests/gpu/run.sh RESULTS_DIR [--kit DIR | --build DIR] [--quick] [--skip-bench] [--skip-check]" >&2; exit 2; }
 OUT=$1; shift
-KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0; DRY=""; SKIP_DRT=0; SKIP_TORCH=0; TORCH_JSON=""; AB_ATTN=0; AB_WG=0
+KIT=""; BUILD=""; QUICK=0; SKIP_BENCH=0; SKIP_CHECK=0; DRY=""; SKIP_DRT=0; SKIP_TORCH=0; TORCH_JSON=""; AB_ATTN=0; AB_WG=-1
 while [ $# -gt 0 ]; do
   case "$1" in
     --kit) KIT=$2; shift 2 ;;
@@ -53,10 +54,12 @@ while [ $# -gt 0 ]; do
     --torch-json) TORCH_JSON=$2; shift 2 ;;
     --ab-attn) AB_ATTN=1; shift ;;
     --ab-wgmma) AB_WG=1; shift ;;
+    --no-ab-wgmma) AB_WG=0; shift ;;
     --dry-run) DRY=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+[ "$AB_WG" = -1 ] && { [ $AB_ATTN = 1 ] && AB_WG=0 || AB_WG=1; }
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/drt-gpu.XXXXXX")
