@@ -21,7 +21,9 @@
 #   --quick      fp32 and bf16 only, one benchmark model (dit_1024)
 #   --skip-drt-bench / --skip-torch   leave out the distilrt / the PyTorch side of the benchmark
 #   --torch-json FILE  reuse the PyTorch figures of an earlier run on the same GPU (its torch.json);
-#                measures only what it lacks (e.g. torch.compile mode="reduce-overhead") when time allows
+#                measures only what it lacks (e.g. torch.compile mode="reduce-overhead") when time allows;
+#                tests/gpu/torch_h200.json holds the H200 figures of 2026-11-26; an unreadable FILE
+#                means measuring PyTorch as without the option
 #   --ab-attn    also compile and bench the DiTs with the attention choices of before (1-NFE and
 #                its profile): dit_4096 with DRT_CUDA_ATTN_ROWS=64 (one m16 tile per warp), dit_1024
 #                with DRT_CUDA_ATTN_SPLITS=1 (no key splits)
@@ -189,10 +191,12 @@ if [ $SKIP_BENCH = 0 ]; then
     fi
     rm -f "$WORK/$m/model.plan" "$BENCH_DIR/$m/weights.bin"
   done
+  if [ -n "$TORCH_JSON" ] && ! cp "$TORCH_JSON" "$OUT/torch.json" 2>/dev/null; then
+    log "--torch-json $TORCH_JSON: cannot read it; measuring PyTorch instead"
+    TORCH_JSON=""
+  fi
   if [ -n "$TORCH_JSON" ]; then
-    if ! cp "$TORCH_JSON" "$OUT/torch.json" 2>/dev/null; then
-      log "--torch-json $TORCH_JSON: cannot read it; no PyTorch figures in this run"
-    elif [ $SKIP_TORCH = 0 ] && [ -z "$DRY" ] && [ "$(left)" -gt 90 ]; then
+    if [ $SKIP_TORCH = 0 ] && [ -z "$DRY" ] && [ "$(left)" -gt 90 ]; then
       log "PyTorch figures from $TORCH_JSON; measuring what it lacks"
       timeout $(( $(left) - 15 )) python3 tests/gpu/torch_bench.py --merge "$TORCH_JSON" --out "$OUT/torch.json" \
         --models "$(echo $MODELS | tr ' ' ,)" --budget-s $(( $(left) - 60 )) 2>&1 | tee "$OUT/torch.log" |
