@@ -1,4 +1,5 @@
 /* drt inspect: describe an ONNX model. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,8 +292,14 @@ int drt_cmd_inspect(int argc, char **argv) {
     fflush(stdout);
     return inspect_cuda(model, false, NULL, launches);
   }
-  if (cuda_source || precision || image)
-    return drt_cli_usage_error("inspect", "--cuda-source, --precision and --image apply to plans");
+  if (cuda_source || precision || image) { /* name the file: missing, unreadable or not a plan */
+    FILE *f = fopen(model, "rb");
+    if (!f)
+      return drt_cli_fail("inspect", DRT_ERROR(DRT_STATUS_NOT_FOUND, "cannot open '%s': %s", model, strerror(errno)));
+    fclose(f);
+    return drt_cli_usage_error("inspect", "'%s' is not a distilrt plan: --cuda-source, --precision and --image apply "
+                               "to plans (drt compile writes them)", model);
+  }
   if (json) return drt_cli_usage_error("inspect", "--json applies to plans");
   if (launches) return drt_cli_usage_error("inspect", "--launches applies to CUDA plans");
   drt_onnx_options oo;

@@ -783,7 +783,8 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
   constexpr int DC = D % 8 == 0 ? D / 8 : 0, DVC = DV % 8 == 0 ? DV / 8 : 0;
   const bool krows = DC > 0 && g.ks[3] == 1 && g.ks[2] % 8 == 0 && ((unsigned long long)kp & 15ull) == 0;
   const bool vrows = DVC > 0 && g.vs[3] == 1 && g.vs[2] % 8 == 0 && ((unsigned long long)vp & 15ull) == 0;
-  /* K's pad columns (D .. DP) are never read: a head size 16 k + 8 ends Q K^T with m16n8k8 */
+  /* mma.sync: K's pad columns (D .. DP) are never read (a head size 16 k + 8 ends Q K^T with
+     m16n8k8); V's pad columns feed accumulator columns never stored, zeroed here once */
   if constexpr (!WG && DVP / 8 > DVC && DVC > 0) {
     if (vrows)
       for (int e = tid; e < 2 * BK * (DVP / 8 - DVC); e += NT) {
@@ -901,8 +902,6 @@ __device__ __forceinline__ void drt_attention_mma(const drt_attn_geom &g, const 
         /* S (64 x BK per slice w) = Q K^T: K is B in K-major core matrices, LBO = the next 8
            columns (128 bytes), SBO = the next 8 keys (DP / 8 chunks); 16 columns per wgmma */
         const unsigned long long dk = drt_wgmma_desc(Ks, 128u, (unsigned)(DP / 8) * 128u);
-#pragma unroll
-        for (int w = 0; w < WM; w++) drt_wgmma_fence_operands<BK / 2>(&s[w][0][0]);
         drt_wgmma_fence();
         /* slice by slice, one commit group each: slice 0's softmax runs while slice 1's product
            is still on the tensor cores (waits in the softmax / P V part below) */

@@ -48,6 +48,16 @@ HALF_ARCHS = "sm_80"
 SKIP = 77
 
 
+def nvrtc_missing(drt):
+    """The reason NVRTC cannot be used by `drt` (its error line), or None when it can."""
+    probe = subprocess.run([drt, "compile", "--target", "cuda", "--arch", "sm_80", os.devnull, "-o",
+                            os.devnull + ".plan"], capture_output=True, text=True)
+    err = probe.stderr
+    if "NVRTC" in err and ("not found" in err or "could not be loaded" in err or "built without" in err):
+        return err.strip().splitlines()[-1]
+    return None
+
+
 def shape_args(meta):
     """--shape NAME=DIMS for every input with a symbolic dim (batch of the first data set)."""
     batch = meta.get("data_sets", [{}])[0].get("batch", 1)
@@ -184,11 +194,9 @@ def main():
     ap.add_argument("--keep-cache", default=None, help="use this DRT_CACHE_DIR instead of a fresh one")
     a = ap.parse_args()
 
-    probe = subprocess.run([a.drt, "compile", "--target", "cuda", "--arch", "sm_80", os.devnull, "-o",
-                            os.devnull + ".plan"], capture_output=True, text=True)
-    if "NVRTC" in probe.stderr and ("not found" in probe.stderr or "could not be loaded" in probe.stderr or
-                                    "built without" in probe.stderr):
-        print("SKIP: NVRTC is not available: " + probe.stderr.strip().splitlines()[-1])
+    why = nvrtc_missing(a.drt)
+    if why:
+        print("SKIP: NVRTC is not available: " + why)
         return SKIP
 
     all_cases = cases(a.full)

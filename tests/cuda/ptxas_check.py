@@ -80,6 +80,12 @@ def main():
     except ImportError:
         print("skipped: no onnx package")
         return 77
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from compile_check import nvrtc_missing  # noqa: E402  (the same probe as ctest cuda-compile)
+    why = nvrtc_missing(a.drt)
+    if why:
+        print("skipped: NVRTC is not available: " + why)
+        return 77
     work = tempfile.mkdtemp(prefix="drt_ptxas_")
     env = dict(os.environ, DRT_CACHE_DIR="off")
     failures = 0
@@ -90,9 +96,6 @@ def main():
             r = subprocess.run([a.drt, "compile", model, "-o", plan, "--target", "cuda", "--arch", "compute_90a",
                                 "--precision", prec], capture_output=True, text=True, env=env)
             if r.returncode != 0:
-                if "NVRTC" in r.stderr and ("not found" in r.stderr or "unavailable" in r.stderr.lower()):
-                    print("skipped: NVRTC not available")
-                    return 77
                 print("FAIL %-18s drt compile: %s" % (name, r.stderr.strip()[-400:]))
                 failures += 1
                 continue

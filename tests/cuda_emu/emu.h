@@ -1535,6 +1535,12 @@ static inline unsigned long long __cvta_generic_to_shared(const void *p) {
  * layouts of the PTX ISA, see wgmma.cuh). The block must be one warpgroup (128 threads): the A
  * fragments are exchanged through a per-block buffer between two barriers, so every thread of
  * the block must call it, as on the device. */
+namespace drt_emu {
+inline unsigned long long wgmma_count; /* warpgroup MMAs executed by this module (blocks run serially) */
+}
+/* How many warpgroup MMAs this kernels module has executed: tests check that the sm_90a path ran. */
+DRT_EMU_API unsigned long long drt_emu_wgmma_count(void) { return drt_emu::wgmma_count; }
+
 template <class T>
 inline void drt_emu_wgmma(float *d, const unsigned *a, unsigned long long desc, int N, int trans, int scale_d) {
   static_assert(sizeof(T) == 2, "wgmma emulation: fp16/bf16 operands");
@@ -1544,6 +1550,7 @@ inline void drt_emu_wgmma(float *d, const unsigned *a, unsigned long long desc, 
   if (N < 8 || N > 256 || N % 8 != 0) drt_emu::fail_here("wgmma: N must be a multiple of 8 in 8..256");
   if ((desc >> 62) != 0ull) drt_emu::fail_here("wgmma: only the no-swizzle descriptor layout is emulated");
   const int tid = (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
+  if (tid == 0) drt_emu::wgmma_count++;
   for (int i = 0; i < 4; i++) stage[tid][i] = a[i];
   __syncthreads();
   const unsigned long long start = (desc & 0x3FFFull) << 4, lbo = ((desc >> 16) & 0x3FFFull) << 4,

@@ -1035,6 +1035,21 @@ def _(ctx):
         [os.path.join(d, "drt_y.npy")]
 
 
+@case("inspect_image_missing_file", 2, "cannot open")
+def _(ctx):
+    return ["inspect", "--image", "sm_90", ctx.path("missing.plan")], []
+
+
+@case("inspect_image_no_cuda_images", 2, "no sm_90 image in the plan (it has: no CUDA images)")
+def _(ctx):
+    return ["inspect", "--image", "sm_90", ctx.write("model.plan", bytes(plan_bytes(ctx)))], []
+
+
+@case("inspect_cuda_source_of_onnx", 1, "is not a distilrt plan")
+def _(ctx):
+    return ["inspect", "--cuda-source", ctx.save_model("model.onnx", base_model())], []
+
+
 # ================================================================================================
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "ThreadSanitizer",
                    "runtime error:", "MemorySanitizer")

@@ -418,6 +418,11 @@ static void test_emulated_numerics(void **state) {
       double tol = prec == DRT_CUDA_PRECISION_FP32 ? 1e-4 : prec == DRT_CUDA_PRECISION_TF32 ? 3e-3 : 1e-2;
       emu_check_output(bufs, nb, n, ni, &ref, tol, prec);
     }
+    /* the sm_90a modules really ran warpgroup MMAs (not the mma.sync fallback), the others none */
+    unsigned long long (*wgmma_count)(void) = (unsigned long long (*)(void))dlsym(em.h, "drt_emu_wgmma_count");
+    assert_non_null(wgmma_count);
+    if (sm90a) assert_true(wgmma_count() > 0);
+    else assert_int_equal(wgmma_count(), 0);
     drt_cuda_program_destroy(p);
   }
   char cmd[600];

@@ -599,6 +599,18 @@ static void emu_run_precision(drt_cuda_precision prec, double tol) {
   drt_graph_destroy(g);
 }
 
+/* The program loaded for a single image of `arch` (the mock runs DRT_MOCK_CUDA_KERNELS whatever
+ * the image); the module holds its own context reference. */
+static drt_cuda_module *emu_module_for(const drt_cuda_program *prog, const char *arch) {
+  drt_plan_cuda bins = emu_bins(prog, arch);
+  drt_cuda_context *ctx = NULL;
+  DRT_ASSERT_OK(drt_cuda_context_acquire(0, &ctx));
+  drt_cuda_module *m = NULL;
+  DRT_ASSERT_OK(drt_cuda_module_load(ctx, prog, &bins, &m));
+  drt_cuda_context_release(ctx);
+  return m;
+}
+
 /* Programmatic dependent launch only where the kernels wait for it: an sm_90+ image (a compute_80
  * PTX JIT-compiled on the device has no griddepcontrol.wait), and not with DRT_CUDA_PDL=0. */
 static void test_emu_pdl(void **state) {
@@ -616,12 +628,7 @@ static void test_emu_pdl(void **state) {
   } cases[] = {{"sm_90", NULL, true}, {"compute_90", NULL, true}, {"compute_80", NULL, false},
                {"sm_90", "0", false}, {"sm_90", "1", true}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    drt_plan_cuda bins = emu_bins(prog, cases[i].arch);
-    drt_cuda_context *ctx = NULL;
-    DRT_ASSERT_OK(drt_cuda_context_acquire(0, &ctx));
-    drt_cuda_module *m = NULL;
-    DRT_ASSERT_OK(drt_cuda_module_load(ctx, prog, &bins, &m));
-    drt_cuda_context_release(ctx);
+    drt_cuda_module *m = emu_module_for(prog, cases[i].arch);
     if (cases[i].env) setenv("DRT_CUDA_PDL", cases[i].env, 1);
     drt_cuda_executor *e = NULL;
     DRT_ASSERT_OK(drt_cuda_executor_create(m, 0, NULL, &e));
@@ -632,12 +639,7 @@ static void test_emu_pdl(void **state) {
     drt_cuda_module_destroy(m);
   }
   /* a driver that refuses the attribute: the first launch falls back, and stays without it */
-  drt_plan_cuda bins = emu_bins(prog, "sm_90");
-  drt_cuda_context *ctx = NULL;
-  DRT_ASSERT_OK(drt_cuda_context_acquire(0, &ctx));
-  drt_cuda_module *m = NULL;
-  DRT_ASSERT_OK(drt_cuda_module_load(ctx, prog, &bins, &m));
-  drt_cuda_context_release(ctx);
+  drt_cuda_module *m = emu_module_for(prog, "sm_90");
   drt_cuda_executor *e = NULL;
   DRT_ASSERT_OK(drt_cuda_executor_create(m, 0, NULL, &e));
   assert_true(drt_cuda_executor_pdl(e));
