@@ -400,6 +400,40 @@ static drt_status infer_cumsum(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* NegativeLogLikelihoodLoss (input = log-probabilities) and SoftmaxCrossEntropyLoss (input =
+ * scores): x [N, C, d1..dk], target [N, d1..dk] (int32/int64), optional weight [C]; output 0
+ * has target's shape for reduction "none", else it is a scalar; SoftmaxCrossEntropyLoss's
+ * optional output 1 is log_softmax(x, axis 1). */
+static drt_status infer_loss(drt_graph *g, drt_node *n) {
+  (void)g;
+  char a[128], b[128];
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
+  const drt_value *x = n->inputs[0], *t = n->inputs[1], *w = drt_node_input(n, 2);
+  if (x->shape.rank < 2)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 0 must be [N, C, d1..dk], got shape %s",
+                     drt_shape_str(&x->shape, a, sizeof a));
+  bool same = t->shape.rank == x->shape.rank - 1 && t->shape.dims[0] == x->shape.dims[0];
+  for (int d = 2; same && d < x->shape.rank; d++) same = t->shape.dims[d - 1] == x->shape.dims[d];
+  if (!same)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "target (input 1) must be [N, d1..dk] for input 0 of shape %s, got %s",
+                     drt_shape_str(&x->shape, a, sizeof a), drt_shape_str(&t->shape, b, sizeof b));
+  if (w) {
+    DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, DRT_DT_BIT(x->dtype)));
+    if (w->shape.rank != 1 || w->shape.dims[0] != x->shape.dims[1])
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "weight (input 2) must be [C] = [%" PRId64 "], got %s",
+                       x->shape.dims[1], drt_shape_str(&w->shape, a, sizeof a));
+  }
+  const char *red = drt_node_attr_string(n, "reduction", "mean");
+  bool none = strcmp(red, "none") == 0;
+  if (!none && strcmp(red, "sum") != 0 && strcmp(red, "mean") != 0)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute reduction must be none, sum or mean, got '%s'", red);
+  drt_shape scalar = {0};
+  drt_infer_set(n, 0, x->dtype, none ? &t->shape : &scalar);
+  if (n->num_outputs > 1) drt_infer_set(n, 1, x->dtype, &x->shape);
+  return DRT_OK;
+}
+
 static drt_status infer_attention(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
@@ -454,6 +488,9 @@ const drt_infer_entry drt_infer_table_reduce[] = {
     {DRT_OP_ARGMAX, infer_argmax},
     {DRT_OP_ARGMIN, infer_argmax},
     {DRT_OP_CUMSUM, infer_cumsum},
+    {DRT_OP_CUMPROD, infer_cumsum},
+    {DRT_OP_NLL_LOSS, infer_loss},
+    {DRT_OP_SCE_LOSS, infer_loss},
     {DRT_OP_ATTENTION, infer_attention},
     {DRT_OP_COUNT_, NULL},
 };

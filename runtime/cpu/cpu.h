@@ -39,6 +39,7 @@ extern const drt_cpu_kernel_entry drt_cpu_kernels_reduce[];      /* runtime/cpu/
 extern const drt_cpu_kernel_entry drt_cpu_kernels_movement[];    /* runtime/cpu/movement.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_index[];       /* runtime/cpu/index.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_fused[];       /* runtime/cpu/fused.c (internal drt.* ops) */
+extern const drt_cpu_kernel_entry drt_cpu_kernels_loss[];        /* runtime/cpu/loss.c */
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op);
 

@@ -11,6 +11,7 @@ static const drt_cpu_kernel_entry *const k_tables[] = {
     drt_cpu_kernels_movement,
     drt_cpu_kernels_index,
     drt_cpu_kernels_fused,
+    drt_cpu_kernels_loss,
 };
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op) {

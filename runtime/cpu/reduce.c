@@ -558,9 +558,9 @@ static drt_status k_argmax(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor
   return DRT_OK;
 }
 
-/* ---- CumSum ---------------------------------------------------------------------------- */
+/* ---- CumSum, CumProd ------------------------------------------------------------------- */
 typedef struct cumjob {
-  bool exclusive, reverse;
+  bool exclusive, reverse, prod;
   drt_dtype dt; /* FLOAT32, FLOAT64 or INT64 (ints converted; wrap-around) */
   const void *x;
   void *y;
@@ -571,17 +571,14 @@ typedef struct cumjob {
   do {                                                                    \
     const T *q = (const T *)j->x + base;                                  \
     T *r = (T *)j->y + base;                                              \
-    ACC s = 0;                                                            \
+    ACC s = j->prod ? 1 : 0;                                              \
     for (int64_t k = 0; k < j->len; k++) {                                \
       int64_t a = j->reverse ? j->len - 1 - k : k;                        \
       ACC v = (ACC)q[a * j->inner];                                       \
-      if (j->exclusive) {                                                 \
-        r[a * j->inner] = (T)s;                                           \
-        s += v;                                                           \
-      } else {                                                            \
-        s += v;                                                           \
-        r[a * j->inner] = (T)s;                                           \
-      }                                                                   \
+      if (j->exclusive) r[a * j->inner] = (T)s;                           \
+      if (j->prod) s *= v;                                                \
+      else s += v;                                                        \
+      if (!j->exclusive) r[a * j->inner] = (T)s;                          \
     }                                                                     \
   } while (0)
 
@@ -610,8 +607,8 @@ static drt_status k_cumsum(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor
   for (int d = axis + 1; d < x->shape.rank; d++) inner *= x->shape.dims[d];
   int64_t cnt = outer * len * inner;
   if (cnt == 0) return DRT_OK;
-  cumjob j = {drt_node_attr_int(n, "exclusive", 0) != 0, drt_node_attr_int(n, "reverse", 0) != 0, x->dtype, x->data,
-              out[0].data, len, inner};
+  cumjob j = {drt_node_attr_int(n, "exclusive", 0) != 0, drt_node_attr_int(n, "reverse", 0) != 0,
+              n->op == DRT_OP_CUMPROD, x->dtype, x->data, out[0].data, len, inner};
   void *tx = NULL, *ty = NULL;
   if (x->dtype != DRT_DTYPE_FLOAT32 && x->dtype != DRT_DTYPE_FLOAT64) {
     if (!drt_dtype_is_int(x->dtype))
@@ -621,7 +618,7 @@ static drt_status k_cumsum(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor
     if (!tx || !ty) {
       free(tx);
       free(ty);
-      return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "cumsum conversion buffers");
+      return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "%s conversion buffers", drt_op_name(n->op));
     }
     drt_convert(DRT_DTYPE_INT64, tx, x->dtype, x->data, (size_t)cnt);
     j.dt = DRT_DTYPE_INT64;
@@ -660,6 +657,7 @@ const drt_cpu_kernel_entry drt_cpu_kernels_reduce[] = {
     {DRT_OP_ARGMAX, k_argmax, F32 | F64},
     {DRT_OP_ARGMIN, k_argmax, F32 | F64},
     {DRT_OP_CUMSUM, k_cumsum, F32 | F64},
+    {DRT_OP_CUMPROD, k_cumsum, F32 | F64},
     {DRT_OP_ATTENTION, drt_cpu_attention, F32},
     {DRT_OP_COUNT_, NULL, 0},
 };
