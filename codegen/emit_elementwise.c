@@ -493,6 +493,12 @@ static const char *ew_fn(drt_ew_op op) {
     case DRT_EW_ATAN: return "drt_u_atan";
     case DRT_EW_SINH: return "drt_u_sinh";
     case DRT_EW_COSH: return "drt_u_cosh";
+    case DRT_EW_ASINH: return "drt_u_asinh";
+    case DRT_EW_ACOSH: return "drt_u_acosh";
+    case DRT_EW_ATANH: return "drt_u_atanh";
+    case DRT_EW_SWISH: return "drt_u_swish";
+    case DRT_EW_THRESHOLDED_RELU: return "drt_u_thresholded_relu";
+    case DRT_EW_SHRINK: return "drt_u_shrink";
     case DRT_EW_FLOOR: return "drt_u_floor";
     case DRT_EW_CEIL: return "drt_u_ceil";
     case DRT_EW_ROUND: return "drt_u_round";
@@ -735,6 +741,9 @@ static const unary_desc k_unary[] = {
     {DRT_OP_ATAN, "drt_u_atan", 0, NULL, NULL, 0, 0},
     {DRT_OP_SINH, "drt_u_sinh", 0, NULL, NULL, 0, 0},
     {DRT_OP_COSH, "drt_u_cosh", 0, NULL, NULL, 0, 0},
+    {DRT_OP_ASINH, "drt_u_asinh", 0, NULL, NULL, 0, 0},
+    {DRT_OP_ACOSH, "drt_u_acosh", 0, NULL, NULL, 0, 0},
+    {DRT_OP_ATANH, "drt_u_atanh", 0, NULL, NULL, 0, 0},
     {DRT_OP_FLOOR, "drt_u_floor", 0, NULL, NULL, 0, 0},
     {DRT_OP_CEIL, "drt_u_ceil", 0, NULL, NULL, 0, 0},
     {DRT_OP_ROUND, "drt_u_round", 0, NULL, NULL, 0, 0},
@@ -745,6 +754,9 @@ static const unary_desc k_unary[] = {
     {DRT_OP_MISH, "drt_u_mish", 0, NULL, NULL, 0, 0},
     {DRT_OP_SOFTPLUS, "drt_u_softplus", 0, NULL, NULL, 0, 0},
     {DRT_OP_SOFTSIGN, "drt_u_softsign", 0, NULL, NULL, 0, 0},
+    {DRT_OP_SWISH, "drt_u_swish", 1, "alpha", NULL, 1.0, 0},
+    {DRT_OP_THRESHOLDED_RELU, "drt_u_thresholded_relu", 1, "alpha", NULL, 1.0, 0},
+    {DRT_OP_SHRINK, "drt_u_shrink", 2, "bias", "lambd", 0.0, 0.5},
 };
 
 static drt_status emit_unary(drt_cg *cg, const drt_node *n) {
@@ -1087,6 +1099,9 @@ const drt_cg_emitter drt_cg_emitters_elementwise[] = {
     {DRT_OP_ATAN, emit_unary},
     {DRT_OP_SINH, emit_unary},
     {DRT_OP_COSH, emit_unary},
+    {DRT_OP_ASINH, emit_unary},
+    {DRT_OP_ACOSH, emit_unary},
+    {DRT_OP_ATANH, emit_unary},
     {DRT_OP_FLOOR, emit_unary},
     {DRT_OP_CEIL, emit_unary},
     {DRT_OP_ROUND, emit_unary},
@@ -1097,6 +1112,9 @@ const drt_cg_emitter drt_cg_emitters_elementwise[] = {
     {DRT_OP_MISH, emit_unary},
     {DRT_OP_SOFTPLUS, emit_unary},
     {DRT_OP_SOFTSIGN, emit_unary},
+    {DRT_OP_SWISH, emit_unary},
+    {DRT_OP_THRESHOLDED_RELU, emit_unary},
+    {DRT_OP_SHRINK, emit_unary},
     {DRT_OP_NOT, emit_not},
     {DRT_OP_ISNAN, emit_classify},
     {DRT_OP_ISINF, emit_classify},

@@ -28,7 +28,10 @@ drt_ew_form drt_ew_op_form(drt_ew_op op) {
     case DRT_EW_ELU:
     case DRT_EW_CELU:
     case DRT_EW_SELU:
-    case DRT_EW_HARD_SIGMOID: return DRT_EW_FORM_PARAM;
+    case DRT_EW_HARD_SIGMOID:
+    case DRT_EW_SWISH:
+    case DRT_EW_THRESHOLDED_RELU:
+    case DRT_EW_SHRINK: return DRT_EW_FORM_PARAM;
     case DRT_EW_ADD:
     case DRT_EW_SUB:
     case DRT_EW_MUL:
@@ -132,7 +135,7 @@ drt_status drt_ew_program_decode(const drt_node *n, int num_inputs, int num_outp
         case DRT_EW_FORM_PARAM:
           srcs[ns++] = a;
           CHECK_RANGE(i, "const", b, nconst);
-          if (c != -1 || op == DRT_EW_SELU || op == DRT_EW_HARD_SIGMOID) CHECK_RANGE(i, "const", c, nconst);
+          if (c != -1 || op == DRT_EW_SELU || op == DRT_EW_HARD_SIGMOID || op == DRT_EW_SHRINK) CHECK_RANGE(i, "const", c, nconst);
           break;
         case DRT_EW_FORM_BINARY:
           srcs[ns++] = a;

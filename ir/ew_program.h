@@ -13,9 +13,12 @@
  *   unary  r[d] = f(r[a])                         NEG ABS SQRT RECIP EXP LOG ERF TANH SIGMOID RELU
  *                                                 SIN COS TAN ASIN ACOS ATAN SINH COSH FLOOR CEIL
  *                                                 ROUND SIGN GELU GELU_TANH SOFTPLUS SOFTSIGN MISH
- *                                                 HARD_SWISH NOT SILU (x * sigmoid(x))
+ *                                                 HARD_SWISH NOT SILU (x * sigmoid(x)) ASINH
+ *                                                 ACOSH ATANH
  *   param  r[d] = f(r[a]; consts[b], consts[c])   LEAKY_RELU(alpha) ELU(alpha) CELU(alpha)
  *                                                 SELU(alpha, gamma) HARD_SIGMOID(alpha, beta)
+ *                                                 SWISH(alpha) THRESHOLDED_RELU(alpha)
+ *                                                 SHRINK(bias, lambd)
  *   binary r[d] = r[a] op r[b]                    ADD SUB MUL DIV POW MAX MIN PRELU, and the
  *                                                 comparisons/logic EQ LT LE GT GE AND OR XOR that
  *                                                 give 1.0 (true) or 0.0 (false)
@@ -66,7 +69,9 @@
   X(ADD, "add") X(SUB, "sub") X(MUL, "mul") X(DIV, "div") X(POW, "pow") X(MAX, "max")     \
   X(MIN, "min") X(PRELU, "prelu") X(EQ, "eq") X(LT, "lt") X(LE, "le") X(GT, "gt")         \
   X(GE, "ge") X(AND, "and") X(OR, "or") X(XOR, "xor")                                     \
-  X(WHERE, "where") X(CLIP, "clip") X(SILU, "silu")
+  X(WHERE, "where") X(CLIP, "clip") X(SILU, "silu")                                     \
+  X(ASINH, "asinh") X(ACOSH, "acosh") X(ATANH, "atanh") X(SWISH, "swish")                 \
+  X(THRESHOLDED_RELU, "thresholded_relu") X(SHRINK, "shrink")
 
 typedef enum drt_ew_op {
   DRT_EW_INVALID_ = 0,

@@ -113,7 +113,8 @@ static bool float_op(drt_op op) {
     case DRT_OP_LOG: case DRT_OP_ERF: case DRT_OP_TANH: case DRT_OP_SIGMOID: case DRT_OP_RELU:
     case DRT_OP_LEAKY_RELU: case DRT_OP_ELU: case DRT_OP_SELU: case DRT_OP_CELU: case DRT_OP_SIN:
     case DRT_OP_COS: case DRT_OP_TAN: case DRT_OP_ASIN: case DRT_OP_ACOS: case DRT_OP_ATAN:
-    case DRT_OP_SINH: case DRT_OP_COSH: case DRT_OP_FLOOR: case DRT_OP_CEIL: case DRT_OP_ROUND:
+    case DRT_OP_SINH: case DRT_OP_COSH: case DRT_OP_ASINH: case DRT_OP_ACOSH: case DRT_OP_ATANH:
+    case DRT_OP_SWISH: case DRT_OP_THRESHOLDED_RELU: case DRT_OP_SHRINK: case DRT_OP_FLOOR: case DRT_OP_CEIL: case DRT_OP_ROUND:
     case DRT_OP_SIGN: case DRT_OP_GELU: case DRT_OP_HARD_SIGMOID: case DRT_OP_HARD_SWISH:
     case DRT_OP_MISH: case DRT_OP_SOFTPLUS: case DRT_OP_SOFTSIGN: case DRT_OP_CLIP:
     case DRT_OP_ADD: case DRT_OP_SUB: case DRT_OP_MUL: case DRT_OP_DIV: case DRT_OP_POW:
@@ -379,6 +380,9 @@ static drt_ew_op unary_code(drt_op op) {
     case DRT_OP_ATAN: return DRT_EW_ATAN;
     case DRT_OP_SINH: return DRT_EW_SINH;
     case DRT_OP_COSH: return DRT_EW_COSH;
+    case DRT_OP_ASINH: return DRT_EW_ASINH;
+    case DRT_OP_ACOSH: return DRT_EW_ACOSH;
+    case DRT_OP_ATANH: return DRT_EW_ATANH;
     case DRT_OP_FLOOR: return DRT_EW_FLOOR;
     case DRT_OP_CEIL: return DRT_EW_CEIL;
     case DRT_OP_ROUND: return DRT_EW_ROUND;
@@ -441,6 +445,18 @@ static void translate(builder *b, const drt_node *n) {
       float alpha = drt_node_attr_float(n, "alpha", 1.67326319217681884765625f);
       float gamma = drt_node_attr_float(n, "gamma", 1.05070102214813232421875f);
       set_result(b, n, emit(b, DRT_EW_SELU, value_reg(b, n->inputs[0]), add_const(b, alpha), add_const(b, gamma)));
+      return;
+    }
+    case DRT_OP_SWISH:
+    case DRT_OP_THRESHOLDED_RELU: {
+      float alpha = drt_node_attr_float(n, "alpha", 1.0f);
+      set_result(b, n, emit(b, op == DRT_OP_SWISH ? DRT_EW_SWISH : DRT_EW_THRESHOLDED_RELU, value_reg(b, n->inputs[0]),
+                            add_const(b, alpha), -1));
+      return;
+    }
+    case DRT_OP_SHRINK: {
+      float bias = drt_node_attr_float(n, "bias", 0.0f), lambd = drt_node_attr_float(n, "lambd", 0.5f);
+      set_result(b, n, emit(b, DRT_EW_SHRINK, value_reg(b, n->inputs[0]), add_const(b, bias), add_const(b, lambd)));
       return;
     }
     case DRT_OP_HARD_SIGMOID: {

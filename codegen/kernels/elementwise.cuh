@@ -94,6 +94,23 @@ __device__ __forceinline__ double drt_u_selu(double x, double al, double ga) {
   return x > 0.0 ? ga * x : ga * (al * exp(x) - al);
 }
 __device__ __forceinline__ float drt_u_hard_sigmoid(float x, float al, float be) { return drt_sat01(al * x + be); }
+__device__ __forceinline__ float drt_u_asinh(float x) { return asinhf(x); }
+__device__ __forceinline__ double drt_u_asinh(double x) { return asinh(x); }
+__device__ __forceinline__ float drt_u_acosh(float x) { return acoshf(x); }
+__device__ __forceinline__ double drt_u_acosh(double x) { return acosh(x); }
+__device__ __forceinline__ float drt_u_atanh(float x) { return atanhf(x); }
+__device__ __forceinline__ double drt_u_atanh(double x) { return atanh(x); }
+__device__ __forceinline__ float drt_u_swish(float x, float al) { return x / (1.0f + drt_fast_exp(-al * x)); }
+__device__ __forceinline__ double drt_u_swish(double x, double al) { return x / (1.0 + exp(-al * x)); }
+__device__ __forceinline__ float drt_u_thresholded_relu(float x, float al) { return x > al ? x : 0.0f; }
+__device__ __forceinline__ double drt_u_thresholded_relu(double x, double al) { return x > al ? x : 0.0; }
+/* Shrink(bias, lambd) */
+__device__ __forceinline__ float drt_u_shrink(float x, float bi, float la) {
+  return x < -la ? x + bi : (x > la ? x - bi : 0.0f);
+}
+__device__ __forceinline__ double drt_u_shrink(double x, double bi, double la) {
+  return x < -la ? x + bi : (x > la ? x - bi : 0.0);
+}
 __device__ __forceinline__ double drt_u_hard_sigmoid(double x, double al, double be) { return drt_sat01(al * x + be); }
 
 /* ---- binary (float, double) -------------------------------------------------------------- */

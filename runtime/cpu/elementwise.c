@@ -115,6 +115,9 @@ DEF_UNARY(u_acos, M_LIBM(acos, x))
 DEF_UNARY(u_atan, M_LIBM(atan, x))
 DEF_UNARY(u_sinh, M_LIBM(sinh, x))
 DEF_UNARY(u_cosh, M_LIBM(cosh, x))
+DEF_UNARY(u_asinh, M_LIBM(asinh, x))
+DEF_UNARY(u_acosh, M_LIBM(acosh, x))
+DEF_UNARY(u_atanh, M_LIBM(atanh, x))
 DEF_UNARY(u_floor, M_LIBM(floor, x))
 DEF_UNARY(u_ceil, M_LIBM(ceil, x))
 DEF_UNARY(u_round, M_LIBM(rint, x)) /* default rounding mode: half to even */
@@ -127,6 +130,9 @@ DEF_UNARY(u_hard_swish, x * M_SAT01(x * (T)(1.0 / 6.0) + (T)0.5))
 DEF_UNARY(u_mish, x * M_LIBM(tanh, M_SOFTPLUS(x)))
 DEF_UNARY(u_softplus, M_SOFTPLUS(x))
 DEF_UNARY(u_softsign, x / ((T)1 + M_LIBM(fabs, x)))
+DEF_UNARY(u_swish, x / ((T)1 + M_EXP(-alpha * x)))
+DEF_UNARY(u_thresholded_relu, x > alpha ? x : (T)0)
+DEF_UNARY(u_shrink, x < -beta ? x + alpha : (x > beta ? x - alpha : (T)0)) /* alpha = bias, beta = lambd */
 
 typedef struct unary_impl {
   drt_op op;
@@ -158,6 +164,9 @@ static const unary_impl k_unary_ops[] = {
     UNARY(ATAN, u_atan, 0, 0, 0),
     UNARY(SINH, u_sinh, 0, 0, 0),
     UNARY(COSH, u_cosh, 0, 0, 0),
+    UNARY(ASINH, u_asinh, 0, 0, 0),
+    UNARY(ACOSH, u_acosh, 0, 0, 0),
+    UNARY(ATANH, u_atanh, 0, 0, 0),
     UNARY(FLOOR, u_floor, 0, 0, 0),
     UNARY(CEIL, u_ceil, 0, 0, 0),
     UNARY(ROUND, u_round, 0, 0, 0),
@@ -168,6 +177,9 @@ static const unary_impl k_unary_ops[] = {
     UNARY(MISH, u_mish, 0, 0, 0),
     UNARY(SOFTPLUS, u_softplus, 0, 0, 0),
     UNARY(SOFTSIGN, u_softsign, 0, 0, 0),
+    UNARY(SWISH, u_swish, 1.0, 0, 0),
+    UNARY(THRESHOLDED_RELU, u_thresholded_relu, 1.0, 0, 0),
+    UNARY(SHRINK, u_shrink, 0.0, 0.5, 0),
 };
 #undef UNARY
 
@@ -292,9 +304,15 @@ static drt_status k_unary(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor 
         case DRT_OP_CELU:
         case DRT_OP_HARD_SIGMOID:
         case DRT_OP_SELU:
+        case DRT_OP_SWISH:
+        case DRT_OP_THRESHOLDED_RELU:
           p.alpha = drt_node_attr_float(n, "alpha", (float)u->alpha);
           p.beta = drt_node_attr_float(n, "beta", (float)u->beta);
           p.gamma = drt_node_attr_float(n, "gamma", (float)u->gamma);
+          break;
+        case DRT_OP_SHRINK:
+          p.alpha = drt_node_attr_float(n, "bias", (float)u->alpha);
+          p.beta = drt_node_attr_float(n, "lambd", (float)u->beta);
           break;
         case DRT_OP_GELU:
           if (strcmp(drt_node_attr_string(n, "approximate", "none"), "tanh") == 0)
@@ -1013,6 +1031,9 @@ const drt_cpu_kernel_entry drt_cpu_kernels_elementwise[] = {
     {DRT_OP_ATAN, k_unary, F32_F64},
     {DRT_OP_SINH, k_unary, F32_F64},
     {DRT_OP_COSH, k_unary, F32_F64},
+    {DRT_OP_ASINH, k_unary, F32_F64},
+    {DRT_OP_ACOSH, k_unary, F32_F64},
+    {DRT_OP_ATANH, k_unary, F32_F64},
     {DRT_OP_FLOOR, k_unary, F32_F64},
     {DRT_OP_CEIL, k_unary, F32_F64},
     {DRT_OP_ROUND, k_unary, F32_F64},
@@ -1026,6 +1047,9 @@ const drt_cpu_kernel_entry drt_cpu_kernels_elementwise[] = {
     {DRT_OP_MISH, k_unary, F32_F64},
     {DRT_OP_SOFTPLUS, k_unary, F32_F64},
     {DRT_OP_SOFTSIGN, k_unary, F32_F64},
+    {DRT_OP_SWISH, k_unary, F32_F64},
+    {DRT_OP_THRESHOLDED_RELU, k_unary, F32_F64},
+    {DRT_OP_SHRINK, k_unary, F32_F64},
     {DRT_OP_CLIP, k_clip, F32_F64},
     {DRT_OP_CAST, k_cast, DRT_DT_FLOATS},
     {DRT_OP_CAST_LIKE, k_cast, DRT_DT_FLOATS},

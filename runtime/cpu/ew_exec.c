@@ -261,6 +261,9 @@ EW_INLINE void range_body(const drt_ew_exec *e, int64_t begin, int64_t end) {
         case DRT_EW_ATAN: UNARY(atanf(v)); break;
         case DRT_EW_SINH: UNARY(sinhf(v)); break;
         case DRT_EW_COSH: UNARY(coshf(v)); break;
+        case DRT_EW_ASINH: UNARY(asinhf(v)); break;
+        case DRT_EW_ACOSH: UNARY(acoshf(v)); break;
+        case DRT_EW_ATANH: UNARY(atanhf(v)); break;
         case DRT_EW_FLOOR: UNARY(floorf(v)); break;
         case DRT_EW_CEIL: UNARY(ceilf(v)); break;
         case DRT_EW_ROUND: UNARY(rintf(v)); break;
@@ -298,6 +301,21 @@ EW_INLINE void range_body(const drt_ew_exec *e, int64_t begin, int64_t end) {
         case DRT_EW_HARD_SIGMOID: {
           const float al = p->consts[x->b], be = p->consts[x->c];
           UNARY(sat01(al * v + be));
+          break;
+        }
+        case DRT_EW_SWISH: {
+          const float al = p->consts[x->b];
+          UNARY(v / (1.0f + drt_fast_expf(-al * v)));
+          break;
+        }
+        case DRT_EW_THRESHOLDED_RELU: {
+          const float al = p->consts[x->b];
+          UNARY(v > al ? v : 0.0f);
+          break;
+        }
+        case DRT_EW_SHRINK: {
+          const float bias = p->consts[x->b], la = p->consts[x->c];
+          UNARY(v < -la ? v + bias : (v > la ? v - bias : 0.0f));
           break;
         }
         case DRT_EW_ADD: BINARY(a + b); break;

@@ -232,6 +232,12 @@ static double r_hswish(double x, double a, double b) { (void)a, (void)b; return 
 static double r_softplus(double x, double a, double b) { (void)a, (void)b; return log(exp(x) + 1); }
 static double r_mish(double x, double a, double b) { (void)a, (void)b; return x * tanh(log(exp(x) + 1)); }
 static double r_softsign(double x, double a, double b) { (void)a, (void)b; return x / (1 + fabs(x)); }
+static double r_asinh(double x, double a, double b) { (void)a, (void)b; return log(x + sqrt(x * x + 1)); }
+static double r_acosh(double x, double a, double b) { (void)a, (void)b; return log(x + sqrt(x * x - 1)); }
+static double r_atanh(double x, double a, double b) { (void)a, (void)b; return 0.5 * log((1 + x) / (1 - x)); }
+static double r_swish(double x, double a, double b) { (void)b; return x / (1 + exp(-a * x)); }
+static double r_threlu(double x, double a, double b) { (void)b; return x > a ? x : 0; }
+static double r_shrink(double x, double bias, double lambd) { return x < -lambd ? x + bias : x > lambd ? x - bias : 0; }
 
 #define UC0(OP, LO, HI, REF) {DRT_OP_##OP, LO, HI, REF, {{0}}, 0, 0, 0}
 
@@ -277,6 +283,15 @@ static void test_unary_float_ops(void **state) {
       UC0(MISH, -8, 8, r_mish),
       UC0(SOFTPLUS, -15, 15, r_softplus),
       UC0(SOFTSIGN, -6, 6, r_softsign),
+      UC0(ASINH, -9, 9, r_asinh),
+      UC0(ACOSH, 1.01f, 9, r_acosh),
+      UC0(ATANH, -0.99f, 0.99f, r_atanh),
+      {DRT_OP_SWISH, -20, 20, r_swish, {{0}}, 0, 1.0, 0},
+      {DRT_OP_SWISH, -20, 20, r_swish, {attr_f("alpha", 0.5f)}, 1, 0.5, 0},
+      {DRT_OP_THRESHOLDED_RELU, -4, 4, r_threlu, {{0}}, 0, 1.0, 0},
+      {DRT_OP_THRESHOLDED_RELU, -4, 4, r_threlu, {attr_f("alpha", -0.5f)}, 1, -0.5, 0},
+      {DRT_OP_SHRINK, -4, 4, r_shrink, {{0}}, 0, 0.0, 0.5},
+      {DRT_OP_SHRINK, -4, 4, r_shrink, {attr_f("bias", 1.5f), attr_f("lambd", 1.0f)}, 2, 1.5, 1.0},
   };
   drt_test_rng rng = {42};
   drt_shape s = drt_test_shape(3, (int64_t[]){3, 5, 7});

@@ -189,6 +189,35 @@ static void test_ops_coverage(void **state) {
   tg_free(&t);
 }
 
+/* The ops added later (Swish, ThresholdedRelu, Shrink with their attributes; Asinh, Acosh,
+ * Atanh) fuse into one program that gives what the nodes give one by one. */
+static void test_ops_coverage_late(void **state) {
+  (void)state;
+  tg t;
+  tg_init(&t, 15);
+  int64_t d[2] = {9, 31};
+  drt_value *x = input(&t, "x", 2, d, -4, 4), *y = input(&t, "y", 2, d, -0.9f, 0.9f);
+  drt_value *sw = op1(&t, DRT_OP_SWISH, x);
+  attr_f(&t, sw, "alpha", 0.75f);
+  drt_value *tr = op1(&t, DRT_OP_THRESHOLDED_RELU, op2(&t, DRT_OP_SUB, sw, y));
+  attr_f(&t, tr, "alpha", 0.3f);
+  drt_value *sh = op1(&t, DRT_OP_SHRINK, op2(&t, DRT_OP_ADD, tr, x));
+  attr_f(&t, sh, "bias", 0.25f);
+  attr_f(&t, sh, "lambd", 0.8f);
+  drt_value *ac = op1(&t, DRT_OP_ACOSH, op2(&t, DRT_OP_ADD, op1(&t, DRT_OP_ABS, sh), scalar(&t, 1.0f)));
+  drt_value *out = op(&t, DRT_OP_SUM, 3, ac, op1(&t, DRT_OP_ASINH, x), op1(&t, DRT_OP_ATANH, y));
+  DRT_ASSERT_OK(drt_graph_add_output(t.g, out));
+  assert_true(pass_and_compare(&t, drt_pass_elementwise_fuse));
+  assert_int_equal(t.g->num_nodes, 1);
+  drt_node *n = find_op(t.g, DRT_OP_FUSED_ELEMENTWISE);
+  assert_non_null(n);
+  assert_int_equal(program_ops(n, DRT_EW_SWISH), 1);
+  assert_int_equal(program_ops(n, DRT_EW_THRESHOLDED_RELU), 1);
+  assert_int_equal(program_ops(n, DRT_EW_SHRINK), 1);
+  assert_int_equal(program_ops(n, DRT_EW_ATANH), 1);
+  tg_free(&t);
+}
+
 /* ================================ epilogues ================================================ */
 
 /* MatMul + bias + decomposed tanh GELU -> one drt.Gemm; then a second MatMul with bias, a gate
@@ -614,6 +643,7 @@ int main(void) {
       cmocka_unit_test(test_broadcast_gather_and_rank),
       cmocka_unit_test(test_multi_output),
       cmocka_unit_test(test_ops_coverage),
+      cmocka_unit_test(test_ops_coverage_late),
       cmocka_unit_test(test_matmul_gelu_residual),
       cmocka_unit_test(test_gemm_and_batched),
       cmocka_unit_test(test_gemm_blas_paths),
