@@ -402,6 +402,50 @@ static drt_status infer_upsample(drt_graph *g, drt_node *n) {
   return set_scaled_shape(n, scales, &x->shape);
 }
 
+/* OneHot: depth (input 1, one value) must be a compile-time constant >= 1; the output has
+ * values' dtype and the indices' shape with depth inserted at axis (in [-r-1, r]). */
+static drt_status infer_one_hot(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_NUMERIC));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_NUMERIC));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, DRT_DT_ALL));
+  const drt_value *ix = n->inputs[0], *depth = n->inputs[1], *values = n->inputs[2];
+  if (drt_shape_numel(&depth->shape) != 1 || depth->shape.rank > 1)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "depth (input 1) must hold one value");
+  if (depth->kind != DRT_VALUE_CONST)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "depth (input 1) '%s' must be a compile-time constant", depth->name);
+  if (values->shape.rank != 1 || values->shape.dims[0] != 2)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "values (input 2) must be [off_value, on_value]");
+  double dv = drt_load_f64(depth->dtype, depth->data, 0);
+  if (!(dv >= 1) || dv > 1e12) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "depth is %g, must be >= 1", dv);
+  if (ix->shape.rank + 1 > DRT_MAX_RANK) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "output rank over %d", DRT_MAX_RANK);
+  int axis;
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", -1), ix->shape.rank + 1, &axis),
+                          "attribute axis");
+  drt_shape o = {.rank = ix->shape.rank + 1};
+  for (int d = 0, s = 0; d < o.rank; d++) o.dims[d] = d == axis ? (int64_t)dv : ix->shape.dims[s++];
+  drt_infer_set(n, 0, values->dtype, &o);
+  return DRT_OK;
+}
+
+/* EyeLike: a rank-2 input; output dtype from attribute dtype (default: the input's). */
+static drt_status infer_eye_like(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
+  const drt_value *x = n->inputs[0];
+  if (x->shape.rank != 2) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input must be rank 2, got rank %d", x->shape.rank);
+  drt_dtype dt = x->dtype;
+  const drt_attr *a = drt_node_attr(n, "dtype");
+  if (a) {
+    if (a->type != DRT_ATTR_INT || a->i < 0 || a->i > 64 || !drt_dtype_is_supported((drt_dtype)a->i))
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute dtype = %" PRId64 " is not a supported dtype",
+                       a->type == DRT_ATTR_INT ? a->i : -1);
+    dt = (drt_dtype)a->i;
+  }
+  drt_infer_set(n, 0, dt, &x->shape);
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_GATHER, infer_gather},
     {DRT_OP_GATHER_ELEMENTS, infer_gather_elements},
@@ -411,5 +455,7 @@ const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_PAD, infer_pad},
     {DRT_OP_RESIZE, infer_resize},
     {DRT_OP_UPSAMPLE, infer_upsample},
+    {DRT_OP_ONE_HOT, infer_one_hot},
+    {DRT_OP_EYE_LIKE, infer_eye_like},
     {DRT_OP_COUNT_, NULL},
 };

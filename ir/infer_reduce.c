@@ -434,6 +434,71 @@ static drt_status infer_loss(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* Hardmax: Softmax's axis rules (before opset 13 the input is read as 2-D at axis). */
+static drt_status infer_hardmax(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0];
+  int axis;
+  DRT_RETURN_IF_ERROR(drt_softmax_axis(n, x->shape.rank, &axis));
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  return DRT_OK;
+}
+
+/* TopK: K (input 1, int64 [1]) must be a compile-time constant in [0, dims[axis]]. */
+static drt_status infer_topk(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_NUMERIC));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_BIT(DRT_DTYPE_INT64)));
+  const drt_value *x = n->inputs[0], *k = n->inputs[1];
+  int axis;
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", -1), x->shape.rank, &axis),
+                          "attribute axis");
+  if (drt_shape_numel(&k->shape) != 1 || k->shape.rank > 1)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "K (input 1) must hold one value");
+  if (k->kind != DRT_VALUE_CONST)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "K (input 1) '%s' must be a compile-time constant", k->name);
+  int64_t kv = drt_load_i64(k->dtype, k->data, 0);
+  if (kv < 0 || kv > x->shape.dims[axis])
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "K = %" PRId64 " is outside [0, %" PRId64 "] (axis %d)", kv,
+                     x->shape.dims[axis], axis);
+  drt_shape o = x->shape;
+  o.dims[axis] = kv;
+  drt_infer_set(n, 0, x->dtype, &o);
+  drt_infer_set(n, 1, DRT_DTYPE_INT64, &o);
+  return DRT_OK;
+}
+
+/* LpNormalization (axis, p = 1 or 2), MeanVarianceNormalization (axes), LRN (N, C, ...; size). */
+static drt_status infer_norm_extra(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0];
+  int axis;
+  if (n->op == DRT_OP_LP_NORMALIZATION) {
+    DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", -1), x->shape.rank, &axis),
+                            "attribute axis");
+    int64_t p = drt_node_attr_int(n, "p", 2);
+    if (p != 1 && p != 2) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute p is %" PRId64 ", must be 1 or 2", p);
+  } else if (n->op == DRT_OP_MVN) {
+    int64_t cnt;
+    const int64_t *axes = drt_node_attr_ints(n, "axes", &cnt);
+    for (int64_t i = 0; axes && i < cnt; i++)
+      DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(axes[i], x->shape.rank, &axis), "attribute axes[%" PRId64 "]", i);
+    if (!axes && x->shape.rank < 4)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the default axes [0, 2, 3] need a rank-4 input, got rank %d",
+                       x->shape.rank);
+  } else {
+    if (x->shape.rank < 2)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input must be [N, C, ...], got rank %d", x->shape.rank);
+    const drt_attr *size = drt_node_attr(n, "size");
+    if (!size || size->type != DRT_ATTR_INT || size->i < 1)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute size (a positive int) is required");
+  }
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  return DRT_OK;
+}
+
 static drt_status infer_attention(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
@@ -491,6 +556,11 @@ const drt_infer_entry drt_infer_table_reduce[] = {
     {DRT_OP_CUMPROD, infer_cumsum},
     {DRT_OP_NLL_LOSS, infer_loss},
     {DRT_OP_SCE_LOSS, infer_loss},
+    {DRT_OP_HARDMAX, infer_hardmax},
+    {DRT_OP_TOPK, infer_topk},
+    {DRT_OP_LP_NORMALIZATION, infer_norm_extra},
+    {DRT_OP_MVN, infer_norm_extra},
+    {DRT_OP_LRN, infer_norm_extra},
     {DRT_OP_ATTENTION, infer_attention},
     {DRT_OP_COUNT_, NULL},
 };

@@ -8,6 +8,7 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,5 +330,115 @@ drt_status drt_cpu_batch_norm(drt_cpu_ctx *ctx, const drt_node *n, const drt_ten
   bnjob j = {x->data, ab, ab + np, out[0].data, c, spatial, per_element};
   drt_parallel_for(ctx, nb * c, grain_for(spatial), bnjob_run, &j);
   free(ab);
+  return DRT_OK;
+}
+
+/* ---- LpNormalization, MeanVarianceNormalization, LRN ----------------------------------- */
+/* Statistics in double; rare in generators, so written for clarity over speed. */
+
+/* y = x / ||x||_p along axis (p = 1: sum |x|; p = 2: sqrt of the sum of squares); 0 where
+ * the norm is 0. */
+drt_status drt_cpu_lp_normalization(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *x = &in[0];
+  int axis;
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", -1), x->shape.rank, &axis),
+                          "attribute axis");
+  bool l1 = drt_node_attr_int(n, "p", 2) == 1;
+  int64_t outer = 1, len = x->shape.dims[axis], inner = 1;
+  for (int d = 0; d < axis; d++) outer *= x->shape.dims[d];
+  for (int d = axis + 1; d < x->shape.rank; d++) inner *= x->shape.dims[d];
+  const float *xs = x->data;
+  float *ys = out[0].data;
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t i = 0; i < inner; i++) {
+      const float *xp = xs + o * len * inner + i;
+      float *yp = ys + o * len * inner + i;
+      double s = 0;
+      for (int64_t a = 0; a < len; a++) s += l1 ? fabs((double)xp[a * inner]) : (double)xp[a * inner] * xp[a * inner];
+      double norm = l1 ? s : sqrt(s);
+      for (int64_t a = 0; a < len; a++) yp[a * inner] = norm == 0 ? 0.0f : (float)(xp[a * inner] / norm);
+    }
+  }
+  return DRT_OK;
+}
+
+/* y = (x - mean) / (sqrt(mean(x^2) - mean^2) + 1e-9) over attribute axes (default 0, 2, 3). */
+drt_status drt_cpu_mvn(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *x = &in[0];
+  const int rank = x->shape.rank;
+  bool red[DRT_MAX_RANK] = {false};
+  int64_t cnt;
+  const int64_t *axes = drt_node_attr_ints(n, "axes", &cnt);
+  static const int64_t dflt[3] = {0, 2, 3};
+  if (!axes) axes = dflt, cnt = 3;
+  for (int64_t i = 0; i < cnt; i++) {
+    int a;
+    DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(axes[i], rank, &a), "attribute axes[%" PRId64 "]", i);
+    red[a] = true;
+  }
+  /* kstride: stride of each dim in the array of kept positions (0 for reduced dims) */
+  int64_t kstride[DRT_MAX_RANK], nkept = 1;
+  for (int d = rank - 1; d >= 0; d--) {
+    kstride[d] = red[d] ? 0 : nkept;
+    if (!red[d]) nkept *= x->shape.dims[d];
+  }
+  int64_t total = drt_shape_numel(&x->shape);
+  if (total == 0) return DRT_OK;
+  double *acc = calloc((size_t)nkept * 2, sizeof(double));
+  int64_t *kidx = malloc((size_t)total * sizeof(int64_t));
+  if (!acc || !kidx) {
+    free(acc);
+    free(kidx);
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "MeanVarianceNormalization statistics");
+  }
+  const float *xs = x->data;
+  float *ys = out[0].data;
+  int64_t coord[DRT_MAX_RANK] = {0};
+  for (int64_t e = 0; e < total; e++) {
+    int64_t k = 0;
+    for (int d = 0; d < rank; d++) k += coord[d] * kstride[d];
+    kidx[e] = k;
+    acc[2 * k] += xs[e];
+    acc[2 * k + 1] += (double)xs[e] * xs[e];
+    for (int d = rank - 1; d >= 0 && ++coord[d] == x->shape.dims[d]; d--) coord[d] = 0;
+  }
+  double per = (double)(total / nkept);
+  for (int64_t k = 0; k < nkept; k++) {
+    double mean = acc[2 * k] / per, var = acc[2 * k + 1] / per - mean * mean;
+    acc[2 * k] = mean;
+    acc[2 * k + 1] = sqrt(var > 0 ? var : 0) + 1e-9;
+  }
+  for (int64_t e = 0; e < total; e++) ys[e] = (float)((xs[e] - acc[2 * kidx[e]]) / acc[2 * kidx[e] + 1]);
+  free(acc);
+  free(kidx);
+  return DRT_OK;
+}
+
+/* y = x / (bias + alpha / size * sum of x^2 over channels [c - floor((size-1)/2),
+ * c + ceil((size-1)/2)])^beta, for x [N, C, ...]. */
+drt_status drt_cpu_lrn(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *x = &in[0];
+  int64_t size = drt_node_attr_int(n, "size", 1);
+  double alpha = drt_node_attr_float(n, "alpha", 1e-4f), beta = drt_node_attr_float(n, "beta", 0.75f),
+         bias = drt_node_attr_float(n, "bias", 1.0f);
+  int64_t nb = x->shape.dims[0], c = x->shape.dims[1], sp = 1;
+  for (int d = 2; d < x->shape.rank; d++) sp *= x->shape.dims[d];
+  int64_t lo = (size - 1) / 2, hi = size / 2; /* floor((size-1)/2), ceil((size-1)/2) */
+  const float *xs = x->data;
+  float *ys = out[0].data;
+  for (int64_t b = 0; b < nb; b++)
+    for (int64_t ch = 0; ch < c; ch++)
+      for (int64_t s = 0; s < sp; s++) {
+        double sum = 0;
+        for (int64_t k = ch - lo < 0 ? 0 : ch - lo; k <= ch + hi && k < c; k++) {
+          double v = xs[(b * c + k) * sp + s];
+          sum += v * v;
+        }
+        size_t at = (size_t)((b * c + ch) * sp + s);
+        ys[at] = (float)(xs[at] / pow(bias + alpha / (double)size * sum, beta));
+      }
   return DRT_OK;
 }

@@ -22,6 +22,9 @@ drt_status drt_cpu_rms_norm(drt_cpu_ctx *ctx, const drt_node *n, const drt_tenso
 drt_status drt_cpu_group_norm(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
 drt_status drt_cpu_instance_norm(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
 drt_status drt_cpu_batch_norm(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
+drt_status drt_cpu_lp_normalization(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
+drt_status drt_cpu_mvn(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
+drt_status drt_cpu_lrn(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
 
 /* attention.c (float32) */
 drt_status drt_cpu_attention(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);

@@ -644,6 +644,115 @@ static void test_cumsum(void **state) {
   }
 }
 
+/* ---- losses, TopK, OneHot ------------------------------------------------------------------- */
+/* SoftmaxCrossEntropyLoss on random scores [N, C, D] against a double reference, for every
+ * reduction, with weights and an ignore_index; NegativeLogLikelihoodLoss on the log-probs. */
+static void test_losses(void **state) {
+  (void)state;
+  drt_test_rng r = {23};
+  const int64_t N = 3, C = 5, D = 4, dims[3] = {3, 5, 4};
+  float *x = rand_f32(&r, N * C * D, -3, 3, true);
+  float *w = rand_f32(&r, C, 0.2f, 2, false);
+  int64_t tgt[12];
+  for (int i = 0; i < 12; i++) tgt[i] = (i * 7 + 3) % C;
+  tgt[5] = -1; /* ignored */
+  const char *reds[3] = {"none", "sum", "mean"};
+  double lp[60], loss[12], ws = 0, ls = 0;
+  for (int64_t i = 0; i < N; i++)
+    for (int64_t d = 0; d < D; d++) {
+      double m = -INFINITY, s = 0;
+      for (int64_t c = 0; c < C; c++) m = fmax(m, x[(i * C + c) * D + d]);
+      for (int64_t c = 0; c < C; c++) s += exp(x[(i * C + c) * D + d] - m);
+      for (int64_t c = 0; c < C; c++) lp[(i * C + c) * D + d] = x[(i * C + c) * D + d] - m - log(s);
+    }
+  for (int64_t k = 0; k < 12; k++) {
+    int64_t i = k / D, d = k % D, t = tgt[k];
+    loss[k] = t < 0 ? 0 : -w[t] * lp[(i * C + t) * D + d];
+    ws += t < 0 ? 0 : w[t];
+    ls += loss[k];
+  }
+  for (int ri = 0; ri < 3; ri++)
+    for (int op = 0; op < 2; op++) {
+      tnode t;
+      tn_init(&t);
+      float lpf[60];
+      for (int i = 0; i < 60; i++) lpf[i] = (float)lp[i];
+      tn_f32(&t, 3, dims, op ? lpf : x);
+      tn_in(&t, DRT_DTYPE_INT64, 2, (int64_t[]){N, D}, tgt, false);
+      tn_f32(&t, 1, (int64_t[]){C}, w);
+      tn_node(&t, op ? DRT_OP_NLL_LOSS : DRT_OP_SCE_LOSS, 13, op ? 1 : 2);
+      tn_int(&t, "ignore_index", -1);
+      drt_attr a = {.name = "reduction", .type = DRT_ATTR_STRING, .s = reds[ri], .s_len = strlen(reds[ri])};
+      DRT_ASSERT_OK(drt_node_add_attr(t.g, t.n, &a));
+      DRT_ASSERT_OK(tn_run(&t, false));
+      if (ri == 0) {
+        check_shape(&t.out[0], 2, (int64_t[]){N, D});
+        check_close(t.out[0].data, loss, 12, 1e-6, "loss none");
+      } else {
+        check_shape(&t.out[0], 0, NULL);
+        double want = ri == 1 ? ls : ls / ws;
+        check_close(t.out[0].data, &want, 1, 1e-6, "loss sum/mean");
+      }
+      if (!op) check_close(t.out[1].data, lp, 60, 1e-6, "log_prob");
+      tn_free(&t);
+    }
+  { /* a target outside [0, C) that is not ignore_index */
+    tnode t;
+    tn_init(&t);
+    tn_f32(&t, 3, dims, x);
+    int64_t bad[12] = {0};
+    bad[7] = C;
+    tn_in(&t, DRT_DTYPE_INT64, 2, (int64_t[]){N, D}, bad, false);
+    tn_node(&t, DRT_OP_NLL_LOSS, 13, 1);
+    DRT_ASSERT_ERROR(tn_run(&t, false), DRT_STATUS_INVALID_ARGUMENT, "outside [0, 5)");
+    tn_free(&t);
+  }
+  free(x);
+  free(w);
+}
+
+/* TopK: ties go to the lower index (largest and smallest), NaN sorts above +inf, uint64 beyond
+ * 2^63 orders as unsigned; a K that is not a constant is refused. */
+static void test_topk(void **state) {
+  (void)state;
+  const float xf[6] = {1, NAN, 3, 3, -INFINITY, 3};
+  for (int largest = 0; largest <= 1; largest++) {
+    tnode t;
+    tn_init(&t);
+    tn_f32(&t, 1, (int64_t[]){6}, xf);
+    tn_in(&t, DRT_DTYPE_INT64, 1, (int64_t[]){1}, (int64_t[]){4}, true);
+    tn_node(&t, DRT_OP_TOPK, 11, 2);
+    tn_int(&t, "largest", largest);
+    DRT_ASSERT_OK(tn_run(&t, false));
+    const int64_t *ix = t.out[1].data;
+    const int64_t want[2][4] = {{4, 0, 2, 3}, {1, 2, 3, 5}};
+    for (int i = 0; i < 4; i++) assert_int_equal(ix[i], want[largest][i]);
+    tn_free(&t);
+  }
+  {
+    const uint64_t xu[4] = {5, UINT64_C(1) << 63, 7, UINT64_MAX};
+    tnode t;
+    tn_init(&t);
+    tn_in(&t, DRT_DTYPE_UINT64, 2, (int64_t[]){2, 2}, xu, false);
+    tn_in(&t, DRT_DTYPE_INT64, 1, (int64_t[]){1}, (int64_t[]){1}, true);
+    tn_node(&t, DRT_OP_TOPK, 11, 2);
+    tn_int(&t, "axis", 0);
+    DRT_ASSERT_OK(tn_run(&t, false));
+    const uint64_t *v = t.out[0].data;
+    assert_true(v[0] == 7 && v[1] == UINT64_MAX);
+    tn_free(&t);
+  }
+  {
+    tnode t;
+    tn_init(&t);
+    tn_f32(&t, 1, (int64_t[]){6}, xf);
+    tn_in(&t, DRT_DTYPE_INT64, 1, (int64_t[]){1}, (int64_t[]){2}, false);
+    tn_node(&t, DRT_OP_TOPK, 11, 2);
+    DRT_ASSERT_ERROR(tn_run(&t, false), DRT_STATUS_UNSUPPORTED, "compile-time constant");
+    tn_free(&t);
+  }
+}
+
 /* ---- Softmax / LogSoftmax ---------------------------------------------------------------------- */
 /* Softmax over the elements of each (outer, inner) fiber of length len. */
 static void ref_softmax(bool lg, const float *x, double *y, int64_t outer, int64_t len, int64_t inner) {
@@ -1397,6 +1506,7 @@ int main(void) {
       cmocka_unit_test(test_batch_norm),       cmocka_unit_test(test_promoted_dtypes),
       cmocka_unit_test(test_attention),
       cmocka_unit_test(test_attention_errors),
+      cmocka_unit_test(test_losses),           cmocka_unit_test(test_topk),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
