@@ -32,6 +32,11 @@ static uint32_t data_mask(drt_op op) {
     case DRT_OP_NEG:
     case DRT_OP_RELU: return DRT_DT_FLOATS | DRT_DT_SINTS;
     case DRT_OP_POW: return DRT_DT_FLOATS | DT(INT32) | DT(INT64);
+    case DRT_OP_BITWISE_AND:
+    case DRT_OP_BITWISE_OR:
+    case DRT_OP_BITWISE_XOR:
+    case DRT_OP_BITWISE_NOT: return DRT_DT_INTS;
+    case DRT_OP_BIT_SHIFT: return DRT_DT_INTS; /* signed types since opset 28 (checked below) */
     case DRT_OP_NOT:
     case DRT_OP_AND:
     case DRT_OP_OR:
@@ -109,6 +114,14 @@ static drt_status infer_broadcast(drt_graph *g, drt_node *n) {
   for (int i = 1; i < n->num_inputs; i++) {
     if (!n->inputs[i]) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input %d is missing", i);
     DRT_RETURN_IF_ERROR(check_same_dtype(n, i, 0));
+  }
+  if (n->op == DRT_OP_BIT_SHIFT) {
+    if (n->opset < 28 && drt_dtype_is_signed_int(n->inputs[0]->dtype))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "BitShift takes signed %s only from opset 28 (this node: opset %d)",
+                       drt_dtype_name(n->inputs[0]->dtype), n->opset);
+    const char *dir = drt_node_attr_string(n, "direction", "");
+    if (strcmp(dir, "LEFT") != 0 && strcmp(dir, "RIGHT") != 0)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute 'direction' is '%s', expected LEFT or RIGHT", dir);
   }
   if (n->op == DRT_OP_MOD) {
     int64_t fmod_attr = drt_node_attr_int(n, "fmod", 0);
@@ -279,6 +292,7 @@ const drt_infer_entry drt_infer_table_elementwise[] = {
     {DRT_OP_ROUND, infer_unary},
     {DRT_OP_SIGN, infer_unary},
     {DRT_OP_NOT, infer_unary},
+    {DRT_OP_BITWISE_NOT, infer_unary},
     {DRT_OP_ISNAN, infer_unary},
     {DRT_OP_ISINF, infer_unary},
     {DRT_OP_GELU, infer_unary},
@@ -313,5 +327,9 @@ const drt_infer_entry drt_infer_table_elementwise[] = {
     {DRT_OP_SUM, infer_broadcast},
     {DRT_OP_MEAN, infer_broadcast},
     {DRT_OP_WHERE, infer_where},
+    {DRT_OP_BITWISE_AND, infer_broadcast},
+    {DRT_OP_BITWISE_OR, infer_broadcast},
+    {DRT_OP_BITWISE_XOR, infer_broadcast},
+    {DRT_OP_BIT_SHIFT, infer_broadcast},
     {DRT_OP_COUNT_, NULL},
 };

@@ -592,17 +592,57 @@ DEF_BIN_ROWS(uint16_t, u16, uint32_t)
 DEF_BIN_ROWS(uint32_t, u32, uint32_t)
 DEF_BIN_ROWS(uint64_t, u64, uint64_t)
 
+/* BitwiseAnd/Or/Xor on every integer type. BitShift (opset 28): a right shift of a signed
+ * type is arithmetic; a left shift wraps (bits past the sign bit are lost); a shift amount
+ * that is negative or at least the width gives what sign extension alone gives: -1 for a
+ * right shift of a negative value, 0 otherwise. ~(~a >> b) is the arithmetic shift of a
+ * negative a without relying on the implementation-defined >> of negative values. */
+#define DEF_BIT_ROWS(T, S)                                                            \
+  DEF_BIN_ROW(row_band_##S, T, T, a & b)                                              \
+  DEF_BIN_ROW(row_bor_##S, T, T, a | b)                                               \
+  DEF_BIN_ROW(row_bxor_##S, T, T, a ^ b)
+#define BITS_OF(T) (8 * (int)sizeof(T))
+#define DEF_SHIFT_ROWS_S(T, S)                                                                       \
+  DEF_BIN_ROW(row_shl_##S, T, T, (b < 0 || b >= BITS_OF(T)) ? (T)0 : (T)((uint64_t)a << b))         \
+  DEF_BIN_ROW(row_shr_##S, T, T,                                                                     \
+              (b < 0 || b >= BITS_OF(T)) ? (T)(a < 0 ? -1 : 0) : (T)(a < 0 ? ~(~a >> b) : a >> b))
+#define DEF_SHIFT_ROWS_U(T, S)                                                                       \
+  DEF_BIN_ROW(row_shl_##S, T, T, (uint64_t)b >= (uint64_t)BITS_OF(T) ? (T)0 : (T)((uint64_t)a << b)) \
+  DEF_BIN_ROW(row_shr_##S, T, T, (uint64_t)b >= (uint64_t)BITS_OF(T) ? (T)0 : (T)((uint64_t)a >> b))
+DEF_BIT_ROWS(int8_t, i8)
+DEF_BIT_ROWS(int16_t, i16)
+DEF_BIT_ROWS(int32_t, i32)
+DEF_BIT_ROWS(int64_t, i64)
+DEF_BIT_ROWS(uint8_t, u8)
+DEF_BIT_ROWS(uint16_t, u16)
+DEF_BIT_ROWS(uint32_t, u32)
+DEF_BIT_ROWS(uint64_t, u64)
+DEF_SHIFT_ROWS_S(int8_t, i8)
+DEF_SHIFT_ROWS_S(int16_t, i16)
+DEF_SHIFT_ROWS_S(int32_t, i32)
+DEF_SHIFT_ROWS_S(int64_t, i64)
+DEF_SHIFT_ROWS_U(uint8_t, u8)
+DEF_SHIFT_ROWS_U(uint16_t, u16)
+DEF_SHIFT_ROWS_U(uint32_t, u32)
+DEF_SHIFT_ROWS_U(uint64_t, u64)
+
 DEF_BIN_ROW(row_and_b, uint8_t, uint8_t, (a != 0) & (b != 0))
 DEF_BIN_ROW(row_or_b, uint8_t, uint8_t, (a != 0) | (b != 0))
 DEF_BIN_ROW(row_xor_b, uint8_t, uint8_t, (a != 0) ^ (b != 0))
 
 typedef enum bin_op {
   BOP_ADD, BOP_SUB, BOP_MUL, BOP_DIV, BOP_MOD, BOP_FMOD, BOP_MAX, BOP_MIN, BOP_PRELU,
-  BOP_EQ, BOP_LT, BOP_LE, BOP_GT, BOP_GE, BOP_AND, BOP_OR, BOP_XOR, BOP_COUNT_
+  BOP_EQ, BOP_LT, BOP_LE, BOP_GT, BOP_GE, BOP_AND, BOP_OR, BOP_XOR,
+  BOP_BAND, BOP_BOR, BOP_BXOR, BOP_SHL, BOP_SHR, BOP_COUNT_
 } bin_op;
 
 #define NUM_ROWS(OP)                                                                        \
   [DRT_DTYPE_FLOAT32] = row_##OP##_f32, [DRT_DTYPE_FLOAT64] = row_##OP##_f64,              \
+  [DRT_DTYPE_INT8] = row_##OP##_i8, [DRT_DTYPE_INT16] = row_##OP##_i16,                    \
+  [DRT_DTYPE_INT32] = row_##OP##_i32, [DRT_DTYPE_INT64] = row_##OP##_i64,                  \
+  [DRT_DTYPE_UINT8] = row_##OP##_u8, [DRT_DTYPE_UINT16] = row_##OP##_u16,                  \
+  [DRT_DTYPE_UINT32] = row_##OP##_u32, [DRT_DTYPE_UINT64] = row_##OP##_u64
+#define INT_ROWS(OP)                                                                        \
   [DRT_DTYPE_INT8] = row_##OP##_i8, [DRT_DTYPE_INT16] = row_##OP##_i16,                    \
   [DRT_DTYPE_INT32] = row_##OP##_i32, [DRT_DTYPE_INT64] = row_##OP##_i64,                  \
   [DRT_DTYPE_UINT8] = row_##OP##_u8, [DRT_DTYPE_UINT16] = row_##OP##_u16,                  \
@@ -625,7 +665,13 @@ static const row_fn k_bin_rows[BOP_COUNT_][DTYPE_SLOTS] = {
     [BOP_AND] = {[DRT_DTYPE_BOOL] = row_and_b},
     [BOP_OR] = {[DRT_DTYPE_BOOL] = row_or_b},
     [BOP_XOR] = {[DRT_DTYPE_BOOL] = row_xor_b},
+    [BOP_BAND] = {INT_ROWS(band)},
+    [BOP_BOR] = {INT_ROWS(bor)},
+    [BOP_BXOR] = {INT_ROWS(bxor)},
+    [BOP_SHL] = {INT_ROWS(shl)},
+    [BOP_SHR] = {INT_ROWS(shr)},
 };
+#undef INT_ROWS
 #undef NUM_ROWS
 
 static bin_op bin_op_of(const drt_node *n) {
@@ -648,6 +694,10 @@ static bin_op bin_op_of(const drt_node *n) {
     case DRT_OP_AND: return BOP_AND;
     case DRT_OP_OR: return BOP_OR;
     case DRT_OP_XOR: return BOP_XOR;
+    case DRT_OP_BITWISE_AND: return BOP_BAND;
+    case DRT_OP_BITWISE_OR: return BOP_BOR;
+    case DRT_OP_BITWISE_XOR: return BOP_BXOR;
+    case DRT_OP_BIT_SHIFT: return strcmp(drt_node_attr_string(n, "direction", ""), "LEFT") == 0 ? BOP_SHL : BOP_SHR;
     default: return BOP_COUNT_;
   }
 }
@@ -660,6 +710,17 @@ static row_fn find_bin_row(const drt_node *n, drt_dtype dt) {
 
 static drt_status unsupported_dtype(drt_dtype dt) {
   return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input dtype %s is not supported", drt_dtype_name(dt));
+}
+
+/* BitwiseNot: the complement of every byte is the complement of every integer, whatever its width. */
+static drt_status k_bitwise_not(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  (void)n;
+  const uint8_t *x = in[0].data;
+  uint8_t *y = out[0].data;
+  size_t nb = drt_tensor_nbytes(&in[0]);
+  for (size_t i = 0; i < nb; i++) y[i] = (uint8_t)~x[i];
+  return DRT_OK;
 }
 
 static drt_status k_binary(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
@@ -1071,6 +1132,11 @@ const drt_cpu_kernel_entry drt_cpu_kernels_elementwise[] = {
     {DRT_OP_AND, k_binary, 0},
     {DRT_OP_OR, k_binary, 0},
     {DRT_OP_XOR, k_binary, 0},
+    {DRT_OP_BITWISE_AND, k_binary, 0},
+    {DRT_OP_BITWISE_OR, k_binary, 0},
+    {DRT_OP_BITWISE_XOR, k_binary, 0},
+    {DRT_OP_BIT_SHIFT, k_binary, 0},
+    {DRT_OP_BITWISE_NOT, k_bitwise_not, 0},
     {DRT_OP_MAX, k_variadic, F32_F64},
     {DRT_OP_MIN, k_variadic, F32_F64},
     {DRT_OP_SUM, k_variadic, F32_F64},
