@@ -499,6 +499,65 @@ static drt_status infer_norm_extra(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* RotaryEmbedding (opset 23): X [B, H, S, D] or [B, S, H*D] (attribute num_heads), cos/sin
+ * caches [P, R/2] indexed by position_ids [B, S], or [B, S, R/2] without position_ids; R =
+ * rotary_embedding_dim (default D), even and at most D. */
+drt_status drt_rotary_resolve(const drt_node *n, const drt_shape *x, const drt_shape *cache, const drt_shape *pos,
+                              drt_rotary_geom *g) {
+  char a[128];
+  memset(g, 0, sizeof *g);
+  if (x->rank == 4) {
+    g->batch = x->dims[0], g->heads = x->dims[1], g->seq = x->dims[2], g->head = x->dims[3];
+  } else if (x->rank == 3) {
+    int64_t nh = drt_node_attr_int(n, "num_heads", 0);
+    if (nh <= 0 || x->dims[2] % nh != 0)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "a 3-D input [B, S, %" PRId64 "] needs attribute num_heads dividing %" PRId64,
+                       x->dims[2], x->dims[2]);
+    g->batch = x->dims[0], g->seq = x->dims[1], g->heads = nh, g->head = x->dims[2] / nh;
+    g->is_3d = true;
+  } else {
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 0 must be 3-D or 4-D, got shape %s", drt_shape_str(x, a, sizeof a));
+  }
+  g->rot = drt_node_attr_int(n, "rotary_embedding_dim", 0);
+  if (g->rot == 0) g->rot = g->head;
+  if (g->rot < 0 || g->rot > g->head || g->rot % 2)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "rotary_embedding_dim %" PRId64 " must be even and at most the head size %" PRId64,
+                     g->rot, g->head);
+  int64_t half = g->rot / 2;
+  if (pos) {
+    if (pos->rank != 2 || pos->dims[0] != g->batch || pos->dims[1] != g->seq)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "position_ids (input 3) must be [%" PRId64 ", %" PRId64 "], got %s",
+                       g->batch, g->seq, drt_shape_str(pos, a, sizeof a));
+    if (cache->rank != 2 || cache->dims[1] != half)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "with position_ids the caches must be [positions, %" PRId64 "], got %s",
+                       half, drt_shape_str(cache, a, sizeof a));
+    g->positions = cache->dims[0];
+  } else if (!((cache->rank == 3 && cache->dims[0] == g->batch && cache->dims[1] == g->seq && cache->dims[2] == half) ||
+               (cache->rank == 2 && cache->dims[0] == g->seq && cache->dims[1] == half))) {
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                     "without position_ids the caches must be [%" PRId64 ", %" PRId64 ", %" PRId64 "], got %s", g->batch,
+                     g->seq, half, drt_shape_str(cache, a, sizeof a));
+  }
+  g->cache_per_batch = !pos && cache->rank == 3;
+  g->interleaved = drt_node_attr_int(n, "interleaved", 0) != 0;
+  return DRT_OK;
+}
+
+static drt_status infer_rotary(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0], *c = n->inputs[1], *s = n->inputs[2], *p = drt_node_input(n, 3);
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_BIT(x->dtype)));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, DRT_DT_BIT(x->dtype)));
+  if (p) DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 3, DRT_DT_BIT(DRT_DTYPE_INT64)));
+  if (!drt_shape_equal(&c->shape, &s->shape))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "cos_cache and sin_cache have different shapes");
+  drt_rotary_geom geom;
+  DRT_RETURN_IF_ERROR(drt_rotary_resolve(n, &x->shape, &c->shape, p ? &p->shape : NULL, &geom));
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  return DRT_OK;
+}
+
 static drt_status infer_attention(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
@@ -562,5 +621,6 @@ const drt_infer_entry drt_infer_table_reduce[] = {
     {DRT_OP_MVN, infer_norm_extra},
     {DRT_OP_LRN, infer_norm_extra},
     {DRT_OP_ATTENTION, infer_attention},
+    {DRT_OP_ROTARY_EMBEDDING, infer_rotary},
     {DRT_OP_COUNT_, NULL},
 };

@@ -35,4 +35,14 @@ typedef struct drt_attention_geom {
 drt_status drt_attention_resolve(const drt_node *n, const drt_shape *const *shapes, int num_inputs,
                                  drt_attention_geom *g);
 
+/* RotaryEmbedding geometry (ir/infer_reduce.c; the CPU kernel in runtime/cpu/attention.c). */
+typedef struct drt_rotary_geom {
+  int64_t batch, heads, seq, head; /* head = head size D */
+  int64_t rot;                     /* rotated features R (even, <= D) */
+  int64_t positions;               /* cache rows when position_ids index them, else 0 */
+  bool is_3d, interleaved, cache_per_batch;
+} drt_rotary_geom;
+drt_status drt_rotary_resolve(const drt_node *n, const drt_shape *x, const drt_shape *cache, const drt_shape *pos,
+                              drt_rotary_geom *g);
+
 #endif

@@ -17,6 +17,7 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -263,4 +264,46 @@ drt_status drt_cpu_attention(drt_cpu_ctx *ctx, const drt_node *n, const drt_tens
   free(owned[0]);
   free(owned[1]);
   return st;
+}
+
+/* ---- RotaryEmbedding ------------------------------------------------------------------- */
+/* For each (batch, position, head) row of D features, the first R are rotated in pairs
+ * (x[i], x[i + R/2]), or (x[2i], x[2i + 1]) when interleaved, by the angle whose cosine and
+ * sine are cache row p (p = position_ids[b, s] when given, else (b, s)): y1 = c x1 - s x2,
+ * y2 = s x1 + c x2; the other D - R features are copied. */
+drt_status drt_cpu_rotary_embedding(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *x = &in[0], *pos = n->num_inputs > 3 && in[3].data ? &in[3] : NULL;
+  drt_rotary_geom g;
+  DRT_RETURN_IF_ERROR(drt_rotary_resolve(n, &x->shape, &in[1].shape, pos ? &pos->shape : NULL, &g));
+  const float *xs = x->data, *cc = in[1].data, *sc = in[2].data;
+  const int64_t *pid = pos ? pos->data : NULL;
+  float *ys = out[0].data;
+  int64_t half = g.rot / 2;
+  for (int64_t b = 0; b < g.batch; b++)
+    for (int64_t s = 0; s < g.seq; s++) {
+      int64_t row = g.cache_per_batch ? b * g.seq + s : s;
+      if (pid) {
+        row = pid[b * g.seq + s];
+        if (row < 0 || row >= g.positions)
+          return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
+                           "position_ids[%" PRId64 ", %" PRId64 "] = %" PRId64 " is outside the %" PRId64 " cache rows", b,
+                           s, row, g.positions);
+      }
+      const float *c = cc + row * half, *sn = sc + row * half;
+      for (int64_t h = 0; h < g.heads; h++) {
+        int64_t off = g.is_3d ? (b * g.seq + s) * g.heads * g.head + h * g.head
+                              : ((b * g.heads + h) * g.seq + s) * g.head;
+        const float *xr = xs + off;
+        float *yr = ys + off;
+        for (int64_t i = 0; i < half; i++) {
+          int64_t i1 = g.interleaved ? 2 * i : i, i2 = g.interleaved ? 2 * i + 1 : i + half;
+          float x1 = xr[i1], x2 = xr[i2];
+          yr[i1] = c[i] * x1 - sn[i] * x2;
+          yr[i2] = sn[i] * x1 + c[i] * x2;
+        }
+        for (int64_t i = g.rot; i < g.head; i++) yr[i] = xr[i];
+      }
+    }
+  return DRT_OK;
 }

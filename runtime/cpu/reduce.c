@@ -662,5 +662,6 @@ const drt_cpu_kernel_entry drt_cpu_kernels_reduce[] = {
     {DRT_OP_CUMSUM, k_cumsum, F32 | F64},
     {DRT_OP_CUMPROD, k_cumsum, F32 | F64},
     {DRT_OP_ATTENTION, drt_cpu_attention, F32},
+    {DRT_OP_ROTARY_EMBEDDING, drt_cpu_rotary_embedding, F32},
     {DRT_OP_COUNT_, NULL, 0},
 };

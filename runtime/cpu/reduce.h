@@ -28,6 +28,7 @@ drt_status drt_cpu_lrn(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in
 
 /* attention.c (float32) */
 drt_status drt_cpu_attention(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
+drt_status drt_cpu_rotary_embedding(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
 
 /* ---- float32 math ---------------------------------------------------------------------- */
 #define DRT_RD_LANES 8

@@ -753,6 +753,54 @@ static void test_topk(void **state) {
   }
 }
 
+/* RotaryEmbedding: 3-D input with interleaved pairs and a partial rotation against a direct
+ * evaluation; a position id outside the cache is an error naming it. */
+static void test_rotary(void **state) {
+  (void)state;
+  drt_test_rng r = {31};
+  const int64_t B = 2, S = 3, H = 2, D = 8, R = 4, P = 5;
+  float *x = rand_f32(&r, B * S * H * D, -2, 2, true);
+  float *cs = rand_f32(&r, P * R / 2, -1, 1, true), *sn = rand_f32(&r, P * R / 2, -1, 1, true);
+  int64_t pid[6] = {4, 0, 2, 1, 3, 4};
+  double want[96];
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < S; t++)
+      for (int64_t h = 0; h < H; h++) {
+        const float *xr = x + ((b * S + t) * H + h) * D;
+        double *y = want + ((b * S + t) * H + h) * D;
+        int64_t p = pid[b * S + t];
+        for (int64_t i = 0; i < D; i++) y[i] = xr[i];
+        for (int64_t i = 0; i < R / 2; i++) {
+          double c = cs[p * R / 2 + i], s = sn[p * R / 2 + i];
+          y[2 * i] = c * xr[2 * i] - s * xr[2 * i + 1];
+          y[2 * i + 1] = s * xr[2 * i] + c * xr[2 * i + 1];
+        }
+      }
+  for (int bad = 0; bad <= 1; bad++) {
+    tnode t;
+    tn_init(&t);
+    tn_f32(&t, 3, (int64_t[]){B, S, H * D}, x);
+    tn_f32(&t, 2, (int64_t[]){P, R / 2}, cs);
+    tn_f32(&t, 2, (int64_t[]){P, R / 2}, sn);
+    if (bad) pid[3] = P;
+    tn_in(&t, DRT_DTYPE_INT64, 2, (int64_t[]){B, S}, pid, false);
+    tn_node(&t, DRT_OP_ROTARY_EMBEDDING, 23, 1);
+    tn_int(&t, "num_heads", H);
+    tn_int(&t, "rotary_embedding_dim", R);
+    tn_int(&t, "interleaved", 1);
+    if (bad) {
+      DRT_ASSERT_ERROR(tn_run(&t, false), DRT_STATUS_INVALID_ARGUMENT, "position_ids[1, 0] = 5");
+    } else {
+      DRT_ASSERT_OK(tn_run(&t, false));
+      check_close(t.out[0].data, want, B * S * H * D, 1e-6, "RotaryEmbedding");
+    }
+    tn_free(&t);
+  }
+  free(x);
+  free(cs);
+  free(sn);
+}
+
 /* ---- Softmax / LogSoftmax ---------------------------------------------------------------------- */
 /* Softmax over the elements of each (outer, inner) fiber of length len. */
 static void ref_softmax(bool lg, const float *x, double *y, int64_t outer, int64_t len, int64_t inner) {
@@ -1507,6 +1555,7 @@ int main(void) {
       cmocka_unit_test(test_attention),
       cmocka_unit_test(test_attention_errors),
       cmocka_unit_test(test_losses),           cmocka_unit_test(test_topk),
+      cmocka_unit_test(test_rotary),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
