@@ -38,4 +38,15 @@ drt_status drt_normalize_axis(int64_t axis, int rank, int *out);
 /* Requires input i to exist and have dtype in mask. */
 drt_status drt_infer_check_dtype(const drt_node *n, int i, uint32_t mask);
 
+/* QuantizeLinear / DequantizeLinear granularity (ir/infer_elementwise.c). Element e of x,
+ * viewed as [outer, len, inner] at axis, uses scale (o * slen + a / block) * inner + i
+ * (blocked), a (per axis) or 0 (per tensor). */
+typedef enum drt_quant_mode { DRT_QUANT_TENSOR = 0, DRT_QUANT_AXIS = 1, DRT_QUANT_BLOCKED = 2 } drt_quant_mode;
+typedef struct drt_quant_geom {
+  drt_quant_mode mode;
+  int axis;
+  int64_t outer, len, inner, block, slen;
+} drt_quant_geom;
+drt_status drt_quant_layout(const drt_node *n, const drt_shape *x, const drt_shape *scale, drt_quant_geom *q);
+
 #endif

@@ -203,6 +203,90 @@ static drt_status infer_cast(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* QuantizeLinear / DequantizeLinear: the scale (and zero point, same shape and the quantized
+ * dtype) is a scalar (per tensor), 1-D along axis (per axis) or x's shape with dims[axis]
+ * divided into blocks of block_size (blocked); drt_quant_layout gives which. */
+drt_status drt_quant_layout(const drt_node *n, const drt_shape *x, const drt_shape *scale, drt_quant_geom *q) {
+  char a[128], b[128];
+  memset(q, 0, sizeof *q);
+  int64_t bs = drt_node_attr_int(n, "block_size", 0);
+  int64_t numel = drt_shape_numel(scale);
+  if (bs == 0 && (scale->rank == 0 || (scale->rank == 1 && numel == 1))) return DRT_OK; /* per tensor */
+  if (x->rank == 0) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "a scalar input takes a scalar scale");
+  int axis;
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", 1), x->rank, &axis), "attribute axis");
+  q->axis = axis;
+  q->outer = 1, q->inner = 1, q->len = x->dims[axis];
+  for (int d = 0; d < axis; d++) q->outer *= x->dims[d];
+  for (int d = axis + 1; d < x->rank; d++) q->inner *= x->dims[d];
+  if (bs == 0) {
+    if (scale->rank != 1 || scale->dims[0] != x->dims[axis])
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "per-axis scale must be [%" PRId64 "] (axis %d of %s), got %s",
+                       x->dims[axis], axis, drt_shape_str(x, a, sizeof a), drt_shape_str(scale, b, sizeof b));
+    q->mode = DRT_QUANT_AXIS;
+    q->block = 1;
+    q->slen = x->dims[axis];
+    return DRT_OK;
+  }
+  if (bs < 0) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "block_size is %" PRId64 ", must be positive", bs);
+  bool ok = scale->rank == x->rank;
+  for (int d = 0; ok && d < x->rank; d++)
+    ok = d == axis ? scale->dims[d] == (x->dims[d] + bs - 1) / bs : scale->dims[d] == x->dims[d];
+  if (!ok)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "blocked scale for input %s, axis %d, block_size %" PRId64 " must have dim %d = %" PRId64 " and the input's other dims, got %s",
+                     drt_shape_str(x, a, sizeof a), axis, bs, axis, (x->dims[axis] + bs - 1) / bs,
+                     drt_shape_str(scale, b, sizeof b));
+  q->mode = DRT_QUANT_BLOCKED;
+  q->block = bs;
+  q->slen = scale->dims[axis];
+  return DRT_OK;
+}
+
+#define QUANT_INT_TYPES (DT(INT8) | DT(UINT8) | DT(INT16) | DT(UINT16))
+
+static drt_status infer_quantize(drt_graph *g, drt_node *n) {
+  (void)g;
+  bool dq = n->op == DRT_OP_DEQUANTIZE_LINEAR;
+  const drt_value *x = n->inputs[0], *scale = n->inputs[1], *zp = drt_node_input(n, 2);
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, dq ? QUANT_INT_TYPES | DT(INT32) : DRT_DT_FLOATS | DT(INT32)));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_FLOATS));
+  drt_quant_geom q;
+  DRT_RETURN_IF_ERROR(drt_quant_layout(n, &x->shape, &scale->shape, &q));
+  drt_dtype qt = zp ? zp->dtype : DRT_DTYPE_UINT8;
+  if (zp) {
+    DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, QUANT_INT_TYPES | (dq ? DT(INT32) : 0)));
+    if (!drt_shape_equal(&zp->shape, &scale->shape) &&
+        !(drt_shape_numel(&zp->shape) == 1 && drt_shape_numel(&scale->shape) == 1))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "zero point (input 2) and scale (input 1) must have one shape");
+    if (dq && zp->dtype != x->dtype)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "zero point has dtype %s, x has %s; they must match",
+                       drt_dtype_name(zp->dtype), drt_dtype_name(x->dtype));
+  }
+  const drt_attr *od = drt_node_attr(n, "output_dtype");
+  drt_dtype out_dt = dq ? scale->dtype : qt;
+  if (od && od->type == DRT_ATTR_INT && od->i != 0) {
+    if (od->i < 0 || od->i > 64 || !(DRT_DT_BIT((drt_dtype)od->i) & (dq ? DRT_DT_FLOATS : QUANT_INT_TYPES)))
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute output_dtype = %" PRId64 " is not supported", od->i);
+    if (!dq && zp && (drt_dtype)od->i != zp->dtype)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "output_dtype %s differs from the zero point's dtype %s",
+                       drt_dtype_name((drt_dtype)od->i), drt_dtype_name(zp->dtype));
+    out_dt = (drt_dtype)od->i;
+  }
+  drt_infer_set(n, 0, out_dt, &x->shape);
+  return DRT_OK;
+}
+
+/* DynamicQuantizeLinear: x (float32) -> y (uint8, x's shape), y_scale, y_zero_point (scalars). */
+static drt_status infer_dynamic_quantize(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  drt_shape scalar = {0};
+  drt_infer_set(n, 0, DRT_DTYPE_UINT8, &n->inputs[0]->shape);
+  drt_infer_set(n, 1, DRT_DTYPE_FLOAT32, &scalar);
+  drt_infer_set(n, 2, DRT_DTYPE_UINT8, &scalar);
+  return DRT_OK;
+}
+
 static drt_status infer_cast_like(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
@@ -327,6 +411,9 @@ const drt_infer_entry drt_infer_table_elementwise[] = {
     {DRT_OP_SUM, infer_broadcast},
     {DRT_OP_MEAN, infer_broadcast},
     {DRT_OP_WHERE, infer_where},
+    {DRT_OP_QUANTIZE_LINEAR, infer_quantize},
+    {DRT_OP_DEQUANTIZE_LINEAR, infer_quantize},
+    {DRT_OP_DYNAMIC_QUANTIZE_LINEAR, infer_dynamic_quantize},
     {DRT_OP_BITWISE_AND, infer_broadcast},
     {DRT_OP_BITWISE_OR, infer_broadcast},
     {DRT_OP_BITWISE_XOR, infer_broadcast},

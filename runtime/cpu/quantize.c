@@ -1,0 +1,89 @@
+/* CPU kernels for QuantizeLinear and DequantizeLinear (every granularity of ir/infer.h's
+ * drt_quant_geom: per tensor, per axis, blocked).
+ *   QuantizeLinear:   y = saturate(rint(x / scale) + zero_point)   (ties to even; NaN -> 0)
+ *   DequantizeLinear: y = (x - zero_point) * scale
+ * Arithmetic in float32 (float16/bfloat16 operands are promoted by the executor), as the
+ * reference does for float32 scales. */
+#include <math.h>
+#include <stdint.h>
+
+#include "ir/infer.h"
+#include "runtime/cpu/cpu.h"
+
+static int64_t scale_index(const drt_quant_geom *q, int64_t e) {
+  if (q->mode == DRT_QUANT_TENSOR) return 0;
+  int64_t i = e % q->inner, a = (e / q->inner) % q->len, o = e / (q->inner * q->len);
+  if (q->mode == DRT_QUANT_AXIS) return a;
+  return (o * q->slen + a / q->block) * q->inner + i;
+}
+
+static void qrange(drt_dtype dt, double *lo, double *hi) {
+  switch (dt) {
+    case DRT_DTYPE_INT8: *lo = -128, *hi = 127; break;
+    case DRT_DTYPE_UINT8: *lo = 0, *hi = 255; break;
+    case DRT_DTYPE_INT16: *lo = -32768, *hi = 32767; break;
+    case DRT_DTYPE_UINT16: *lo = 0, *hi = 65535; break;
+    default: *lo = -2147483648.0, *hi = 2147483647.0; break;
+  }
+}
+
+static drt_status k_quantize(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *x = &in[0], *scale = &in[1], *zp = n->num_inputs > 2 && in[2].data ? &in[2] : NULL;
+  drt_quant_geom q;
+  DRT_RETURN_IF_ERROR(drt_quant_layout(n, &x->shape, &scale->shape, &q));
+  int64_t total = drt_shape_numel(&x->shape);
+  const float *sc = scale->data;
+  if (n->op == DRT_OP_QUANTIZE_LINEAR) {
+    double lo, hi;
+    qrange(out[0].dtype, &lo, &hi);
+    for (int64_t e = 0; e < total; e++) {
+      int64_t s = scale_index(&q, e);
+      float xv = x->dtype == DRT_DTYPE_INT32 ? (float)((const int32_t *)x->data)[e] : ((const float *)x->data)[e];
+      double v = rintf(xv / sc[s]) + (zp ? (double)drt_load_i64(zp->dtype, zp->data, (size_t)s) : 0.0);
+      v = v != v ? 0 : v < lo ? lo : v > hi ? hi : v;
+      drt_convert(out[0].dtype, (uint8_t *)out[0].data + (size_t)e * drt_dtype_size(out[0].dtype), DRT_DTYPE_FLOAT64,
+                  &v, 1);
+    }
+  } else {
+    float *y = out[0].data;
+    for (int64_t e = 0; e < total; e++) {
+      int64_t s = scale_index(&q, e);
+      int64_t d = drt_load_i64(x->dtype, x->data, (size_t)e) - (zp ? drt_load_i64(zp->dtype, zp->data, (size_t)s) : 0);
+      y[e] = (float)d * sc[s];
+    }
+  }
+  return DRT_OK;
+}
+
+/* DynamicQuantizeLinear: scale = (max(0, max x) - min(0, min x)) / 255, zero point =
+ * saturate(rint(-min(0, min x) / scale)), y = saturate(rint(x / scale) + zero point), uint8. */
+static drt_status k_dynamic_quantize(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  (void)n;
+  const float *x = in[0].data;
+  int64_t total = drt_shape_numel(&in[0].shape);
+  float mn = 0, mx = 0;
+  for (int64_t e = 0; e < total; e++) {
+    mn = x[e] < mn ? x[e] : mn;
+    mx = x[e] > mx ? x[e] : mx;
+  }
+  float scale = (mx - mn) / 255.0f;
+  float zpf = scale != 0 ? rintf(-mn / scale) : 0;
+  zpf = zpf < 0 ? 0 : zpf > 255 ? 255 : zpf;
+  uint8_t *y = out[0].data;
+  for (int64_t e = 0; e < total; e++) {
+    float v = scale != 0 ? rintf(x[e] / scale) + zpf : zpf;
+    y[e] = (uint8_t)(v != v ? 0 : v < 0 ? 0 : v > 255 ? 255 : v);
+  }
+  *(float *)out[1].data = scale;
+  *(uint8_t *)out[2].data = (uint8_t)zpf;
+  return DRT_OK;
+}
+
+const drt_cpu_kernel_entry drt_cpu_kernels_quantize[] = {
+    {DRT_OP_DYNAMIC_QUANTIZE_LINEAR, k_dynamic_quantize, DRT_DT_BIT(DRT_DTYPE_FLOAT32)},
+    {DRT_OP_QUANTIZE_LINEAR, k_quantize, DRT_DT_BIT(DRT_DTYPE_FLOAT32)},
+    {DRT_OP_DEQUANTIZE_LINEAR, k_quantize, DRT_DT_BIT(DRT_DTYPE_FLOAT32)},
+    {DRT_OP_COUNT_, NULL, 0},
+};
