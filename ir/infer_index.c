@@ -446,6 +446,33 @@ static drt_status infer_eye_like(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* GridSample: X [N, C, d1..dr], grid [N, o1..or, r] -> [N, C, o1..or]; cubic for r = 2 only
+ * before opset 20 (as "bicubic"). */
+static drt_status infer_grid_sample(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0], *grid = n->inputs[1];
+  char a[128], b[128];
+  int r = x->shape.rank - 2;
+  if (r < 1 || grid->shape.rank != r + 2 || grid->shape.dims[0] != x->shape.dims[0] || grid->shape.dims[r + 1] != r)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "grid must be [N, o1..o%d, %d] for X of shape %s, got %s", r, r,
+                     drt_shape_str(&x->shape, a, sizeof a), drt_shape_str(&grid->shape, b, sizeof b));
+  const char *mode = drt_node_attr_string(n, "mode", n->opset < 20 ? "bilinear" : "linear");
+  const char *pad = drt_node_attr_string(n, "padding_mode", "zeros");
+  static const char *const modes[] = {"linear", "nearest", "cubic", "bilinear", "bicubic"};
+  bool ok = false;
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) ok |= strcmp(mode, modes[i]) == 0;
+  if (!ok) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute mode '%s' is not linear, nearest or cubic", mode);
+  if (strcmp(pad, "zeros") && strcmp(pad, "border") && strcmp(pad, "reflection"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute padding_mode '%s' is not zeros, border or reflection", pad);
+  drt_shape o = grid->shape;
+  o.dims[1] = x->shape.dims[1];
+  for (int i = 0; i < r; i++) o.dims[2 + i] = grid->shape.dims[1 + i];
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_GATHER, infer_gather},
     {DRT_OP_GATHER_ELEMENTS, infer_gather_elements},
@@ -457,5 +484,6 @@ const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_UPSAMPLE, infer_upsample},
     {DRT_OP_ONE_HOT, infer_one_hot},
     {DRT_OP_EYE_LIKE, infer_eye_like},
+    {DRT_OP_GRID_SAMPLE, infer_grid_sample},
     {DRT_OP_COUNT_, NULL},
 };

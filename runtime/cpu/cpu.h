@@ -42,6 +42,7 @@ extern const drt_cpu_kernel_entry drt_cpu_kernels_fused[];       /* runtime/cpu/
 extern const drt_cpu_kernel_entry drt_cpu_kernels_loss[];        /* runtime/cpu/loss.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_select[];      /* runtime/cpu/select.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_quantize[];    /* runtime/cpu/quantize.c */
+extern const drt_cpu_kernel_entry drt_cpu_kernels_grid_sample[]; /* runtime/cpu/grid_sample.c */
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op);
 

@@ -14,6 +14,7 @@ static const drt_cpu_kernel_entry *const k_tables[] = {
     drt_cpu_kernels_loss,
     drt_cpu_kernels_select,
     drt_cpu_kernels_quantize,
+    drt_cpu_kernels_grid_sample,
 };
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op) {
