@@ -3,6 +3,7 @@
 #include "ir/infer_reduce.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -558,6 +559,108 @@ static drt_status infer_rotary(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+drt_status drt_linattn_resolve(const drt_node *n, const drt_shape *const sh[6], drt_linattn_geom *g) {
+  char a[128];
+  memset(g, 0, sizeof *g);
+  static const char *const names[3] = {"query", "key", "value"};
+  for (int i = 0; i < 3; i++)
+    if (sh[i]->rank != 3)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s (input %d) must be [B, T, H*D], got %s", names[i], i,
+                       drt_shape_str(sh[i], a, sizeof a));
+  g->q_heads = drt_node_attr_int(n, "q_num_heads", 0);
+  g->kv_heads = drt_node_attr_int(n, "kv_num_heads", 0);
+  if (g->q_heads <= 0 || g->kv_heads <= 0 || g->q_heads % g->kv_heads)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "q_num_heads %" PRId64 " must be a positive multiple of kv_num_heads %" PRId64,
+                     g->q_heads, g->kv_heads);
+  g->batch = sh[0]->dims[0], g->seq = sh[0]->dims[1];
+  for (int i = 1; i < 3; i++)
+    if (sh[i]->dims[0] != g->batch || sh[i]->dims[1] != g->seq)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s (input %d) must start with [%" PRId64 ", %" PRId64 "], got %s",
+                       names[i], i, g->batch, g->seq, drt_shape_str(sh[i], a, sizeof a));
+  if (sh[0]->dims[2] % g->q_heads || sh[2]->dims[2] % g->kv_heads)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "query/value feature sizes do not divide by the head counts");
+  g->dk = sh[0]->dims[2] / g->q_heads, g->dv = sh[2]->dims[2] / g->kv_heads;
+  if (sh[1]->dims[2] != g->kv_heads * g->dk)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "key (input 1) must have %" PRId64 " features, got %s",
+                     g->kv_heads * g->dk, drt_shape_str(sh[1], a, sizeof a));
+  if (sh[3] && !(sh[3]->rank == 4 && sh[3]->dims[0] == g->batch && sh[3]->dims[1] == g->kv_heads &&
+                 sh[3]->dims[2] == g->dk && sh[3]->dims[3] == g->dv))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "past_state (input 3) must be [%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 "], got %s",
+                     g->batch, g->kv_heads, g->dk, g->dv, drt_shape_str(sh[3], a, sizeof a));
+  const char *rule = drt_node_attr_string(n, "update_rule", "gated_delta");
+  bool gated = !strcmp(rule, "gated") || !strcmp(rule, "gated_delta");
+  bool delta = !strcmp(rule, "delta") || !strcmp(rule, "gated_delta");
+  if (!gated && !delta && strcmp(rule, "linear"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "update_rule '%s' is not linear, gated, delta or gated_delta", rule);
+  if (gated != (sh[4] != NULL))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "update_rule '%s' %s decay (input 4)", rule, gated ? "needs" : "forbids");
+  if (delta != (sh[5] != NULL))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "update_rule '%s' %s beta (input 5)", rule, delta ? "needs" : "forbids");
+  if (sh[4]) {
+    g->decay_last = sh[4]->rank == 3 ? sh[4]->dims[2] : -1;
+    if (sh[4]->rank != 3 || sh[4]->dims[0] != g->batch || sh[4]->dims[1] != g->seq ||
+        (g->decay_last != g->kv_heads && g->decay_last != g->kv_heads * g->dk))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "decay (input 4) must be [B, T, kv_num_heads (* d_k)], got %s",
+                       drt_shape_str(sh[4], a, sizeof a));
+  }
+  if (sh[5]) {
+    g->beta_last = sh[5]->rank == 3 ? sh[5]->dims[2] : -1;
+    if (sh[5]->rank != 3 || sh[5]->dims[0] != g->batch || sh[5]->dims[1] != g->seq ||
+        (g->beta_last != g->kv_heads && g->beta_last != 1))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "beta (input 5) must be [B, T, kv_num_heads or 1], got %s",
+                       drt_shape_str(sh[5], a, sizeof a));
+  }
+  float sc = drt_node_attr_float(n, "scale", 0.0f);
+  g->scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)g->dk));
+  return DRT_OK;
+}
+
+static drt_status infer_linear_attention(drt_graph *g, drt_node *n) {
+  (void)g;
+  const drt_shape *sh[6] = {NULL};
+  for (int i = 0; i < 6 && i < n->num_inputs; i++) {
+    if (!n->inputs[i]) continue;
+    DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_FLOATS));
+    sh[i] = &n->inputs[i]->shape;
+  }
+  drt_linattn_geom geom;
+  DRT_RETURN_IF_ERROR(drt_linattn_resolve(n, sh, &geom));
+  drt_shape o = {.rank = 3, .dims = {geom.batch, geom.seq, geom.q_heads * geom.dv}};
+  drt_shape st = {.rank = 4, .dims = {geom.batch, geom.kv_heads, geom.dk, geom.dv}};
+  drt_infer_set(n, 0, n->inputs[0]->dtype, &o);
+  if (n->num_outputs > 1) drt_infer_set(n, 1, sh[3] ? n->inputs[3]->dtype : n->inputs[0]->dtype, &st);
+  return DRT_OK;
+}
+
+/* CausalConvWithState: input [B, C, L], weight [C, 1, k], bias [C], past_state [B, C, k - 1]. */
+static drt_status infer_causal_conv(drt_graph *g, drt_node *n) {
+  (void)g;
+  char a[128];
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0], *w = n->inputs[1], *b = drt_node_input(n, 2), *p = drt_node_input(n, 3);
+  for (int i = 1; i < 4 && i < n->num_inputs; i++)
+    if (n->inputs[i]) DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_BIT(x->dtype)));
+  if (x->shape.rank != 3)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input must be [B, C, L], got %s", drt_shape_str(&x->shape, a, sizeof a));
+  int64_t B = x->shape.dims[0], C = x->shape.dims[1];
+  if (w->shape.rank != 3 || w->shape.dims[0] != C || w->shape.dims[1] != 1 || w->shape.dims[2] < 1)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "weight must be [%" PRId64 ", 1, k], got %s", C,
+                     drt_shape_str(&w->shape, a, sizeof a));
+  int64_t k = w->shape.dims[2];
+  if (b && (b->shape.rank != 1 || b->shape.dims[0] != C))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "bias must be [%" PRId64 "], got %s", C, drt_shape_str(&b->shape, a, sizeof a));
+  drt_shape st = {.rank = 3, .dims = {B, C, k - 1}};
+  if (p && !drt_shape_equal(&p->shape, &st))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "past_state must be [%" PRId64 ", %" PRId64 ", %" PRId64 "], got %s", B, C,
+                     k - 1, drt_shape_str(&p->shape, a, sizeof a));
+  const char *act = drt_node_attr_string(n, "activation", "none");
+  if (strcmp(act, "none") && strcmp(act, "silu") && strcmp(act, "swish"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "activation '%s' is not none, silu or swish", act);
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  if (n->num_outputs > 1) drt_infer_set(n, 1, x->dtype, &st);
+  return DRT_OK;
+}
+
 static drt_status infer_attention(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
@@ -622,5 +725,7 @@ const drt_infer_entry drt_infer_table_reduce[] = {
     {DRT_OP_LRN, infer_norm_extra},
     {DRT_OP_ATTENTION, infer_attention},
     {DRT_OP_ROTARY_EMBEDDING, infer_rotary},
+    {DRT_OP_LINEAR_ATTENTION, infer_linear_attention},
+    {DRT_OP_CAUSAL_CONV_WITH_STATE, infer_causal_conv},
     {DRT_OP_COUNT_, NULL},
 };

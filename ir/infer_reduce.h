@@ -45,4 +45,13 @@ typedef struct drt_rotary_geom {
 drt_status drt_rotary_resolve(const drt_node *n, const drt_shape *x, const drt_shape *cache, const drt_shape *pos,
                               drt_rotary_geom *g);
 
+/* LinearAttention geometry (opset 27): query [B, T, Hq*dk], key [B, T, Hkv*dk], value
+ * [B, T, Hkv*dv], past_state [B, Hkv, dk, dv], decay [B, T, Hkv*dk or Hkv], beta [B, T, Hkv
+ * or 1]; shapes[i] NULL for an absent input. */
+typedef struct drt_linattn_geom {
+  int64_t batch, seq, q_heads, kv_heads, dk, dv, decay_last, beta_last;
+  float scale;
+} drt_linattn_geom;
+drt_status drt_linattn_resolve(const drt_node *n, const drt_shape *const shapes[6], drt_linattn_geom *g);
+
 #endif

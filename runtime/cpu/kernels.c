@@ -15,6 +15,7 @@ static const drt_cpu_kernel_entry *const k_tables[] = {
     drt_cpu_kernels_select,
     drt_cpu_kernels_quantize,
     drt_cpu_kernels_grid_sample,
+    drt_cpu_kernels_recurrent,
 };
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op) {
