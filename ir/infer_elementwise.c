@@ -287,6 +287,38 @@ static drt_status infer_dynamic_quantize(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* SwiGLU(A, B) = Swish_alpha(A) * B: float inputs of one dtype and one shape (no broadcasting). */
+static drt_status infer_swiglu(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(check_same_dtype(n, 1, 0));
+  const drt_value *a = n->inputs[0], *b = n->inputs[1];
+  if (!drt_shape_equal(&a->shape, &b->shape)) {
+    char x[128], y[128];
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "A %s and B %s must have the same shape (SwiGLU does not broadcast)",
+                     drt_shape_str(&a->shape, x, sizeof x), drt_shape_str(&b->shape, y, sizeof y));
+  }
+  drt_infer_set(n, 0, a->dtype, &a->shape);
+  return DRT_OK;
+}
+
+/* BitCast: reinterprets the bytes as attribute `to`, which must have the input's width. */
+static drt_status infer_bit_cast(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
+  const drt_attr *to = drt_node_attr(n, "to");
+  if (!to || to->type != DRT_ATTR_INT)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "integer attribute 'to' is required");
+  drt_dtype dt = (drt_dtype)to->i, src = n->inputs[0]->dtype;
+  if (to->i < 0 || to->i > 64 || !drt_dtype_is_supported(dt))
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute 'to' = %" PRId64 " is not a supported dtype", to->i);
+  if (drt_dtype_size(dt) != drt_dtype_size(src))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "cannot reinterpret %s (%zu bytes) as %s (%zu bytes)",
+                     drt_dtype_name(src), drt_dtype_size(src), drt_dtype_name(dt), drt_dtype_size(dt));
+  drt_infer_set(n, 0, dt, &n->inputs[0]->shape);
+  return DRT_OK;
+}
+
 static drt_status infer_cast_like(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
@@ -414,6 +446,8 @@ const drt_infer_entry drt_infer_table_elementwise[] = {
     {DRT_OP_QUANTIZE_LINEAR, infer_quantize},
     {DRT_OP_DEQUANTIZE_LINEAR, infer_quantize},
     {DRT_OP_DYNAMIC_QUANTIZE_LINEAR, infer_dynamic_quantize},
+    {DRT_OP_SWIGLU, infer_swiglu},
+    {DRT_OP_BIT_CAST, infer_bit_cast},
     {DRT_OP_BITWISE_AND, infer_broadcast},
     {DRT_OP_BITWISE_OR, infer_broadcast},
     {DRT_OP_BITWISE_XOR, infer_broadcast},

@@ -119,7 +119,7 @@ static bool float_op(drt_op op) {
     case DRT_OP_MISH: case DRT_OP_SOFTPLUS: case DRT_OP_SOFTSIGN: case DRT_OP_CLIP:
     case DRT_OP_ADD: case DRT_OP_SUB: case DRT_OP_MUL: case DRT_OP_DIV: case DRT_OP_POW:
     case DRT_OP_PRELU: case DRT_OP_MAX: case DRT_OP_MIN: case DRT_OP_SUM: case DRT_OP_MEAN:
-    case DRT_OP_WHERE:
+    case DRT_OP_WHERE: case DRT_OP_SWIGLU:
       return true;
     default: return false;
   }
@@ -491,6 +491,11 @@ static void translate(builder *b, const drt_node *n) {
         return;
       }
       set_result(b, n, emit(b, DRT_EW_POW, x, value_reg(b, n->inputs[1]), -1));
+      return;
+    }
+    case DRT_OP_SWIGLU: {
+      int sw = emit(b, DRT_EW_SWISH, value_reg(b, n->inputs[0]), add_const(b, drt_node_attr_float(n, "alpha", 1.0f)), -1);
+      set_result(b, n, emit(b, DRT_EW_MUL, sw, value_reg(b, n->inputs[1]), -1));
       return;
     }
     case DRT_OP_WHERE:
@@ -1149,7 +1154,8 @@ drt_status drt_pass_elementwise_fuse(drt_graph *g, const drt_pass_ctx *ctx, bool
     }
     pick_anchor(&s, gr);
     if (gr->anchor && gr->anchor->dead) gr->anchor = NULL; /* taken by an earlier group */
-    if (gr->nmem < 2 && !gr->anchor) continue;
+    /* a lone node stays itself, unless only a program can run it (SwiGLU has no kernel of its own) */
+    if (gr->nmem < 2 && !gr->anchor && g->nodes[gr->mem[0]]->op != DRT_OP_SWIGLU) continue;
     drt_node *nn = NULL;
     st = rewrite(&s, gr, b, &nn);
     if (st || !nn) continue;

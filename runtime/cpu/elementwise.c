@@ -945,6 +945,31 @@ DEF_CLIP(uint16_t, u16)
 DEF_CLIP(uint32_t, u32)
 DEF_CLIP(uint64_t, u64)
 
+/* SwiGLU: y = a / (1 + exp(-alpha a)) * b, the same expression as the fused program's
+ * SWISH then MUL (passes/elementwise_fuse.c), so both give the same values. */
+static drt_status k_swiglu(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  int64_t cnt = drt_shape_numel(&in[0].shape);
+  if (in[0].dtype == DRT_DTYPE_FLOAT64) {
+    const double *a = in[0].data, *b = in[1].data, al = drt_node_attr_float(n, "alpha", 1.0f);
+    double *y = out[0].data;
+    for (int64_t i = 0; i < cnt; i++) y[i] = a[i] / (1 + exp(-al * a[i])) * b[i];
+  } else {
+    const float *a = in[0].data, *b = in[1].data, al = drt_node_attr_float(n, "alpha", 1.0f);
+    float *y = out[0].data;
+    for (int64_t i = 0; i < cnt; i++) y[i] = a[i] / (1.0f + fast_expf(-al * a[i])) * b[i];
+  }
+  return DRT_OK;
+}
+
+/* BitCast: the same bytes (widths are equal; infer checked). */
+static drt_status k_bit_cast(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  (void)n;
+  memcpy(out[0].data, in[0].data, drt_tensor_nbytes(&in[0]));
+  return DRT_OK;
+}
+
 static drt_status k_clip(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
   drt_dtype dt = in[0].dtype;
   unary_loop_fn fn;
@@ -1137,6 +1162,8 @@ const drt_cpu_kernel_entry drt_cpu_kernels_elementwise[] = {
     {DRT_OP_BITWISE_XOR, k_binary, 0},
     {DRT_OP_BIT_SHIFT, k_binary, 0},
     {DRT_OP_BITWISE_NOT, k_bitwise_not, 0},
+    {DRT_OP_SWIGLU, k_swiglu, F32_F64},
+    {DRT_OP_BIT_CAST, k_bit_cast, DRT_DT_FLOATS},
     {DRT_OP_MAX, k_variadic, F32_F64},
     {DRT_OP_MIN, k_variadic, F32_F64},
     {DRT_OP_SUM, k_variadic, F32_F64},
