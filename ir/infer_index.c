@@ -473,6 +473,126 @@ static drt_status infer_grid_sample(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* Reads the values of a constant int32/int64 1-D input (at most DRT_MAX_RANK of them). */
+static drt_status const_ints(const drt_node *n, int i, const char *what, int64_t *vals, int64_t *count) {
+  const drt_value *v = n->inputs[i];
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
+  if (v->kind != DRT_VALUE_CONST)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s (input %d) '%s' must be a compile-time constant", what, i, v->name);
+  int64_t c = drt_shape_numel(&v->shape);
+  if (v->shape.rank > 1 || c > DRT_MAX_RANK)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s (input %d) must be 1-D with at most %d values", what, i, DRT_MAX_RANK);
+  for (int64_t k = 0; k < c; k++) vals[k] = drt_load_i64(v->dtype, v->data, (size_t)k);
+  *count = c;
+  return DRT_OK;
+}
+
+static drt_status infer_center_crop_pad(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
+  const drt_value *x = n->inputs[0];
+  int64_t shp[DRT_MAX_RANK], c, na;
+  DRT_RETURN_IF_ERROR(const_ints(n, 1, "shape", shp, &c));
+  const int64_t *axes = drt_node_attr_ints(n, "axes", &na);
+  if (!axes) na = x->shape.rank;
+  if (c != na)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "shape has %" PRId64 " values for %" PRId64 " axes", c, na);
+  drt_shape o = x->shape;
+  for (int64_t k = 0; k < c; k++) {
+    int a = (int)k;
+    if (axes) DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(axes[k], x->shape.rank, &a), "attribute axes[%" PRId64 "]", k);
+    if (shp[k] < 0) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "shape[%" PRId64 "] is negative", k);
+    o.dims[a] = shp[k];
+  }
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
+static drt_status infer_reverse_sequence(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_BIT(DRT_DTYPE_INT64)));
+  const drt_value *x = n->inputs[0], *len = n->inputs[1];
+  int64_t ba = drt_node_attr_int(n, "batch_axis", 1), ta = drt_node_attr_int(n, "time_axis", 0);
+  if (x->shape.rank < 2 || (ba != 0 && ba != 1) || (ta != 0 && ta != 1) || ba == ta)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "needs rank >= 2 and batch_axis/time_axis 0 and 1 (got %" PRId64 "/%" PRId64 ")", ba, ta);
+  if (len->shape.rank != 1 || len->shape.dims[0] != x->shape.dims[ba])
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "sequence_lens must be [%" PRId64 "]", x->shape.dims[ba]);
+  drt_infer_set(n, 0, x->dtype, &x->shape);
+  return DRT_OK;
+}
+
+static drt_status infer_col2im(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0];
+  int64_t img[DRT_MAX_RANK], blk[DRT_MAX_RANK], ci, cb;
+  DRT_RETURN_IF_ERROR(const_ints(n, 1, "image_shape", img, &ci));
+  DRT_RETURN_IF_ERROR(const_ints(n, 2, "block_shape", blk, &cb));
+  if (ci != cb || ci < 1 || ci + 2 > DRT_MAX_RANK || x->shape.rank != 3)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input must be [N, C*prod(block), L] with image_shape and block_shape of one length");
+  int64_t kp = 1;
+  for (int64_t i = 0; i < cb; i++) {
+    if (blk[i] < 1 || img[i] < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "image and block sizes must be positive");
+    kp *= blk[i];
+  }
+  if (x->shape.dims[1] % kp)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input dim 1 (%" PRId64 ") is not a multiple of the block size %" PRId64,
+                     x->shape.dims[1], kp);
+  drt_shape o = {.rank = (int)ci + 2};
+  o.dims[0] = x->shape.dims[0], o.dims[1] = x->shape.dims[1] / kp;
+  for (int64_t i = 0; i < ci; i++) o.dims[2 + i] = img[i];
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
+static drt_status infer_affine_grid(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  const drt_value *th = n->inputs[0];
+  int64_t sz[DRT_MAX_RANK], c;
+  DRT_RETURN_IF_ERROR(const_ints(n, 1, "size", sz, &c));
+  if (!(c == 4 || c == 5) || th->shape.rank != 3 || th->shape.dims[1] != c - 2 || th->shape.dims[2] != c - 1 ||
+      th->shape.dims[0] != sz[0])
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "theta must be [N, 2, 3] with size [N, C, H, W] or [N, 3, 4] with size [N, C, D, H, W]");
+  drt_shape o = {.rank = (int)c};
+  o.dims[0] = sz[0];
+  for (int64_t i = 2; i < c; i++) o.dims[i - 1] = sz[i];
+  o.dims[c - 1] = c - 2;
+  drt_infer_set(n, 0, th->dtype, &o);
+  return DRT_OK;
+}
+
+static drt_status infer_window(drt_graph *g, drt_node *n) {
+  (void)g;
+  const drt_value *s = n->inputs[0];
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
+  if (s->kind != DRT_VALUE_CONST)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "size (input 0) '%s' must be a compile-time constant", s->name);
+  if (drt_shape_numel(&s->shape) != 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "size (input 0) must be a scalar");
+  int64_t size = drt_load_i64(s->dtype, s->data, 0);
+  if (size < 0) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "size is negative");
+  int64_t dt = drt_node_attr_int(n, "output_datatype", DRT_DTYPE_FLOAT32);
+  if (dt < 0 || dt > 64 || !drt_dtype_is_supported((drt_dtype)dt))
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "output_datatype %" PRId64 " is not supported", dt);
+  drt_shape o = {.rank = 1, .dims = {size}};
+  drt_infer_set(n, 0, (drt_dtype)dt, &o);
+  return DRT_OK;
+}
+
+static drt_status infer_det(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0];
+  int r = x->shape.rank;
+  if (r < 2 || x->shape.dims[r - 1] != x->shape.dims[r - 2])
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input must be [*, M, M]");
+  drt_shape o = x->shape;
+  o.rank -= 2;
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_GATHER, infer_gather},
     {DRT_OP_GATHER_ELEMENTS, infer_gather_elements},
@@ -485,5 +605,13 @@ const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_ONE_HOT, infer_one_hot},
     {DRT_OP_EYE_LIKE, infer_eye_like},
     {DRT_OP_GRID_SAMPLE, infer_grid_sample},
+    {DRT_OP_CENTER_CROP_PAD, infer_center_crop_pad},
+    {DRT_OP_REVERSE_SEQUENCE, infer_reverse_sequence},
+    {DRT_OP_COL2IM, infer_col2im},
+    {DRT_OP_AFFINE_GRID, infer_affine_grid},
+    {DRT_OP_HANN_WINDOW, infer_window},
+    {DRT_OP_HAMMING_WINDOW, infer_window},
+    {DRT_OP_BLACKMAN_WINDOW, infer_window},
+    {DRT_OP_DET, infer_det},
     {DRT_OP_COUNT_, NULL},
 };

@@ -316,7 +316,7 @@ drt_status drt_window_geom_compute(const drt_node *n, const drt_shape *x, const 
   char s1[128], s2[160];
   bool conv = n->op == DRT_OP_CONV, convt = n->op == DRT_OP_CONV_TRANSPOSE;
   bool has_w = conv || convt;
-  if (!has_w && n->op != DRT_OP_MAX_POOL && n->op != DRT_OP_AVERAGE_POOL)
+  if (!has_w && n->op != DRT_OP_MAX_POOL && n->op != DRT_OP_AVERAGE_POOL && n->op != DRT_OP_LP_POOL)
     return DRT_ERROR(DRT_STATUS_INTERNAL, "window geometry requested for op %s", drt_op_name(n->op));
   if (x->rank < 3)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input 0 (X) has shape %s, expected rank >= 3 (N, C, spatial...)",
@@ -570,6 +570,7 @@ const drt_infer_entry drt_infer_table_linalg[] = {
     {DRT_OP_CONV_TRANSPOSE, infer_conv},
     {DRT_OP_MAX_POOL, infer_pool},
     {DRT_OP_AVERAGE_POOL, infer_pool},
+    {DRT_OP_LP_POOL, infer_pool},
     {DRT_OP_GLOBAL_AVERAGE_POOL, infer_global_pool},
     {DRT_OP_GLOBAL_MAX_POOL, infer_global_pool},
     {DRT_OP_COUNT_, NULL},

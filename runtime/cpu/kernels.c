@@ -16,6 +16,7 @@ static const drt_cpu_kernel_entry *const k_tables[] = {
     drt_cpu_kernels_quantize,
     drt_cpu_kernels_grid_sample,
     drt_cpu_kernels_recurrent,
+    drt_cpu_kernels_reorder,
 };
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op) {

@@ -742,6 +742,7 @@ const drt_cpu_kernel_entry drt_cpu_kernels_linalg[] = {
     {DRT_OP_CONV_TRANSPOSE, drt_cpu_conv_transpose, 0},
     {DRT_OP_MAX_POOL, drt_cpu_max_pool, F32F64},
     {DRT_OP_AVERAGE_POOL, drt_cpu_average_pool, F32F64},
+    {DRT_OP_LP_POOL, drt_cpu_lp_pool, F32F64},
     {DRT_OP_GLOBAL_AVERAGE_POOL, drt_cpu_global_average_pool, F32F64},
     {DRT_OP_GLOBAL_MAX_POOL, drt_cpu_global_max_pool, F32F64},
     {DRT_OP_COUNT_, NULL, 0},

@@ -70,6 +70,7 @@ drt_status drt_cpu_conv(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *i
 drt_status drt_cpu_conv_transpose(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
 drt_status drt_cpu_max_pool(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
 drt_status drt_cpu_average_pool(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
+drt_status drt_cpu_lp_pool(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
 drt_status drt_cpu_global_average_pool(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
 drt_status drt_cpu_global_max_pool(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out);
 

@@ -191,6 +191,56 @@ DEFINE_MAX_POOL_IDX(max_pool_idx_u8, uint8_t, 0)
 DEFINE_AVG_POOL(avg_pool_f32, float)
 DEFINE_AVG_POOL(avg_pool_f64, double)
 
+/* LpPool: (sum over the valid taps of |x|^p)^(1/p); padding contributes zeros. */
+typedef struct lp_job {
+  pool_job *j;
+  double p;
+} lp_job;
+
+#define DEFINE_LP_POOL(NAME, T)                                                                   \
+  static void NAME(void *arg, int64_t begin, int64_t end) {                                       \
+    const lp_job *lj = arg;                                                                       \
+    const pool_job *j = lj->j;                                                                    \
+    const double p = lj->p;                                                                       \
+    for (int64_t r = begin; r < end; r++) {                                                       \
+      ROW_SETUP(T);                                                                               \
+      (void)kw_n;                                                                                 \
+      for (int64_t ow = 0; ow < ow_n; ow++) {                                                     \
+        double s = 0;                                                                             \
+        for (int64_t kd = j->lo[0][od]; kd < j->hi[0][od]; kd++)                                  \
+          for (int64_t kh = j->lo[1][oh]; kh < j->hi[1][oh]; kh++) {                              \
+            const T *row = x + ((d0 + kd * j->d[0]) * j->in[1] + h0 + kh * j->d[1]) * j->in[2];   \
+            for (int64_t kw = j->lo[2][ow]; kw < j->hi[2][ow]; kw++) {                            \
+              double v = fabs((double)row[ow * sw - pw + kw * dw]);                               \
+              s += p == 2 ? v * v : p == 1 ? v : pow(v, p);                                       \
+            }                                                                                     \
+          }                                                                                       \
+        y[ow] = (T)(p == 2 ? sqrt(s) : p == 1 ? s : pow(s, 1.0 / p));                             \
+      }                                                                                           \
+    }                                                                                             \
+  }
+DEFINE_LP_POOL(lp_pool_f32, float)
+DEFINE_LP_POOL(lp_pool_f64, double)
+
+drt_status drt_cpu_lp_pool(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  const drt_tensor *x = &in[0];
+  if (x->dtype != DRT_DTYPE_FLOAT32 && x->dtype != DRT_DTYPE_FLOAT64)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input 0 has dtype %s, which the CPU kernel does not support",
+                     drt_dtype_name(x->dtype));
+  int64_t p = drt_node_attr_int(n, "p", 2);
+  if (p < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute p is %" PRId64 ", must be >= 1", p);
+  pool_job j;
+  memset(&j, 0, sizeof j);
+  DRT_RETURN_IF_ERROR(pool_setup(n, x, &j));
+  j.x = x->data;
+  j.y = out[0].data;
+  lp_job lj = {&j, (double)p};
+  int64_t rows = x->shape.dims[0] * x->shape.dims[1] * j.out[0] * j.out[1];
+  drt_parallel_for(ctx, rows, 1, x->dtype == DRT_DTYPE_FLOAT32 ? lp_pool_f32 : lp_pool_f64, &lj);
+  free(j.lo[0]);
+  return DRT_OK;
+}
+
 static drt_status run_pool(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out, bool is_max) {
   const drt_tensor *x = &in[0];
   drt_range_fn fn;

@@ -1,0 +1,220 @@
+/* CPU kernels for ops that place elements by a computed map or generate values from a
+ * shape: CenterCropPad, ReverseSequence, Col2Im, AffineGrid, the window functions (Hann,
+ * Hamming, Blackman) and Det. Shapes and attributes were checked by shape inference
+ * (ir/infer_index.c); everything here is written after onnx/reference/ops. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/infer.h"
+#include "runtime/cpu/cpu.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+/* CenterCropPad: along every dim, out index o reads in index o + (in - out) / 2 (crop,
+ * rounded down) or o - (out - in) / 2 (pad, the odd pixel at the end); zeros elsewhere. */
+static drt_status k_center_crop_pad(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  (void)n;
+  const drt_tensor *x = &in[0];
+  const int r = x->shape.rank;
+  size_t es = drt_dtype_size(x->dtype);
+  int64_t shift[DRT_MAX_RANK], istride[DRT_MAX_RANK], st = 1;
+  for (int d = r - 1; d >= 0; d--) {
+    int64_t i = x->shape.dims[d], o = out[0].shape.dims[d];
+    shift[d] = i >= o ? (i - o) / 2 : -((o - i) / 2);
+    istride[d] = st;
+    st *= i;
+  }
+  int64_t total = drt_shape_numel(&out[0].shape), coord[DRT_MAX_RANK] = {0};
+  uint8_t *y = out[0].data;
+  const uint8_t *xs = x->data;
+  for (int64_t e = 0; e < total; e++) {
+    int64_t off = 0;
+    bool inside = true;
+    for (int d = 0; d < r && inside; d++) {
+      int64_t c = coord[d] + shift[d];
+      inside = c >= 0 && c < x->shape.dims[d];
+      off += c * istride[d];
+    }
+    if (inside) memcpy(y + (size_t)e * es, xs + (size_t)off * es, es);
+    else memset(y + (size_t)e * es, 0, es);
+    for (int d = r - 1; d >= 0 && ++coord[d] == out[0].shape.dims[d]; d--) coord[d] = 0;
+  }
+  return DRT_OK;
+}
+
+/* ReverseSequence: for batch b, time t < len[b] reads time len[b] - 1 - t; the rest is copied. */
+static drt_status k_reverse_sequence(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *x = &in[0];
+  int ba = (int)drt_node_attr_int(n, "batch_axis", 1), ta = (int)drt_node_attr_int(n, "time_axis", 0);
+  int64_t B = x->shape.dims[ba], T = x->shape.dims[ta], inner = 1;
+  for (int d = 2; d < x->shape.rank; d++) inner *= x->shape.dims[d];
+  size_t es = drt_dtype_size(x->dtype), row = (size_t)inner * es;
+  for (int64_t b = 0; b < B; b++) {
+    int64_t len = drt_load_i64(in[1].dtype, in[1].data, (size_t)b);
+    if (len < 0 || len > T)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "sequence_lens[%" PRId64 "] = %" PRId64 " is outside [0, %" PRId64 "]",
+                       b, len, T);
+    for (int64_t t = 0; t < T; t++) {
+      int64_t src = t < len ? len - 1 - t : t;
+      int64_t oi = ba == 0 ? b * T + t : t * B + b, ii = ba == 0 ? b * T + src : src * B + b;
+      memcpy((uint8_t *)out[0].data + (size_t)oi * row, (const uint8_t *)x->data + (size_t)ii * row, row);
+    }
+  }
+  return DRT_OK;
+}
+
+/* Col2Im: input [N, C * prod(block), L] where L enumerates the sliding block positions of
+ * the padded image in row-major order; each column entry is added into the image. */
+static drt_status k_col2im(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const int r = out[0].shape.rank - 2;
+  int64_t img[DRT_MAX_RANK], blk[DRT_MAX_RANK], str[DRT_MAX_RANK], dil[DRT_MAX_RANK], pb[DRT_MAX_RANK], nb[DRT_MAX_RANK];
+  int64_t cnt;
+  const int64_t *s = drt_node_attr_ints(n, "strides", &cnt), *dl = drt_node_attr_ints(n, "dilations", &cnt),
+                *pads = drt_node_attr_ints(n, "pads", &cnt);
+  int64_t kprod = 1, L = 1, isp = 1;
+  for (int i = 0; i < r; i++) {
+    img[i] = out[0].shape.dims[2 + i];
+    blk[i] = drt_load_i64(in[2].dtype, in[2].data, (size_t)i);
+    str[i] = s ? s[i] : 1;
+    dil[i] = dl ? dl[i] : 1;
+    pb[i] = pads ? pads[i] : 0;
+    int64_t pe = pads ? pads[r + i] : 0;
+    nb[i] = (img[i] + pb[i] + pe - (dil[i] * (blk[i] - 1) + 1)) / str[i] + 1;
+    kprod *= blk[i];
+    L *= nb[i];
+    isp *= img[i];
+  }
+  int64_t N = out[0].shape.dims[0], C = out[0].shape.dims[1];
+  if (in[0].shape.dims[2] != L)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input has %" PRId64 " block positions, the geometry gives %" PRId64,
+                     in[0].shape.dims[2], L);
+  const float *x = in[0].data;
+  float *y = out[0].data;
+  memset(y, 0, (size_t)(N * C * isp) * sizeof(float));
+  for (int64_t b = 0; b < N; b++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t k = 0; k < kprod; k++)
+        for (int64_t l = 0; l < L; l++) {
+          int64_t kr = k, lr = l, off = 0;
+          bool inside = true;
+          for (int i = r - 1; i >= 0; i--) {
+            int64_t ki = kr % blk[i], li = lr % nb[i];
+            kr /= blk[i], lr /= nb[i];
+            int64_t p = li * str[i] - pb[i] + ki * dil[i];
+            if (p < 0 || p >= img[i]) inside = false;
+            int64_t sp = 1;
+            for (int j = i + 1; j < r; j++) sp *= img[j];
+            off += p * sp;
+          }
+          if (inside) y[(b * C + c) * isp + off] += x[((b * C + c) * kprod + k) * L + l];
+        }
+  return DRT_OK;
+}
+
+/* AffineGrid: grid[n, (d,) h, w] = theta[n] . (x_w, y_h, (z_d,) 1) with base coordinates
+ * evenly spaced in [-1, 1] (pixel centers at the ends with align_corners, else edges). */
+static drt_status k_affine_grid(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const float *th = in[0].data;
+  bool align = drt_node_attr_int(n, "align_corners", 0) != 0;
+  int r = in[0].shape.dims[1]; /* 2 or 3 spatial dims */
+  int64_t N = in[0].shape.dims[0], sz[3] = {1, 1, 1};
+  for (int i = 0; i < r; i++) sz[3 - r + i] = out[0].shape.dims[1 + i];
+  float *g = out[0].data;
+  for (int64_t b = 0; b < N; b++)
+    for (int64_t d = 0; d < sz[0]; d++)
+      for (int64_t h = 0; h < sz[1]; h++)
+        for (int64_t w = 0; w < sz[2]; w++) {
+          double base[4], pos[3] = {(double)w, (double)h, (double)d};
+          int64_t len[3] = {sz[2], sz[1], sz[0]};
+          for (int i = 0; i < r; i++)
+            base[i] = align ? (len[i] > 1 ? -1.0 + 2.0 * pos[i] / (double)(len[i] - 1) : -1.0)
+                            : -1.0 + (2.0 * pos[i] + 1.0) / (double)len[i];
+          base[r] = 1;
+          for (int i = 0; i < r; i++) {
+            double acc = 0;
+            for (int k = 0; k <= r; k++) acc += (double)th[(b * r + i) * (r + 1) + k] * base[k];
+            *g++ = (float)acc;
+          }
+        }
+  return DRT_OK;
+}
+
+/* HannWindow, HammingWindow, BlackmanWindow of `size` points (N' = size, or size - 1 when
+ * not periodic). */
+static drt_status k_window(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  int64_t size = drt_shape_numel(&out[0].shape);
+  double np = (double)(drt_node_attr_int(n, "periodic", 1) ? size : size - 1);
+  size_t es = drt_dtype_size(out[0].dtype);
+  (void)in;
+  for (int64_t i = 0; i < size; i++) {
+    double t = 2 * M_PI * (double)i / np, v;
+    if (n->op == DRT_OP_HANN_WINDOW) v = sin(M_PI * (double)i / np) * sin(M_PI * (double)i / np);
+    else if (n->op == DRT_OP_HAMMING_WINDOW) v = 25.0 / 46.0 - (1 - 25.0 / 46.0) * cos(t);
+    else v = 0.42 - 0.5 * cos(t) + 0.08 * cos(2 * t);
+    drt_convert(out[0].dtype, (uint8_t *)out[0].data + (size_t)i * es, DRT_DTYPE_FLOAT64, &v, 1);
+  }
+  return DRT_OK;
+}
+
+/* Det: LU with partial pivoting in double for each [M, M] matrix. */
+static drt_status k_det(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  (void)n;
+  const drt_tensor *x = &in[0];
+  int64_t M = x->shape.dims[x->shape.rank - 1], count = drt_shape_numel(&out[0].shape);
+  double *a = malloc((size_t)(M * M > 0 ? M * M : 1) * sizeof(double));
+  if (!a) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "Det workspace");
+  for (int64_t m = 0; m < count; m++) {
+    for (int64_t i = 0; i < M * M; i++) a[i] = drt_load_f64(x->dtype, x->data, (size_t)(m * M * M + i));
+    double det = 1;
+    for (int64_t c = 0; c < M && det != 0; c++) {
+      int64_t p = c;
+      for (int64_t r = c + 1; r < M; r++)
+        if (fabs(a[r * M + c]) > fabs(a[p * M + c])) p = r;
+      if (a[p * M + c] == 0) {
+        det = 0;
+        break;
+      }
+      if (p != c) {
+        for (int64_t k = 0; k < M; k++) {
+          double t = a[c * M + k];
+          a[c * M + k] = a[p * M + k];
+          a[p * M + k] = t;
+        }
+        det = -det;
+      }
+      det *= a[c * M + c];
+      for (int64_t r = c + 1; r < M; r++) {
+        double f = a[r * M + c] / a[c * M + c];
+        for (int64_t k = c; k < M; k++) a[r * M + k] -= f * a[c * M + k];
+      }
+    }
+    drt_convert(out[0].dtype, (uint8_t *)out[0].data + (size_t)m * drt_dtype_size(out[0].dtype), DRT_DTYPE_FLOAT64, &det,
+                1);
+  }
+  free(a);
+  return DRT_OK;
+}
+
+#define F32 DRT_DT_BIT(DRT_DTYPE_FLOAT32)
+
+const drt_cpu_kernel_entry drt_cpu_kernels_reorder[] = {
+    {DRT_OP_CENTER_CROP_PAD, k_center_crop_pad, DRT_DT_FLOATS},
+    {DRT_OP_REVERSE_SEQUENCE, k_reverse_sequence, DRT_DT_FLOATS},
+    {DRT_OP_COL2IM, k_col2im, F32},
+    {DRT_OP_AFFINE_GRID, k_affine_grid, F32},
+    {DRT_OP_HANN_WINDOW, k_window, DRT_DT_FLOATS},
+    {DRT_OP_HAMMING_WINDOW, k_window, DRT_DT_FLOATS},
+    {DRT_OP_BLACKMAN_WINDOW, k_window, DRT_DT_FLOATS},
+    {DRT_OP_DET, k_det, DRT_DT_FLOATS},
+    {DRT_OP_COUNT_, NULL, 0},
+};
