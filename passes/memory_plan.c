@@ -12,7 +12,10 @@
  * view itself: chains collapse) and element offset; the root stays allocated until the last
  * reader of any of its views, and neither roots with views nor views take part in in-place
  * reuse (an in-place write to the root would clobber what a view still reads). Nodes whose
- * outputs are all views run no kernel on any backend.
+ * outputs are all views run no kernel on any backend. A graph input can be a root too (its
+ * views have no arena offset: mem_offset -1, the address is the input's plus the offset): a
+ * hoisted stage hands main its outputs whole and main's Split/Slice/Reshape of them cost
+ * nothing.
  *
  *   qkv [3, B, H, S, D] --Split(axis 0)--> q | k | v      one block, three views at 0, n, 2n
  */
@@ -111,13 +114,18 @@ static bool plannable(const drt_value *v) { return v && v->kind == DRT_VALUE_INT
 
 static drt_value *root_of(drt_value *v) { return v->view_of ? v->view_of : v; }
 
+/* A value that views may share: an arena value, or a graph input (never written). */
+static bool view_root_ok(const drt_value *v) {
+  return plannable(v) || (v && v->kind == DRT_VALUE_INPUT && v->has_shape && !v->is_graph_output);
+}
+
 /* Marks the outputs that can be views (see the file comment); returns how many. */
 static size_t mark_views(drt_graph *g, bool *has_views) {
   size_t n_views = 0;
   for (size_t i = 0; i < g->num_nodes; i++) {
     drt_node *n = g->nodes[i];
     drt_value *in = n->num_inputs > 0 ? n->inputs[0] : NULL;
-    if (!plannable(in)) continue;
+    if (!view_root_ok(in)) continue;
     for (int j = 0; j < n->num_outputs; j++) {
       drt_value *o = n->outputs[j];
       int64_t off;
@@ -172,7 +180,9 @@ drt_status drt_pass_memory_plan(drt_graph *g, const drt_pass_ctx *ctx, bool *cha
       drt_value *o = n->outputs[j];
       if (!plannable(o)) continue;
       if (o->view_of) {
-        o->mem_offset = o->view_of->mem_offset + o->view_offset * (int64_t)drt_dtype_size(o->dtype);
+        o->mem_offset = o->view_of->kind == DRT_VALUE_INPUT
+                            ? -1
+                            : o->view_of->mem_offset + o->view_offset * (int64_t)drt_dtype_size(o->dtype);
         continue;
       }
       total += value_bytes(o);

@@ -913,8 +913,10 @@ static drt_status parse_memplan_views(drt_bytes_reader *mr, drt_graph *g, const 
     if (mr->failed || vi >= g->num_values || ri >= g->num_values || vi == ri)
       return CORRUPT("'%s': memory plan view %u names no value", label, k);
     drt_value *v = g->values[vi], *r = g->values[ri];
-    if (v->view_of || v->mem_offset < 0 || r->mem_offset < 0)
-      return CORRUPT("'%s': memory plan view of '%s' on '%s': both must be planned, once", label, v->name, r->name);
+    bool input_root = r->kind == DRT_VALUE_INPUT;
+    if (v->view_of || (input_root ? v->mem_offset != -1 : v->mem_offset < 0 || r->mem_offset < 0))
+      return CORRUPT("'%s': memory plan view of '%s' on '%s': both must be planned (or the root a graph input), once",
+                     label, v->name, r->name);
     v->view_of = r;
     v->view_offset = off;
   }
@@ -925,13 +927,16 @@ static drt_status parse_memplan_views(drt_bytes_reader *mr, drt_graph *g, const 
       if (!v->view_of) continue;
       const drt_value *in = nd->num_inputs > 0 ? nd->inputs[0] : NULL;
       int64_t off;
-      bool ok = in && in->mem_offset >= 0 && drt_node_output_is_region(nd, j, &off);
+      bool ok = in && (in->mem_offset >= 0 || in->kind == DRT_VALUE_INPUT || in->view_of) &&
+                drt_node_output_is_region(nd, j, &off);
       if (ok) {
         off += in->view_of ? in->view_offset : 0;
         const drt_value *root = in->view_of ? in->view_of : in;
         ok = root == v->view_of && off == v->view_offset && !root->view_of &&
              drt_view_offset_aligned(v->dtype, off) &&
-             root->mem_offset + off * (int64_t)drt_dtype_size(v->dtype) == v->mem_offset;
+             (root->kind == DRT_VALUE_INPUT
+                  ? v->mem_offset == -1 && off + drt_shape_numel(&v->shape) <= drt_shape_numel(&root->shape)
+                  : root->mem_offset + off * (int64_t)drt_dtype_size(v->dtype) == v->mem_offset);
       }
       if (!ok)
         return CORRUPT("'%s': memory plan makes '%s' a view of '%s' at element %" PRId64
@@ -959,6 +964,10 @@ static drt_status parse_memplan(drt_bytes_reader *mr, drt_graph *g, const char *
     drt_tensor vt = {v->dtype, v->shape, NULL};
     uint64_t nb = drt_tensor_nbytes(&vt);
     bool planned = v->kind == DRT_VALUE_INTERMEDIATE && !v->is_graph_output;
+    if (planned && off == -1) { /* a view of a graph input: the view list must say so (checked below) */
+      v->mem_offset = -1;
+      continue;
+    }
     if (planned && (off < 0 || (uint64_t)off > arena || nb > arena - (uint64_t)off))
       return CORRUPT("'%s': memory plan places '%s' outside the %" PRIu64 "-byte arena", label, v->name, arena);
     v->mem_offset = planned ? off : -1;
@@ -970,6 +979,12 @@ static drt_status parse_memplan(drt_bytes_reader *mr, drt_graph *g, const char *
     return CORRUPT("'%s': memory plan arena of %" PRIu64 " bytes exceeds the %" PRIu64 " bytes of all its values",
                    label, arena, planned_bytes);
   DRT_RETURN_IF_ERROR(parse_memplan_views(mr, g, label));
+  for (uint32_t i = 0; i < nv; i++) {
+    const drt_value *v = g->values[i];
+    if (v->kind == DRT_VALUE_INTERMEDIATE && !v->is_graph_output && v->mem_offset < 0 &&
+        !(v->view_of && v->view_of->kind == DRT_VALUE_INPUT))
+      return CORRUPT("'%s': memory plan leaves '%s' without storage", label, v->name);
+  }
   g->mem_planned = true;
   g->mem_arena_bytes = arena;
   return DRT_OK;

@@ -73,6 +73,15 @@ drt_status drt_cpu_executor_create(const drt_graph *g, const drt_cpu_executor_op
       if (v->kind != DRT_VALUE_INTERMEDIATE || v->is_graph_output) continue;
       drt_tensor t = {v->dtype, v->shape, NULL};
       uint64_t nb = drt_tensor_nbytes(&t);
+      if (v->view_of && v->view_of->kind == DRT_VALUE_INPUT) { /* a view of a graph input */
+        if (v->view_offset < 0 || v->view_offset + drt_shape_numel(&v->shape) > drt_shape_numel(&v->view_of->shape) ||
+            v->dtype != v->view_of->dtype) {
+          drt_cpu_executor_destroy(e);
+          return DRT_ERROR(DRT_STATUS_CORRUPT, "memory plan: view '%s' lies outside input '%s'", v->name,
+                           v->view_of->name);
+        }
+        continue;
+      }
       if (v->mem_offset < 0 || (uint64_t)v->mem_offset > g->mem_arena_bytes || nb > g->mem_arena_bytes - (uint64_t)v->mem_offset) {
         drt_cpu_executor_destroy(e);
         return DRT_ERROR(DRT_STATUS_CORRUPT, "memory plan places '%s' outside the %llu-byte arena", v->name,
@@ -173,6 +182,10 @@ static const void *value_data(drt_cpu_executor *e, const drt_value *v, const drt
     for (size_t i = 0; i < e->g->num_inputs; i++)
       if (e->g->inputs[i] == v) return inputs[i].data;
     return NULL;
+  }
+  if (e->arena && v->view_of && v->view_of->kind == DRT_VALUE_INPUT && !v->is_graph_output) {
+    const char *root = value_data(e, v->view_of, inputs); /* a view of a graph input */
+    return root ? root + (size_t)v->view_offset * drt_dtype_size(v->dtype) : NULL;
   }
   if (in_arena(e, v)) return e->arena + v->mem_offset;
   return e->bufs[v->id];

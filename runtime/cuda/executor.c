@@ -732,10 +732,11 @@ static drt_status create(drt_cuda_executor *e) {
          loader and the memory plan: inside the root, 64-byte aligned) */
       const drt_value *r = v->view_of;
       uint64_t es = drt_dtype_size(storage_dtype(e, v));
-      if (r->mem_offset < 0 || v->view_offset < 0 ||
+      bool input_root = r->kind == DRT_VALUE_INPUT;
+      if ((!input_root && r->mem_offset < 0) || v->view_offset < 0 || es != drt_dtype_size(storage_dtype(e, r)) ||
           ((uint64_t)v->view_offset + (uint64_t)drt_shape_numel(&v->shape)) * es > storage_bytes(e, r))
         return DRT_ERROR(DRT_STATUS_CORRUPT, "memory plan: view '%s' lies outside '%s'", v->name, r->name);
-      e->addr[v->id] = e->arena + (uint64_t)r->mem_offset + (uint64_t)v->view_offset * es;
+      e->addr[v->id] = (input_root ? e->addr[r->id] : e->arena + (uint64_t)r->mem_offset) + (uint64_t)v->view_offset * es;
     } else if (g->mem_planned && !v->is_graph_output && v->mem_offset >= 0) {
       e->addr[v->id] = e->arena + (uint64_t)v->mem_offset;
     } else {
