@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "codegen/cg.h"
+#include "ir/infer_movement.h"
 
 #define SCRATCH_ALIGN 256u
 #define NAME_TOKEN "@NAME@"
@@ -473,8 +474,9 @@ static void build_op_table(drt_cg *cg) {
       if ((unsigned)e->op < DRT_OP_COUNT_ && !cg->by_op[e->op]) cg->by_op[e->op] = e->fn;
 }
 
-static bool node_has_work(const drt_node *n) {
+static bool node_has_work(const drt_graph *g, const drt_node *n) {
   if (n->dead || drt_node_is_view_only(n)) return false; /* views share input 0's storage */
+  if (!g->mem_planned && drt_node_is_unplanned_alias(n)) return false; /* aliases, as the executor places them */
   bool any = false;
   for (int i = 0; i < n->num_outputs; i++) {
     const drt_value *v = n->outputs[i];
@@ -490,7 +492,7 @@ static drt_status emit_node(drt_cg *cg, uint32_t index, const drt_node *n) {
   size_t first = cg->num_launches, first_kernel = cg->num_kernels, wrappers_len = cg->wrappers.len;
   uint64_t scratch_max = cg->scratch_max;
   (void)index;
-  if (!node_has_work(n)) return DRT_OK;
+  if (!node_has_work(cg->graph, n)) return DRT_OK;
   drt_cg_emit_fn fn = (unsigned)n->op < DRT_OP_COUNT_ ? cg->by_op[n->op] : NULL;
   drt_status st;
   if (fn) {

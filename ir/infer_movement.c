@@ -747,3 +747,40 @@ const drt_infer_entry drt_infer_table_movement[] = {
     {DRT_OP_RANGE, infer_range},
     {DRT_OP_COUNT_, NULL},
 };
+
+bool drt_unplanned_alias(const drt_value *v, const drt_value **root, int64_t *elem_offset) {
+  *root = NULL;
+  *elem_offset = 0;
+  const drt_node *p = v ? v->producer : NULL;
+  if (!p || v->kind != DRT_VALUE_INTERMEDIATE || v->is_graph_output || p->num_inputs < 1 || !p->inputs[0]) return false;
+  switch (p->op) {
+    case DRT_OP_RESHAPE: case DRT_OP_FLATTEN: case DRT_OP_SQUEEZE: case DRT_OP_UNSQUEEZE: case DRT_OP_IDENTITY:
+    case DRT_OP_SPLIT: case DRT_OP_SLICE: break;
+    default: return false;
+  }
+  int j = -1;
+  for (int k = 0; k < p->num_outputs; k++)
+    if (p->outputs[k] == v) j = k;
+  const drt_value *x = p->inputs[0];
+  int64_t off;
+  if (j < 0 || (x->kind != DRT_VALUE_INPUT && x->kind != DRT_VALUE_INTERMEDIATE) || !drt_node_output_is_region(p, j, &off))
+    return false;
+  const drt_value *r = x;
+  int64_t xo;
+  if (drt_unplanned_alias(x, &r, &xo)) off += xo;
+  else r = x;
+  if (!drt_view_offset_aligned(v->dtype, off)) return false;
+  *root = r;
+  *elem_offset = off;
+  return true;
+}
+
+bool drt_node_is_unplanned_alias(const drt_node *n) {
+  if (n->num_outputs < 1) return false;
+  for (int j = 0; j < n->num_outputs; j++) {
+    const drt_value *r;
+    int64_t off;
+    if (!n->outputs[j] || !drt_unplanned_alias(n->outputs[j], &r, &off)) return false;
+  }
+  return true;
+}

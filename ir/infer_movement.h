@@ -32,4 +32,13 @@ bool drt_node_output_is_region(const drt_node *n, int output, int64_t *elem_offs
  * bytes), so kernels keep their 16-byte vector access and cuBLASLt its alignment. */
 bool drt_view_offset_aligned(drt_dtype dt, int64_t elem_offset);
 
+/* In a graph without a memory plan (the hoisted stage graphs: values allocated one by one,
+ * none written in place), whether intermediate v, not a graph output, is a Reshape, Flatten,
+ * Squeeze, Unsqueeze, Identity, Split chunk or Slice region of its producer's input 0 that can
+ * alias it: *root (a graph input or intermediate, never itself an alias) and *elem_offset
+ * (64-byte aligned). The CUDA code generator launches nothing for nodes whose outputs all
+ * alias, and the CUDA executor points them into their root; both decide with this function. */
+bool drt_unplanned_alias(const drt_value *v, const drt_value **root, int64_t *elem_offset);
+bool drt_node_is_unplanned_alias(const drt_node *n);
+
 #endif

@@ -16,13 +16,19 @@
  * a node that depends on T alone goes to the step graph, which is evaluated here for every
  * step of that schedule and stored as per-step tables (the session looks a row up instead of
  * running it when the generation uses the same timesteps, and runs the step graph otherwise).
- * Cheap ops at the border (elementwise, broadcast and data movement whose consumers all stay
- * in the main graph: bias adds, head-split reshapes and transposes) move back into the main
- * graph, so that what crosses the border is the output of the expensive op and the fusion
- * passes still see whole attention and norm patterns. Values crossing the border become inputs
- * of the main graph (named as before, appended after the user's inputs). The main graph keeps
- * every user input, used or not, so the plan's signature is unchanged. Results are identical:
- * the same kernels run on the same data, only earlier. */
+ * Ops at the border whose consumers all stay in the main graph move back into it when they
+ * cost nothing there: outputs that are regions of their input (Reshape, Squeeze, Unsqueeze,
+ * Split chunks and Slices that are dense runs, 64-byte aligned) become views of a main-graph
+ * input (memory plan), where in the stage each would be a separate stage output, a copy; and a
+ * Transpose or a multiplication by a scalar constant that compute reads directly (not through
+ * another movement op) is absorbed there (the K^T and the score scale of an attention, an
+ * operand layout of a GEMM). Everything else the stage computes stays there, the cheap ops
+ * included (bias adds, which fuse into the stage GEMM; head-split transposes; adaLN table sums):
+ * they run once per generation (prologue) or become table rows (step stage) instead of once
+ * per step. Values crossing the border become inputs of the main
+ * graph (named as before, appended after the user's inputs). The main graph keeps every user
+ * input, used or not, so the plan's signature is unchanged. Results are identical: the same
+ * kernels run on the same data, only earlier. */
 #include "passes/hoist.h"
 
 #include <inttypes.h>
@@ -31,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/infer_movement.h"
 #include "runtime/cpu/executor.h"
 
 enum { DEP_I = 1, DEP_T = 2, DEP_S = 4 };
@@ -63,9 +70,24 @@ double drt_node_flops(const drt_node *n) {
   }
 }
 
-static bool is_cheap(drt_op op) {
-  drt_fusion_class c = drt_op_get_info(op)->fusion;
-  return c == DRT_FUSION_ELEMWISE || c == DRT_FUSION_BROADCAST || c == DRT_FUSION_INJECTIVE || c == DRT_FUSION_SHAPE;
+/* A Transpose, or a Mul/Div of a tensor by a one-element constant. */
+static bool is_absorbable(const drt_node *n) {
+  if (n->op == DRT_OP_TRANSPOSE) return true;
+  if ((n->op != DRT_OP_MUL && n->op != DRT_OP_DIV) || n->num_inputs != 2 || !n->inputs[0] || !n->inputs[1])
+    return false;
+  const drt_value *c = n->inputs[1]->kind == DRT_VALUE_CONST ? n->inputs[1] : n->op == DRT_OP_MUL ? n->inputs[0] : NULL;
+  return c && c->kind == DRT_VALUE_CONST && c->has_shape && drt_shape_numel(&c->shape) == 1;
+}
+
+/* Every output of n is a region of its input 0 that a view can share (ir/infer_movement.h). */
+static bool is_view_op(const drt_node *n) {
+  if (n->num_outputs < 1) return false;
+  for (int j = 0; j < n->num_outputs; j++) {
+    int64_t off;
+    if (!n->outputs[j] || !drt_node_output_is_region(n, j, &off) || !drt_view_offset_aligned(n->outputs[j]->dtype, off))
+      return false;
+  }
+  return true;
 }
 
 static bool named(const char *const *names, int n, const char *name) {
@@ -303,10 +325,22 @@ static drt_status run(drt_graph *g, const drt_pass_ctx *ctx, bool *changed) {
     for (int j = 0; j < n->num_inputs; j++)
       if (n->inputs[j]) nonmain[n->inputs[j]->id]++;
   }
-  /* cheap border ops go back to the main graph (consumers first) */
+  /* border views, and transposes and scalings that compute absorbs, go back to the main graph
+     (consumers first) */
   for (size_t i = g->num_nodes; i-- > 0;) {
     const drt_node *n = g->nodes[i];
-    if (stage[n->id] == ST_MAIN || !is_cheap(n->op)) continue;
+    if (stage[n->id] == ST_MAIN) continue;
+    bool back = is_view_op(n);
+    if (!back && is_absorbable(n)) {
+      back = true; /* unless a consumer moves elements itself (then n is a real copy either way) */
+      for (size_t k = i + 1; k < g->num_nodes && back; k++) {
+        const drt_node *c = g->nodes[k];
+        for (int j = 0; j < c->num_inputs && back; j++)
+          for (int o = 0; o < n->num_outputs; o++)
+            if (c->inputs[j] && c->inputs[j] == n->outputs[o] && (c->op == DRT_OP_TRANSPOSE || is_view_op(c))) back = false;
+      }
+    }
+    if (!back) continue;
     bool all_main = true;
     for (int j = 0; j < n->num_outputs; j++) all_main &= nonmain[n->outputs[j]->id] == 0;
     if (!all_main) continue;

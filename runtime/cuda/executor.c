@@ -8,12 +8,14 @@
 
 #ifdef DRT_CUDA_ENABLED
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ir/infer_movement.h"
 #include "runtime/cpu/cpu.h"
 
 #define LT_WORKSPACE_BYTES (32ull << 20)
@@ -739,6 +741,8 @@ static drt_status create(drt_cuda_executor *e) {
       e->addr[v->id] = (input_root ? e->addr[r->id] : e->arena + (uint64_t)r->mem_offset) + (uint64_t)v->view_offset * es;
     } else if (g->mem_planned && !v->is_graph_output && v->mem_offset >= 0) {
       e->addr[v->id] = e->arena + (uint64_t)v->mem_offset;
+    } else if (!g->mem_planned && drt_unplanned_alias(v, &(const drt_value *){NULL}, &(int64_t){0})) {
+      continue; /* placed below, into its root */
     } else {
       uint64_t nb = storage_bytes(e, v);
       if (!nb && drt_shape_numel(&v->shape) != 0)
@@ -746,6 +750,18 @@ static drt_status create(drt_cuda_executor *e) {
                          v->name);
       DRT_RETURN_IF_ERROR(dev_alloc(e, nb, v->is_graph_output ? "graph output" : "value", v->name, &e->addr[v->id]));
     }
+  }
+  /* graphs without a memory plan (hoisted stages): reshapes and dense Split/Slice regions point
+     into their root, as the code generator assumed when it left their nodes without launches */
+  for (size_t i = 0; i < g->num_values && !g->mem_planned; i++) {
+    const drt_value *v = g->values[i], *r;
+    int64_t off;
+    if (e->addr[v->id] || !drt_unplanned_alias(v, &r, &off)) continue;
+    uint64_t es = drt_dtype_size(storage_dtype(e, v));
+    if (!e->addr[r->id] || es != drt_dtype_size(storage_dtype(e, r)) ||
+        ((uint64_t)off + (uint64_t)drt_shape_numel(&v->shape)) * es > storage_bytes(e, r))
+      return DRT_ERROR(DRT_STATUS_INTERNAL, "'%s' cannot alias '%s' at element %" PRId64, v->name, r->name, off);
+    e->addr[v->id] = e->addr[r->id] + (uint64_t)off * es;
   }
   for (size_t i = 0; i < no; i++) {
     const drt_value *v = g->outputs[i];

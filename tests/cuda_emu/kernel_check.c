@@ -22,6 +22,7 @@
 
 #include "codegen/codegen.h"
 #include "ir/dtype.h"
+#include "ir/infer_movement.h"
 #include "ir/op.h"
 #include "runtime/cpu/cpu.h"
 #include "runtime/npy.h"
@@ -202,7 +203,10 @@ static int check_graph(checker *c, const drt_cuda_graph_code *gc, size_t gi) {
   if (!c->buf || !c->scratch) return -1;
   for (size_t i = 0; i < g->num_values; i++) {
     const drt_value *v = g->values[i];
-    if (!v->has_shape || v->id >= g->next_id || v->view_of) continue;
+    const drt_value *ar;
+    int64_t aoff;
+    if (!v->has_shape || v->id >= g->next_id || v->view_of || (!g->mem_planned && drt_unplanned_alias(v, &ar, &aoff)))
+      continue;
     size_t n = numel_of(v), nb = n * drt_dtype_size(storage(c, v));
     c->buf[v->id] = malloc(nb + 64);
     if (!c->buf[v->id]) return -1;
@@ -231,6 +235,14 @@ static int check_graph(checker *c, const drt_cuda_graph_code *gc, size_t gi) {
     const drt_value *v = g->values[i];
     if (!v->view_of || v->id >= g->next_id || !c->buf[v->view_of->id]) continue;
     c->buf[v->id] = (char *)c->buf[v->view_of->id] + (size_t)v->view_offset * drt_dtype_size(storage(c, v));
+    c->is_view[v->id] = true;
+  }
+  /* graphs without a memory plan: aliases of their root, as the CUDA executor places them */
+  for (size_t i = 0; i < g->num_values && !g->mem_planned; i++) {
+    const drt_value *v = g->values[i], *r;
+    int64_t off;
+    if (v->id >= g->next_id || !drt_unplanned_alias(v, &r, &off) || !c->buf[r->id]) continue;
+    c->buf[v->id] = (char *)c->buf[r->id] + (size_t)off * drt_dtype_size(storage(c, v));
     c->is_view[v->id] = true;
   }
   int bad_nodes = 0;
