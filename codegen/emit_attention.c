@@ -25,6 +25,7 @@
 
 #include "codegen/cg.h"
 #include "ir/infer_fused.h"
+#include "ir/infer_reduce.h"
 
 #define ATTN_MAX_HEAD_DIM 256
 /* 99 KB: the opt-in per-block limit of sm_86 / sm_89 (101376 bytes), so the preferred tiles load on
@@ -513,7 +514,40 @@ static drt_status emit_fused_attention(drt_cg *cg, const drt_node *n) {
   return drt_cg_launch(cg, kernel, grid, block, smem, args, 5);
 }
 
+/* RotaryEmbedding: one elementwise kernel (kernels/elementwise.cuh, drt_rotary). */
+static drt_status emit_rotary(drt_cg *cg, const drt_node *n) {
+  const drt_value *x = n->inputs[0], *cs = n->inputs[1], *sn = n->inputs[2], *pos = drt_node_input(n, 3),
+                  *y = n->outputs[0];
+  drt_rotary_geom g;
+  DRT_RETURN_IF_ERROR(drt_rotary_resolve(n, &x->shape, &cs->shape, pos ? &pos->shape : NULL, &g));
+  if (drt_cg_storage(cg, cs) != drt_cg_storage(cg, sn))
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "cos and sin caches stored in different types");
+  if (pos && drt_cg_storage(cg, pos) != DRT_DTYPE_INT64)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "position_ids stored as %s", drt_dtype_name(drt_cg_storage(cg, pos)));
+  int64_t total = drt_shape_numel(&x->shape);
+  if (total == 0) return DRT_OK;
+  int64_t rows = pos ? g.positions : g.cache_per_batch ? g.batch * g.seq : g.seq;
+  const char *it = total < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
+  int32_t kern;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(
+      cg, 256, &kern,
+      "extern \"C\" __global__ void __launch_bounds__(256) @NAME@(drt_kargs a) {\n"
+      "  drt_rotary<%s, %s, %s, %s, %s, %s>((%s *)a.u[0], (const %s *)a.u[1], (const %s *)a.u[2], (const %s *)a.u[3], "
+      "%s, (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", %s, %" PRId64 "LL);\n}",
+      drt_cg_ctype(cg, drt_cg_storage(cg, y)), drt_cg_ctype(cg, drt_cg_storage(cg, x)),
+      drt_cg_ctype(cg, drt_cg_storage(cg, cs)), it, g.is_3d ? "true" : "false", g.interleaved ? "true" : "false",
+      drt_cg_ctype(cg, drt_cg_storage(cg, y)), drt_cg_ctype(cg, drt_cg_storage(cg, x)),
+      drt_cg_ctype(cg, drt_cg_storage(cg, cs)), drt_cg_ctype(cg, drt_cg_storage(cg, sn)),
+      pos ? "(const long long *)a.u[4]" : "(const long long *)0", it, total, it, g.seq, it, g.heads, it, g.head, it,
+      g.rot, g.cache_per_batch ? "true" : "false", rows));
+  uint32_t grid[3] = {drt_cg_blocks(total, 256, 1u << 20), 1, 1}, block[3] = {256, 1, 1};
+  drt_cuda_arg args[5] = {drt_cg_arg_value(y), drt_cg_arg_value(x), drt_cg_arg_value(cs), drt_cg_arg_value(sn),
+                          pos ? drt_cg_arg_value(pos) : drt_cg_arg_value(x)};
+  return drt_cg_launch(cg, kern, grid, block, 0, args, pos ? 5 : 4);
+}
+
 const drt_cg_emitter drt_cg_emitters_attention[] = {
     {DRT_OP_FUSED_ATTENTION, emit_fused_attention},
+    {DRT_OP_ROTARY_EMBEDDING, emit_rotary},
     {DRT_OP_COUNT_, NULL},
 };

@@ -242,3 +242,36 @@ __device__ __forceinline__ unsigned long long drt_cvt_u64(double v) {
   double t = v != v ? 0.0 : trunc(v);
   return t <= 0.0 ? 0ull : (t >= 1.8446744073709552e19 ? 18446744073709551615ull : (unsigned long long)t);
 }
+
+/* ---- RotaryEmbedding (opset 23) ------------------------------------------------------------
+ * One thread per output element. x/y are [B, S, H*D] (IS3D) or [B, H, S, D]; features f < R are
+ * rotated in pairs (f, f + R/2), or (2i, 2i + 1) when INTER, by cache row p = pos[b, s] (pos
+ * given), b * S + s (per-token caches) or s; the others are copied. A position outside the P
+ * cache rows is clamped (the CPU backend reports it as an error). */
+template <typename TY, typename TX, typename TC, typename I, bool IS3D, bool INTER>
+__device__ __forceinline__ void drt_rotary(TY *__restrict__ y, const TX *__restrict__ x, const TC *__restrict__ cosc,
+                                           const TC *__restrict__ sinc, const long long *__restrict__ pos, I n, I S,
+                                           I H, I D, I R, bool per_batch, long long P) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I f = i % D, r = i / D, s, b;
+    if (IS3D) {
+      s = (r / H) % S;
+      b = r / (H * S);
+    } else {
+      s = r % S;
+      b = r / (S * H);
+    }
+    if (f >= R) {
+      drt_st(y + i, drt_ld(x + i));
+      continue;
+    }
+    I half = R / 2, pair = INTER ? f / 2 : (f < half ? f : f - half);
+    bool first = INTER ? (f % 2) == 0 : f < half;
+    I partner = INTER ? (first ? i + 1 : i - 1) : (first ? i + half : i - half);
+    long long row = pos ? pos[b * S + s] : (per_batch ? (long long)(b * S + s) : (long long)s);
+    row = row < 0 ? 0 : (row >= P ? P - 1 : row);
+    float c = drt_ld(cosc + row * half + pair), sn = drt_ld(sinc + row * half + pair);
+    float xs = drt_ld(x + i), xp = drt_ld(x + partner);
+    drt_st(y + i, first ? c * xs - sn * xp : sn * xp + c * xs);
+  }
+}

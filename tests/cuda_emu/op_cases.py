@@ -187,6 +187,30 @@ def b_chain(b):
     b.output(b.node("Sub", [b.node("Div", [y, s]), b.node("Exp", [b.node("Neg", [b.node("Abs", [x])])])]))
 
 
+def b_rotary_4d(b):
+    x = b.input("x", b.randn(2, 3, 5, 16))
+    pos = b.input("pos", np.array([[0, 3, 7, 1, 2], [5, 5, 0, 4, 6]], np.int64))
+    ang = np.arange(8)[:, None] * np.exp(-np.arange(4) / 2.0)[None, :]
+    cs = b.init("cos", np.cos(ang).astype(np.float32))
+    sn = b.init("sin", np.sin(ang).astype(np.float32))
+    b.output(b.node("RotaryEmbedding", [x, cs, sn, pos], rotary_embedding_dim=8))
+
+
+def b_rotary_3d(b):
+    x = b.input("x", b.randn(2, 5, 3 * 8))
+    ang = b.uniform(-3, 3, 2, 5, 4)
+    b.output(b.node("RotaryEmbedding", [x, b.input("cos", np.cos(ang).astype(np.float32)),
+                                        b.input("sin", np.sin(ang).astype(np.float32))], num_heads=3, interleaved=1))
+
+
+def b_new_activations(b):
+    a, g = b.input("a", b.randn(3, 37)), b.input("g", b.randn(3, 37))
+    b.output(b.node("SwiGLU", [a, g], alpha=1.5))
+    b.output(b.node("Shrink", [b.input("s", b.randn(4, 29))], bias=0.25, lambd=0.5))
+    b.output(b.node("ThresholdedRelu", [b.input("t", b.randn(4, 29))], alpha=0.3))
+    b.output(b.node("Asinh", [b.node("Swish", [b.input("w", b.randn(4, 29))], alpha=0.8)]))
+
+
 ELEMENTWISE = [
     Case("add_bcast", "Add [2,3,37,5]+[37,1]", binary("Add", (2, 3, 37, 5), (37, 1))),
     Case("mul_bcast", "Mul [3,1,129]*[4,129]", binary("Mul", (3, 1, 129), (4, 129))),
@@ -223,6 +247,9 @@ ELEMENTWISE = [
     # t = 517 and 999 are 516 and 1000 in bf16: per-sample scalar inputs keep float32 storage
     # (codegen.c choose_f32_storage) and the frequency table is read in fp32
     Case("timestep_embed", "cos/sin timestep embedding (t = 3, 517, 999)", b_timestep_embed),
+    Case("rotary_4d", "RotaryEmbedding [2,3,5,16] partial (8), position_ids", b_rotary_4d, opset=23),
+    Case("rotary_3d", "RotaryEmbedding [2,5,3*8] interleaved, per-token caches", b_rotary_3d, opset=23),
+    Case("swiglu_shrink", "SwiGLU, Shrink, ThresholdedRelu, Asinh(Swish) (one program)", b_new_activations, opset=24),
 ]
 
 
