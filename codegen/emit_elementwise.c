@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "codegen/cg.h"
+#include "ir/infer.h"
 
 #define EK_THREADS 256
 #define EK_MAX_BLOCKS 8192
@@ -1028,6 +1029,52 @@ static const char *cast_expr(drt_dtype src, drt_dtype dst, char *buf, size_t n) 
   return buf;
 }
 
+/* QuantizeLinear / DequantizeLinear: one kernel (kernels/elementwise.cuh, drt_quantize /
+ * drt_dequantize) for every granularity of drt_quant_layout. */
+static drt_status emit_quantize(drt_cg *cg, const drt_node *n) {
+  bool dq = n->op == DRT_OP_DEQUANTIZE_LINEAR;
+  const drt_value *x = n->inputs[0], *sc = n->inputs[1], *zp = drt_node_input(n, 2), *y = n->outputs[0];
+  drt_quant_geom q;
+  DRT_RETURN_IF_ERROR(drt_quant_layout(n, &x->shape, &sc->shape, &q));
+  int64_t total = drt_shape_numel(&x->shape);
+  if (total == 0) return DRT_OK;
+  drt_dtype qt = dq ? x->dtype : y->dtype;
+  const char *TQ = qt == DRT_DTYPE_INT8 ? "signed char" : qt == DRT_DTYPE_UINT8 ? "unsigned char"
+                   : qt == DRT_DTYPE_INT16 ? "short" : qt == DRT_DTYPE_UINT16 ? "unsigned short"
+                   : qt == DRT_DTYPE_INT32 ? "int" : NULL;
+  if (!TQ || (zp && drt_cg_storage(cg, zp) != qt) || drt_cg_storage(cg, dq ? x : y) != qt)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "quantized dtype %s has no CUDA kernel", drt_dtype_name(qt));
+  double lo = qt == DRT_DTYPE_INT8 ? -128 : qt == DRT_DTYPE_INT16 ? -32768 : qt == DRT_DTYPE_INT32 ? -2147483648.0 : 0;
+  double hi = qt == DRT_DTYPE_INT8 ? 127 : qt == DRT_DTYPE_UINT8 ? 255 : qt == DRT_DTYPE_INT16 ? 32767
+              : qt == DRT_DTYPE_UINT16 ? 65535 : 2147483647.0;
+  const char *it = total < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
+  const char *TS = drt_cg_ctype(cg, drt_cg_storage(cg, sc));
+  const char *TF = drt_cg_ctype(cg, drt_cg_storage(cg, dq ? y : x));
+  int64_t inner = q.mode ? q.inner : 1, len = q.mode ? q.len : 1, slen = q.mode ? q.slen : 1, blk = q.mode ? q.block : 1;
+  char zarg[64];
+  snprintf(zarg, sizeof zarg, zp ? "(const %s *)a.u[3]" : "(const %s *)0", TQ);
+  int32_t kern;
+  if (dq) {
+    DRT_RETURN_IF_ERROR(drt_cg_kernel(
+        cg, 256, &kern,
+        "extern \"C\" __global__ void __launch_bounds__(256) @NAME@(drt_kargs a) {\n"
+        "  drt_dequantize<%d, %s, %s, %s, %s>((%s *)a.u[0], (const %s *)a.u[1], (const %s *)a.u[2], %s, (%s)%" PRId64
+        ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ");\n}",
+        (int)q.mode, TF, TQ, TS, it, TF, TQ, TS, zarg, it, total, it, inner, it, len, it, slen, it, blk));
+  } else {
+    DRT_RETURN_IF_ERROR(drt_cg_kernel(
+        cg, 256, &kern,
+        "extern \"C\" __global__ void __launch_bounds__(256) @NAME@(drt_kargs a) {\n"
+        "  drt_quantize<%d, %s, %s, %s, %s, %s>((%s *)a.u[0], (const %s *)a.u[1], (const %s *)a.u[2], %s, (%s)%" PRId64
+        ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", %.1ff, %.1ff);\n}",
+        (int)q.mode, TQ, TF, TS, TQ, it, TQ, TF, TS, zarg, it, total, it, inner, it, len, it, slen, it, blk, lo, hi));
+  }
+  uint32_t grid[3] = {drt_cg_blocks(total, 256, 1u << 20), 1, 1}, block[3] = {256, 1, 1};
+  drt_cuda_arg args[4] = {drt_cg_arg_value(y), drt_cg_arg_value(x), drt_cg_arg_value(sc),
+                          zp ? drt_cg_arg_value(zp) : drt_cg_arg_value(sc)};
+  return drt_cg_launch(cg, kern, grid, block, 0, args, zp ? 4 : 3);
+}
+
 static drt_status emit_cast(drt_cg *cg, const drt_node *n) {
   const drt_value *x = n->inputs[0], *y = n->outputs[0];
   drt_dtype sst = drt_cg_storage(cg, x), dst = drt_cg_storage(cg, y);
@@ -1120,6 +1167,8 @@ const drt_cg_emitter drt_cg_emitters_elementwise[] = {
     {DRT_OP_ISINF, emit_classify},
     {DRT_OP_CLIP, emit_clip},
     {DRT_OP_CAST, emit_cast},
+    {DRT_OP_QUANTIZE_LINEAR, emit_quantize},
+    {DRT_OP_DEQUANTIZE_LINEAR, emit_quantize},
     {DRT_OP_CAST_LIKE, emit_cast},
     {DRT_OP_IDENTITY, emit_identity},
     {DRT_OP_DROPOUT, emit_dropout},

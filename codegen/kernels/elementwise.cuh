@@ -275,3 +275,38 @@ __device__ __forceinline__ void drt_rotary(TY *__restrict__ y, const TX *__restr
     drt_st(y + i, first ? c * xs - sn * xp : sn * xp + c * xs);
   }
 }
+
+/* ---- QuantizeLinear / DequantizeLinear -------------------------------------------------------
+ * Element i, viewed as [outer, len, inner] at the quantization axis, uses scale index 0 (MODE
+ * 0, per tensor), a (1, per axis) or (o * slen + a / block) * inner + in (2, blocked), as
+ * ir/infer.h's drt_quant_geom. Quantize: rint(x / s) + zp saturated to [LO, HI] (NaN -> 0);
+ * dequantize: (q - zp) * s. */
+template <int MODE, typename I>
+__device__ __forceinline__ I drt_quant_index(I i, I inner, I len, I slen, I block) {
+  if (MODE == 0) return 0;
+  I a = (i / inner) % len;
+  if (MODE == 1) return a;
+  return ((i / (inner * len)) * slen + a / block) * inner + i % inner;
+}
+
+template <int MODE, typename TQ, typename TX, typename TS, typename TZ, typename I>
+__device__ __forceinline__ void drt_quantize(TQ *__restrict__ y, const TX *__restrict__ x, const TS *__restrict__ s,
+                                             const TZ *__restrict__ zp, I n, I inner, I len, I slen, I block, float lo,
+                                             float hi) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I k = drt_quant_index<MODE>(i, inner, len, slen, block);
+    float v = rintf(drt_ld(x + i) / drt_ld(s + k)) + (zp ? drt_to_f32(zp[k]) : 0.0f);
+    v = v != v ? 0.0f : fminf(fmaxf(v, lo), hi);
+    y[i] = (TQ)v;
+  }
+}
+
+template <int MODE, typename TY, typename TQ, typename TS, typename I>
+__device__ __forceinline__ void drt_dequantize(TY *__restrict__ y, const TQ *__restrict__ q, const TS *__restrict__ s,
+                                               const TQ *__restrict__ zp, I n, I inner, I len, I slen, I block) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I k = drt_quant_index<MODE>(i, inner, len, slen, block);
+    long long d = (long long)q[i] - (zp ? (long long)zp[k] : 0ll);
+    drt_st(y + i, (float)d * drt_ld(s + k));
+  }
+}
