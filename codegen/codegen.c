@@ -693,7 +693,8 @@ static bool moved_input(const drt_node *n, int j) { return j == 0 || n->op == DR
 
 static bool writes_any_storage(drt_op op) {
   return op == DRT_OP_FUSED_ELEMENTWISE || op == DRT_OP_FUSED_GEMM || op == DRT_OP_FUSED_CONV ||
-         op == DRT_OP_FUSED_NORM || op == DRT_OP_MATMUL || op == DRT_OP_CONV;
+         op == DRT_OP_FUSED_NORM || op == DRT_OP_MATMUL || op == DRT_OP_CONV || op == DRT_OP_GRID_SAMPLE ||
+         op == DRT_OP_AFFINE_GRID || op == DRT_OP_ROTARY_EMBEDDING || op == DRT_OP_DEQUANTIZE_LINEAR;
 }
 
 static bool reads_any_storage(const drt_node *n, int j) {
@@ -703,6 +704,11 @@ static bool reads_any_storage(const drt_node *n, int j) {
     case DRT_OP_FUSED_CONV: return j >= 3 || (j == 0 && drt_cg_conv_im2col(n));
     case DRT_OP_CONV: return j == 0 && drt_cg_conv_im2col(n);
     case DRT_OP_FUSED_NORM: return j == 0;
+    /* their kernels load each operand through its own storage type (drt_ld) */
+    case DRT_OP_GRID_SAMPLE: return true; /* a computed grid keeps float32 sample coordinates */
+    case DRT_OP_ROTARY_EMBEDDING: return j < 3;
+    case DRT_OP_QUANTIZE_LINEAR: return j < 2;
+    case DRT_OP_DEQUANTIZE_LINEAR: return j == 1;
     default: return false;
   }
 }

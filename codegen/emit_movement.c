@@ -821,6 +821,64 @@ static drt_status e_scatter_nd(drt_cg *cg, const drt_node *n) {
   return drt_cg_launch(cg, kern, grid, block, 0, args, 3);
 }
 
+/* GridSample: one kernel per node (kernels/movement.cuh, drt_grid_sample), 1 to 3 spatial dims. */
+static drt_status e_grid_sample(drt_cg *cg, const drt_node *n) {
+  const drt_value *x = n->inputs[0], *grid = n->inputs[1], *y = n->outputs[0];
+  int r = x->shape.rank - 2;
+  if (r < 1 || r > 3) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "GridSample over %d spatial dims (CUDA: 1 to 3)", r);
+  const char *ms = drt_node_attr_string(n, "mode", n->opset < 20 ? "bilinear" : "linear");
+  const char *ps = drt_node_attr_string(n, "padding_mode", "zeros");
+  int mode = !strcmp(ms, "nearest") ? 0 : (!strcmp(ms, "cubic") || !strcmp(ms, "bicubic")) ? 2 : 1;
+  int pad = !strcmp(ps, "border") ? 1 : !strcmp(ps, "reflection") ? 2 : 0;
+  bool align = drt_node_attr_int(n, "align_corners", 0) != 0;
+  int64_t total = drt_shape_numel(&y->shape), osp = 1;
+  if (total == 0) return DRT_OK;
+  for (int i = 0; i < r; i++) osp *= y->shape.dims[2 + i];
+  const char *it = total < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
+  int64_t zero[3] = {0, 0, 0};
+  char ds[128], zs[128];
+  int32_t kern;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(
+      cg, BLOCK, &kern,
+      "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
+      "  constexpr drt_nd<%d> g = {%s, %s, %s};\n"
+      "  drt_grid_sample<%s, %s, %s, %s, %d, %d, %d, %s>((%s *)a.u[0], (const %s *)a.u[1], (const %s *)a.u[2], (%s)%" PRId64
+      ", (%s)%" PRId64 ", (%s)%" PRId64 ", g);\n}",
+      BLOCK, r, ints_str(ds, sizeof ds, x->shape.dims + 2, r), ints_str(zs, sizeof zs, zero, r), zs,
+      drt_cg_ctype(cg, drt_cg_storage(cg, y)), drt_cg_ctype(cg, drt_cg_storage(cg, x)),
+      drt_cg_ctype(cg, drt_cg_storage(cg, grid)), it, r, mode, pad, align ? "true" : "false",
+      drt_cg_ctype(cg, drt_cg_storage(cg, y)), drt_cg_ctype(cg, drt_cg_storage(cg, x)),
+      drt_cg_ctype(cg, drt_cg_storage(cg, grid)), it, total, it, x->shape.dims[1], it, osp));
+  uint32_t gridd[3] = {drt_cg_blocks(total, BLOCK, MAX_BLOCKS), 1, 1}, block[3] = {BLOCK, 1, 1};
+  drt_cuda_arg args[3] = {drt_cg_arg_value(y), drt_cg_arg_value(x), drt_cg_arg_value(grid)};
+  return drt_cg_launch(cg, kern, gridd, block, 0, args, 3);
+}
+
+/* AffineGrid: one kernel (kernels/movement.cuh, drt_affine_grid). */
+static drt_status e_affine_grid(drt_cg *cg, const drt_node *n) {
+  const drt_value *th = n->inputs[0], *y = n->outputs[0];
+  int r = (int)th->shape.dims[1];
+  if (r != 2 && r != 3) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "theta must be [N, 2, 3] or [N, 3, 4]");
+  int64_t total = drt_shape_numel(&y->shape);
+  if (total == 0) return DRT_OK;
+  const char *it = total < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
+  int64_t zero[3] = {0, 0, 0};
+  char ds[128], zs[128];
+  int32_t kern;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(
+      cg, BLOCK, &kern,
+      "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
+      "  constexpr drt_nd<%d> g = {%s, %s, %s};\n"
+      "  drt_affine_grid<%s, %s, %s, %d, %s>((%s *)a.u[0], (const %s *)a.u[1], (%s)%" PRId64 ", g);\n}",
+      BLOCK, r, ints_str(ds, sizeof ds, y->shape.dims + 1, r), ints_str(zs, sizeof zs, zero, r), zs,
+      drt_cg_ctype(cg, drt_cg_storage(cg, y)), drt_cg_ctype(cg, drt_cg_storage(cg, th)), it, r,
+      drt_node_attr_int(n, "align_corners", 0) ? "true" : "false", drt_cg_ctype(cg, drt_cg_storage(cg, y)),
+      drt_cg_ctype(cg, drt_cg_storage(cg, th)), it, total));
+  uint32_t gridd[3] = {drt_cg_blocks(total, BLOCK, MAX_BLOCKS), 1, 1}, block[3] = {BLOCK, 1, 1};
+  drt_cuda_arg args[2] = {drt_cg_arg_value(y), drt_cg_arg_value(th)};
+  return drt_cg_launch(cg, kern, gridd, block, 0, args, 2);
+}
+
 const drt_cg_emitter drt_cg_emitters_movement[] = {
     {DRT_OP_RESHAPE, e_copy},
     {DRT_OP_FLATTEN, e_copy},
@@ -842,5 +900,7 @@ const drt_cg_emitter drt_cg_emitters_movement[] = {
     {DRT_OP_TRILU, e_trilu},
     {DRT_OP_GATHER_ELEMENTS, e_gather_elements},
     {DRT_OP_SCATTER_ND, e_scatter_nd},
+    {DRT_OP_GRID_SAMPLE, e_grid_sample},
+    {DRT_OP_AFFINE_GRID, e_affine_grid},
     {DRT_OP_COUNT_, NULL},
 };

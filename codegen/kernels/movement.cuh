@@ -436,3 +436,126 @@ __device__ __forceinline__ void drt_scatter_nd(T *__restrict__ dst, const T *__r
     dst[off + e] = upd[i];
   }
 }
+
+/* ---- GridSample (after onnx/reference/ops/op_grid_sample.py, as runtime/cpu/grid_sample.c) ------
+ * One thread per output element (n, c, o1..oR). MODE 0 nearest, 1 linear, 2 cubic (Keys -0.75);
+ * PAD 0 zeros, 1 border, 2 reflection. dims: input spatial sizes; osp: output positions per
+ * plane. Coordinates and weights in float. */
+__device__ __forceinline__ float drt_gs_reflect(float x, float lo, float hi) {
+  float rng = hi - lo;
+  if (x < lo) {
+    float dx = lo - x;
+    long long n = (long long)(dx / rng);
+    float r = dx - (float)n * rng;
+    return (n % 2 == 0) ? lo + r : hi - r;
+  }
+  if (x > hi) {
+    float dx = x - hi;
+    long long n = (long long)(dx / rng);
+    float r = dx - (float)n * rng;
+    return (n % 2 == 0) ? hi - r : lo + r;
+  }
+  return x;
+}
+
+template <int PAD>
+__device__ __forceinline__ long long drt_gs_index(long long i, long long d, float lo, float hi) {
+  if (PAD == 0) return (i >= 0 && i < d) ? i : -1;
+  if (PAD == 1) return i < 0 ? 0 : (i >= d ? d - 1 : i);
+  long long r = (long long)drt_gs_reflect((float)i, lo, hi);
+  return r < 0 ? 0 : (r >= d ? d - 1 : r);
+}
+
+template <typename TY, typename TX, typename TG, typename I, int R, int MODE, int PAD, bool ALIGN>
+__device__ __forceinline__ void drt_grid_sample(TY *__restrict__ y, const TX *__restrict__ x, const TG *__restrict__ grid,
+                                                I n, I C, I osp, const drt_nd<R> &dims) {
+  constexpr int TAPS = MODE == 0 ? 1 : (MODE == 1 ? 2 : 4);
+  for (I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; t < n; t += (I)gridDim.x * (I)blockDim.x) {
+    I o = t % osp, nc = t / osp, b = nc / C;
+    long long idx[R][4];
+    float w[R][4];
+    long long isp = 1;
+#pragma unroll
+    for (int i = 0; i < R; i++) isp *= dims.d[i];
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+      float d = (float)dims.d[i];
+      float g = drt_ld(grid + ((long long)b * osp + o) * R + (R - 1 - i));
+      float v = ALIGN ? (g + 1.0f) * 0.5f * (d - 1.0f) : ((g + 1.0f) * d - 1.0f) * 0.5f;
+      float lo = ALIGN ? 0.0f : -0.5f, hi = ALIGN ? d - 1.0f : d - 0.5f;
+      if (MODE == 0) v = rintf(v);
+      if (v < lo || v > hi) {
+        if (PAD == 1) v = fminf(fmaxf(v, 0.0f), d - 1.0f);
+        else if (PAD == 2) v = drt_gs_reflect(v, lo, hi);
+      }
+      if (MODE == 0) {
+        idx[i][0] = drt_gs_index<PAD>((long long)v, dims.d[i], lo, hi);
+        w[i][0] = 1.0f;
+        continue;
+      }
+      float f = floorf(v), u = v - f;
+      long long i0 = (long long)f;
+      if (MODE == 1) {
+        w[i][0] = 1.0f - u;
+        w[i][1] = u;
+        idx[i][0] = drt_gs_index<PAD>(i0, dims.d[i], lo, hi);
+        idx[i][1] = drt_gs_index<PAD>(i0 + 1, dims.d[i], lo, hi);
+      } else {
+        const float a = -0.75f, p = u + 1.0f, q = 1.0f - u, r = 2.0f - u;
+        w[i][0] = ((a * p - 5.0f * a) * p + 8.0f * a) * p - 4.0f * a;
+        w[i][1] = ((a + 2.0f) * u - (a + 3.0f)) * u * u + 1.0f;
+        w[i][2] = ((a + 2.0f) * q - (a + 3.0f)) * q * q + 1.0f;
+        w[i][3] = ((a * r - 5.0f * a) * r + 8.0f * a) * r - 4.0f * a;
+#pragma unroll
+        for (int k = 0; k < 4; k++) idx[i][k] = drt_gs_index<PAD>(i0 - 1 + k, dims.d[i], lo, hi);
+      }
+    }
+    const TX *xp = x + (long long)nc * isp;
+    float acc = 0.0f;
+    int corners = 1;
+#pragma unroll
+    for (int i = 0; i < R; i++) corners *= TAPS;
+    for (int k = 0; k < corners; k++) {
+      int rem = k;
+      long long off = 0, st = 1;
+      float wt = 1.0f;
+#pragma unroll
+      for (int i = R - 1; i >= 0; i--) {
+        int tp = rem % TAPS;
+        rem /= TAPS;
+        if (idx[i][tp] < 0) wt = 0.0f;
+        else off += idx[i][tp] * st;
+        wt *= w[i][tp];
+        st *= dims.d[i];
+      }
+      if (wt != 0.0f) acc += wt * drt_ld(xp + off);
+    }
+    drt_st(y + t, acc);
+  }
+}
+
+/* AffineGrid (after onnx/reference/ops/op_affine_grid.py): grid[n, (d,) h, w, i] = sum_k
+ * theta[n, i, k] * base_k, base = (x_w, y_h, (z_d,) 1) evenly spaced in [-1, 1]. R = 2 or 3;
+ * sz = (D,) H, W. */
+template <typename TY, typename TT, typename I, int R, bool ALIGN>
+__device__ __forceinline__ void drt_affine_grid(TY *__restrict__ y, const TT *__restrict__ th, I n,
+                                                const drt_nd<R> &sz) {
+  for (I t = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; t < n; t += (I)gridDim.x * (I)blockDim.x) {
+    I i = t % R, rem = t / R;
+    float base[R + 1];
+#pragma unroll
+    for (int k = R - 1; k >= 0; k--) { /* spatial dims innermost last: W, H, (D) -> base 0, 1, (2) */
+      long long len = sz.d[k], pos = (long long)(rem % (I)len);
+      rem /= (I)len;
+      int b = R - 1 - k;
+      base[b] = ALIGN ? (len > 1 ? -1.0f + 2.0f * (float)pos / (float)(len - 1) : -1.0f)
+                      : -1.0f + (2.0f * (float)pos + 1.0f) / (float)len;
+    }
+    base[R] = 1.0f;
+    const TT *row = th + ((long long)rem * R + i) * (R + 1);
+    float acc = 0.0f;
+#pragma unroll
+    for (int k = 0; k <= R; k++) acc += drt_ld(row + k) * base[k];
+    drt_st(y + t, acc);
+  }
+}

@@ -342,6 +342,23 @@ def b_tile_d2s(b):
     b.output(b.node("DepthToSpace", [b.input("y", b.randn(1, 8, 3, 5))], blocksize=2, mode="DCR"))
 
 
+def b_grid_sample(b):
+    x = b.input("x", b.randn(2, 3, 9, 11))
+    g = b.input("g", b.uniform(-1.2, 1.2, 2, 5, 7, 2))
+    b.output(b.node("GridSample", [x, g], mode="linear", padding_mode="zeros"))
+    b.output(b.node("GridSample", [x, b.input("g2", b.uniform(-1.3, 1.3, 2, 4, 6, 2))], mode="cubic",
+                    padding_mode="reflection", align_corners=1))
+    b.output(b.node("GridSample", [x, b.input("g3", b.uniform(-1.1, 1.1, 2, 6, 3, 2))], mode="nearest",
+                    padding_mode="border"))
+
+
+def b_grid_sample_affine(b):
+    x = b.input("x", b.randn(2, 3, 9, 11))
+    th = b.init("th", np.array([[[0.9, 0.1, 0.05], [-0.1, 1.1, 0.0]], [[1.0, 0.0, -0.1], [0.2, 0.8, 0.1]]], np.float32))
+    g = b.node("AffineGrid", [th, b.const_i64("size", [2, 3, 7, 8])], align_corners=0)
+    b.output(b.node("GridSample", [x, b.node("Mul", [g, b.init("one", np.array(1.0, np.float32))])], mode="linear"))
+
+
 MOVEMENT = [
     Case("transpose", "Transpose 2D/4D/5D", b_transpose),
     Case("concat", "Concat axis 1 / -1", b_concat),
@@ -353,6 +370,15 @@ MOVEMENT = [
     Case("gather", "Gather axis 0/1, negative and runtime indices", b_gather),
     Case("reshape_family", "Transpose+Reshape, Squeeze/Unsqueeze, Flatten", b_reshape_family),
     Case("tile_d2s", "Tile, DepthToSpace", b_tile_d2s),
+    # the grids are 16-bit graph inputs there: rounding moves the sample points (nearest flips
+    # pixels); a grid computed in the graph keeps float32 storage (codegen.c reads_any_storage)
+    Case("grid_sample", "GridSample linear/zeros, cubic/reflection/align, nearest/border [2,3,9,11]", b_grid_sample,
+         opset=22, xfail={"fp16": "grid coordinates rounded to fp16 as an input",
+                          "bf16": "grid coordinates rounded to bf16 as an input"}),
+    # bf16: theta is a weight, stored in bf16; its rounding (2^-9) moves the sample points by
+    # up to ~0.02 px here, about 1e-2 of a unit-variance image
+    Case("grid_sample_affine", "AffineGrid -> GridSample bilinear (grid computed on the device)",
+         b_grid_sample_affine, opset=22, tol={"bf16": 2e-2}),
 ]
 
 
