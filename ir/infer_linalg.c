@@ -562,7 +562,108 @@ static drt_status infer_global_pool(drt_graph *gr, drt_node *n) {
   return DRT_OK;
 }
 
+static bool same_name_nocase(const char *a, const char *b) {
+  for (; *a && *b; a++, b++) {
+    char x = *a >= 'A' && *a <= 'Z' ? (char)(*a + 32) : *a, y = *b >= 'A' && *b <= 'Z' ? (char)(*b + 32) : *b;
+    if (x != y) return false;
+  }
+  return *a == *b;
+}
+
+drt_status drt_rnn_resolve(const drt_node *n, const drt_shape *const sh[8], drt_rnn_geom *g) {
+  char a[128];
+  memset(g, 0, sizeof *g);
+  g->lstm = n->op == DRT_OP_LSTM;
+  g->gates = n->op == DRT_OP_RNN ? 1 : n->op == DRT_OP_GRU ? 3 : 4;
+  const char *dir = drt_node_attr_string(n, "direction", "forward");
+  g->dirs = strcmp(dir, "bidirectional") == 0 ? 2 : 1;
+  g->reverse = strcmp(dir, "reverse") == 0;
+  if (g->dirs == 1 && !g->reverse && strcmp(dir, "forward") != 0)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute direction '%s' is not forward, reverse or bidirectional", dir);
+  g->layout = drt_node_attr_int(n, "layout", 0) != 0;
+  g->clip = drt_node_attr(n, "clip") ? drt_node_attr_float(n, "clip", 0) : 0;
+  const drt_shape *x = sh[0], *w = sh[1], *r = sh[2];
+  if (x->rank != 3 || w->rank != 3 || r->rank != 3)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "X, W and R must be rank 3, got X %s", drt_shape_str(x, a, sizeof a));
+  g->seq = g->layout ? x->dims[1] : x->dims[0];
+  g->batch = g->layout ? x->dims[0] : x->dims[1];
+  g->input = x->dims[2];
+  g->hidden = r->dims[2];
+  int64_t hs = drt_node_attr_int(n, "hidden_size", g->hidden);
+  if (hs != g->hidden || w->dims[0] != g->dirs || r->dims[0] != g->dirs || w->dims[1] != g->gates * hs ||
+      r->dims[1] != g->gates * hs || w->dims[2] != g->input)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "W must be [%" PRId64 ", %" PRId64 ", %" PRId64 "] and R [%" PRId64 ", %" PRId64 ", %" PRId64 "] (hidden_size %" PRId64 ")",
+                     g->dirs, g->gates * hs, g->input, g->dirs, g->gates * hs, hs, hs);
+  int64_t bw = 2 * g->gates * hs;
+  if (sh[3] && (sh[3]->rank != 2 || sh[3]->dims[0] != g->dirs || sh[3]->dims[1] != bw))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "B must be [%" PRId64 ", %" PRId64 "]", g->dirs, bw);
+  if (sh[4] && (sh[4]->rank != 1 || sh[4]->dims[0] != g->batch))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "sequence_lens must be [%" PRId64 "]", g->batch);
+  for (int i = 5; i <= (g->lstm ? 6 : 5); i++) {
+    const drt_shape *s = sh[i];
+    if (s && !(s->rank == 3 && s->dims[0] == (g->layout ? g->batch : g->dirs) &&
+               s->dims[1] == (g->layout ? g->dirs : g->batch) && s->dims[2] == hs))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "initial state (input %d) has shape %s", i, drt_shape_str(s, a, sizeof a));
+  }
+  if (g->lstm && sh[7] && (sh[7]->rank != 2 || sh[7]->dims[0] != g->dirs || sh[7]->dims[1] != 3 * hs))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "P must be [%" PRId64 ", %" PRId64 "]", g->dirs, 3 * hs);
+  /* activations: per direction f (, g (, h)); alpha/beta consumed in order by those that take them */
+  int per = n->op == DRT_OP_RNN ? 1 : n->op == DRT_OP_GRU ? 2 : 3;
+  static const drt_rnn_act_kind dflt[3][3] = {{DRT_RNN_TANH}, {DRT_RNN_SIGMOID, DRT_RNN_TANH},
+                                              {DRT_RNN_SIGMOID, DRT_RNN_TANH, DRT_RNN_TANH}};
+  int64_t na = 0, nal = 0, nbe = 0;
+  const drt_attr *aa = drt_node_attr(n, "activations");
+  if (aa && aa->type == DRT_ATTR_STRINGS) na = aa->count;
+  const float *al = drt_node_attr_floats(n, "activation_alpha", &nal), *be = drt_node_attr_floats(n, "activation_beta", &nbe);
+  if (na && na != per * g->dirs)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute activations has %" PRId64 " names, expected %" PRId64, na,
+                     (int64_t)per * g->dirs);
+  static const struct { const char *name; drt_rnn_act_kind k; int na, nb; double a, b; } names[] = {
+      {"Sigmoid", DRT_RNN_SIGMOID, 0, 0, 0, 0}, {"Tanh", DRT_RNN_TANH, 0, 0, 0, 0}, {"Relu", DRT_RNN_RELU, 0, 0, 0, 0},
+      {"Affine", DRT_RNN_AFFINE, 1, 1, 1, 0}, {"LeakyRelu", DRT_RNN_LEAKY_RELU, 1, 0, 0.01, 0},
+      {"ThresholdedRelu", DRT_RNN_THRESHOLDED_RELU, 1, 0, 1, 0}, {"ScaledTanh", DRT_RNN_SCALED_TANH, 1, 1, 1, 1},
+      {"HardSigmoid", DRT_RNN_HARD_SIGMOID, 1, 1, 0.2, 0.5}, {"Elu", DRT_RNN_ELU, 1, 0, 1, 0},
+      {"Softsign", DRT_RNN_SOFTSIGN, 0, 0, 0, 0}, {"Softplus", DRT_RNN_SOFTPLUS, 0, 0, 0, 0}};
+  int64_t ai = 0, bi = 0;
+  for (int d = 0; d < g->dirs; d++)
+    for (int k = 0; k < per; k++) {
+      drt_rnn_act *act = &g->acts[d][k];
+      act->kind = dflt[per - 1][k];
+      if (!na) continue;
+      const char *nm = aa->strings[d * per + k];
+      size_t m = 0;
+      while (m < sizeof names / sizeof names[0] && !same_name_nocase(names[m].name, nm)) m++;
+      if (m == sizeof names / sizeof names[0])
+        return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "activation '%s' is not supported", nm);
+      act->kind = names[m].k;
+      act->alpha = names[m].na && al && ai < nal ? al[ai++] : names[m].a;
+      act->beta = names[m].nb && be && bi < nbe ? be[bi++] : names[m].b;
+    }
+  return DRT_OK;
+}
+
+static drt_status infer_rnn(drt_graph *gr, drt_node *n) {
+  (void)gr;
+  const drt_shape *sh[8] = {NULL};
+  for (int i = 0; i < n->num_inputs && i < 8; i++) {
+    if (!n->inputs[i]) continue;
+    DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, i == 4 ? DRT_DT_BIT(DRT_DTYPE_INT32) : DRT_DT_FLOATS));
+    sh[i] = &n->inputs[i]->shape;
+  }
+  drt_rnn_geom g;
+  DRT_RETURN_IF_ERROR(drt_rnn_resolve(n, sh, &g));
+  drt_dtype dt = n->inputs[0]->dtype;
+  drt_shape y = g.layout ? (drt_shape){4, {g.batch, g.seq, g.dirs, g.hidden}} : (drt_shape){4, {g.seq, g.dirs, g.batch, g.hidden}};
+  drt_shape yh = g.layout ? (drt_shape){3, {g.batch, g.dirs, g.hidden}} : (drt_shape){3, {g.dirs, g.batch, g.hidden}};
+  drt_infer_set(n, 0, dt, &y);
+  for (int i = 1; i < n->num_outputs; i++) drt_infer_set(n, i, dt, &yh);
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_linalg[] = {
+    {DRT_OP_RNN, infer_rnn},
+    {DRT_OP_GRU, infer_rnn},
+    {DRT_OP_LSTM, infer_rnn},
     {DRT_OP_MATMUL, infer_matmul},
     {DRT_OP_GEMM, infer_gemm},
     {DRT_OP_EINSUM, infer_einsum},

@@ -69,4 +69,22 @@ typedef struct drt_einsum_spec {
 drt_status drt_einsum_parse(const char *equation, int num_operands, const drt_shape *const *shapes,
                             drt_einsum_spec *out);
 
+/* RNN / GRU / LSTM geometry and activations (runtime/cpu/rnn.c). */
+typedef enum drt_rnn_act_kind {
+  DRT_RNN_SIGMOID, DRT_RNN_TANH, DRT_RNN_RELU, DRT_RNN_AFFINE, DRT_RNN_LEAKY_RELU, DRT_RNN_THRESHOLDED_RELU,
+  DRT_RNN_SCALED_TANH, DRT_RNN_HARD_SIGMOID, DRT_RNN_ELU, DRT_RNN_SOFTSIGN, DRT_RNN_SOFTPLUS
+} drt_rnn_act_kind;
+typedef struct drt_rnn_act {
+  drt_rnn_act_kind kind;
+  double alpha, beta;
+} drt_rnn_act;
+typedef struct drt_rnn_geom {
+  int64_t seq, batch, input, hidden, gates, dirs;
+  bool layout, reverse, lstm;
+  double clip;             /* 0: none */
+  drt_rnn_act acts[2][3]; /* per direction: f (, g (, h)) */
+} drt_rnn_geom;
+/* Validates an RNN/GRU/LSTM node; shapes[i] is input i's shape or NULL when absent. */
+drt_status drt_rnn_resolve(const drt_node *n, const drt_shape *const shapes[8], drt_rnn_geom *g);
+
 #endif

@@ -45,6 +45,7 @@ extern const drt_cpu_kernel_entry drt_cpu_kernels_quantize[];    /* runtime/cpu/
 extern const drt_cpu_kernel_entry drt_cpu_kernels_grid_sample[]; /* runtime/cpu/grid_sample.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_recurrent[];   /* runtime/cpu/recurrent.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_reorder[];     /* runtime/cpu/reorder.c */
+extern const drt_cpu_kernel_entry drt_cpu_kernels_rnn[];         /* runtime/cpu/rnn.c */
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op);
 

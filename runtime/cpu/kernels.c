@@ -17,6 +17,7 @@ static const drt_cpu_kernel_entry *const k_tables[] = {
     drt_cpu_kernels_grid_sample,
     drt_cpu_kernels_recurrent,
     drt_cpu_kernels_reorder,
+    drt_cpu_kernels_rnn,
 };
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op) {
