@@ -593,6 +593,44 @@ static drt_status infer_det(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* Compress and NonZero: the output shape depends on values, so those must be compile-time
+ * constants (drt run specializes small inputs; such nodes then fold). */
+static drt_status infer_compress(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_BIT(DRT_DTYPE_BOOL)));
+  const drt_value *x = n->inputs[0], *c = n->inputs[1];
+  if (c->kind != DRT_VALUE_CONST)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "condition (input 1) '%s' must be a compile-time constant", c->name);
+  if (c->shape.rank != 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "condition must be 1-D");
+  const drt_attr *ax = drt_node_attr(n, "axis");
+  int axis = 0;
+  int64_t len = drt_shape_numel(&x->shape);
+  if (ax) {
+    DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(ax->i, x->shape.rank, &axis), "attribute axis");
+    len = x->shape.dims[axis];
+  }
+  int64_t cnt = 0, m = c->shape.dims[0] < len ? c->shape.dims[0] : len;
+  for (int64_t i = 0; i < m; i++) cnt += ((const uint8_t *)c->data)[i] != 0;
+  drt_shape o = ax ? x->shape : (drt_shape){.rank = 1};
+  o.dims[ax ? axis : 0] = cnt;
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
+static drt_status infer_non_zero(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
+  const drt_value *x = n->inputs[0];
+  if (x->kind != DRT_VALUE_CONST)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input 0 '%s' must be a compile-time constant (the output shape depends on its values)", x->name);
+  int64_t total = drt_shape_numel(&x->shape), nz = 0;
+  for (int64_t i = 0; i < total; i++) nz += drt_load_f64(x->dtype, x->data, (size_t)i) != 0;
+  drt_shape o = {.rank = 2, .dims = {x->shape.rank, nz}};
+  drt_infer_set(n, 0, DRT_DTYPE_INT64, &o);
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_GATHER, infer_gather},
     {DRT_OP_GATHER_ELEMENTS, infer_gather_elements},
@@ -613,5 +651,7 @@ const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_HAMMING_WINDOW, infer_window},
     {DRT_OP_BLACKMAN_WINDOW, infer_window},
     {DRT_OP_DET, infer_det},
+    {DRT_OP_COMPRESS, infer_compress},
+    {DRT_OP_NON_ZERO, infer_non_zero},
     {DRT_OP_COUNT_, NULL},
 };

@@ -205,9 +205,57 @@ static drt_status k_det(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *i
   return DRT_OK;
 }
 
+/* Compress: the slices along axis (or the flattened elements) whose condition entry is true. */
+static drt_status k_compress(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *x = &in[0];
+  const uint8_t *c = in[1].data;
+  const drt_attr *ax = drt_node_attr(n, "axis");
+  int axis = 0;
+  int64_t outer = 1, len = drt_shape_numel(&x->shape), inner = 1;
+  if (ax) {
+    DRT_RETURN_IF_ERROR(drt_normalize_axis(ax->i, x->shape.rank, &axis));
+    len = x->shape.dims[axis];
+    for (int d = 0; d < axis; d++) outer *= x->shape.dims[d];
+    for (int d = axis + 1; d < x->shape.rank; d++) inner *= x->shape.dims[d];
+  }
+  int64_t m = drt_shape_numel(&in[1].shape) < len ? drt_shape_numel(&in[1].shape) : len;
+  size_t row = (size_t)inner * drt_dtype_size(x->dtype);
+  uint8_t *y = out[0].data;
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t a = 0; a < m; a++)
+      if (c[a]) {
+        memcpy(y, (const uint8_t *)x->data + (size_t)(o * len + a) * row, row);
+        y += row;
+      }
+  return DRT_OK;
+}
+
+/* NonZero: the coordinates of the non-zero elements in row-major order, [rank, count]. */
+static drt_status k_non_zero(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  (void)n;
+  const drt_tensor *x = &in[0];
+  int r = x->shape.rank;
+  int64_t total = drt_shape_numel(&x->shape), nz = out[0].shape.dims[1], k = 0;
+  int64_t *y = out[0].data;
+  for (int64_t i = 0; i < total && k < nz; i++) {
+    if (drt_load_f64(x->dtype, x->data, (size_t)i) == 0) continue;
+    int64_t rem = i;
+    for (int d = r - 1; d >= 0; d--) {
+      y[d * nz + k] = rem % x->shape.dims[d];
+      rem /= x->shape.dims[d];
+    }
+    k++;
+  }
+  return DRT_OK;
+}
+
 #define F32 DRT_DT_BIT(DRT_DTYPE_FLOAT32)
 
 const drt_cpu_kernel_entry drt_cpu_kernels_reorder[] = {
+    {DRT_OP_COMPRESS, k_compress, DRT_DT_FLOATS},
+    {DRT_OP_NON_ZERO, k_non_zero, DRT_DT_FLOATS},
     {DRT_OP_CENTER_CROP_PAD, k_center_crop_pad, DRT_DT_FLOATS},
     {DRT_OP_REVERSE_SEQUENCE, k_reverse_sequence, DRT_DT_FLOATS},
     {DRT_OP_COL2IM, k_col2im, F32},
