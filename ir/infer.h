@@ -49,4 +49,11 @@ typedef struct drt_quant_geom {
 } drt_quant_geom;
 drt_status drt_quant_layout(const drt_node *n, const drt_shape *x, const drt_shape *scale, drt_quant_geom *q);
 
+/* Unique (ir/infer_index.c): the items of x (its elements when axis < 0, else its slices along
+ * axis, compared element by element in C order) grouped by value; groups in value order
+ * (sorted) or in order of first occurrence. len = number of items; first[u], counts[u] for
+ * u < *num_unique, inverse[i] for every item (arrays of len entries, caller-allocated). */
+drt_status drt_unique_compute(drt_dtype dt, const drt_shape *s, const void *data, int axis, bool sorted,
+                              int64_t *num_unique, int64_t *first, int64_t *inverse, int64_t *counts);
+
 #endif

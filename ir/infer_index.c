@@ -6,6 +6,7 @@
  * out = floor(in * scale) for scales, sizes as given (or rescaled by keep_aspect_ratio_policy). */
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ir/infer.h"
@@ -631,6 +632,113 @@ static drt_status infer_non_zero(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+typedef struct uq_ctx {
+  drt_dtype dt;
+  const void *data;
+  int64_t len, outer, inner;
+} uq_ctx;
+
+static int uq_cmp(const uq_ctx *c, int64_t a, int64_t b) {
+  bool fl = drt_dtype_is_float(c->dt);
+  for (int64_t o = 0; o < c->outer; o++)
+    for (int64_t i = 0; i < c->inner; i++) {
+      size_t ia = (size_t)((o * c->len + a) * c->inner + i), ib = (size_t)((o * c->len + b) * c->inner + i);
+      if (fl) {
+        double x = drt_load_f64(c->dt, c->data, ia), y = drt_load_f64(c->dt, c->data, ib);
+        if (x != y) return x < y ? -1 : 1;
+      } else {
+        int64_t x = drt_load_i64(c->dt, c->data, ia), y = drt_load_i64(c->dt, c->data, ib);
+        if (x != y) return x < y ? -1 : 1;
+      }
+    }
+  return 0;
+}
+
+/* stable merge sort of item indices v[0..n) by content */
+static void uq_sort(const uq_ctx *c, int64_t *v, int64_t *tmp, int64_t n) {
+  if (n < 2) return;
+  int64_t h = n / 2;
+  uq_sort(c, v, tmp, h);
+  uq_sort(c, v + h, tmp, n - h);
+  int64_t i = 0, j = h, k = 0;
+  while (i < h && j < n) tmp[k++] = uq_cmp(c, v[j], v[i]) < 0 ? v[j++] : v[i++];
+  while (i < h) tmp[k++] = v[i++];
+  while (j < n) tmp[k++] = v[j++];
+  memcpy(v, tmp, (size_t)n * sizeof *v);
+}
+
+drt_status drt_unique_compute(drt_dtype dt, const drt_shape *s, const void *data, int axis, bool sorted,
+                              int64_t *num_unique, int64_t *first, int64_t *inverse, int64_t *counts) {
+  uq_ctx c = {dt, data, drt_shape_numel(s), 1, 1};
+  if (axis >= 0) {
+    c.len = s->dims[axis];
+    for (int d = 0; d < axis; d++) c.outer *= s->dims[d];
+    for (int d = axis + 1; d < s->rank; d++) c.inner *= s->dims[d];
+  }
+  int64_t n = c.len, *ord = malloc((size_t)(n + 1) * sizeof(int64_t)), *tmp = malloc((size_t)(n + 1) * sizeof(int64_t));
+  int64_t *rank = malloc((size_t)(n + 1) * sizeof(int64_t));
+  if (!ord || !tmp || !rank) {
+    free(ord), free(tmp), free(rank);
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "Unique");
+  }
+  for (int64_t i = 0; i < n; i++) ord[i] = i;
+  uq_sort(&c, ord, tmp, n);
+  int64_t u = 0;
+  for (int64_t k = 0; k < n; k++) { /* groups in value order; the first of a group is its first occurrence */
+    if (k == 0 || uq_cmp(&c, ord[k - 1], ord[k]) != 0) {
+      first[u] = ord[k];
+      counts[u] = 0;
+      u++;
+    }
+    inverse[ord[k]] = u - 1;
+    counts[u - 1]++;
+  }
+  if (!sorted) { /* renumber the groups by first occurrence */
+    for (int64_t g = 0; g < u; g++) ord[g] = g;
+    for (int64_t a = 1; a < u; a++) /* insertion sort of group ids by first[] (u is small or sorted input) */
+      for (int64_t b = a; b > 0 && first[ord[b - 1]] > first[ord[b]]; b--) {
+        int64_t t = ord[b];
+        ord[b] = ord[b - 1];
+        ord[b - 1] = t;
+      }
+    for (int64_t g = 0; g < u; g++) rank[ord[g]] = g;
+    for (int64_t g = 0; g < u; g++) tmp[g] = first[ord[g]];
+    memcpy(first, tmp, (size_t)u * sizeof *tmp);
+    for (int64_t g = 0; g < u; g++) tmp[g] = counts[ord[g]];
+    memcpy(counts, tmp, (size_t)u * sizeof *tmp);
+    for (int64_t i = 0; i < n; i++) inverse[i] = rank[inverse[i]];
+  }
+  *num_unique = u;
+  free(ord), free(tmp), free(rank);
+  return DRT_OK;
+}
+
+static drt_status infer_unique(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_NUMERIC));
+  const drt_value *x = n->inputs[0];
+  if (x->kind != DRT_VALUE_CONST)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input 0 '%s' must be a compile-time constant (the output shape depends on its values)", x->name);
+  const drt_attr *ax = drt_node_attr(n, "axis");
+  int axis = -1;
+  if (ax) DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(ax->i, x->shape.rank, &axis), "attribute axis");
+  int64_t len = axis >= 0 ? x->shape.dims[axis] : drt_shape_numel(&x->shape), u = 0;
+  int64_t *buf = malloc((size_t)(3 * len + 1) * sizeof(int64_t));
+  if (!buf) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "Unique");
+  drt_status st = drt_unique_compute(x->dtype, &x->shape, x->data, axis, drt_node_attr_int(n, "sorted", 1) != 0, &u,
+                                     buf, buf + len, buf + 2 * len);
+  free(buf);
+  DRT_RETURN_IF_ERROR(st);
+  drt_shape y = axis >= 0 ? x->shape : (drt_shape){.rank = 1};
+  y.dims[axis >= 0 ? axis : 0] = u;
+  drt_shape vu = {.rank = 1, .dims = {u}}, vl = {.rank = 1, .dims = {len}};
+  drt_infer_set(n, 0, x->dtype, &y);
+  if (n->num_outputs > 1) drt_infer_set(n, 1, DRT_DTYPE_INT64, &vu);
+  if (n->num_outputs > 2) drt_infer_set(n, 2, DRT_DTYPE_INT64, &vl);
+  if (n->num_outputs > 3) drt_infer_set(n, 3, DRT_DTYPE_INT64, &vu);
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_GATHER, infer_gather},
     {DRT_OP_GATHER_ELEMENTS, infer_gather_elements},
@@ -653,5 +761,6 @@ const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_DET, infer_det},
     {DRT_OP_COMPRESS, infer_compress},
     {DRT_OP_NON_ZERO, infer_non_zero},
+    {DRT_OP_UNIQUE, infer_unique},
     {DRT_OP_COUNT_, NULL},
 };

@@ -251,9 +251,39 @@ static drt_status k_non_zero(drt_cpu_ctx *ctx, const drt_node *n, const drt_tens
   return DRT_OK;
 }
 
+/* Unique: drt_unique_compute, then the first occurrence of every group copied to Y. */
+static drt_status k_unique(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *x = &in[0];
+  const drt_attr *ax = drt_node_attr(n, "axis");
+  int axis = -1;
+  if (ax) DRT_RETURN_IF_ERROR(drt_normalize_axis(ax->i, x->shape.rank, &axis));
+  int64_t len = axis >= 0 ? x->shape.dims[axis] : drt_shape_numel(&x->shape), outer = 1, inner = 1, u = 0;
+  for (int d = 0; axis >= 0 && d < axis; d++) outer *= x->shape.dims[d];
+  for (int d = axis + 1; axis >= 0 && d < x->shape.rank; d++) inner *= x->shape.dims[d];
+  int64_t *buf = malloc((size_t)(3 * len + 1) * sizeof(int64_t));
+  if (!buf) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "Unique");
+  int64_t *first = buf, *inv = buf + len, *counts = buf + 2 * len;
+  drt_status st = drt_unique_compute(x->dtype, &x->shape, x->data, axis, drt_node_attr_int(n, "sorted", 1) != 0, &u,
+                                     first, inv, counts);
+  if (!st) {
+    size_t row = (size_t)inner * drt_dtype_size(x->dtype);
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t g = 0; g < u; g++)
+        memcpy((uint8_t *)out[0].data + (size_t)(o * u + g) * row, (const uint8_t *)x->data + (size_t)(o * len + first[g]) * row,
+               row);
+    if (n->num_outputs > 1 && out[1].data) memcpy(out[1].data, first, (size_t)u * sizeof(int64_t));
+    if (n->num_outputs > 2 && out[2].data) memcpy(out[2].data, inv, (size_t)len * sizeof(int64_t));
+    if (n->num_outputs > 3 && out[3].data) memcpy(out[3].data, counts, (size_t)u * sizeof(int64_t));
+  }
+  free(buf);
+  return st;
+}
+
 #define F32 DRT_DT_BIT(DRT_DTYPE_FLOAT32)
 
 const drt_cpu_kernel_entry drt_cpu_kernels_reorder[] = {
+    {DRT_OP_UNIQUE, k_unique, DRT_DT_FLOATS},
     {DRT_OP_COMPRESS, k_compress, DRT_DT_FLOATS},
     {DRT_OP_NON_ZERO, k_non_zero, DRT_DT_FLOATS},
     {DRT_OP_CENTER_CROP_PAD, k_center_crop_pad, DRT_DT_FLOATS},
