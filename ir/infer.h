@@ -56,4 +56,16 @@ drt_status drt_quant_layout(const drt_node *n, const drt_shape *x, const drt_sha
 drt_status drt_unique_compute(drt_dtype dt, const drt_shape *s, const void *data, int axis, bool sorted,
                               int64_t *num_unique, int64_t *first, int64_t *inverse, int64_t *counts);
 
+/* DFT geometry (ir/infer_index.c): axis (normalized), transform length N, output length along
+ * the axis (N, or N/2 + 1 for a onesided forward transform), real output (onesided inverse).
+ * dft_length / axis are the node's optional inputs 1 and 2 (NULL or no data: absent; opset 17
+ * takes axis from the attribute). */
+typedef struct drt_dft_geom {
+  int axis;
+  int64_t length, out_len;
+  bool inverse, onesided, real_out;
+} drt_dft_geom;
+drt_status drt_dft_resolve(const drt_node *n, const drt_shape *x, const drt_tensor *dft_length, const drt_tensor *axis,
+                           drt_dft_geom *g);
+
 #endif

@@ -739,6 +739,78 @@ static drt_status infer_unique(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+drt_status drt_dft_resolve(const drt_node *n, const drt_shape *x, const drt_tensor *dl, const drt_tensor *ax,
+                           drt_dft_geom *g) {
+  memset(g, 0, sizeof *g);
+  int r = x->rank;
+  if (r < 2 || (x->dims[r - 1] != 1 && x->dims[r - 1] != 2))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input must end in a dim of 1 (real) or 2 (complex)");
+  int64_t a = n->opset < 20 ? drt_node_attr_int(n, "axis", 1) : (ax && ax->data ? drt_load_i64(ax->dtype, ax->data, 0) : -2);
+  a = ((a % r) + r) % r;
+  if (a == r - 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "axis is the complex dim");
+  g->axis = (int)a;
+  g->inverse = drt_node_attr_int(n, "inverse", 0) != 0;
+  g->onesided = drt_node_attr_int(n, "onesided", 0) != 0;
+  if (g->onesided && !g->inverse && x->dims[r - 1] == 2)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "onesided forward transforms take real input");
+  int64_t L = x->dims[a];
+  g->length = dl && dl->data ? drt_load_i64(dl->dtype, dl->data, 0) : (g->inverse && g->onesided ? 2 * (L - 1) : L);
+  if (g->length < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "dft_length %" PRId64 " is not positive", g->length);
+  g->real_out = g->inverse && g->onesided;
+  g->out_len = g->onesided && !g->inverse ? g->length / 2 + 1 : g->length;
+  return DRT_OK;
+}
+
+static drt_status scalar_const(const drt_node *n, int i, const char *what, drt_tensor *t) {
+  const drt_value *v = drt_node_input(n, i);
+  memset(t, 0, sizeof *t);
+  if (!v) return DRT_OK;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
+  if (v->kind != DRT_VALUE_CONST)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s (input %d) '%s' must be a compile-time constant", what, i, v->name);
+  if (drt_shape_numel(&v->shape) != 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s must be a scalar", what);
+  t->dtype = v->dtype, t->shape = v->shape, t->data = v->data;
+  return DRT_OK;
+}
+
+static drt_status infer_dft(drt_graph *gr, drt_node *n) {
+  (void)gr;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  drt_tensor dl, ax;
+  DRT_RETURN_IF_ERROR(scalar_const(n, 1, "dft_length", &dl));
+  DRT_RETURN_IF_ERROR(scalar_const(n, 2, "axis", &ax));
+  drt_dft_geom g;
+  const drt_value *x = n->inputs[0];
+  DRT_RETURN_IF_ERROR(drt_dft_resolve(n, &x->shape, &dl, &ax, &g));
+  drt_shape o = x->shape;
+  o.dims[g.axis] = g.out_len;
+  o.dims[o.rank - 1] = g.real_out ? 1 : 2;
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
+static drt_status infer_stft(drt_graph *gr, drt_node *n) {
+  (void)gr;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0], *w = drt_node_input(n, 2);
+  drt_tensor st, fl;
+  DRT_RETURN_IF_ERROR(scalar_const(n, 1, "frame_step", &st));
+  DRT_RETURN_IF_ERROR(scalar_const(n, 3, "frame_length", &fl));
+  if (x->shape.rank != 3 || (x->shape.dims[2] != 1 && x->shape.dims[2] != 2))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "signal must be [batch, length, 1|2]");
+  int64_t L = x->shape.dims[1], step = drt_load_i64(st.dtype, st.data, 0);
+  int64_t len = fl.data ? drt_load_i64(fl.dtype, fl.data, 0) : w ? w->shape.dims[0] : L;
+  if (w && (w->shape.rank != 1 || w->shape.dims[0] != len))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "window must be [frame_length] = [%" PRId64 "]", len);
+  if (step < 1 || len < 1 || len > L)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "frame_step %" PRId64 " / frame_length %" PRId64 " do not fit a signal of %" PRId64,
+                     step, len, L);
+  bool onesided = drt_node_attr_int(n, "onesided", 1) != 0;
+  drt_shape o = {.rank = 4, .dims = {x->shape.dims[0], (L - len) / step + 1, onesided ? len / 2 + 1 : len, 2}};
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_GATHER, infer_gather},
     {DRT_OP_GATHER_ELEMENTS, infer_gather_elements},
@@ -762,5 +834,7 @@ const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_COMPRESS, infer_compress},
     {DRT_OP_NON_ZERO, infer_non_zero},
     {DRT_OP_UNIQUE, infer_unique},
+    {DRT_OP_DFT, infer_dft},
+    {DRT_OP_STFT, infer_stft},
     {DRT_OP_COUNT_, NULL},
 };
