@@ -57,6 +57,39 @@ static drt_status infer_matmul(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* MatMulInteger (A, B, a_zero_point, b_zero_point -> int32) and QLinearMatMul (a, a_scale,
+ * a_zp, b, b_scale, b_zp, y_scale, y_zp -> y_zp's dtype): rank >= 2 operands with numpy batch
+ * broadcasting; zero points and scales are scalars, per row of A or per column of B. */
+static drt_status infer_int_matmul(drt_graph *g, drt_node *n) {
+  (void)g;
+  bool ql = n->op == DRT_OP_QLINEAR_MATMUL;
+  const uint32_t q8 = DRT_DT_BIT(DRT_DTYPE_INT8) | DRT_DT_BIT(DRT_DTYPE_UINT8);
+  int ia = 0, ib = ql ? 3 : 1;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, ia, q8));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, ib, q8));
+  const drt_shape *a = &n->inputs[ia]->shape, *b = &n->inputs[ib]->shape;
+  char sa[128], sb[128];
+  if (a->rank < 2 || b->rank < 2 || a->dims[a->rank - 1] != b->dims[b->rank - 2])
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "operands %s and %s: need rank >= 2 and matching inner dims",
+                     drt_shape_str(a, sa, sizeof sa), drt_shape_str(b, sb, sizeof sb));
+  for (int i = 0; i < n->num_inputs; i++) {
+    const drt_value *v = n->inputs[i];
+    if (!v || i == ia || i == ib) continue;
+    bool scale = ql && (i == 1 || i == 4 || i == 6);
+    DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, scale ? DRT_DT_FLOATS : q8));
+  }
+  drt_shape ba = {0}, bb = {0}, o;
+  ba.rank = a->rank - 2;
+  for (int i = 0; i < ba.rank; i++) ba.dims[i] = a->dims[i];
+  bb.rank = b->rank - 2;
+  for (int i = 0; i < bb.rank; i++) bb.dims[i] = b->dims[i];
+  DRT_RETURN_IF_ERROR(drt_broadcast_shapes(&ba, &bb, &o));
+  o.dims[o.rank++] = a->dims[a->rank - 2];
+  o.dims[o.rank++] = b->dims[b->rank - 1];
+  drt_infer_set(n, 0, ql ? n->inputs[7]->dtype : DRT_DTYPE_INT32, &o);
+  return DRT_OK;
+}
+
 static drt_status infer_gemm(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, MATMUL_DTYPES));
@@ -661,6 +694,8 @@ static drt_status infer_rnn(drt_graph *gr, drt_node *n) {
 }
 
 const drt_infer_entry drt_infer_table_linalg[] = {
+    {DRT_OP_MATMUL_INTEGER, infer_int_matmul},
+    {DRT_OP_QLINEAR_MATMUL, infer_int_matmul},
     {DRT_OP_RNN, infer_rnn},
     {DRT_OP_GRU, infer_rnn},
     {DRT_OP_LSTM, infer_rnn},

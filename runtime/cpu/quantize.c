@@ -81,7 +81,72 @@ static drt_status k_dynamic_quantize(drt_cpu_ctx *ctx, const drt_node *n, const 
   return DRT_OK;
 }
 
+/* Per-row (A) or per-column (B) parameter: index of row/column j in batch bt of a tensor p,
+ * when p holds one value per row/column of the whole operand, per matrix or one value. */
+static double param_at(const drt_tensor *p, int64_t bt, int64_t j, int64_t per) {
+  if (!p || !p->data) return 0;
+  int64_t cnt = drt_shape_numel(&p->shape);
+  size_t at = cnt == 1 ? 0 : cnt == per ? (size_t)j : (size_t)((bt * per + j) % cnt);
+  return drt_load_f64(p->dtype, p->data, at);
+}
+
+/* MatMulInteger / QLinearMatMul: (A - a_zp)(B - b_zp) accumulated in int64; QLinearMatMul then
+ * rounds acc * a_scale * b_scale / y_scale half to even, adds y_zp and saturates. */
+static drt_status k_int_matmul(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  bool ql = n->op == DRT_OP_QLINEAR_MATMUL;
+  const drt_tensor *A = &in[0], *B = &in[ql ? 3 : 1];
+  const drt_tensor *azp = ql ? &in[2] : n->num_inputs > 2 ? &in[2] : NULL, *bzp = ql ? &in[5] : n->num_inputs > 3 ? &in[3] : NULL;
+  const drt_tensor *as = ql ? &in[1] : NULL, *bs = ql ? &in[4] : NULL, *ys = ql ? &in[6] : NULL, *yzp = ql ? &in[7] : NULL;
+  const drt_shape *o = &out[0].shape;
+  int r = o->rank;
+  int64_t M = o->dims[r - 2], N = o->dims[r - 1], K = A->shape.dims[A->shape.rank - 1], batches = 1;
+  for (int d = 0; d < r - 2; d++) batches *= o->dims[d];
+  double lo = 0, hi = 0;
+  if (ql) {
+    lo = out[0].dtype == DRT_DTYPE_INT8 ? -128 : 0;
+    hi = out[0].dtype == DRT_DTYPE_INT8 ? 127 : 255;
+  }
+  for (int64_t bt = 0; bt < batches; bt++) {
+    /* batch offsets with numpy broadcasting of the leading dims */
+    int64_t rem = bt, oa = 0, ob = 0, sa = 1, sb = 1;
+    for (int d = r - 3; d >= 0; d--) {
+      int64_t c = rem % o->dims[d];
+      rem /= o->dims[d];
+      int da = d - (r - A->shape.rank), db = d - (r - B->shape.rank);
+      if (da >= 0) {
+        if (A->shape.dims[da] != 1) oa += c * sa;
+        sa *= A->shape.dims[da];
+      }
+      if (db >= 0) {
+        if (B->shape.dims[db] != 1) ob += c * sb;
+        sb *= B->shape.dims[db];
+      }
+    }
+    int64_t abase = oa * M * K, bbase = ob * K * N;
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        int64_t za = (int64_t)param_at(azp, oa, i, M), zb = (int64_t)param_at(bzp, ob, j, N), acc = 0;
+        for (int64_t k = 0; k < K; k++)
+          acc += (drt_load_i64(A->dtype, A->data, (size_t)(abase + i * K + k)) - za) *
+                 (drt_load_i64(B->dtype, B->data, (size_t)(bbase + k * N + j)) - zb);
+        size_t at = (size_t)((bt * M + i) * N + j);
+        if (!ql) {
+          ((int32_t *)out[0].data)[at] = (int32_t)acc;
+          continue;
+        }
+        double sc = param_at(as, oa, i, M) * param_at(bs, ob, j, N) / param_at(ys, 0, 0, 1);
+        double v = nearbyint((double)acc * sc) + param_at(yzp, 0, 0, 1);
+        v = v < lo ? lo : v > hi ? hi : v;
+        drt_convert(out[0].dtype, (uint8_t *)out[0].data + at, DRT_DTYPE_FLOAT64, &v, 1);
+      }
+  }
+  return DRT_OK;
+}
+
 const drt_cpu_kernel_entry drt_cpu_kernels_quantize[] = {
+    {DRT_OP_MATMUL_INTEGER, k_int_matmul, DRT_DT_FLOATS},
+    {DRT_OP_QLINEAR_MATMUL, k_int_matmul, DRT_DT_FLOATS},
     {DRT_OP_DYNAMIC_QUANTIZE_LINEAR, k_dynamic_quantize, DRT_DT_BIT(DRT_DTYPE_FLOAT32)},
     {DRT_OP_QUANTIZE_LINEAR, k_quantize, DRT_DT_BIT(DRT_DTYPE_FLOAT32)},
     {DRT_OP_DEQUANTIZE_LINEAR, k_quantize, DRT_DT_BIT(DRT_DTYPE_FLOAT32)},
