@@ -811,12 +811,43 @@ static drt_status infer_stft(drt_graph *gr, drt_node *n) {
   return DRT_OK;
 }
 
+/* TensorScatter (opset 24): past_cache [B, ..., max_seq, ...], update with the sequence dim
+ * (attribute axis, default -2, never 0) of length <= max_seq, write_indices [B] int64. */
+static drt_status infer_tensor_scatter(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
+  const drt_value *c = n->inputs[0], *u = n->inputs[1], *wi = drt_node_input(n, 2);
+  if (u->dtype != c->dtype) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "update and past_cache dtypes differ");
+  int axis;
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", -2), c->shape.rank, &axis), "attribute axis");
+  bool ok = axis > 0 && u->shape.rank == c->shape.rank;
+  for (int d = 0; ok && d < c->shape.rank; d++)
+    ok = d == axis ? u->shape.dims[d] <= c->shape.dims[d] : u->shape.dims[d] == c->shape.dims[d];
+  if (!ok) {
+    char a[128], b[128];
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "update %s does not fit past_cache %s along axis %d",
+                     drt_shape_str(&u->shape, a, sizeof a), drt_shape_str(&c->shape, b, sizeof b), axis);
+  }
+  if (wi) {
+    DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, DRT_DT_BIT(DRT_DTYPE_INT64)));
+    if (wi->shape.rank != 1 || wi->shape.dims[0] != c->shape.dims[0])
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "write_indices must be [%" PRId64 "]", c->shape.dims[0]);
+  }
+  const char *mode = drt_node_attr_string(n, "mode", "linear");
+  if (strcmp(mode, "linear") && strcmp(mode, "circular"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "mode '%s' is not linear or circular", mode);
+  drt_infer_set(n, 0, c->dtype, &c->shape);
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_GATHER, infer_gather},
     {DRT_OP_GATHER_ELEMENTS, infer_gather_elements},
     {DRT_OP_GATHER_ND, infer_gather_nd},
     {DRT_OP_SCATTER_ND, infer_scatter_nd},
     {DRT_OP_SCATTER_ELEMENTS, infer_scatter_elements},
+    {DRT_OP_SCATTER, infer_scatter_elements}, /* opsets 9-10: ScatterElements without reduction */
+    {DRT_OP_TENSOR_SCATTER, infer_tensor_scatter},
     {DRT_OP_PAD, infer_pad},
     {DRT_OP_RESIZE, infer_resize},
     {DRT_OP_UPSAMPLE, infer_upsample},

@@ -492,6 +492,7 @@ const drt_cpu_kernel_entry drt_cpu_kernels_index[] = {
     {DRT_OP_GATHER_ND, k_gather_nd, DRT_DT_FLOATS},
     {DRT_OP_SCATTER_ND, k_scatter_nd, DRT_DT_FLOATS},
     {DRT_OP_SCATTER_ELEMENTS, k_scatter_elements, DRT_DT_FLOATS},
+    {DRT_OP_SCATTER, k_scatter_elements, DRT_DT_FLOATS},
     {DRT_OP_PAD, k_pad, DRT_DT_FLOATS},
     /* float64 native so nearest moves doubles exactly; resize.c interpolates them in float32 */
     {DRT_OP_RESIZE, drt_cpu_resize, DRT_DT_BIT(DRT_DTYPE_FLOAT32) | DRT_DT_BIT(DRT_DTYPE_FLOAT64)},

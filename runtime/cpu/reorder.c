@@ -280,9 +280,39 @@ static drt_status k_unique(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor
   return st;
 }
 
+/* TensorScatter: present = past with update written at sequence positions write_indices[b] + j
+ * (modulo max_seq when circular; linear writes past the end are an error). */
+static drt_status k_tensor_scatter(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *c = &in[0], *u = &in[1], *wi = n->num_inputs > 2 && in[2].data ? &in[2] : NULL;
+  int axis;
+  DRT_RETURN_IF_ERROR(drt_normalize_axis(drt_node_attr_int(n, "axis", -2), c->shape.rank, &axis));
+  bool circular = strcmp(drt_node_attr_string(n, "mode", "linear"), "circular") == 0;
+  size_t es = drt_dtype_size(c->dtype);
+  memcpy(out[0].data, c->data, drt_tensor_nbytes(c));
+  int64_t B = c->shape.dims[0], mid = 1, inner = 1, maxs = c->shape.dims[axis], sl = u->shape.dims[axis];
+  for (int d = 1; d < axis; d++) mid *= c->shape.dims[d];
+  for (int d = axis + 1; d < c->shape.rank; d++) inner *= c->shape.dims[d];
+  for (int64_t b = 0; b < B; b++) {
+    int64_t w0 = wi ? ((const int64_t *)wi->data)[b] : 0;
+    for (int64_t j = 0; j < sl; j++) {
+      int64_t pos = w0 + j;
+      if (circular) pos = ((pos % maxs) + maxs) % maxs;
+      if (pos < 0 || pos >= maxs)
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "write index %" PRId64 " of batch %" PRId64 " is outside the %" PRId64 "-long cache",
+                         pos, b, maxs);
+      for (int64_t m = 0; m < mid; m++)
+        memcpy((uint8_t *)out[0].data + (size_t)(((b * mid + m) * maxs + pos) * inner) * es,
+               (const uint8_t *)u->data + (size_t)(((b * mid + m) * sl + j) * inner) * es, (size_t)inner * es);
+    }
+  }
+  return DRT_OK;
+}
+
 #define F32 DRT_DT_BIT(DRT_DTYPE_FLOAT32)
 
 const drt_cpu_kernel_entry drt_cpu_kernels_reorder[] = {
+    {DRT_OP_TENSOR_SCATTER, k_tensor_scatter, DRT_DT_FLOATS},
     {DRT_OP_UNIQUE, k_unique, DRT_DT_FLOATS},
     {DRT_OP_COMPRESS, k_compress, DRT_DT_FLOATS},
     {DRT_OP_NON_ZERO, k_non_zero, DRT_DT_FLOATS},
