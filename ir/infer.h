@@ -68,4 +68,12 @@ typedef struct drt_dft_geom {
 drt_status drt_dft_resolve(const drt_node *n, const drt_shape *x, const drt_tensor *dft_length, const drt_tensor *axis,
                            drt_dft_geom *g);
 
+/* NonMaxSuppression (ir/infer_index.c): boxes [B, N, 4], scores [B, C, N] and the optional
+ * scalars (NULL: absent). *out (malloc'd, caller frees) gets *count (batch, class, box)
+ * triples, per batch and class the boxes in descending score (ties: lower index) that pass
+ * score_threshold and overlap no kept box by IoU > iou_threshold, at most max_output each. */
+drt_status drt_nms_compute(const drt_tensor *boxes, const drt_tensor *scores, const drt_tensor *max_out,
+                           const drt_tensor *iou, const drt_tensor *score_thr, bool center_box, int64_t **out,
+                           int64_t *count);
+
 #endif

@@ -840,6 +840,113 @@ static drt_status infer_tensor_scatter(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+typedef struct nms_cand {
+  double score;
+  int64_t idx;
+} nms_cand;
+
+static int nms_cmp(const void *pa, const void *pb) {
+  const nms_cand *a = pa, *b = pb;
+  if (a->score != b->score) return a->score > b->score ? -1 : 1;
+  return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+/* box corners (x0, x1, y0, y1), as the reference orders them */
+static void nms_box(const drt_tensor *t, int64_t at, bool center, double c[4]) {
+  double v[4];
+  for (int k = 0; k < 4; k++) v[k] = drt_load_f64(t->dtype, t->data, (size_t)(at + k));
+  if (center) {
+    c[0] = v[0] - v[2] / 2, c[1] = v[0] + v[2] / 2, c[2] = v[1] - v[3] / 2, c[3] = v[1] + v[3] / 2;
+  } else {
+    c[0] = v[1] < v[3] ? v[1] : v[3], c[1] = v[1] < v[3] ? v[3] : v[1];
+    c[2] = v[0] < v[2] ? v[0] : v[2], c[3] = v[0] < v[2] ? v[2] : v[0];
+  }
+}
+
+static bool nms_suppress(const double a[4], const double b[4], double thr) {
+  double ix0 = a[0] > b[0] ? a[0] : b[0], ix1 = a[1] < b[1] ? a[1] : b[1];
+  double iy0 = a[2] > b[2] ? a[2] : b[2], iy1 = a[3] < b[3] ? a[3] : b[3];
+  if (ix1 <= ix0 || iy1 <= iy0) return false;
+  double inter = (ix1 - ix0) * (iy1 - iy0), a1 = (a[1] - a[0]) * (a[3] - a[2]), a2 = (b[1] - b[0]) * (b[3] - b[2]);
+  double uni = a1 + a2 - inter;
+  if (inter <= 0 || a1 <= 0 || a2 <= 0 || uni <= 0) return false;
+  return inter / uni > thr;
+}
+
+drt_status drt_nms_compute(const drt_tensor *boxes, const drt_tensor *scores, const drt_tensor *max_out,
+                           const drt_tensor *iou, const drt_tensor *score_thr, bool center, int64_t **out,
+                           int64_t *count) {
+  *out = NULL;
+  *count = 0;
+  int64_t B = boxes->shape.dims[0], N = boxes->shape.dims[1], C = scores->shape.dims[1];
+  int64_t maxo = max_out && max_out->data && drt_shape_numel(&max_out->shape) ? drt_load_i64(max_out->dtype, max_out->data, 0) : 0;
+  double it = iou && iou->data && drt_shape_numel(&iou->shape) ? drt_load_f64(iou->dtype, iou->data, 0) : 0;
+  bool has_st = score_thr && score_thr->data && drt_shape_numel(&score_thr->shape);
+  double st = has_st ? drt_load_f64(score_thr->dtype, score_thr->data, 0) : 0;
+  if (maxo < 0) maxo = 0;
+  int64_t cap = B * C * (maxo < N ? maxo : N);
+  int64_t *res = malloc((size_t)(3 * cap + 3) * sizeof(int64_t));
+  nms_cand *cand = malloc((size_t)(N + 1) * sizeof *cand);
+  int64_t *kept = malloc((size_t)(N + 1) * sizeof(int64_t));
+  if (!res || !cand || !kept) {
+    free(res), free(cand), free(kept);
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "NonMaxSuppression");
+  }
+  int64_t k = 0;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t c = 0; c < C; c++) {
+      int64_t nc = 0, nk = 0;
+      for (int64_t i = 0; i < N; i++) {
+        double sc = drt_load_f64(scores->dtype, scores->data, (size_t)((b * C + c) * N + i));
+        if (!has_st || sc > st) cand[nc++] = (nms_cand){sc, i};
+      }
+      qsort(cand, (size_t)nc, sizeof *cand, nms_cmp);
+      for (int64_t q = 0; q < nc && nk < maxo; q++) {
+        double bq[4], bk[4];
+        nms_box(boxes, (b * N + cand[q].idx) * 4, center, bq);
+        bool keep = true;
+        for (int64_t s = 0; s < nk && keep; s++) {
+          nms_box(boxes, (b * N + kept[s]) * 4, center, bk);
+          keep = !nms_suppress(bq, bk, it);
+        }
+        if (!keep) continue;
+        kept[nk++] = cand[q].idx;
+        res[3 * k] = b, res[3 * k + 1] = c, res[3 * k + 2] = cand[q].idx;
+        k++;
+      }
+    }
+  free(cand), free(kept);
+  *out = res;
+  *count = k;
+  return DRT_OK;
+}
+
+static drt_status infer_nms(drt_graph *g, drt_node *n) {
+  (void)g;
+  const drt_value *bx = n->inputs[0], *sc = n->inputs[1];
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_FLOATS));
+  if (bx->shape.rank != 3 || bx->shape.dims[2] != 4 || sc->shape.rank != 3 || sc->shape.dims[0] != bx->shape.dims[0] ||
+      sc->shape.dims[2] != bx->shape.dims[1])
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "boxes must be [B, N, 4] and scores [B, C, N]");
+  drt_tensor t[5];
+  for (int i = 0; i < 5; i++) {
+    const drt_value *v = drt_node_input(n, i);
+    memset(&t[i], 0, sizeof t[i]);
+    if (!v) continue;
+    if (v->kind != DRT_VALUE_CONST)
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input %d '%s' must be a compile-time constant (the output shape depends on it)", i, v->name);
+    t[i].dtype = v->dtype, t[i].shape = v->shape, t[i].data = v->data;
+  }
+  int64_t *sel = NULL, cnt = 0;
+  DRT_RETURN_IF_ERROR(drt_nms_compute(&t[0], &t[1], &t[2], &t[3], &t[4], drt_node_attr_int(n, "center_point_box", 0) != 0,
+                                      &sel, &cnt));
+  free(sel);
+  drt_shape o = {.rank = 2, .dims = {cnt, 3}};
+  drt_infer_set(n, 0, DRT_DTYPE_INT64, &o);
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_GATHER, infer_gather},
     {DRT_OP_GATHER_ELEMENTS, infer_gather_elements},
@@ -865,6 +972,7 @@ const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_COMPRESS, infer_compress},
     {DRT_OP_NON_ZERO, infer_non_zero},
     {DRT_OP_UNIQUE, infer_unique},
+    {DRT_OP_NON_MAX_SUPPRESSION, infer_nms},
     {DRT_OP_DFT, infer_dft},
     {DRT_OP_STFT, infer_stft},
     {DRT_OP_COUNT_, NULL},

@@ -309,9 +309,26 @@ static drt_status k_tensor_scatter(drt_cpu_ctx *ctx, const drt_node *n, const dr
   return DRT_OK;
 }
 
+static drt_status k_nms(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *opt[3] = {NULL, NULL, NULL};
+  for (int i = 2; i < 5; i++) opt[i - 2] = n->num_inputs > i && in[i].data ? &in[i] : NULL;
+  int64_t *sel = NULL, cnt = 0;
+  DRT_RETURN_IF_ERROR(drt_nms_compute(&in[0], &in[1], opt[0], opt[1], opt[2],
+                                      drt_node_attr_int(n, "center_point_box", 0) != 0, &sel, &cnt));
+  if (cnt != out[0].shape.dims[0]) {
+    free(sel);
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "inputs differ from the constants the output shape was inferred from");
+  }
+  memcpy(out[0].data, sel, (size_t)(3 * cnt) * sizeof(int64_t));
+  free(sel);
+  return DRT_OK;
+}
+
 #define F32 DRT_DT_BIT(DRT_DTYPE_FLOAT32)
 
 const drt_cpu_kernel_entry drt_cpu_kernels_reorder[] = {
+    {DRT_OP_NON_MAX_SUPPRESSION, k_nms, DRT_DT_FLOATS},
     {DRT_OP_TENSOR_SCATTER, k_tensor_scatter, DRT_DT_FLOATS},
     {DRT_OP_UNIQUE, k_unique, DRT_DT_FLOATS},
     {DRT_OP_COMPRESS, k_compress, DRT_DT_FLOATS},
