@@ -66,6 +66,7 @@ drt_status drt_infer_node(drt_graph *g, drt_node *n) {
 }
 
 void drt_infer_set(drt_node *n, int i, drt_dtype dt, const drt_shape *s) {
+  if (i < 0 || i >= n->num_outputs || !n->outputs[i]) return; /* an optional output the node does not have */
   drt_value *v = n->outputs[i];
   v->dtype = dt;
   v->shape = *s;

@@ -467,6 +467,8 @@ static drt_status infer_grid_sample(drt_graph *g, drt_node *n) {
   if (!ok) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute mode '%s' is not linear, nearest or cubic", mode);
   if (strcmp(pad, "zeros") && strcmp(pad, "border") && strcmp(pad, "reflection"))
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute padding_mode '%s' is not zeros, border or reflection", pad);
+  if (n->opset < 20 && r != 2)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "GridSample before opset 20 takes 4-D input, got %d spatial dims", r);
   drt_shape o = grid->shape;
   o.dims[1] = x->shape.dims[1];
   for (int i = 0; i < r; i++) o.dims[2 + i] = grid->shape.dims[1 + i];
@@ -527,16 +529,36 @@ static drt_status infer_col2im(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
   const drt_value *x = n->inputs[0];
-  int64_t img[DRT_MAX_RANK], blk[DRT_MAX_RANK], ci, cb;
+  int64_t img[DRT_MAX_RANK], blk[DRT_MAX_RANK], ci = 0, cb = 0;
   DRT_RETURN_IF_ERROR(const_ints(n, 1, "image_shape", img, &ci));
   DRT_RETURN_IF_ERROR(const_ints(n, 2, "block_shape", blk, &cb));
   if (ci != cb || ci < 1 || ci + 2 > DRT_MAX_RANK || x->shape.rank != 3)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input must be [N, C*prod(block), L] with image_shape and block_shape of one length");
-  int64_t kp = 1;
-  for (int64_t i = 0; i < cb; i++) {
-    if (blk[i] < 1 || img[i] < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "image and block sizes must be positive");
-    kp *= blk[i];
+  int64_t kp = 1, L = 1, cnt[3];
+  const char *names[3] = {"strides", "dilations", "pads"};
+  const int64_t *att[3];
+  for (int k = 0; k < 3; k++) {
+    att[k] = drt_node_attr_ints(n, names[k], &cnt[k]);
+    if (att[k] && cnt[k] != (k == 2 ? 2 * ci : ci))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute %s has %" PRId64 " values, expected %" PRId64, names[k],
+                       cnt[k], k == 2 ? 2 * ci : ci);
+    for (int64_t i = 0; att[k] && i < cnt[k]; i++)
+      if (att[k][i] < (k == 2 ? 0 : 1) || att[k][i] > ((int64_t)1 << 31))
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute %s[%" PRId64 "] = %" PRId64 " is out of range", names[k], i,
+                         att[k][i]);
   }
+  for (int64_t i = 0; i < cb; i++) {
+    if (blk[i] < 1 || img[i] < 1 || blk[i] > ((int64_t)1 << 31) || img[i] > ((int64_t)1 << 31) || kp > INT64_MAX / blk[i])
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "image and block sizes must be positive and small enough");
+    kp *= blk[i];
+    int64_t st = att[0] ? att[0][i] : 1, dl = att[1] ? att[1][i] : 1;
+    int64_t span = img[i] + (att[2] ? att[2][i] + att[2][ci + i] : 0) - (dl * (blk[i] - 1) + 1);
+    if (span < 0) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the block does not fit the padded image in dim %" PRId64, i);
+    L *= span / st + 1;
+  }
+  if (x->shape.dims[2] != L)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input has %" PRId64 " block positions, the geometry gives %" PRId64,
+                     x->shape.dims[2], L);
   if (x->shape.dims[1] % kp)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input dim 1 (%" PRId64 ") is not a multiple of the block size %" PRId64,
                      x->shape.dims[1], kp);
@@ -693,14 +715,12 @@ drt_status drt_unique_compute(drt_dtype dt, const drt_shape *s, const void *data
     inverse[ord[k]] = u - 1;
     counts[u - 1]++;
   }
-  if (!sorted) { /* renumber the groups by first occurrence */
-    for (int64_t g = 0; g < u; g++) ord[g] = g;
-    for (int64_t a = 1; a < u; a++) /* insertion sort of group ids by first[] (u is small or sorted input) */
-      for (int64_t b = a; b > 0 && first[ord[b - 1]] > first[ord[b]]; b--) {
-        int64_t t = ord[b];
-        ord[b] = ord[b - 1];
-        ord[b - 1] = t;
-      }
+  if (!sorted) { /* renumber the groups by first occurrence: first[] values are distinct item indices */
+    for (int64_t i = 0; i < n; i++) rank[i] = -1;
+    for (int64_t g = 0; g < u; g++) rank[first[g]] = g;
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++)
+      if (rank[i] >= 0) ord[m++] = rank[i]; /* group ids in order of first occurrence */
     for (int64_t g = 0; g < u; g++) rank[ord[g]] = g;
     for (int64_t g = 0; g < u; g++) tmp[g] = first[ord[g]];
     memcpy(first, tmp, (size_t)u * sizeof *tmp);
@@ -746,6 +766,7 @@ drt_status drt_dft_resolve(const drt_node *n, const drt_shape *x, const drt_tens
   if (r < 2 || (x->dims[r - 1] != 1 && x->dims[r - 1] != 2))
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input must end in a dim of 1 (real) or 2 (complex)");
   int64_t a = n->opset < 20 ? drt_node_attr_int(n, "axis", 1) : (ax && ax->data ? drt_load_i64(ax->dtype, ax->data, 0) : -2);
+  if (a < -r || a > r - 2) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "axis %" PRId64 " is outside [-%d, %d]", a, r, r - 2);
   a = ((a % r) + r) % r;
   if (a == r - 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "axis is the complex dim");
   g->axis = (int)a;

@@ -72,11 +72,18 @@ static drt_status infer_int_matmul(drt_graph *g, drt_node *n) {
   if (a->rank < 2 || b->rank < 2 || a->dims[a->rank - 1] != b->dims[b->rank - 2])
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "operands %s and %s: need rank >= 2 and matching inner dims",
                      drt_shape_str(a, sa, sizeof sa), drt_shape_str(b, sb, sizeof sb));
+  int64_t M = a->dims[a->rank - 2], N = b->dims[b->rank - 1];
   for (int i = 0; i < n->num_inputs; i++) {
     const drt_value *v = n->inputs[i];
     if (!v || i == ia || i == ib) continue;
     bool scale = ql && (i == 1 || i == 4 || i == 6);
     DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, scale ? DRT_DT_FLOATS : q8));
+    /* per tensor (one value), per row of A (M) or per column of B (N); y's parameters per tensor */
+    bool of_a = ql ? i < 3 : i == 2, of_y = ql && i >= 6;
+    int64_t cnt = drt_shape_numel(&v->shape), per = of_a ? M : N;
+    if (cnt != 1 && (of_y || cnt % per != 0 || cnt == 0))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input %d '%s' has %" PRId64 " values: expected 1%s", i, v->name, cnt,
+                       of_y ? "" : of_a ? " or one per row of A" : " or one per column of B");
   }
   drt_shape ba = {0}, bb = {0}, o;
   ba.rank = a->rank - 2;

@@ -533,6 +533,7 @@ drt_status drt_rotary_resolve(const drt_node *n, const drt_shape *x, const drt_s
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "with position_ids the caches must be [positions, %" PRId64 "], got %s",
                        half, drt_shape_str(cache, a, sizeof a));
     g->positions = cache->dims[0];
+    if (g->positions < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the caches have no rows for position_ids to index");
   } else if (!((cache->rank == 3 && cache->dims[0] == g->batch && cache->dims[1] == g->seq && cache->dims[2] == half) ||
                (cache->rank == 2 && cache->dims[0] == g->seq && cache->dims[1] == half))) {
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,

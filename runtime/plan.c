@@ -914,6 +914,8 @@ static drt_status parse_memplan_views(drt_bytes_reader *mr, drt_graph *g, const 
       return CORRUPT("'%s': memory plan view %u names no value", label, k);
     drt_value *v = g->values[vi], *r = g->values[ri];
     bool input_root = r->kind == DRT_VALUE_INPUT;
+    if (v->is_graph_output)
+      return CORRUPT("'%s': memory plan makes graph output '%s' a view", label, v->name);
     if (v->view_of || (input_root ? v->mem_offset != -1 : v->mem_offset < 0 || r->mem_offset < 0))
       return CORRUPT("'%s': memory plan view of '%s' on '%s': both must be planned (or the root a graph input), once",
                      label, v->name, r->name);

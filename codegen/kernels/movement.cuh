@@ -523,8 +523,11 @@ __device__ __forceinline__ void drt_grid_sample(TY *__restrict__ y, const TX *__
       for (int i = R - 1; i >= 0; i--) {
         int tp = rem % TAPS;
         rem /= TAPS;
-        if (idx[i][tp] < 0) wt = 0.0f;
-        else off += idx[i][tp] * st;
+        if (idx[i][tp] < 0) { /* zeros padding: this neighbour adds nothing (not even a NaN weight) */
+          wt = 0.0f;
+          break;
+        }
+        off += idx[i][tp] * st;
         wt *= w[i][tp];
         st *= dims.d[i];
       }

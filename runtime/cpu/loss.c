@@ -44,7 +44,7 @@ static void logsoftmax_run(void *arg, int64_t begin, int64_t end) {
 }
 
 static drt_status k_loss(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
-  const drt_tensor *x = &in[0], *t = &in[1], *w = in[2].data ? &in[2] : NULL;
+  const drt_tensor *x = &in[0], *t = &in[1], *w = n->num_inputs > 2 && in[2].data ? &in[2] : NULL;
   const char *red = drt_node_attr_string(n, "reduction", "mean");
   bool none = strcmp(red, "none") == 0, mean = strcmp(red, "mean") == 0;
   const drt_attr *ii_attr = drt_node_attr(n, "ignore_index");

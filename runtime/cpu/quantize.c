@@ -86,6 +86,7 @@ static drt_status k_dynamic_quantize(drt_cpu_ctx *ctx, const drt_node *n, const 
 static double param_at(const drt_tensor *p, int64_t bt, int64_t j, int64_t per) {
   if (!p || !p->data) return 0;
   int64_t cnt = drt_shape_numel(&p->shape);
+  if (cnt <= 0) return 0;
   size_t at = cnt == 1 ? 0 : cnt == per ? (size_t)j : (size_t)((bt * per + j) % cnt);
   return drt_load_f64(p->dtype, p->data, at);
 }

@@ -146,6 +146,7 @@ static drt_status k_eye_like(drt_cpu_ctx *ctx, const drt_node *n, const drt_tens
   (void)ctx;
   (void)in;
   int64_t rows = out[0].shape.dims[0], cols = out[0].shape.dims[1], k = drt_node_attr_int(n, "k", 0);
+  k = k < -rows ? -rows : k > cols ? cols : k; /* beyond these no diagonal element exists (and r + k cannot overflow) */
   size_t es = drt_dtype_size(out[0].dtype);
   memset(out[0].data, 0, (size_t)(rows * cols) * es);
   const double one = 1;

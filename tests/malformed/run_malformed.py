@@ -357,6 +357,44 @@ def _(ctx):
     return compile_argv(ctx, mk([n], [vi("x", [2, 3])], [vi("y", None)]))
 
 
+# ---- hostile attributes and shapes of the ops added later (found by review) ----------------------
+def _col2im(ctx, blk, **attrs):
+    n = helper.make_node("Col2Im", ["x", "img", "blk"], ["y"], **attrs)
+    inits = [numpy_helper.from_array(np.array([3, 3], np.int64), "img"), numpy_helper.from_array(np.array(blk, np.int64), "blk")]
+    return compile_argv(ctx, mk([n], [vi("x", [1, 4, 4])], [vi("y", None)], inits, opset=18))
+
+
+@case("onnx_col2im_block_overflow", 2, "image and block sizes must be positive and small enough")
+def _(ctx):
+    return _col2im(ctx, [2 ** 32, 2 ** 32])
+
+
+@case("onnx_col2im_zero_stride", 2, "attribute strides[0] = 0 is out of range")
+def _(ctx):
+    return _col2im(ctx, [2, 2], strides=[0, 0])
+
+
+@case("onnx_col2im_short_pads", 2, "attribute pads has 1 values, expected 4")
+def _(ctx):
+    return _col2im(ctx, [2, 2], pads=[0])
+
+
+@case("onnx_matmulinteger_empty_zero_point", 2, "input 2 'azp' has 0 values")
+def _(ctx):
+    n = helper.make_node("MatMulInteger", ["a", "b", "azp"], ["y"])
+    return compile_argv(ctx, mk([n], [vi("a", [2, 3], TensorProto.UINT8), vi("b", [3, 2], TensorProto.UINT8)],
+                                [vi("y", None, TensorProto.INT32)], [numpy_helper.from_array(np.zeros([0], np.uint8), "azp")],
+                                opset=18))
+
+
+@case("onnx_rotary_empty_cache", 2, "the caches have no rows")
+def _(ctx):
+    n = helper.make_node("RotaryEmbedding", ["x", "c", "s", "p"], ["y"])
+    empty = np.zeros([0, 4], np.float32)
+    return compile_argv(ctx, mk([n], [vi("x", [1, 2, 3, 8]), vi("p", [1, 3], TensorProto.INT64)], [vi("y", None)],
+                                [numpy_helper.from_array(empty, "c"), numpy_helper.from_array(empty, "s")], opset=23))
+
+
 @case("onnx_wrong_dtype_mix", 2, "int64")
 def _(ctx):
     i = numpy_helper.from_array(np.array([1, 2], np.int64), "i")

@@ -104,6 +104,7 @@ static void tn_ints(tnode *t, const char *name, int64_t count, const int64_t *v)
 static drt_status tn_run(tnode *t, bool threaded) {
   DRT_RETURN_IF_ERROR(drt_infer_node(t->g, t->n));
   drt_tensor in[MAX_IN];
+  for (int i = 0; i < MAX_IN; i++) in[i] = (drt_tensor){DRT_DTYPE_FLOAT32, {0}, (void *)(uintptr_t)0x10}; /* poison */
   for (int i = 0; i < t->n->num_inputs; i++) {
     drt_value *v = t->n->inputs[i];
     memset(&in[i], 0, sizeof in[i]);
@@ -696,6 +697,23 @@ static void test_losses(void **state) {
       if (!op) check_close(t.out[1].data, lp, 60, 1e-6, "log_prob");
       tn_free(&t);
     }
+  { /* no weight input (two inputs): whatever lies past them is not read as weights */
+    tnode t;
+    tn_init(&t);
+    float lpf[60];
+    for (int i = 0; i < 60; i++) lpf[i] = (float)lp[i];
+    tn_f32(&t, 3, dims, lpf);
+    int64_t all[12];
+    for (int i = 0; i < 12; i++) all[i] = (i * 3 + 1) % C;
+    tn_in(&t, DRT_DTYPE_INT64, 2, (int64_t[]){N, D}, all, false);
+    tn_node(&t, DRT_OP_NLL_LOSS, 13, 1);
+    DRT_ASSERT_OK(tn_run(&t, false));
+    double want = 0;
+    for (int64_t k = 0; k < 12; k++) want -= lp[((k / D) * C + all[k]) * D + k % D];
+    want /= 12;
+    check_close(t.out[0].data, &want, 1, 1e-6, "unweighted mean");
+    tn_free(&t);
+  }
   { /* a target outside [0, C) that is not ignore_index */
     tnode t;
     tn_init(&t);
