@@ -405,16 +405,8 @@ static drt_status emit_group_norm(drt_cg *cg, const drt_node *n) {
 static drt_status emit_softmax(drt_cg *cg, const drt_node *n) {
   const drt_value *x = n->inputs[0];
   DRT_RETURN_IF_ERROR(check_float(cg, x, "input 0"));
-  int axis;
-  DRT_RETURN_IF_ERROR(drt_softmax_axis(n, x->shape.rank, &axis));
-  int64_t outer = 1, len = 1, inner = 1;
-  for (int d = 0; d < axis; d++) outer *= x->shape.dims[d];
-  if (n->opset < 13) {
-    for (int d = axis; d < x->shape.rank; d++) len *= x->shape.dims[d];
-  } else {
-    len = x->shape.dims[axis];
-    for (int d = axis + 1; d < x->shape.rank; d++) inner *= x->shape.dims[d];
-  }
+  int64_t outer, len, inner;
+  DRT_RETURN_IF_ERROR(drt_softmax_extent(n, &x->shape, &outer, &len, &inner));
   if (outer * len * inner == 0) return DRT_OK;
   drt_dtype st = drt_cg_storage(cg, x);
   const char *t = drt_cg_ctype(cg, st);

@@ -68,6 +68,20 @@ drt_status drt_softmax_axis(const drt_node *n, int rank, int *axis) {
   return DRT_OK;
 }
 
+drt_status drt_softmax_extent(const drt_node *n, const drt_shape *x, int64_t *outer, int64_t *len, int64_t *inner) {
+  int axis;
+  DRT_RETURN_IF_ERROR(drt_softmax_axis(n, x->rank, &axis));
+  *outer = 1, *len = 1, *inner = 1;
+  for (int d = 0; d < axis; d++) *outer *= x->dims[d];
+  if (n->opset < 13) {
+    for (int d = axis; d < x->rank; d++) *len *= x->dims[d];
+  } else {
+    *len = x->dims[axis];
+    for (int d = axis + 1; d < x->rank; d++) *inner *= x->dims[d];
+  }
+  return DRT_OK;
+}
+
 drt_status drt_attention_resolve(const drt_node *n, const drt_shape *const *shapes, int num_inputs,
                                  drt_attention_geom *g) {
   memset(g, 0, sizeof *g);
@@ -435,17 +449,6 @@ static drt_status infer_loss(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
-/* Hardmax: Softmax's axis rules (before opset 13 the input is read as 2-D at axis). */
-static drt_status infer_hardmax(drt_graph *g, drt_node *n) {
-  (void)g;
-  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
-  const drt_value *x = n->inputs[0];
-  int axis;
-  DRT_RETURN_IF_ERROR(drt_softmax_axis(n, x->shape.rank, &axis));
-  drt_infer_set(n, 0, x->dtype, &x->shape);
-  return DRT_OK;
-}
-
 /* TopK: K (input 1, int64 [1]) must be a compile-time constant in [0, dims[axis]]. */
 static drt_status infer_topk(drt_graph *g, drt_node *n) {
   (void)g;
@@ -719,7 +722,7 @@ const drt_infer_entry drt_infer_table_reduce[] = {
     {DRT_OP_CUMPROD, infer_cumsum},
     {DRT_OP_NLL_LOSS, infer_loss},
     {DRT_OP_SCE_LOSS, infer_loss},
-    {DRT_OP_HARDMAX, infer_hardmax},
+    {DRT_OP_HARDMAX, infer_softmax}, /* Softmax's axis rules, same shape */
     {DRT_OP_TOPK, infer_topk},
     {DRT_OP_LP_NORMALIZATION, infer_norm_extra},
     {DRT_OP_MVN, infer_norm_extra},

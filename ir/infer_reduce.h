@@ -17,6 +17,9 @@ drt_status drt_reduce_resolve(const drt_node *n, const drt_shape *x, const drt_t
 
 /* The normalized axis of a Softmax/LogSoftmax node (default 1 before opset 13, -1 after). */
 drt_status drt_softmax_axis(const drt_node *n, int rank, int *axis);
+/* Softmax/LogSoftmax/Hardmax extent: x viewed as [outer, len, inner], normalized over len (before
+ * opset 13 the input is 2-D at axis: len spans dims axis.., inner = 1). */
+drt_status drt_softmax_extent(const drt_node *n, const drt_shape *x, int64_t *outer, int64_t *len, int64_t *inner);
 
 /* Resolved geometry of an Attention node (opset 23+). Inputs are viewed as
  * Q (batch, q_heads, q_seq, head) K (batch, kv_heads, kv_seq, head) V (..., v_head), either

@@ -90,16 +90,8 @@ static void smjob_cols(void *arg, int64_t begin, int64_t end) {
 
 drt_status drt_cpu_softmax(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
   const drt_tensor *x = &in[0];
-  int axis;
-  DRT_RETURN_IF_ERROR(drt_softmax_axis(n, x->shape.rank, &axis));
-  int64_t outer = 1, len = 1, inner = 1;
-  for (int d = 0; d < axis; d++) outer *= x->shape.dims[d];
-  if (n->opset < 13) {
-    for (int d = axis; d < x->shape.rank; d++) len *= x->shape.dims[d];
-  } else {
-    len = x->shape.dims[axis];
-    for (int d = axis + 1; d < x->shape.rank; d++) inner *= x->shape.dims[d];
-  }
+  int64_t outer, len, inner;
+  DRT_RETURN_IF_ERROR(drt_softmax_extent(n, &x->shape, &outer, &len, &inner));
   if (outer * len * inner == 0) return DRT_OK;
   smjob j = {n->op == DRT_OP_LOG_SOFTMAX, x->data, out[0].data, len, inner, 1};
   if (inner == 1) {

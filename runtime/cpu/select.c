@@ -82,16 +82,8 @@ static drt_status k_topk(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *
 static drt_status k_hardmax(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
   (void)ctx;
   const drt_tensor *x = &in[0];
-  int axis;
-  DRT_RETURN_IF_ERROR(drt_softmax_axis(n, x->shape.rank, &axis));
-  int64_t outer = 1, len = 1, inner = 1;
-  for (int d = 0; d < axis; d++) outer *= x->shape.dims[d];
-  if (n->opset < 13) {
-    for (int d = axis; d < x->shape.rank; d++) len *= x->shape.dims[d];
-  } else {
-    len = x->shape.dims[axis];
-    for (int d = axis + 1; d < x->shape.rank; d++) inner *= x->shape.dims[d];
-  }
+  int64_t outer, len, inner;
+  DRT_RETURN_IF_ERROR(drt_softmax_extent(n, &x->shape, &outer, &len, &inner));
   size_t cnt = (size_t)(outer * len * inner);
   memset(out[0].data, 0, cnt * drt_dtype_size(out[0].dtype));
   if (!cnt) return DRT_OK;
