@@ -97,6 +97,35 @@ static drt_status infer_int_matmul(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* ConvInteger (x, w, x_zero_point, w_zero_point -> int32) and QLinearConv (x, x_scale, x_zp, w,
+ * w_scale, w_zp, y_scale, y_zp, B int32 -> y_zp's dtype): Conv's geometry; w's zero point and
+ * scale per tensor or per output channel, the others per tensor. */
+static drt_status infer_int_conv(drt_graph *gr, drt_node *n) {
+  (void)gr;
+  bool ql = n->op == DRT_OP_QLINEAR_CONV;
+  const uint32_t q8 = DRT_DT_BIT(DRT_DTYPE_INT8) | DRT_DT_BIT(DRT_DTYPE_UINT8);
+  int iw = ql ? 3 : 1;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, q8));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, iw, q8));
+  const drt_value *bias = ql ? drt_node_input(n, 8) : NULL;
+  drt_window_geom g;
+  DRT_RETURN_IF_ERROR(drt_window_geom_compute(n, &n->inputs[0]->shape, &n->inputs[iw]->shape, bias ? &bias->shape : NULL, &g));
+  for (int i = 0; i < n->num_inputs; i++) {
+    const drt_value *v = n->inputs[i];
+    if (!v || i == 0 || i == iw) continue;
+    bool scale = ql && (i == 1 || i == 4 || i == 6);
+    DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, i == 8 ? DRT_DT_BIT(DRT_DTYPE_INT32) : scale ? DRT_DT_FLOATS : q8));
+    bool of_w = ql ? (i == 4 || i == 5) : i == 3;
+    int64_t cnt = drt_shape_numel(&v->shape);
+    if (i != 8 && cnt != 1 && !(of_w && cnt == g.out_channels))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "input %d '%s' has %" PRId64 " values: expected 1%s", i, v->name, cnt,
+                       of_w ? " or one per output channel" : "");
+  }
+  drt_shape o = drt_window_geom_out_shape(&g);
+  drt_infer_set(n, 0, ql ? n->inputs[7]->dtype : DRT_DTYPE_INT32, &o);
+  return DRT_OK;
+}
+
 static drt_status infer_gemm(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, MATMUL_DTYPES));
@@ -354,7 +383,8 @@ drt_status drt_window_geom_compute(const drt_node *n, const drt_shape *x, const 
                                    drt_window_geom *g) {
   memset(g, 0, sizeof *g);
   char s1[128], s2[160];
-  bool conv = n->op == DRT_OP_CONV, convt = n->op == DRT_OP_CONV_TRANSPOSE;
+  bool conv = n->op == DRT_OP_CONV || n->op == DRT_OP_CONV_INTEGER || n->op == DRT_OP_QLINEAR_CONV,
+       convt = n->op == DRT_OP_CONV_TRANSPOSE;
   bool has_w = conv || convt;
   if (!has_w && n->op != DRT_OP_MAX_POOL && n->op != DRT_OP_AVERAGE_POOL && n->op != DRT_OP_LP_POOL)
     return DRT_ERROR(DRT_STATUS_INTERNAL, "window geometry requested for op %s", drt_op_name(n->op));
@@ -703,6 +733,8 @@ static drt_status infer_rnn(drt_graph *gr, drt_node *n) {
 const drt_infer_entry drt_infer_table_linalg[] = {
     {DRT_OP_MATMUL_INTEGER, infer_int_matmul},
     {DRT_OP_QLINEAR_MATMUL, infer_int_matmul},
+    {DRT_OP_CONV_INTEGER, infer_int_conv},
+    {DRT_OP_QLINEAR_CONV, infer_int_conv},
     {DRT_OP_RNN, infer_rnn},
     {DRT_OP_GRU, infer_rnn},
     {DRT_OP_LSTM, infer_rnn},

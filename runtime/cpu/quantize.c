@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "ir/infer.h"
+#include "ir/infer_linalg.h"
 #include "runtime/cpu/cpu.h"
 
 static int64_t scale_index(const drt_quant_geom *q, int64_t e) {
@@ -145,7 +146,62 @@ static drt_status k_int_matmul(drt_cpu_ctx *ctx, const drt_node *n, const drt_te
   return DRT_OK;
 }
 
+/* ConvInteger / QLinearConv: direct convolution over (x - x_zp)(w - w_zp[m]) in int64 (plus B
+ * for QLinearConv), then as QLinearMatMul: rint(acc * x_scale * w_scale[m] / y_scale) + y_zp,
+ * saturated. */
+static drt_status k_int_conv(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  bool ql = n->op == DRT_OP_QLINEAR_CONV;
+  const drt_tensor *X = &in[0], *W = &in[ql ? 3 : 1];
+  const drt_tensor *xzp = ql ? &in[2] : n->num_inputs > 2 ? &in[2] : NULL, *wzp = ql ? &in[5] : n->num_inputs > 3 ? &in[3] : NULL;
+  const drt_tensor *bias = ql && n->num_inputs > 8 && in[8].data ? &in[8] : NULL;
+  drt_window_geom g;
+  DRT_RETURN_IF_ERROR(drt_window_geom_compute(n, &X->shape, &W->shape, bias ? &bias->shape : NULL, &g));
+  int64_t ins = 1, outs = 1, ks = 1;
+  for (int i = 0; i < g.nsp; i++) ins *= g.in[i], outs *= g.out[i], ks *= g.kernel[i];
+  int64_t cpg = g.in_channels / g.group, mpg = g.out_channels / g.group;
+  double lo = ql && out[0].dtype == DRT_DTYPE_INT8 ? -128 : 0, hi = ql && out[0].dtype == DRT_DTYPE_INT8 ? 127 : 255;
+  int64_t xz = (int64_t)param_at(xzp, 0, 0, 1);
+  for (int64_t b = 0; b < g.batch; b++)
+    for (int64_t m = 0; m < g.out_channels; m++) {
+      int64_t grp = m / mpg, wz = (int64_t)param_at(wzp, 0, m, g.out_channels);
+      for (int64_t o = 0; o < outs; o++) {
+        int64_t oc[DRT_WINDOW_MAX_SPATIAL], rem = o, acc = bias ? drt_load_i64(bias->dtype, bias->data, (size_t)m) : 0;
+        for (int i = g.nsp - 1; i >= 0; i--) oc[i] = rem % g.out[i], rem /= g.out[i];
+        for (int64_t c = 0; c < cpg; c++)
+          for (int64_t k = 0; k < ks; k++) {
+            int64_t kr = k, xi = 0, st = 1;
+            bool inside = true;
+            for (int i = g.nsp - 1; i >= 0; i--) {
+              int64_t kk = kr % g.kernel[i];
+              kr /= g.kernel[i];
+              int64_t p = oc[i] * g.stride[i] - g.pad_begin[i] + kk * g.dilation[i];
+              if (p < 0 || p >= g.in[i]) inside = false;
+              xi += p * st;
+              st *= g.in[i];
+            }
+            if (!inside) continue;
+            int64_t xv = drt_load_i64(X->dtype, X->data, (size_t)((b * g.in_channels + grp * cpg + c) * ins + xi)) - xz;
+            int64_t wv = drt_load_i64(W->dtype, W->data, (size_t)((m * cpg + c) * ks + k)) - wz;
+            acc += xv * wv;
+          }
+        size_t at = (size_t)((b * g.out_channels + m) * outs + o);
+        if (!ql) {
+          ((int32_t *)out[0].data)[at] = (int32_t)acc;
+          continue;
+        }
+        double sc = param_at(&in[1], 0, 0, 1) * param_at(&in[4], 0, m, g.out_channels) / param_at(&in[6], 0, 0, 1);
+        double v = nearbyint((double)acc * sc) + param_at(&in[7], 0, 0, 1);
+        v = v < lo ? lo : v > hi ? hi : v;
+        drt_convert(out[0].dtype, (uint8_t *)out[0].data + at, DRT_DTYPE_FLOAT64, &v, 1);
+      }
+    }
+  return DRT_OK;
+}
+
 const drt_cpu_kernel_entry drt_cpu_kernels_quantize[] = {
+    {DRT_OP_CONV_INTEGER, k_int_conv, DRT_DT_FLOATS},
+    {DRT_OP_QLINEAR_CONV, k_int_conv, DRT_DT_FLOATS},
     {DRT_OP_MATMUL_INTEGER, k_int_matmul, DRT_DT_FLOATS},
     {DRT_OP_QLINEAR_MATMUL, k_int_matmul, DRT_DT_FLOATS},
     {DRT_OP_DYNAMIC_QUANTIZE_LINEAR, k_dynamic_quantize, DRT_DT_BIT(DRT_DTYPE_FLOAT32)},
