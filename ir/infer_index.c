@@ -968,6 +968,61 @@ static drt_status infer_nms(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* MaxUnpool: X [N, C, d...] and indices of X's shape into the unpooled shape
+ * ((d - 1) * stride - pads + kernel per spatial dim); output_shape (input 2, constant) may be larger. */
+static drt_status infer_max_unpool(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_BIT(DRT_DTYPE_INT64)));
+  const drt_value *x = n->inputs[0], *ix = n->inputs[1];
+  int r = x->shape.rank, nsp = r - 2;
+  int64_t nk, ns, np;
+  const int64_t *k = drt_node_attr_ints(n, "kernel_shape", &nk), *st = drt_node_attr_ints(n, "strides", &ns),
+                *pd = drt_node_attr_ints(n, "pads", &np);
+  if (nsp < 1 || !k || nk != nsp || (st && ns != nsp) || (pd && np != 2 * nsp) || !drt_shape_equal(&ix->shape, &x->shape))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "needs X [N, C, d...], indices of X's shape and kernel_shape/strides/pads per spatial dim");
+  drt_shape o = x->shape;
+  for (int i = 0; i < nsp; i++) {
+    int64_t s = st ? st[i] : 1, p = pd ? pd[i] + pd[nsp + i] : 0;
+    if (s < 1 || k[i] < 1 || s > (1 << 30) || k[i] > (1 << 30) || p < 0)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "bad kernel_shape/strides/pads");
+    o.dims[2 + i] = (x->shape.dims[2 + i] - 1) * s - p + k[i];
+    if (o.dims[2 + i] < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the unpooled shape is empty");
+  }
+  const drt_value *os = drt_node_input(n, 2);
+  if (os) {
+    int64_t v[DRT_MAX_RANK], c;
+    DRT_RETURN_IF_ERROR(const_ints(n, 2, "output_shape", v, &c));
+    if (c != r) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "output_shape must have %d values", r);
+    for (int i = 0; i < r; i++) {
+      if (v[i] < o.dims[i] || (i < 2 && v[i] != o.dims[i]))
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "output_shape[%d] = %" PRId64 " is smaller than the unpooled %" PRId64, i,
+                         v[i], o.dims[i]);
+      o.dims[i] = v[i];
+    }
+  }
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
+/* MelWeightMatrix: [dft_length / 2 + 1, num_mel_bins] from constant scalar inputs. */
+static drt_status infer_mel(drt_graph *g, drt_node *n) {
+  (void)g;
+  for (int i = 0; i < 5; i++)
+    if (n->inputs[i]->kind != DRT_VALUE_CONST || drt_shape_numel(&n->inputs[i]->shape) != 1)
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input %d '%s' must be a compile-time constant scalar", i, n->inputs[i]->name);
+  int64_t bins = drt_load_i64(n->inputs[0]->dtype, n->inputs[0]->data, 0), dl = drt_load_i64(n->inputs[1]->dtype, n->inputs[1]->data, 0);
+  int64_t sr = drt_load_i64(n->inputs[2]->dtype, n->inputs[2]->data, 0);
+  if (bins < 1 || dl < 1 || sr < 1 || bins > (1 << 20) || dl > (1 << 24))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "num_mel_bins, dft_length and sample_rate must be positive");
+  int64_t dt = drt_node_attr_int(n, "output_datatype", DRT_DTYPE_FLOAT32);
+  if (dt < 0 || dt > 64 || !drt_dtype_is_supported((drt_dtype)dt))
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "output_datatype %" PRId64 " is not supported", dt);
+  drt_shape o = {.rank = 2, .dims = {dl / 2 + 1, bins}};
+  drt_infer_set(n, 0, (drt_dtype)dt, &o);
+  return DRT_OK;
+}
+
 const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_GATHER, infer_gather},
     {DRT_OP_GATHER_ELEMENTS, infer_gather_elements},
@@ -994,6 +1049,8 @@ const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_NON_ZERO, infer_non_zero},
     {DRT_OP_UNIQUE, infer_unique},
     {DRT_OP_NON_MAX_SUPPRESSION, infer_nms},
+    {DRT_OP_MAX_UNPOOL, infer_max_unpool},
+    {DRT_OP_MEL_WEIGHT_MATRIX, infer_mel},
     {DRT_OP_DFT, infer_dft},
     {DRT_OP_STFT, infer_stft},
     {DRT_OP_COUNT_, NULL},

@@ -325,9 +325,82 @@ static drt_status k_nms(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *i
   return DRT_OK;
 }
 
+/* MaxUnpool: zeros, then X's values at their indices into the unpooled shape, that block placed
+ * at the start of every dim of a larger output_shape. */
+static drt_status k_max_unpool(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  const drt_tensor *x = &in[0];
+  int r = x->shape.rank, nsp = r - 2;
+  int64_t nk, ns, np;
+  const int64_t *k = drt_node_attr_ints(n, "kernel_shape", &nk), *st = drt_node_attr_ints(n, "strides", &ns),
+                *pd = drt_node_attr_ints(n, "pads", &np);
+  int64_t un[DRT_MAX_RANK], unum = x->shape.dims[0] * x->shape.dims[1];
+  un[0] = x->shape.dims[0], un[1] = x->shape.dims[1];
+  for (int i = 0; i < nsp; i++) {
+    un[2 + i] = (x->shape.dims[2 + i] - 1) * (st ? st[i] : 1) - (pd ? pd[i] + pd[nsp + i] : 0) + k[i];
+    unum *= un[2 + i];
+  }
+  size_t es = drt_dtype_size(x->dtype);
+  memset(out[0].data, 0, drt_tensor_nbytes(&out[0]));
+  int64_t total = drt_shape_numel(&x->shape);
+  for (int64_t e = 0; e < total; e++) {
+    int64_t at = ((const int64_t *)in[1].data)[e];
+    if (at < 0 || at >= unum)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "indices[%" PRId64 "] = %" PRId64 " is outside the %" PRId64 " unpooled elements", e,
+                       at, unum);
+    int64_t rem = at, off = 0, ost = 1; /* coordinates in the unpooled shape -> offset in the output */
+    for (int d = r - 1; d >= 0; d--) {
+      off += (rem % un[d]) * ost;
+      rem /= un[d];
+      ost *= out[0].shape.dims[d];
+    }
+    memcpy((uint8_t *)out[0].data + (size_t)off * es, (const uint8_t *)x->data + (size_t)e * es, es);
+  }
+  return DRT_OK;
+}
+
+/* MelWeightMatrix, as onnx/reference/ops/op_mel_weight_matrix.py (triangular filters between
+ * mel-spaced bin edges). */
+static drt_status k_mel(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  (void)n;
+  int64_t bins = drt_load_i64(in[0].dtype, in[0].data, 0), dl = drt_load_i64(in[1].dtype, in[1].data, 0);
+  double sr = drt_load_f64(in[2].dtype, in[2].data, 0), lo = drt_load_f64(in[3].dtype, in[3].data, 0),
+         hi = drt_load_f64(in[4].dtype, in[4].data, 0);
+  int64_t spec = dl / 2 + 1;
+  int64_t *fb = malloc((size_t)(bins + 2) * sizeof(int64_t));
+  double *w = calloc((size_t)(spec * bins), sizeof(double));
+  if (!fb || !w) {
+    free(fb), free(w);
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "MelWeightMatrix");
+  }
+  double lm = 2595 * log1p(lo / 700) / log(10), hm = 2595 * log1p(hi / 700) / log(10), step = (hm - lm) / (double)(bins + 2);
+  for (int64_t i = 0; i < bins + 2; i++) {
+    double f = 700 * expm1(((double)i * step + lm) / 2595 * log(10));
+    fb[i] = (int64_t)floor((double)(dl + 1) * f / sr);
+  }
+  drt_status st = DRT_OK;
+  for (int64_t i = 0; i < bins && !st; i++) {
+    int64_t l = fb[i], c = fb[i + 1], h = fb[i + 2];
+    if (l < 0 || h > spec || c >= spec) {
+      st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "mel bin %" PRId64 " falls outside the %" PRId64 " spectrogram bins", i, spec);
+      break;
+    }
+    if (c == l) w[c * bins + i] = 1;
+    else
+      for (int64_t j = l; j <= c; j++) w[j * bins + i] = (double)(j - l) / (double)(c - l);
+    for (int64_t j = c; j < h; j++) w[j * bins + i] = (double)(h - j) / (double)(h - c);
+  }
+  if (!st) drt_convert(out[0].dtype, out[0].data, DRT_DTYPE_FLOAT64, w, (size_t)(spec * bins));
+  free(fb), free(w);
+  return st;
+}
+
 #define F32 DRT_DT_BIT(DRT_DTYPE_FLOAT32)
 
 const drt_cpu_kernel_entry drt_cpu_kernels_reorder[] = {
+    {DRT_OP_MAX_UNPOOL, k_max_unpool, DRT_DT_FLOATS},
+    {DRT_OP_MEL_WEIGHT_MATRIX, k_mel, DRT_DT_FLOATS},
     {DRT_OP_NON_MAX_SUPPRESSION, k_nms, DRT_DT_FLOATS},
     {DRT_OP_TENSOR_SCATTER, k_tensor_scatter, DRT_DT_FLOATS},
     {DRT_OP_UNIQUE, k_unique, DRT_DT_FLOATS},
