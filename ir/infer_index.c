@@ -216,6 +216,9 @@ static drt_status infer_pad(drt_graph *g, drt_node *n) {
   for (int64_t i = 0; i < na; i++) {
     int a = (int)axes[i];
     int64_t in = data->shape.dims[a], b = pads[i], e = pads[na + i];
+    const int64_t lim = (int64_t)1 << 60; /* dims are far below; keeps in + b + e from overflowing */
+    if (b > lim || b < -lim || e > lim || e < -lim)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "pads %" PRId64 ", %" PRId64 " on axis %d are out of range", b, e, a);
     int64_t d = in + b + e;
     if (d < 0)
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
