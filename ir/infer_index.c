@@ -414,13 +414,10 @@ static drt_status infer_one_hot(drt_graph *g, drt_node *n) {
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_NUMERIC));
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, DRT_DT_ALL));
   const drt_value *ix = n->inputs[0], *depth = n->inputs[1], *values = n->inputs[2];
-  if (drt_shape_numel(&depth->shape) != 1 || depth->shape.rank > 1)
-    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "depth (input 1) must hold one value");
-  if (depth->kind != DRT_VALUE_CONST)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "depth (input 1) '%s' must be a compile-time constant", depth->name);
+  double dv;
+  DRT_RETURN_IF_ERROR_CTX(drt_value_const_scalar(depth, &dv), "depth (input 1)");
   if (values->shape.rank != 1 || values->shape.dims[0] != 2)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "values (input 2) must be [off_value, on_value]");
-  double dv = drt_load_f64(depth->dtype, depth->data, 0);
   if (!(dv >= 1) || dv > 1e12) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "depth is %g, must be >= 1", dv);
   if (ix->shape.rank + 1 > DRT_MAX_RANK) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "output rank over %d", DRT_MAX_RANK);
   int axis;
@@ -481,15 +478,9 @@ static drt_status infer_grid_sample(drt_graph *g, drt_node *n) {
 
 /* Reads the values of a constant int32/int64 1-D input (at most DRT_MAX_RANK of them). */
 static drt_status const_ints(const drt_node *n, int i, const char *what, int64_t *vals, int64_t *count) {
-  const drt_value *v = n->inputs[i];
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
-  if (v->kind != DRT_VALUE_CONST)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s (input %d) '%s' must be a compile-time constant", what, i, v->name);
-  int64_t c = drt_shape_numel(&v->shape);
-  if (v->shape.rank > 1 || c > DRT_MAX_RANK)
-    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s (input %d) must be 1-D with at most %d values", what, i, DRT_MAX_RANK);
-  for (int64_t k = 0; k < c; k++) vals[k] = drt_load_i64(v->dtype, v->data, (size_t)k);
-  *count = c;
+  if (n->inputs[i]->shape.rank > 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s (input %d) must be 1-D", what, i);
+  DRT_RETURN_IF_ERROR_CTX(drt_value_const_ints(n->inputs[i], vals, DRT_MAX_RANK, count), "%s (input %d)", what, i);
   return DRT_OK;
 }
 
@@ -593,9 +584,8 @@ static drt_status infer_window(drt_graph *g, drt_node *n) {
   (void)g;
   const drt_value *s = n->inputs[0];
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
-  if (s->kind != DRT_VALUE_CONST)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "size (input 0) '%s' must be a compile-time constant", s->name);
-  if (drt_shape_numel(&s->shape) != 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "size (input 0) must be a scalar");
+  double sz;
+  DRT_RETURN_IF_ERROR_CTX(drt_value_const_scalar(s, &sz), "size (input 0)");
   int64_t size = drt_load_i64(s->dtype, s->data, 0);
   if (size < 0) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "size is negative");
   int64_t dt = drt_node_attr_int(n, "output_datatype", DRT_DTYPE_FLOAT32);
@@ -790,10 +780,9 @@ static drt_status scalar_const(const drt_node *n, int i, const char *what, drt_t
   memset(t, 0, sizeof *t);
   if (!v) return DRT_OK;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
-  if (v->kind != DRT_VALUE_CONST)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s (input %d) '%s' must be a compile-time constant", what, i, v->name);
-  if (drt_shape_numel(&v->shape) != 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s must be a scalar", what);
-  t->dtype = v->dtype, t->shape = v->shape, t->data = v->data;
+  double unused;
+  DRT_RETURN_IF_ERROR_CTX(drt_value_const_scalar(v, &unused), "%s (input %d)", what, i);
+  *t = drt_value_tensor(v);
   return DRT_OK;
 }
 

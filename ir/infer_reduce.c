@@ -458,11 +458,9 @@ static drt_status infer_topk(drt_graph *g, drt_node *n) {
   int axis;
   DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", -1), x->shape.rank, &axis),
                           "attribute axis");
-  if (drt_shape_numel(&k->shape) != 1 || k->shape.rank > 1)
-    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "K (input 1) must hold one value");
-  if (k->kind != DRT_VALUE_CONST)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "K (input 1) '%s' must be a compile-time constant", k->name);
-  int64_t kv = drt_load_i64(k->dtype, k->data, 0);
+  int64_t kv, kc;
+  DRT_RETURN_IF_ERROR_CTX(drt_value_const_ints(k, &kv, 1, &kc), "K (input 1)");
+  if (kc != 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "K (input 1) must hold one value");
   if (kv < 0 || kv > x->shape.dims[axis])
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "K = %" PRId64 " is outside [0, %" PRId64 "] (axis %d)", kv,
                      x->shape.dims[axis], axis);

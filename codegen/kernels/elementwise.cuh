@@ -247,7 +247,8 @@ __device__ __forceinline__ unsigned long long drt_cvt_u64(double v) {
  * One thread per output element. x/y are [B, S, H*D] (IS3D) or [B, H, S, D]; features f < R are
  * rotated in pairs (f, f + R/2), or (2i, 2i + 1) when INTER, by cache row p = pos[b, s] (pos
  * given), b * S + s (per-token caches) or s; the others are copied. A position outside the P
- * cache rows is clamped (the CPU backend reports it as an error). */
+ * cache rows makes the rotated features NaN, so the bad input shows (the CPU backend reports it
+ * as an error naming the position; a kernel cannot). */
 template <typename TY, typename TX, typename TC, typename I, bool IS3D, bool INTER>
 __device__ __forceinline__ void drt_rotary(TY *__restrict__ y, const TX *__restrict__ x, const TC *__restrict__ cosc,
                                            const TC *__restrict__ sinc, const long long *__restrict__ pos, I n, I S,
@@ -269,7 +270,10 @@ __device__ __forceinline__ void drt_rotary(TY *__restrict__ y, const TX *__restr
     bool first = INTER ? (f % 2) == 0 : f < half;
     I partner = INTER ? (first ? i + 1 : i - 1) : (first ? i + half : i - half);
     long long row = pos ? pos[b * S + s] : (per_batch ? (long long)(b * S + s) : (long long)s);
-    row = row < 0 ? 0 : (row >= P ? P - 1 : row);
+    if (row < 0 || row >= P) {
+      drt_st(y + i, __int_as_float(0x7fc00000));
+      continue;
+    }
     float c = drt_ld(cosc + row * half + pair), sn = drt_ld(sinc + row * half + pair);
     float xs = drt_ld(x + i), xp = drt_ld(x + partner);
     drt_st(y + i, first ? c * xs - sn * xp : sn * xp + c * xs);

@@ -559,6 +559,77 @@ static void get_out(drt_session *s, float *out) {
   memcpy(out, data, nb);
 }
 
+static void set_ints(drt_graph *g, drt_value *out, const char *name, const int64_t *v, int64_t n) {
+  drt_attr a;
+  memset(&a, 0, sizeof a);
+  a.name = name;
+  a.type = DRT_ATTR_INTS;
+  a.count = n;
+  a.ints = (int64_t *)v;
+  DRT_ASSERT_OK(drt_node_add_attr(g, out->producer, &a));
+}
+
+/* The border of the prologue: the conditioning's K/V projection, its bias add and the head-split
+ * transpose stay hoisted (the add fuses into the stage GEMM later); the Split of the result, the
+ * Squeezes, K's transpose and the score scaling go back to the per-step graph, where they are
+ * views or what the attention absorbs (a misaligned Split would stay, as a copy, in the stage). */
+static void test_hoist_border(void **state) {
+  (void)state;
+  enum { B = 2, S = 4, T = 3, D = 16 }; /* each K/V chunk, 96 values, starts 64-byte aligned in 2 and 4 bytes */
+  drt_graph *g;
+  DRT_ASSERT_OK(drt_graph_create(&g));
+  g->opset = 17;
+  drt_shape xs = drt_test_shape(3, (int64_t[]){B, S, D}), ts = drt_test_shape(1, (int64_t[]){B}),
+            cs = drt_test_shape(3, (int64_t[]){B, T, D});
+  drt_value *x = drt_graph_add_value(g, "x", DRT_DTYPE_FLOAT32, &xs), *t = drt_graph_add_value(g, "t", DRT_DTYPE_FLOAT32, &ts),
+            *c = drt_graph_add_value(g, "c", DRT_DTYPE_FLOAT32, &cs);
+  assert_null(drt_graph_add_input(g, x));
+  assert_null(drt_graph_add_input(g, t));
+  assert_null(drt_graph_add_input(g, c));
+  float wd[D * 2 * D], bd[2 * D], half = 0.5f;
+  drt_test_rng r = {5};
+  drt_test_fill(&r, wd, D * 2 * D, -1, 1);
+  drt_test_fill(&r, bd, 2 * D, -1, 1);
+  drt_value *kv = node(g, DRT_OP_ADD, node(g, DRT_OP_MATMUL, c, cf(g, "Wkv", wd, 2, (int64_t[]){D, 2 * D})),
+                       cf(g, "bkv", bd, 1, (int64_t[]){2 * D}));
+  drt_value *r5 = node(g, DRT_OP_RESHAPE, kv, ci(g, (int64_t[]){B, T, 2, D}, 4));
+  drt_value *tr = node(g, DRT_OP_TRANSPOSE, r5, NULL);
+  set_ints(g, tr, "perm", (int64_t[]){2, 0, 1, 3}, 4);
+  drt_value *ch[2] = {drt_graph_add_value(g, NULL, DRT_DTYPE_UNDEFINED, NULL),
+                      drt_graph_add_value(g, NULL, DRT_DTYPE_UNDEFINED, NULL)};
+  assert_null(drt_graph_add_node(g, DRT_OP_SPLIT, NULL, &tr, 1, ch, 2, NULL));
+  drt_value *k = node(g, DRT_OP_SQUEEZE, ch[0], ci(g, (int64_t[]){0}, 1)), *v = node(g, DRT_OP_SQUEEZE, ch[1], ci(g, (int64_t[]){0}, 1));
+  drt_value *kt = node(g, DRT_OP_TRANSPOSE, k, NULL);
+  set_ints(g, kt, "perm", (int64_t[]){0, 2, 1}, 3);
+  drt_value *scores = node(g, DRT_OP_MATMUL, x, node(g, DRT_OP_MUL, kt, cf(g, "half", &half, 0, NULL)));
+  drt_value *o = node(g, DRT_OP_ADD, x, node(g, DRT_OP_MATMUL, node(g, DRT_OP_SOFTMAX, scores, NULL), v));
+  assert_null(drt_graph_add_output(g, o));
+  drt_pass_results res;
+  memset(&res, 0, sizeof res);
+  drt_pass_ctx pc;
+  memset(&pc, 0, sizeof pc);
+  pc.latent_input = "x";
+  pc.timestep_input = "t";
+  pc.results = &res;
+  bool changed;
+  DRT_ASSERT_OK(drt_pass_canonicalize(g, &pc, &changed));
+  DRT_ASSERT_OK(drt_pass_hoist(g, &pc, &changed));
+  assert_int_equal(res.num_stages, 1);
+  const drt_graph *pro = res.stages[0].graph;
+  assert_int_equal(count_op(pro, DRT_OP_MATMUL), 1);
+  assert_int_equal(count_op(pro, DRT_OP_ADD), 1);       /* the bias add stays hoisted */
+  assert_int_equal(count_op(pro, DRT_OP_TRANSPOSE), 1); /* the head split too */
+  assert_int_equal(count_op(pro, DRT_OP_SPLIT) + count_op(pro, DRT_OP_SQUEEZE) + count_op(pro, DRT_OP_MUL), 0);
+  assert_int_equal(pro->num_outputs, 1);                 /* one stage output, split in main */
+  assert_int_equal(count_op(g, DRT_OP_SPLIT), 1);
+  assert_int_equal(count_op(g, DRT_OP_SQUEEZE), 2);
+  assert_int_equal(count_op(g, DRT_OP_TRANSPOSE), 1);   /* K^T, absorbed by the attention */
+  assert_int_equal(count_op(g, DRT_OP_MUL), 1);         /* the score scale */
+  assert_int_equal(count_op(g, DRT_OP_ADD), 1);         /* only the residual */
+  drt_pass_results_free(&res);
+  drt_graph_destroy(g);
+}
+
 static void test_hoist_plan_session(void **state) {
   (void)state;
   net_weights w;
@@ -648,6 +719,7 @@ int main(void) {
       cmocka_unit_test(test_fold_declines),
       cmocka_unit_test(test_fold_batch_statistic_before_conditioning),
       cmocka_unit_test(test_hoist_plan_session),
+      cmocka_unit_test(test_hoist_border),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

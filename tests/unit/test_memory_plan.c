@@ -333,6 +333,79 @@ static void test_split_with_some_views(void **state) {
   tg_free(&t);
 }
 
+/* Views of a graph input: a Split chunk and a reshape of x share x's storage (mem_offset -1,
+ * view_of x) and give the unplanned results; the plan keeps them, and a plan that makes a graph
+ * output such a view is corrupt. */
+static void test_views_of_graph_inputs(void **state) {
+  (void)state;
+  tg t;
+  tg_init(&t, 12);
+  drt_value *x = input(&t, "x", 2, (int64_t[]){4, 32}, -2, 2), *c[2];
+  split(&t, x, 0, 2, c);
+  drt_value *flat = reshape(&t, x, 1, (int64_t[]){128});
+  add_output(&t, op2(&t, DRT_OP_SUB, c[0], op1(&t, DRT_OP_NEG, c[1])));
+  add_output(&t, op1(&t, DRT_OP_RELU, flat));
+  tg_pass_compare(&t, noop_pass, true, 0.0, NULL);
+  assert_ptr_equal(c[1]->view_of, x);
+  assert_int_equal(c[1]->view_offset, 64);
+  assert_int_equal(c[1]->mem_offset, -1);
+  assert_ptr_equal(flat->view_of, x);
+  assert_true(drt_node_is_view_only(c[0]->producer));
+  size_t size;
+  uint8_t *bytes = serialize(t.g, &size);
+  drt_plan_contents pc;
+  DRT_ASSERT_OK(parse_copy(bytes, size, &pc));
+  const drt_value *v = drt_graph_find_value(pc.graph, c[1]->name);
+  assert_non_null(v);
+  assert_string_equal(v->view_of->name, "x");
+  drt_plan_contents_free(&pc);
+  /* point the last view entry at graph output 0 instead */
+  uint32_t oi = 0;
+  while (oi < t.g->num_values && t.g->values[oi] != t.g->outputs[0]) oi++;
+  uint8_t *entry = memplan_entry(bytes);
+  assert_non_null(entry);
+  uint8_t *lastv = bytes + rd64(entry + 8) + rd64(entry + 16) - 16;
+  wr32(lastv, oi);
+  fix_crc(bytes, entry);
+  expect_corrupt(bytes, size, "a view");
+  free(bytes);
+  tg_free(&t);
+}
+
+/* Graphs without a memory plan (hoisted stages): reshapes and dense Split/Slice regions alias
+ * their root; a strided Split chunk and a graph output do not. */
+static void test_unplanned_aliases(void **state) {
+  (void)state;
+  tg t;
+  tg_init(&t, 13);
+  drt_value *x = input(&t, "x", 3, (int64_t[]){2, 4, 16}, -2, 2);
+  drt_value *s = op2(&t, DRT_OP_ADD, x, scalar(&t, 1.0f)), *c[2], *d[2];
+  drt_value *r = reshape(&t, s, 2, (int64_t[]){8, 16});
+  split(&t, r, 0, 2, c);
+  split(&t, s, 2, 2, d);
+  add_output(&t, op1(&t, DRT_OP_RELU, c[1]));
+  add_output(&t, op1(&t, DRT_OP_NEG, d[0]));
+  add_output(&t, c[0]);
+  bool changed;
+  drt_pass_ctx ctx = {0};
+  DRT_ASSERT_OK(drt_pass_canonicalize(t.g, &ctx, &changed));
+  assert_false(t.g->mem_planned);
+  const drt_value *root;
+  int64_t off;
+  assert_true(drt_unplanned_alias(r, &root, &off));
+  assert_ptr_equal(root, s);
+  assert_int_equal(off, 0);
+  assert_true(drt_unplanned_alias(c[1], &root, &off)); /* through the reshape to s */
+  assert_ptr_equal(root, s);
+  assert_int_equal(off, 64);
+  assert_false(drt_unplanned_alias(c[0], &root, &off)); /* a graph output */
+  assert_false(drt_unplanned_alias(d[0], &root, &off)); /* strided */
+  assert_false(drt_unplanned_alias(s, &root, &off));
+  assert_false(drt_node_is_unplanned_alias(c[0]->producer));
+  assert_true(drt_node_is_unplanned_alias(r->producer));
+  tg_free(&t);
+}
+
 /* In place: an elementwise output takes the block of an input of its dtype and shape that dies
  * there, but not when it is tiny (< 4 KiB): a per-sample scalar kept in float32 by the CUDA
  * backend under fp16/bf16 must not be overwritten by a 16-bit output while it is being read. */
@@ -360,6 +433,8 @@ int main(void) {
       cmocka_unit_test(test_region_geometry),
       cmocka_unit_test(test_plan_keeps_and_checks_views),
       cmocka_unit_test(test_in_place_only_for_large_values),
+      cmocka_unit_test(test_views_of_graph_inputs),
+      cmocka_unit_test(test_unplanned_aliases),
       cmocka_unit_test(test_split_with_some_views),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
