@@ -48,6 +48,11 @@ drt_status drt_external_open(const char *base_dir, const char *location, const c
 /* Reads exactly `length` bytes at `offset` in chunks (64-bit offsets, any length). */
 drt_status drt_external_read(int fd, uint64_t offset, uint64_t length, void *dst, const char *location,
                              const char *what);
+/* Reads a whole regular file (at most max_bytes, 0 = no limit) into a malloc'd buffer. */
+drt_status drt_onnx_read_file_bytes(const char *path, uint64_t max_bytes, unsigned char **out, size_t *size);
+/* The folder of a path ("." when it has none), malloc'd. */
+drt_status drt_onnx_dir_of(const char *path, char **dir_out);
+
 /* Parses a decimal uint64 ("offset"/"length" values); false on anything else or overflow. */
 bool drt_external_parse_u64(const char *s, uint64_t *out);
 

@@ -726,9 +726,10 @@ drt_status drt_onnx_load_memory(const void *data, size_t size, const char *base_
   return load_bytes(data, size, NULL, base_dir, label, opts, out);
 }
 
-drt_status drt_onnx_load_file(const char *path, const drt_onnx_options *opts, drt_graph **out) {
+drt_status drt_onnx_read_file_bytes(const char *path, uint64_t max_bytes, unsigned char **out, size_t *size) {
   *out = NULL;
-  if (!path || !path[0]) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "empty model path");
+  *size = 0;
+  if (!path || !path[0]) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "empty path");
   struct stat sb;
   if (stat(path, &sb) != 0) {
     int e = errno;
@@ -746,10 +747,10 @@ drt_status drt_onnx_load_file(const char *path, const drt_onnx_options *opts, dr
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "'%s' is not a regular file", path);
   }
   uint64_t fsize = (uint64_t)sb.st_size;
-  if (opts && opts->max_bytes && fsize > opts->max_bytes) {
+  if (max_bytes && fsize > max_bytes) {
     close(fd);
     return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "'%s' is %" PRIu64 " bytes, over the limit of %" PRIu64
-                     " bytes (max_bytes)", path, fsize, opts->max_bytes);
+                     " bytes (max_bytes)", path, fsize, max_bytes);
   }
   if (fsize > SIZE_MAX - 1) {
     close(fd);
@@ -760,19 +761,22 @@ drt_status drt_onnx_load_file(const char *path, const drt_onnx_options *opts, dr
     close(fd);
     return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "'%s': allocating %" PRIu64 " bytes", path, fsize);
   }
-  drt_status st = fsize ? drt_external_read(fd, 0, fsize, buf, path, "model") : DRT_OK;
+  drt_status st = fsize ? drt_external_read(fd, 0, fsize, buf, path, "file") : DRT_OK;
   close(fd);
   if (st) {
     free(buf);
     return st;
   }
-  /* external data is relative to the model's folder */
+  *out = buf;
+  *size = (size_t)fsize;
+  return DRT_OK;
+}
+
+drt_status drt_onnx_dir_of(const char *path, char **dir_out) {
   size_t plen = strlen(path);
   char *dir = malloc(plen + 2);
-  if (!dir) {
-    free(buf);
-    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "'%s'", path);
-  }
+  *dir_out = NULL;
+  if (!dir) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "'%s'", path);
   const char *slash = strrchr(path, '/');
   if (!slash) {
     strcpy(dir, ".");
@@ -782,7 +786,24 @@ drt_status drt_onnx_load_file(const char *path, const drt_onnx_options *opts, dr
     memcpy(dir, path, (size_t)(slash - path));
     dir[slash - path] = 0;
   }
-  st = load_bytes(buf, (size_t)fsize, buf, dir, path, opts, out); /* frees buf */
+  *dir_out = dir;
+  return DRT_OK;
+}
+
+drt_status drt_onnx_load_file(const char *path, const drt_onnx_options *opts, drt_graph **out) {
+  *out = NULL;
+  if (!path || !path[0]) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "empty model path");
+  unsigned char *buf;
+  size_t fsize;
+  DRT_RETURN_IF_ERROR(drt_onnx_read_file_bytes(path, opts ? opts->max_bytes : 0, &buf, &fsize));
+  /* external data is relative to the model's folder */
+  char *dir;
+  drt_status st = drt_onnx_dir_of(path, &dir);
+  if (st) {
+    free(buf);
+    return st;
+  }
+  st = load_bytes(buf, fsize, buf, dir, path, opts, out); /* frees buf */
   free(dir);
   return st;
 }

@@ -41,6 +41,7 @@ drt_status drt_onnx_account_bytes(drt_onnx_ctx *ctx, uint64_t bytes, const char 
 bool drt_onnx_dtype(int32_t t, drt_dtype *out) {
   switch (t) {
     case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 9: case 10: case 11: case 12: case 13: case 16:
+    case 17: case 18: case 19: case 20: case 21: case 22: case 23: case 24: case 25: case 26: case 27: case 28:
       *out = (drt_dtype)t;
       return true;
     default:
@@ -108,6 +109,48 @@ done:
   return st;
 }
 
+/* int4/uint4/float4 (two per byte), int2/uint2 (four per byte) and float6 (a 6-bit stream)
+ * arrive packed: in raw_data or external data as ceil(n * bits / 8) bytes, in int32_data as
+ * one packed byte per entry for 4- and 2-bit types and one code per entry for float6
+ * (onnx.proto). They are unpacked to one byte per element. */
+static drt_status decode_packed(drt_onnx_ctx *ctx, const Onnx__TensorProto *t, const char *what, drt_dtype dt,
+                                size_t n, const char *desc, void **data) {
+  int bits = drt_dtype_bits(dt);
+  size_t packed = drt_lowp_packed_bytes(dt, n);
+  unsigned char *p = NULL;
+  const unsigned char *src = NULL;
+  void *ext = NULL;
+  if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+    DRT_RETURN_IF_ERROR(read_external(ctx, t, what, packed, desc, &ext));
+    src = ext;
+  } else if (t->has_raw_data && (t->raw_data.len > 0 || t->n_int32_data == 0)) {
+    if (t->raw_data.len != packed)
+      return DRT_ERROR(DRT_STATUS_CORRUPT, "%s: raw_data holds %zu bytes, expected %zu for %s (packed %d-bit)", what,
+                       t->raw_data.len, packed, desc, bits);
+    src = t->raw_data.data;
+  } else {
+    size_t want = bits == 6 ? n : packed;
+    if (t->n_int32_data != want)
+      return DRT_ERROR(DRT_STATUS_CORRUPT, "%s: int32_data holds %zu values, expected %zu for %s (packed %d-bit)",
+                       what, t->n_int32_data, want, desc, bits);
+  }
+  DRT_RETURN_IF_ERROR(drt_onnx_account_bytes(ctx, n, what));
+  p = drt_arena_alloc(ctx->g->arena, n ? n : 1);
+  if (!p) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "%s: allocating %zu bytes", what, n);
+  if (src) {
+    drt_lowp_unpack(dt, p, src, n);
+  } else if (bits == 6) {
+    for (size_t i = 0; i < n; i++) p[i] = drt_lowp_canonical(dt, (uint8_t)((uint32_t)t->int32_data[i] & 0x3fu));
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      size_t bit = i * (size_t)bits;
+      p[i] = drt_lowp_canonical(dt, (uint8_t)(((uint32_t)t->int32_data[bit / 8] & 0xffu) >> (bit % 8)));
+    }
+  }
+  *data = p;
+  return DRT_OK;
+}
+
 drt_status drt_onnx_tensor_decode(drt_onnx_ctx *ctx, const Onnx__TensorProto *t, const char *what, drt_dtype *dt,
                                   drt_shape *shape, void **data, size_t *nbytes) {
   if (!t) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: missing tensor", what);
@@ -140,6 +183,7 @@ drt_status drt_onnx_tensor_decode(drt_onnx_ctx *ctx, const Onnx__TensorProto *t,
   snprintf(desc, sizeof desc, "%s %s", drt_onnx_dtype_name(ot), sbuf);
   *nbytes = nb;
   *data = NULL;
+  if (drt_dtype_bits(*dt) < 8) return decode_packed(ctx, t, what, *dt, (size_t)numel, desc, data);
 
   if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
     return read_external(ctx, t, what, nb, desc, data);
@@ -187,7 +231,8 @@ drt_status drt_onnx_tensor_decode(drt_onnx_ctx *ctx, const Onnx__TensorProto *t,
       case DRT_DTYPE_BOOL:
         for (size_t i = 0; i < n; i++) p[i] = t->int32_data[i] != 0;
         break;
-      case DRT_DTYPE_INT8: case DRT_DTYPE_UINT8:
+      case DRT_DTYPE_INT8: case DRT_DTYPE_UINT8: case DRT_DTYPE_FLOAT8E4M3FN: case DRT_DTYPE_FLOAT8E4M3FNUZ:
+      case DRT_DTYPE_FLOAT8E5M2: case DRT_DTYPE_FLOAT8E5M2FNUZ: case DRT_DTYPE_FLOAT8E8M0:
         for (size_t i = 0; i < n; i++) p[i] = (unsigned char)((uint32_t)t->int32_data[i] & 0xffu);
         break;
       case DRT_DTYPE_INT16: case DRT_DTYPE_UINT16: case DRT_DTYPE_FLOAT16: case DRT_DTYPE_BFLOAT16:

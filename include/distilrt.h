@@ -63,11 +63,30 @@ typedef enum drt_dtype {
   DRT_DTYPE_UINT32 = 12,
   DRT_DTYPE_UINT64 = 13,
   DRT_DTYPE_BFLOAT16 = 16,
+  /* Low-precision storage types (the operands of Cast, CastLike, QuantizeLinear and
+   * DequantizeLinear, and of the ops that only move data). In a drt_tensor every one of them
+   * takes ONE BYTE PER ELEMENT, whatever its width in an ONNX file: a float8 or float4/float6
+   * holds its bit pattern (float4/float6 in the low bits), int4/int2 a sign-extended int8 and
+   * uint4/uint2 a uint8. Packing to 4, 2 or 6 bits happens only when reading or writing
+   * ONNX tensors (see drt_onnx_tensor_read_file in frontend/onnx.h). */
+  DRT_DTYPE_FLOAT8E4M3FN = 17,   /* no inf, NaN = S.1111.111, max 448 */
+  DRT_DTYPE_FLOAT8E4M3FNUZ = 18, /* no inf, no -0, NaN = 0x80, max 240 */
+  DRT_DTYPE_FLOAT8E5M2 = 19,     /* IEEE-like: inf and NaN, max 57344 */
+  DRT_DTYPE_FLOAT8E5M2FNUZ = 20, /* no inf, no -0, NaN = 0x80, max 57344 */
+  DRT_DTYPE_UINT4 = 21,
+  DRT_DTYPE_INT4 = 22,
+  DRT_DTYPE_FLOAT4E2M1 = 23,     /* no inf/NaN, max 6 */
+  DRT_DTYPE_FLOAT8E8M0 = 24,     /* exponent only: 2^(e-127), NaN = 0xFF */
+  DRT_DTYPE_UINT2 = 25,
+  DRT_DTYPE_INT2 = 26,
+  DRT_DTYPE_FLOAT6E2M3 = 27,     /* no inf/NaN, max 7.5 */
+  DRT_DTYPE_FLOAT6E3M2 = 28,     /* no inf/NaN, max 28 */
 } drt_dtype;
 
 /* Name of a dtype ("float32", "float16", ...); "unknown" for unknown values. Thread-safe. */
 DRT_API const char *drt_dtype_name(drt_dtype dtype);
-/* Size in bytes of one element; 0 for unknown/unsupported dtypes. Thread-safe. */
+/* Size in bytes of one element in memory (1 for every low-precision type, see above); 0 for
+ * unknown/unsupported dtypes. Thread-safe. */
 DRT_API size_t drt_dtype_size(drt_dtype dtype);
 
 /* Logging. The library emits messages only through this callback. */

@@ -27,6 +27,18 @@ const char *drt_dtype_name(drt_dtype dt) {
     case DRT_DTYPE_UINT32: return "uint32";
     case DRT_DTYPE_UINT64: return "uint64";
     case DRT_DTYPE_BFLOAT16: return "bfloat16";
+    case DRT_DTYPE_FLOAT8E4M3FN: return "float8e4m3fn";
+    case DRT_DTYPE_FLOAT8E4M3FNUZ: return "float8e4m3fnuz";
+    case DRT_DTYPE_FLOAT8E5M2: return "float8e5m2";
+    case DRT_DTYPE_FLOAT8E5M2FNUZ: return "float8e5m2fnuz";
+    case DRT_DTYPE_UINT4: return "uint4";
+    case DRT_DTYPE_INT4: return "int4";
+    case DRT_DTYPE_FLOAT4E2M1: return "float4e2m1";
+    case DRT_DTYPE_FLOAT8E8M0: return "float8e8m0";
+    case DRT_DTYPE_UINT2: return "uint2";
+    case DRT_DTYPE_INT2: return "int2";
+    case DRT_DTYPE_FLOAT6E2M3: return "float6e2m3";
+    case DRT_DTYPE_FLOAT6E3M2: return "float6e3m2";
     case DRT_DTYPE_UNDEFINED: return "undefined";
   }
   return "unknown";
@@ -37,6 +49,18 @@ size_t drt_dtype_size(drt_dtype dt) {
     case DRT_DTYPE_BOOL:
     case DRT_DTYPE_UINT8:
     case DRT_DTYPE_INT8: return 1;
+    case DRT_DTYPE_FLOAT8E4M3FN:
+    case DRT_DTYPE_FLOAT8E4M3FNUZ:
+    case DRT_DTYPE_FLOAT8E5M2:
+    case DRT_DTYPE_FLOAT8E5M2FNUZ:
+    case DRT_DTYPE_UINT4:
+    case DRT_DTYPE_INT4:
+    case DRT_DTYPE_FLOAT4E2M1:
+    case DRT_DTYPE_FLOAT8E8M0:
+    case DRT_DTYPE_UINT2:
+    case DRT_DTYPE_INT2:
+    case DRT_DTYPE_FLOAT6E2M3:
+    case DRT_DTYPE_FLOAT6E3M2: return 1; /* one byte per element in memory (distilrt.h) */
     case DRT_DTYPE_UINT16:
     case DRT_DTYPE_INT16:
     case DRT_DTYPE_FLOAT16:
@@ -140,7 +164,7 @@ double drt_load_f64(drt_dtype dt, const void *p, size_t i) {
     case DRT_DTYPE_UINT16: return ((const uint16_t *)p)[i];
     case DRT_DTYPE_UINT32: return ((const uint32_t *)p)[i];
     case DRT_DTYPE_UINT64: return (double)((const uint64_t *)p)[i];
-    default: return 0;
+    default: return drt_dtype_is_lowp(dt) ? drt_lowp_to_f64(dt, ((const uint8_t *)p)[i]) : 0;
   }
 }
 
@@ -155,6 +179,10 @@ int64_t drt_load_i64(drt_dtype dt, const void *p, size_t i) {
     case DRT_DTYPE_UINT16: return ((const uint16_t *)p)[i];
     case DRT_DTYPE_UINT32: return ((const uint32_t *)p)[i];
     case DRT_DTYPE_UINT64: return (int64_t)((const uint64_t *)p)[i];
+    case DRT_DTYPE_INT4:
+    case DRT_DTYPE_INT2: return ((const int8_t *)p)[i];
+    case DRT_DTYPE_UINT4:
+    case DRT_DTYPE_UINT2: return ((const uint8_t *)p)[i];
     default: {
       double d = drt_load_f64(dt, p, i);
       if (d != d) return 0;
@@ -267,6 +295,10 @@ static bool convert_fast(drt_dtype dd, void *dst, drt_dtype sd, const void *src,
 }
 
 void drt_convert(drt_dtype dd, void *dst, drt_dtype sd, const void *src, size_t n) {
+  if (drt_dtype_is_lowp(dd) || drt_dtype_is_lowp(sd)) {
+    drt_convert_ex(dd, dst, sd, src, n, NULL);
+    return;
+  }
   if (dd == sd) {
     memcpy(dst, src, n * drt_dtype_size(dd));
     return;

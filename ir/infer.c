@@ -45,6 +45,10 @@ drt_status drt_infer_node(drt_graph *g, drt_node *n) {
     if (!drt_dtype_is_supported(v->dtype))
       return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: input %d '%s' has unsupported dtype %s",
                        drt_node_describe(n, d, sizeof d), i, v->name, drt_dtype_name(v->dtype));
+    if (drt_dtype_is_lowp(v->dtype) && !drt_op_takes_lowp(n->op))
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: input %d '%s' has dtype %s, which %s does not take "
+                       "(only Cast, CastLike, QuantizeLinear, DequantizeLinear and data movement do)",
+                       drt_node_describe(n, d, sizeof d), i, v->name, drt_dtype_name(v->dtype), drt_op_name(n->op));
   }
   drt_infer_fn fn = drt_infer_find(n->op);
   if (!fn)
@@ -56,6 +60,9 @@ drt_status drt_infer_node(drt_graph *g, drt_node *n) {
     if (!v->has_shape || v->dtype == DRT_DTYPE_UNDEFINED)
       return DRT_ERROR(DRT_STATUS_INTERNAL, "%s: inference left output %d '%s' untyped",
                        drt_node_describe(n, d, sizeof d), i, v->name);
+    if (drt_dtype_is_lowp(v->dtype) && !drt_op_takes_lowp(n->op))
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: output %d '%s' would have dtype %s, which %s does not produce",
+                       drt_node_describe(n, d, sizeof d), i, v->name, drt_dtype_name(v->dtype), drt_op_name(n->op));
     int64_t numel = drt_shape_numel(&v->shape);
     drt_tensor t = {v->dtype, v->shape, NULL};
     if (numel < 0 || (numel > 0 && drt_tensor_nbytes(&t) == 0))

@@ -48,8 +48,10 @@ static uint32_t data_mask(drt_op op) {
     case DRT_OP_GREATER_OR_EQUAL:
     case DRT_OP_IDENTITY:
     case DRT_OP_CAST:
-    case DRT_OP_CAST_LIKE: return DRT_DT_ALL;
-    default: return DRT_DT_FLOATS; /* float-only unary ops, IsNaN/IsInf, Dropout, Mean */
+    case DRT_OP_CAST_LIKE: return DRT_DT_ANY;
+    case DRT_OP_ISNAN:
+    case DRT_OP_ISINF: return DRT_DT_FLOATS | DRT_DT_FLOAT8;
+    default: return DRT_DT_FLOATS; /* float-only unary ops, Dropout, Mean */
   }
 }
 
@@ -191,7 +193,10 @@ static drt_status infer_clip(drt_graph *g, drt_node *n) {
 
 static drt_status infer_cast(drt_graph *g, drt_node *n) {
   (void)g;
-  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ANY));
+  const char *rm = drt_node_attr_string(n, "round_mode", "up");
+  if (strcmp(rm, "up") && strcmp(rm, "down") && strcmp(rm, "nearest"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute round_mode is '%s', expected up, down or nearest", rm);
   const drt_attr *to = drt_node_attr(n, "to");
   if (!to || to->type != DRT_ATTR_INT)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "integer attribute 'to' is required");
@@ -243,18 +248,21 @@ drt_status drt_quant_layout(const drt_node *n, const drt_shape *x, const drt_sha
 }
 
 #define QUANT_INT_TYPES (DT(INT8) | DT(UINT8) | DT(INT16) | DT(UINT16))
+/* QuantizeLinear's y and DequantizeLinear's x (opset 28): 8/16-bit integers, int4/uint4/int2/
+ * uint2, float8, float4 and float6 (float8e8m0 is a scale type only). */
+#define QUANT_TYPES (QUANT_INT_TYPES | DRT_DT_LOWP_INTS | (DRT_DT_LOWP_FLOATS & ~DT(FLOAT8E8M0)))
 
 static drt_status infer_quantize(drt_graph *g, drt_node *n) {
   (void)g;
   bool dq = n->op == DRT_OP_DEQUANTIZE_LINEAR;
   const drt_value *x = n->inputs[0], *scale = n->inputs[1], *zp = drt_node_input(n, 2);
-  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, dq ? QUANT_INT_TYPES | DT(INT32) : DRT_DT_FLOATS | DT(INT32)));
-  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, dq ? QUANT_TYPES | DT(INT32) : DRT_DT_FLOATS | DT(INT32)));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_FLOATS | DT(FLOAT8E8M0) | (dq ? 0 : DT(INT32))));
   drt_quant_geom q;
   DRT_RETURN_IF_ERROR(drt_quant_layout(n, &x->shape, &scale->shape, &q));
   drt_dtype qt = zp ? zp->dtype : DRT_DTYPE_UINT8;
   if (zp) {
-    DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, QUANT_INT_TYPES | (dq ? DT(INT32) : 0)));
+    DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, QUANT_TYPES | (dq ? DT(INT32) : 0)));
     if (!drt_shape_equal(&zp->shape, &scale->shape) &&
         !(drt_shape_numel(&zp->shape) == 1 && drt_shape_numel(&scale->shape) == 1))
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "zero point (input 2) and scale (input 1) must have one shape");
@@ -265,13 +273,21 @@ static drt_status infer_quantize(drt_graph *g, drt_node *n) {
   const drt_attr *od = drt_node_attr(n, "output_dtype");
   drt_dtype out_dt = dq ? scale->dtype : qt;
   if (od && od->type == DRT_ATTR_INT && od->i != 0) {
-    if (od->i < 0 || od->i > 64 || !(DRT_DT_BIT((drt_dtype)od->i) & (dq ? DRT_DT_FLOATS : QUANT_INT_TYPES)))
+    if (od->i < 0 || od->i > 64 || !(DRT_DT_BIT((drt_dtype)od->i) & (dq ? DRT_DT_FLOATS : QUANT_TYPES)))
       return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute output_dtype = %" PRId64 " is not supported", od->i);
     if (!dq && zp && (drt_dtype)od->i != zp->dtype)
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "output_dtype %s differs from the zero point's dtype %s",
                        drt_dtype_name((drt_dtype)od->i), drt_dtype_name(zp->dtype));
     out_dt = (drt_dtype)od->i;
   }
+  if (dq && !(DRT_DT_BIT(out_dt) & DRT_DT_FLOATS))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the scale has dtype %s: attribute output_dtype must give the "
+                     "output's float type", drt_dtype_name(out_dt));
+  const drt_attr *prec = drt_node_attr(n, "precision");
+  if (!dq && prec && prec->type == DRT_ATTR_INT && prec->i != 0 && prec->i != DRT_DTYPE_FLOAT32 &&
+      prec->i != DRT_DTYPE_FLOAT16 && prec->i != DRT_DTYPE_BFLOAT16)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute precision = %" PRId64 " is not supported (float, float16 "
+                     "or bfloat16)", prec->i);
   drt_infer_set(n, 0, out_dt, &x->shape);
   return DRT_OK;
 }
@@ -305,24 +321,24 @@ static drt_status infer_swiglu(drt_graph *g, drt_node *n) {
 /* BitCast: reinterprets the bytes as attribute `to`, which must have the input's width. */
 static drt_status infer_bit_cast(drt_graph *g, drt_node *n) {
   (void)g;
-  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ANY));
   const drt_attr *to = drt_node_attr(n, "to");
   if (!to || to->type != DRT_ATTR_INT)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "integer attribute 'to' is required");
   drt_dtype dt = (drt_dtype)to->i, src = n->inputs[0]->dtype;
   if (to->i < 0 || to->i > 64 || !drt_dtype_is_supported(dt))
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute 'to' = %" PRId64 " is not a supported dtype", to->i);
-  if (drt_dtype_size(dt) != drt_dtype_size(src))
-    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "cannot reinterpret %s (%zu bytes) as %s (%zu bytes)",
-                     drt_dtype_name(src), drt_dtype_size(src), drt_dtype_name(dt), drt_dtype_size(dt));
+  if (drt_dtype_bits(dt) != drt_dtype_bits(src))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "cannot reinterpret %s (%d bits) as %s (%d bits)",
+                     drt_dtype_name(src), drt_dtype_bits(src), drt_dtype_name(dt), drt_dtype_bits(dt));
   drt_infer_set(n, 0, dt, &n->inputs[0]->shape);
   return DRT_OK;
 }
 
 static drt_status infer_cast_like(drt_graph *g, drt_node *n) {
   (void)g;
-  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
-  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_ALL));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ANY));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_ANY));
   drt_infer_set(n, 0, n->inputs[1]->dtype, &n->inputs[0]->shape);
   return DRT_OK;
 }
@@ -331,7 +347,7 @@ static drt_status infer_cast_like(drt_graph *g, drt_node *n) {
  * a non-zero ratio draws random numbers and is not supported. */
 static drt_status infer_dropout(drt_graph *g, drt_node *n) {
   (void)g;
-  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS | DRT_DT_FLOAT8));
   const drt_value *x = n->inputs[0];
   const drt_value *ratio = drt_node_input(n, 1), *training = drt_node_input(n, 2);
   if (n->opset >= 12) {

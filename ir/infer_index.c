@@ -828,7 +828,7 @@ static drt_status infer_stft(drt_graph *gr, drt_node *n) {
  * (attribute axis, default -2, never 0) of length <= max_seq, write_indices [B] int64. */
 static drt_status infer_tensor_scatter(drt_graph *g, drt_node *n) {
   (void)g;
-  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ALL));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ANY));
   const drt_value *c = n->inputs[0], *u = n->inputs[1], *wi = drt_node_input(n, 2);
   if (u->dtype != c->dtype) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "update and past_cache dtypes differ");
   int axis;

@@ -36,3 +36,29 @@ const char *drt_fusion_class_name(drt_fusion_class fc) {
   }
   return "?";
 }
+
+bool drt_op_takes_lowp(drt_op op) {
+  switch (op) {
+    case DRT_OP_CAST:
+    case DRT_OP_CAST_LIKE:
+    case DRT_OP_QUANTIZE_LINEAR:
+    case DRT_OP_DEQUANTIZE_LINEAR:
+    case DRT_OP_BIT_CAST:
+    case DRT_OP_IDENTITY:
+    case DRT_OP_DROPOUT:
+    case DRT_OP_ISNAN:
+    case DRT_OP_ISINF:
+    case DRT_OP_RESHAPE:
+    case DRT_OP_TRANSPOSE:
+    case DRT_OP_FLATTEN:
+    case DRT_OP_SQUEEZE:
+    case DRT_OP_UNSQUEEZE:
+    case DRT_OP_PAD:
+    case DRT_OP_TENSOR_SCATTER:
+    case DRT_OP_SHAPE:
+    case DRT_OP_SIZE:
+    case DRT_OP_CONSTANT:
+    case DRT_OP_CONSTANT_OF_SHAPE: return true;
+    default: return false;
+  }
+}

@@ -32,5 +32,10 @@ const char *drt_op_name(drt_op op);
 /* Looks up an ONNX op_type (default domain); returns false if unknown. */
 bool drt_op_from_name(const char *name, drt_op *out);
 const char *drt_fusion_class_name(drt_fusion_class fc);
+/* Whether the op takes or produces the low-precision storage types (float8, float4, int4, ...):
+ * the ops whose ONNX type constraints list them (Cast, CastLike, QuantizeLinear,
+ * DequantizeLinear, and ops that only move or describe data). Shape inference refuses them
+ * anywhere else, so no arithmetic kernel ever sees one. */
+bool drt_op_takes_lowp(drt_op op);
 
 #endif

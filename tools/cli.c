@@ -229,6 +229,34 @@ drt_status drt_cli_check_memory(uint64_t budget, const char *what, uint64_t weig
                    what, need, mib(need), mib(weights), mib(activations), other_what, mib(other), budget);
 }
 
+static bool has_suffix(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+bool drt_cli_is_tensor_proto_path(const char *path) { return has_suffix(path, ".pb"); }
+
+drt_status drt_cli_read_tensor(const char *path, drt_tensor *out) {
+  if (drt_cli_is_tensor_proto_path(path)) return drt_onnx_tensor_read_file(path, 0, out, NULL);
+  return drt_npy_read_file(path, out);
+}
+
+drt_status drt_cli_write_tensor(const char *path, const char *name, const drt_tensor *t) {
+  if (!drt_cli_is_tensor_proto_path(path)) {
+    drt_status st = drt_npy_write_file(path, t);
+    if (st && drt_status_code_of(st) == DRT_STATUS_UNSUPPORTED)
+      st = drt_status_annotate(st, "output '%s': write it as an ONNX TensorProto instead (a FILE.pb name, or "
+                               "--output-format pb)", name);
+    return st;
+  }
+  void *bytes;
+  size_t size;
+  DRT_RETURN_IF_ERROR_CTX(drt_onnx_tensor_serialize(name, t, &bytes, &size), "'%s'", path);
+  drt_status st = drt_write_file_atomic(path, bytes, size);
+  free(bytes);
+  return st;
+}
+
 drt_status drt_cli_check_file_size(uint64_t budget, const char *path) {
   struct stat sb;
   if (!budget || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size <= budget) return DRT_OK;

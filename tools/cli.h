@@ -57,6 +57,11 @@ drt_status drt_cli_check_memory(uint64_t budget, const char *what, uint64_t weig
                                 uint64_t other, const char *other_what);
 /* The same for one file about to be read whole (stat only; a missing file is left to the reader). */
 drt_status drt_cli_check_file_size(uint64_t budget, const char *path);
+/* Tensor files: FILE.pb is an ONNX TensorProto (any ONNX element type, e.g. bfloat16, float8,
+ * int4), anything else .npy. Writes are atomic (temporary file + rename). */
+bool drt_cli_is_tensor_proto_path(const char *path);
+drt_status drt_cli_read_tensor(const char *path, drt_tensor *out);
+drt_status drt_cli_write_tensor(const char *path, const char *name, const drt_tensor *t);
 
 /* --backend auto|cpu|cuda (drt run, generate, bench). False for anything else. */
 bool drt_cli_parse_backend(const char *text, drt_backend *out);

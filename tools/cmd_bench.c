@@ -55,7 +55,7 @@ static int prepare_inputs(drt_session *s, const drt_plan *p, int bucket, const c
       char name[256];
       const char *file;
       if (!drt_cli_split_kv(in_args[k], name, sizeof name, &file) || strcmp(name, d.name) != 0) continue;
-      drt_status st = drt_npy_read_file(file, &t);
+      drt_status st = drt_cli_read_tensor(file, &t);
       if (st) return drt_cli_fail("bench", drt_status_annotate(st, "input '%s'", name));
       from_file = true;
     }

@@ -381,7 +381,7 @@ int drt_cmd_compile(int argc, char **argv) {
     }
     memset(&uncond_vals[i], 0, sizeof uncond_vals[i]);
     if (strcmp(file, "zeros") != 0) {
-      st = drt_npy_read_file(file, &uncond_vals[i]);
+      st = drt_cli_read_tensor(file, &uncond_vals[i]);
       if (st) st = drt_status_annotate(st, "--cfg-uncond %s", uncond_names[i]);
     }
     n_uncond_loaded = i + 1;

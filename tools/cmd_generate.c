@@ -40,7 +40,7 @@ static int set_inputs_from_files(drt_session *s, const drt_plan *p, const char *
     const char *file;
     if (!drt_cli_split_kv(args[i], name, sizeof name, &file))
       return drt_cli_usage_error("generate", "--input expects NAME=FILE.npy, got '%s'", args[i]);
-    drt_status st = drt_npy_read_file(file, &held[*n_held]);
+    drt_status st = drt_cli_read_tensor(file, &held[*n_held]);
     if (st) return drt_cli_fail("generate", drt_status_annotate(st, "input '%s'", name));
     drt_tensor *t = &held[(*n_held)++];
     if (drt_session_set_input(s, name, t->dtype, t->shape.rank, t->shape.dims, t->data, drt_tensor_nbytes(t)) !=
@@ -195,7 +195,7 @@ int drt_cmd_generate(int argc, char **argv) {
   }
   if (noise_file && latent) {
     drt_tensor t;
-    drt_status st = drt_npy_read_file(noise_file, &t);
+    drt_status st = drt_cli_read_tensor(noise_file, &t);
     if (st) {
       rc = drt_cli_fail("generate", drt_status_annotate(st, "--noise"));
       goto done;
@@ -240,7 +240,7 @@ int drt_cmd_generate(int argc, char **argv) {
   for (int k = 0; k < d.rank; k++) res.shape.dims[k] = d.dims[k];
   res.data = (void *)data;
   if (out) {
-    drt_status st = drt_npy_write_file(out, &res);
+    drt_status st = drt_cli_write_tensor(out, "sample", &res);
     if (st) {
       rc = drt_cli_fail("generate", st);
       goto done;

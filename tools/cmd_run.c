@@ -19,15 +19,17 @@
 
 static void run_usage(FILE *f) {
   fprintf(f,
-          "usage: drt run MODEL.onnx [--input NAME=FILE.npy ...] [--output NAME=FILE.npy ... | --output-dir DIR]\n"
-          "               [--shape NAME=DIMS ...] [--threads N] [--repeat N] [--max-memory BYTES]\n"
+          "usage: drt run MODEL.onnx [--input NAME=FILE ...] [--output NAME=FILE ... | --output-dir DIR\n"
+          "               [--output-format npy|pb]] [--shape NAME=DIMS ...] [--threads N] [--repeat N] [--max-memory BYTES]\n"
           "               [--backend auto|cpu|cuda] [--cuda-source FILE] [-v]\n\n"
           "Runs one evaluation (plans on the backend chosen below; ONNX models on the CPU, or with\n"
           "--backend cuda rendered as a CUDA program and compiled by NVRTC for the GPU now, in fp32;\n"
-          "--cuda-source FILE also writes that program's source, e.g. for tests/cuda_emu). Inputs are .npy files (C order, little endian) matched to the\n"
-          "model's inputs by name; symbolic dims are bound from them. --shape binds an input shape or a\n"
-          "symbolic dim by name (e.g. --shape batch=2). --output-dir writes every output as <name>.npy\n"
-          "(characters outside [A-Za-z0-9._-] become '_'). Outputs are written to a temporary file and\n"
+          "--cuda-source FILE also writes that program's source, e.g. for tests/cuda_emu). Inputs are matched to the\n"
+          "model's inputs by name; symbolic dims are bound from them. A tensor FILE is .npy (C order, little\n"
+          "endian) or, named FILE.pb, an ONNX TensorProto (as in ONNX test data sets; the only form of\n"
+          "bfloat16, float8, int4 and the other types numpy lacks). --shape binds an input shape or a\n"
+          "symbolic dim by name (e.g. --shape batch=2). --output-dir writes every output as <name>.npy,\n"
+          "or <name>.pb with --output-format pb (characters outside [A-Za-z0-9._-] become '_'). Outputs are written to a temporary file and\n"
           "renamed, so a failure never leaves a partial file. Without outputs, prints a summary.\n"
           "Inputs with at most 256 elements are specialized to constants for this run (so shape-like\n"
           "operands given as inputs fold); --no-specialize keeps every input dynamic.\n"
@@ -81,7 +83,9 @@ typedef struct out_files {
   int n, cap;
 } out_files;
 
-static drt_status write_output(out_files *w, const char *path, const drt_tensor *t) {
+static const char *g_out_ext = ".npy"; /* --output-format npy|pb, for --output-dir */
+
+static drt_status write_output(out_files *w, const char *path, const char *name, const drt_tensor *t) {
   struct stat sb;
   bool existed = stat(path, &sb) == 0;
   if (!existed && w->n == w->cap) {
@@ -93,7 +97,7 @@ static drt_status write_output(out_files *w, const char *path, const drt_tensor 
   }
   char *copy = existed ? NULL : strdup(path);
   if (!existed && !copy) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "writing '%s'", path);
-  drt_status st = drt_npy_write_file(path, t);
+  drt_status st = drt_cli_write_tensor(path, name, t);
   if (st || existed) free(copy);
   else w->created[w->n++] = copy;
   return st;
@@ -151,14 +155,14 @@ static int write_outputs_api(drt_session *s, const drt_plan *p, const char *out_
     if (out_dir) {
       char fn[256], path[4096];
       sanitize(d.name, fn, sizeof fn);
-      snprintf(path, sizeof path, "%s/%s.npy", out_dir, fn);
-      st = write_output(written, path, &t);
+      snprintf(path, sizeof path, "%s/%s%s", out_dir, fn, g_out_ext);
+      st = write_output(written, path, d.name, &t);
     } else if (n_out) {
       for (int i = 0; i < n_out && !st; i++) {
         char oname[256];
         const char *file;
         if (drt_cli_split_kv(out_args[i], oname, sizeof oname, &file) && strcmp(oname, d.name) == 0)
-          st = write_output(written, file, &t);
+          st = write_output(written, file, d.name, &t);
       }
     } else {
       summarize(d.name, &t);
@@ -255,7 +259,7 @@ static int run_plan(const char *path, const char **in_args, int n_in, const char
     const char *file;
     bool known = false;
     if (!drt_cli_split_kv(out_args[i], oname, sizeof oname, &file)) {
-      rc = drt_cli_usage_error("run", "--output expects NAME=FILE.npy, got '%s'", out_args[i]);
+      rc = drt_cli_usage_error("run", "--output expects NAME=FILE (.npy or .pb), got '%s'", out_args[i]);
       goto done;
     }
     for (int k = 0; k < drt_plan_num_outputs(p); k++) {
@@ -296,10 +300,10 @@ static int run_plan(const char *path, const char **in_args, int n_in, const char
     char name[256];
     const char *file;
     if (!drt_cli_split_kv(in_args[i], name, sizeof name, &file)) {
-      rc = drt_cli_usage_error("run", "--input expects NAME=FILE.npy, got '%s'", in_args[i]);
+      rc = drt_cli_usage_error("run", "--input expects NAME=FILE (.npy or .pb), got '%s'", in_args[i]);
       goto done;
     }
-    drt_status st = drt_npy_read_file(file, &tensors[i]);
+    drt_status st = drt_cli_read_tensor(file, &tensors[i]);
     if (st) {
       rc = drt_cli_fail("run", drt_status_annotate(st, "input '%s'", name));
       goto done;
@@ -385,6 +389,11 @@ int drt_cmd_run(int argc, char **argv) {
     } else if (drt_cli_opt(argc, argv, &i, "--output-dir", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       out_dir = v;
+    } else if (drt_cli_opt(argc, argv, &i, "--output-format", &v, &err)) {
+      if (err) return DRT_EXIT_USAGE;
+      if (strcmp(v, "npy") && strcmp(v, "pb"))
+        return drt_cli_usage_error("run", "--output-format expects npy or pb, got '%s'", v);
+      g_out_ext = strcmp(v, "pb") ? ".npy" : ".pb";
     } else if (drt_cli_opt(argc, argv, &i, "--shape", &v, &err)) {
       if (err) return DRT_EXIT_USAGE;
       if (n_shapes >= 64) return drt_cli_usage_error("run", "too many --shape options");
@@ -470,7 +479,7 @@ int drt_cmd_run(int argc, char **argv) {
   for (int i = 0; i < n_in; i++) {
     const char *file;
     if (!drt_cli_split_kv(in_args[i], in_names[i], sizeof in_names[i], &file)) {
-      rc = drt_cli_usage_error("run", "--input expects NAME=FILE.npy, got '%s'", in_args[i]);
+      rc = drt_cli_usage_error("run", "--input expects NAME=FILE (.npy or .pb), got '%s'", in_args[i]);
       goto done;
     }
     for (int k = 0; k < i; k++)
@@ -480,7 +489,7 @@ int drt_cmd_run(int argc, char **argv) {
       }
     in_name_ptrs[i] = in_names[i];
     st = drt_cli_check_file_size(max_memory, file);
-    if (!st) st = drt_npy_read_file(file, &in_tensors[i]);
+    if (!st) st = drt_cli_read_tensor(file, &in_tensors[i]);
     if (st) {
       st = drt_status_annotate(st, "input '%s'", in_names[i]);
       goto done;
@@ -514,7 +523,7 @@ int drt_cmd_run(int argc, char **argv) {
     char name[256];
     const char *file;
     if (!drt_cli_split_kv(out_args[i], name, sizeof name, &file)) {
-      rc = drt_cli_usage_error("run", "--output expects NAME=FILE.npy, got '%s'", out_args[i]);
+      rc = drt_cli_usage_error("run", "--output expects NAME=FILE (.npy or .pb), got '%s'", out_args[i]);
       goto done;
     }
     bool ok = false;
@@ -592,14 +601,14 @@ int drt_cmd_run(int argc, char **argv) {
     if (out_dir) {
       char fn[256], path[4096];
       sanitize(name, fn, sizeof fn);
-      snprintf(path, sizeof path, "%s/%s.npy", out_dir, fn);
-      st = write_output(&written, path, &graph_out[k]);
+      snprintf(path, sizeof path, "%s/%s%s", out_dir, fn, g_out_ext);
+      st = write_output(&written, path, name, &graph_out[k]);
     } else if (n_out) {
       for (int i = 0; i < n_out && !st; i++) {
         char oname[256];
         const char *file;
         drt_cli_split_kv(out_args[i], oname, sizeof oname, &file);
-        if (strcmp(oname, name) == 0) st = write_output(&written, file, &graph_out[k]);
+        if (strcmp(oname, name) == 0) st = write_output(&written, file, name, &graph_out[k]);
       }
     } else {
       summarize(name, &graph_out[k]);

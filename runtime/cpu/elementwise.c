@@ -363,6 +363,16 @@ DEF_CLASSIFY(double, f64)
 static drt_status k_classify(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
   isinf_params c = {drt_node_attr_int(n, "detect_positive", 1) != 0, drt_node_attr_int(n, "detect_negative", 1) != 0,
                     n->op == DRT_OP_ISNAN};
+  if (drt_dtype_is_lowp(in[0].dtype)) { /* float8: classify the decoded value */
+    int64_t cnt = drt_shape_numel(&in[0].shape);
+    const uint8_t *x = in[0].data;
+    uint8_t *y = out[0].data;
+    for (int64_t i = 0; i < cnt; i++) {
+      double v = drt_lowp_to_f64(in[0].dtype, x[i]);
+      y[i] = (uint8_t)(c.nan ? isnan(v) : isinf(v) && (v > 0 ? c.pos : c.neg));
+    }
+    return DRT_OK;
+  }
   unary_loop_fn fn = in[0].dtype == DRT_DTYPE_FLOAT32 ? classify_f32 : in[0].dtype == DRT_DTYPE_FLOAT64 ? classify_f64 : NULL;
   if (!fn) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "input dtype %s is not supported", drt_dtype_name(in[0].dtype));
   run_unary(ctx, fn, &in[0], &out[0], &c);
@@ -967,6 +977,11 @@ static drt_status k_bit_cast(drt_cpu_ctx *ctx, const drt_node *n, const drt_tens
   (void)ctx;
   (void)n;
   memcpy(out[0].data, in[0].data, drt_tensor_nbytes(&in[0]));
+  if (drt_dtype_bits(out[0].dtype) < 8) { /* sub-byte: keep the bits, in the target's byte form */
+    uint8_t *y = out[0].data;
+    for (int64_t i = 0, cnt = drt_shape_numel(&out[0].shape); i < cnt; i++)
+      y[i] = drt_lowp_canonical(out[0].dtype, y[i]);
+  }
   return DRT_OK;
 }
 
@@ -1016,6 +1031,7 @@ typedef struct cast_job {
   drt_dtype src_dt, dst_dt;
   const char *src;
   char *dst;
+  drt_cast_opts opts;
 } cast_job;
 
 static void cast_range(void *arg, int64_t b, int64_t e) {
@@ -1043,14 +1059,13 @@ static void cast_range(void *arg, int64_t b, int64_t e) {
     uint16_t *y = dst;
     for (int64_t i = 0; i < n; i++) y[i] = drt_f32_to_bf16(x[i]);
   } else {
-    drt_convert(j->dst_dt, dst, j->src_dt, src, (size_t)n);
+    drt_convert_ex(j->dst_dt, dst, j->src_dt, src, (size_t)n, &j->opts);
   }
 }
 
 /* Cast and CastLike: any supported dtype to any other (drt_convert semantics; `saturate`
- * only concerns float8 targets, which are not supported). */
+ * and `round_mode` concern the float8 / float8e8m0 targets, see ir/dtype_lowp.c). */
 static drt_status k_cast(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
-  (void)n;
   if (!drt_dtype_is_supported(in[0].dtype)) return unsupported_dtype(in[0].dtype);
   if (!drt_dtype_is_supported(out[0].dtype))
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "output dtype %s is not supported", drt_dtype_name(out[0].dtype));
@@ -1058,7 +1073,10 @@ static drt_status k_cast(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *
     copy_tensor(&in[0], &out[0]);
     return DRT_OK;
   }
-  cast_job j = {in[0].dtype, out[0].dtype, in[0].data, out[0].data};
+  const char *rm = drt_node_attr_string(n, "round_mode", "up");
+  cast_job j = {in[0].dtype, out[0].dtype, in[0].data, out[0].data,
+                {drt_node_attr_int(n, "saturate", 1) != 0,
+                 !strcmp(rm, "down") ? DRT_ROUND_DOWN : !strcmp(rm, "nearest") ? DRT_ROUND_NEAREST : DRT_ROUND_UP}};
   drt_parallel_for(ctx, drt_shape_numel(&out[0].shape), GRAIN, cast_range, &j);
   return DRT_OK;
 }

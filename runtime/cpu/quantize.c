@@ -4,6 +4,7 @@
  *   DequantizeLinear: y = (x - zero_point) * scale
  * Arithmetic in float32 (float16/bfloat16 operands are promoted by the executor), as the
  * reference does for float32 scales. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -24,9 +25,29 @@ static void qrange(drt_dtype dt, double *lo, double *hi) {
     case DRT_DTYPE_UINT8: *lo = 0, *hi = 255; break;
     case DRT_DTYPE_INT16: *lo = -32768, *hi = 32767; break;
     case DRT_DTYPE_UINT16: *lo = 0, *hi = 65535; break;
+    case DRT_DTYPE_INT4: *lo = -8, *hi = 7; break;
+    case DRT_DTYPE_UINT4: *lo = 0, *hi = 15; break;
+    case DRT_DTYPE_INT2: *lo = -2, *hi = 1; break;
+    case DRT_DTYPE_UINT2: *lo = 0, *hi = 3; break;
     default: *lo = -2147483648.0, *hi = 2147483647.0; break;
   }
 }
+
+/* x or a scale as float32 (float16/bfloat16 arrive promoted; int32 x, float8e8m0 scales) */
+static float load_f32(const drt_tensor *t, int64_t i) {
+  if (t->dtype == DRT_DTYPE_FLOAT32) return ((const float *)t->data)[i];
+  return (float)drt_load_f64(t->dtype, t->data, (size_t)i);
+}
+
+/* QuantizeLinear's `precision`: the division in float16 or bfloat16 (operands and quotient
+ * rounded to it), as the reference computes x.astype(p) / scale.astype(p). */
+static float round_to(drt_dtype p, float v) {
+  if (p == DRT_DTYPE_FLOAT16) return drt_f16_to_f32(drt_f32_to_f16(v));
+  if (p == DRT_DTYPE_BFLOAT16) return drt_bf16_to_f32(drt_f32_to_bf16(v));
+  return v;
+}
+
+static bool is_minifloat(drt_dtype dt) { return drt_dtype_is_lowp(dt) && !drt_dtype_is_lowp_int(dt); }
 
 static drt_status k_quantize(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
   (void)ctx;
@@ -34,24 +55,57 @@ static drt_status k_quantize(drt_cpu_ctx *ctx, const drt_node *n, const drt_tens
   drt_quant_geom q;
   DRT_RETURN_IF_ERROR(drt_quant_layout(n, &x->shape, &scale->shape, &q));
   int64_t total = drt_shape_numel(&x->shape);
-  const float *sc = scale->data;
   if (n->op == DRT_OP_QUANTIZE_LINEAR) {
+    drt_dtype yt = out[0].dtype, prec = (drt_dtype)drt_node_attr_int(n, "precision", 0);
+    size_t es = drt_dtype_size(yt);
+    if (is_minifloat(yt)) {
+      /* float8: y = cast(x / scale) (saturating unless saturate=0; the zero point of a
+         float8 type is 0 and not added, as in the reference); float4/float6: x / scale + zp,
+         always saturating */
+      drt_cast_opts o = {drt_node_attr_int(n, "saturate", 1) != 0, DRT_ROUND_UP};
+      bool f8 = DRT_DT_BIT(yt) & DRT_DT_FLOAT8;
+      for (int64_t e = 0; e < total; e++) {
+        int64_t s = scale_index(&q, e);
+        float v = round_to(prec, round_to(prec, load_f32(x, e)) / round_to(prec, load_f32(scale, s)));
+        if (zp && !f8) v += (float)drt_load_f64(zp->dtype, zp->data, (size_t)s);
+        ((uint8_t *)out[0].data)[e] = drt_lowp_from_f64(yt, v, &o);
+      }
+      return DRT_OK;
+    }
     double lo, hi;
-    qrange(out[0].dtype, &lo, &hi);
+    qrange(yt, &lo, &hi);
     for (int64_t e = 0; e < total; e++) {
       int64_t s = scale_index(&q, e);
-      float xv = x->dtype == DRT_DTYPE_INT32 ? (float)((const int32_t *)x->data)[e] : ((const float *)x->data)[e];
-      double v = rintf(xv / sc[s]) + (zp ? (double)drt_load_i64(zp->dtype, zp->data, (size_t)s) : 0.0);
+      float xv = round_to(prec, load_f32(x, e));
+      double v = rintf(round_to(prec, xv / round_to(prec, load_f32(scale, s)))) +
+                 (zp ? (double)drt_load_i64(zp->dtype, zp->data, (size_t)s) : 0.0);
       v = v != v ? 0 : v < lo ? lo : v > hi ? hi : v;
-      drt_convert(out[0].dtype, (uint8_t *)out[0].data + (size_t)e * drt_dtype_size(out[0].dtype), DRT_DTYPE_FLOAT64,
-                  &v, 1);
+      drt_convert(yt, (uint8_t *)out[0].data + (size_t)e * es, DRT_DTYPE_FLOAT64, &v, 1);
+    }
+  } else if (is_minifloat(x->dtype)) {
+    /* y = (x - zp) * scale in float32; float8 and float4 zero points must be 0 and are not
+       read (the reference checks float8's) */
+    bool use_zp = zp && !(DRT_DT_BIT(x->dtype) & DRT_DT_FLOAT8) && x->dtype != DRT_DTYPE_FLOAT4E2M1;
+    if (zp && (DRT_DT_BIT(x->dtype) & DRT_DT_FLOAT8)) {
+      int64_t nz = drt_shape_numel(&zp->shape);
+      for (int64_t i = 0; i < nz; i++)
+        if (drt_lowp_to_f64(zp->dtype, ((const uint8_t *)zp->data)[i]) != 0)
+          return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the zero point of a %s input must be 0 (element %" PRId64
+                           " is not)", drt_dtype_name(x->dtype), i);
+    }
+    float *y = out[0].data;
+    for (int64_t e = 0; e < total; e++) {
+      int64_t s = scale_index(&q, e);
+      float d = (float)drt_lowp_to_f64(x->dtype, ((const uint8_t *)x->data)[e]);
+      if (use_zp) d -= (float)drt_lowp_to_f64(zp->dtype, ((const uint8_t *)zp->data)[s]);
+      y[e] = d * load_f32(scale, s);
     }
   } else {
     float *y = out[0].data;
     for (int64_t e = 0; e < total; e++) {
       int64_t s = scale_index(&q, e);
       int64_t d = drt_load_i64(x->dtype, x->data, (size_t)e) - (zp ? drt_load_i64(zp->dtype, zp->data, (size_t)s) : 0);
-      y[e] = (float)d * sc[s];
+      y[e] = (float)d * load_f32(scale, s);
     }
   }
   return DRT_OK;

@@ -62,19 +62,26 @@ LIGHT_URL_PREFIX = "onnx/backend/test/data/light/"
 DEFAULT_DOMAINS = ("", "ai.onnx")
 CONTROL_FLOW_OPS = ("If", "Loop", "Scan")
 
-# ONNX element types distilrt handles (ir/dtype.h); BFLOAT16 is handled by distilrt but
-# has no numpy dtype, so it is refused in graph inputs/outputs (see classify()).
+# ONNX element types distilrt handles (include/distilrt.h): every numeric type but complex.
+# Graph inputs/outputs whose dtype numpy lacks (bfloat16, float8, int4, ...) travel as ONNX
+# TensorProto files (`drt run --input NAME=FILE.pb`, `--output-format pb`).
 SUPPORTED_ELEM_TYPES = {
     TensorProto.FLOAT, TensorProto.UINT8, TensorProto.INT8, TensorProto.UINT16,
     TensorProto.INT16, TensorProto.INT32, TensorProto.INT64, TensorProto.BOOL,
     TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.UINT32, TensorProto.UINT64,
     TensorProto.BFLOAT16,
-}
+} | {getattr(TensorProto, n) for n in (
+    "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4", "INT4",
+    "FLOAT4E2M1", "FLOAT8E8M0", "UINT2", "INT2", "FLOAT6E2M3", "FLOAT6E3M2") if hasattr(TensorProto, n)}
 NUMPY_IO_DTYPES = {
     np.dtype(t) for t in (np.float32, np.float16, np.float64, np.int8, np.int16, np.int32,
                           np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.bool_)
 }
-BF16_REASON = "bfloat16 I/O not expressible as .npy"
+NPY_ELEM_TYPES = {
+    TensorProto.FLOAT, TensorProto.UINT8, TensorProto.INT8, TensorProto.UINT16,
+    TensorProto.INT16, TensorProto.INT32, TensorProto.INT64, TensorProto.BOOL,
+    TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.UINT32, TensorProto.UINT64,
+}
 
 # `drt run` exit status meaning "valid model, but this op variant / dtype is not handled".
 DRT_EXIT_UNSUPPORTED = 3
@@ -261,8 +268,6 @@ def type_problem(tp: onnx.TypeProto, what: str, io: bool) -> str | None:
     et = tp.tensor_type.elem_type
     if et not in SUPPORTED_ELEM_TYPES:
         return f"{what} has dtype {elem_type_name(et)}"
-    if io and et == TensorProto.BFLOAT16:
-        return BF16_REASON
     return None
 
 
@@ -443,16 +448,18 @@ class Runner:
             # Inputs beyond the data set's count are optional inputs left unset (onnx's runner
             # feeds input_i.pb to graph input i and nothing to the rest).
             for i, (vi, arr) in enumerate(zip(inputs, ins)):
-                if arr.dtype not in NUMPY_IO_DTYPES:
-                    if arr.dtype.name == "bfloat16":
-                        res.status, res.reason = "unsupported", BF16_REASON
-                    else:
-                        res.status, res.reason = "unsupported", (
-                            f"input {vi.name!r} data has dtype {arr.dtype}")
-                    return
-                path = os.path.join(ds_dir, f"input_{i}.npy")
-                np.save(path, arr, allow_pickle=False)
+                if arr.dtype in NUMPY_IO_DTYPES:
+                    path = os.path.join(ds_dir, f"input_{i}.npy")
+                    np.save(path, arr, allow_pickle=False)
+                else:  # bfloat16, float8, int4, ...: an ONNX TensorProto file
+                    path = os.path.join(ds_dir, f"input_{i}.pb")
+                    with open(path, "wb") as f:
+                        f.write(numpy_helper.from_array(arr, vi.name).SerializeToString())
                 cmd += ["--input", f"{vi.name}={path}"]
+            out_ext = ".npy"
+            if any(vi.type.tensor_type.elem_type not in NPY_ELEM_TYPES for vi in outputs):
+                out_ext = ".pb"
+                cmd += ["--output-format", "pb"]
             cmd += ["--output-dir", out_dir]
             left = self.timeout - (time.monotonic() - t0)
             if left <= 0:
@@ -473,14 +480,14 @@ class Runner:
                 res.status, res.reason = "failed", f"drt exit {p.returncode}"
                 return
             for vi, ref in zip(outputs, refs):
-                path = os.path.join(out_dir, safe_name(vi.name) + ".npy")
+                path = os.path.join(out_dir, safe_name(vi.name) + out_ext)
                 if not os.path.exists(path):
                     res.status, res.reason = "failed", f"output {vi.name!r}: {os.path.basename(path)} not written"
                     return
                 try:
-                    got = np.load(path, allow_pickle=False)
+                    got = np.load(path, allow_pickle=False) if out_ext == ".npy" else read_tensor_pb(path)
                 except Exception as e:
-                    res.status, res.reason = "failed", f"output {vi.name!r}: unreadable .npy: {e}"
+                    res.status, res.reason = "failed", f"output {vi.name!r}: unreadable {out_ext}: {e}"
                     return
                 err = compare(vi.name, got, ref, case.rtol, case.atol)
                 if err:
