@@ -495,7 +495,16 @@ static drt_status emit_node(drt_cg *cg, uint32_t index, const drt_node *n) {
   if (!node_has_work(cg->graph, n)) return DRT_OK;
   drt_cg_emit_fn fn = (unsigned)n->op < DRT_OP_COUNT_ ? cg->by_op[n->op] : NULL;
   drt_status st;
-  if (fn) {
+  const drt_value *lowp = NULL; /* float8/int4/...: no kernel reads them yet, the host runs the node */
+  bool takes_lowp = n->op == DRT_OP_QUANTIZE_LINEAR || n->op == DRT_OP_DEQUANTIZE_LINEAR; /* checks its own */
+  for (int i = 0; i < n->num_inputs && !lowp && !takes_lowp; i++)
+    if (n->inputs[i] && drt_dtype_is_lowp(n->inputs[i]->dtype)) lowp = n->inputs[i];
+  for (int i = 0; i < n->num_outputs && !lowp && !takes_lowp; i++)
+    if (n->outputs[i] && drt_dtype_is_lowp(n->outputs[i]->dtype)) lowp = n->outputs[i];
+  if (lowp) {
+    st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "'%s' has dtype %s, which no CUDA kernel takes yet", lowp->name,
+                   drt_dtype_name(lowp->dtype));
+  } else if (fn) {
     st = fn(cg, n);
     if (!st && cg->err) {
       st = cg->err;

@@ -1029,8 +1029,23 @@ static const char *cast_expr(drt_dtype src, drt_dtype dst, char *buf, size_t n) 
   return buf;
 }
 
+/* "EB, MB, BIAS, KIND" of drt_mf_encode/drt_mf_decode for a minifloat dtype, NULL otherwise. */
+static const char *minifloat_params(drt_dtype dt) {
+  switch (dt) {
+    case DRT_DTYPE_FLOAT8E4M3FN: return "4, 3, 7, 1";
+    case DRT_DTYPE_FLOAT8E4M3FNUZ: return "4, 3, 8, 2";
+    case DRT_DTYPE_FLOAT8E5M2: return "5, 2, 15, 0";
+    case DRT_DTYPE_FLOAT8E5M2FNUZ: return "5, 2, 16, 2";
+    case DRT_DTYPE_FLOAT4E2M1: return "2, 1, 1, 3";
+    case DRT_DTYPE_FLOAT6E2M3: return "2, 3, 1, 3";
+    case DRT_DTYPE_FLOAT6E3M2: return "3, 2, 3, 3";
+    default: return NULL;
+  }
+}
+
 /* QuantizeLinear / DequantizeLinear: one kernel (kernels/elementwise.cuh, drt_quantize /
- * drt_dequantize) for every granularity of drt_quant_layout. */
+ * drt_dequantize, drt_quantize_mf / drt_dequantize_mf for float8/float4/float6) for every
+ * granularity of drt_quant_layout; int4/int2 are bytes with their own saturation range. */
 static drt_status emit_quantize(drt_cg *cg, const drt_node *n) {
   bool dq = n->op == DRT_OP_DEQUANTIZE_LINEAR;
   const drt_value *x = n->inputs[0], *sc = n->inputs[1], *zp = drt_node_input(n, 2), *y = n->outputs[0];
@@ -1039,22 +1054,54 @@ static drt_status emit_quantize(drt_cg *cg, const drt_node *n) {
   int64_t total = drt_shape_numel(&x->shape);
   if (total == 0) return DRT_OK;
   drt_dtype qt = dq ? x->dtype : y->dtype;
-  const char *TQ = qt == DRT_DTYPE_INT8 ? "signed char" : qt == DRT_DTYPE_UINT8 ? "unsigned char"
+  const char *TQ = qt == DRT_DTYPE_INT8 || qt == DRT_DTYPE_INT4 || qt == DRT_DTYPE_INT2 ? "signed char"
+                   : qt == DRT_DTYPE_UINT8 || qt == DRT_DTYPE_UINT4 || qt == DRT_DTYPE_UINT2 ? "unsigned char"
                    : qt == DRT_DTYPE_INT16 ? "short" : qt == DRT_DTYPE_UINT16 ? "unsigned short"
                    : qt == DRT_DTYPE_INT32 ? "int" : NULL;
-  if (!TQ || (zp && drt_cg_storage(cg, zp) != qt) || drt_cg_storage(cg, dq ? x : y) != qt)
-    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "quantized dtype %s has no CUDA kernel", drt_dtype_name(qt));
-  double lo = qt == DRT_DTYPE_INT8 ? -128 : qt == DRT_DTYPE_INT16 ? -32768 : qt == DRT_DTYPE_INT32 ? -2147483648.0 : 0;
+  const char *mf = minifloat_params(qt); /* float8/float4/float6: EB, MB, BIAS, KIND */
+  drt_dtype st = drt_cg_storage(cg, sc);
+  if ((!TQ && !mf) || (zp && drt_cg_storage(cg, zp) != qt) || drt_cg_storage(cg, dq ? x : y) != qt ||
+      drt_dtype_is_lowp(st))
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "quantized dtype %s%s has no CUDA kernel", drt_dtype_name(qt),
+                     drt_dtype_is_lowp(st) ? " with a float8e8m0 scale" : "");
+  double lo = qt == DRT_DTYPE_INT8 ? -128 : qt == DRT_DTYPE_INT16 ? -32768 : qt == DRT_DTYPE_INT32 ? -2147483648.0
+              : qt == DRT_DTYPE_INT4 ? -8 : qt == DRT_DTYPE_INT2 ? -2 : 0;
   double hi = qt == DRT_DTYPE_INT8 ? 127 : qt == DRT_DTYPE_UINT8 ? 255 : qt == DRT_DTYPE_INT16 ? 32767
-              : qt == DRT_DTYPE_UINT16 ? 65535 : 2147483647.0;
+              : qt == DRT_DTYPE_UINT16 ? 65535 : qt == DRT_DTYPE_INT4 ? 7 : qt == DRT_DTYPE_UINT4 ? 15
+              : qt == DRT_DTYPE_INT2 ? 1 : qt == DRT_DTYPE_UINT2 ? 3 : 2147483647.0;
   const char *it = total < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
-  const char *TS = drt_cg_ctype(cg, drt_cg_storage(cg, sc));
+  const char *TS = drt_cg_ctype(cg, st);
   const char *TF = drt_cg_ctype(cg, drt_cg_storage(cg, dq ? y : x));
   int64_t inner = q.mode ? q.inner : 1, len = q.mode ? q.len : 1, slen = q.mode ? q.slen : 1, blk = q.mode ? q.block : 1;
   char zarg[64];
-  snprintf(zarg, sizeof zarg, zp ? "(const %s *)a.u[3]" : "(const %s *)0", TQ);
+  snprintf(zarg, sizeof zarg, zp ? "(const %s *)a.u[3]" : "(const %s *)0", TQ ? TQ : "unsigned char");
   int32_t kern;
-  if (dq) {
+  if (mf) {
+    /* the zero point of float8 is 0 and not read (the CPU checks it on DequantizeLinear: such
+       a node stays on the host); float4 reads none either, float6 adds/subtracts it */
+    bool f8 = DRT_DT_BIT(qt) & DRT_DT_FLOAT8, use_zp = zp && !f8 && qt != DRT_DTYPE_FLOAT4E2M1;
+    if (dq && zp && f8) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "a float8 zero point is checked on the host");
+    if (drt_node_attr_int(n, "precision", 0) != 0 && drt_node_attr_int(n, "precision", 0) != DRT_DTYPE_FLOAT32)
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "QuantizeLinear precision other than float32");
+    if (dq)
+      DRT_RETURN_IF_ERROR(drt_cg_kernel(
+          cg, 256, &kern,
+          "extern \"C\" __global__ void __launch_bounds__(256) @NAME@(drt_kargs a) {\n"
+          "  drt_dequantize_mf<%d, %s, %s, %s, %s, %s>((%s *)a.u[0], (const unsigned char *)a.u[1], (const %s *)a.u[2], "
+          "%s, (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ");\n}",
+          (int)q.mode, mf, use_zp ? "true" : "false", TF, TS, it, TF, TS, zarg, it, total, it, inner, it, len, it, slen,
+          it, blk));
+    else
+      DRT_RETURN_IF_ERROR(drt_cg_kernel(
+          cg, 256, &kern,
+          "extern \"C\" __global__ void __launch_bounds__(256) @NAME@(drt_kargs a) {\n"
+          "  drt_quantize_mf<%d, %s, %s, %s, %s, %s>((unsigned char *)a.u[0], (const %s *)a.u[1], (const %s *)a.u[2], "
+          "%s, (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", %s);\n}",
+          (int)q.mode, mf, use_zp ? "true" : "false", TF, TS, it, TF, TS, zarg, it, total, it, inner, it, len, it, slen,
+          it, blk, drt_node_attr_int(n, "saturate", 1) ? "true" : "false"));
+  } else if (drt_node_attr_int(n, "precision", 0) != 0 && drt_node_attr_int(n, "precision", 0) != DRT_DTYPE_FLOAT32) {
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "QuantizeLinear precision other than float32");
+  } else if (dq) {
     DRT_RETURN_IF_ERROR(drt_cg_kernel(
         cg, 256, &kern,
         "extern \"C\" __global__ void __launch_bounds__(256) @NAME@(drt_kargs a) {\n"

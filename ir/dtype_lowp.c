@@ -10,13 +10,13 @@
  *  - to a minifloat: round to nearest, ties to even, from the double value (no double
  *    rounding through float32). Past the largest finite value, `saturate` (Cast's default)
  *    gives +-max; without it, E5M2 gives +-inf, the FN/FNUZ types NaN. float4/float6 have no
- *    inf or NaN and always saturate; NaN becomes the sign code (what ml_dtypes writes).
+ *    inf or NaN and always saturate; NaN becomes a zero (-0 for +NaN, as ml_dtypes writes).
  *    The FNUZ types have no negative zero: -0 and negatives rounding to 0 give +0;
  *  - to E8M0: the exponent of the float32 value, rounded per round_mode (up, down, nearest:
  *    Cast-24's rules, which look at the float32 bits), NaN and inf give NaN (0xFF); the sign
  *    is dropped; `saturate` keeps 2^127 from rounding into NaN;
  *  - to int4/uint4/int2/uint2: truncate toward zero, then wrap modulo 2^bits (numpy's
- *    astype); NaN and inf give 0. Integers wrap. */
+ *    astype); NaN, inf and values outside int32 give 0. Integers wrap. */
 #include <math.h>
 
 #include "ir/dtype.h"
@@ -76,7 +76,7 @@ static uint8_t mf_nan_code(const mf_fmt *f, bool neg) {
     case MF_FNUZ: return 0x80;
     case MF_FN: return (uint8_t)((neg ? 0x80 : 0) | 0x7f);
     case MF_IEEE: return (uint8_t)((neg ? 0x80 : 0) | 0x7f);
-    default: return neg ? mf_sign_bit(f) : 0; /* no NaN: the sign code, as ml_dtypes writes */
+    default: return neg ? 0 : mf_sign_bit(f); /* no NaN: ml_dtypes writes -0 for +NaN, +0 for -NaN */
   }
 }
 
@@ -170,9 +170,10 @@ uint8_t drt_lowp_from_f64(drt_dtype dt, double x, const drt_cast_opts *o) {
   mf_fmt f;
   if (mf_format(dt, &f)) return mf_encode(&f, x, saturate);
   if (dt == DRT_DTYPE_FLOAT8E8M0) return e8m0_encode((float)x, saturate, o ? o->round_mode : DRT_ROUND_UP);
-  if (!isfinite(x)) return 0;
-  /* truncate, then wrap modulo 2^bits (fmod keeps the low bits of huge values exact) */
-  double t = fmod(trunc(x), 256.0);
+  /* truncate, then wrap modulo 2^bits; NaN, inf and values outside int32 give 0 (ml_dtypes
+     converts through a 32-bit integer, whose out-of-range result has no low bits) */
+  double t = trunc(x);
+  if (!(t >= -2147483648.0 && t < 2147483648.0)) return 0;
   return (uint8_t)wrap_int(dt, (int64_t)t);
 }
 

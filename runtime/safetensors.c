@@ -203,7 +203,7 @@ static bool dtype_from_name(const char *s, drt_dtype *dt) {
            {"BF16", DRT_DTYPE_BFLOAT16}, {"I64", DRT_DTYPE_INT64}, {"I32", DRT_DTYPE_INT32},
            {"I16", DRT_DTYPE_INT16}, {"I8", DRT_DTYPE_INT8}, {"U64", DRT_DTYPE_UINT64},
            {"U32", DRT_DTYPE_UINT32}, {"U16", DRT_DTYPE_UINT16}, {"U8", DRT_DTYPE_UINT8},
-           {"BOOL", DRT_DTYPE_BOOL}};
+           {"BOOL", DRT_DTYPE_BOOL}, {"F8_E4M3", DRT_DTYPE_FLOAT8E4M3FN}, {"F8_E5M2", DRT_DTYPE_FLOAT8E5M2}};
   for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
     if (strcmp(s, k[i].name) == 0) {
       *dt = k[i].dt;
@@ -227,6 +227,8 @@ const char *drt_safetensors_dtype_name(drt_dtype dt) {
     case DRT_DTYPE_UINT16: return "U16";
     case DRT_DTYPE_UINT8: return "U8";
     case DRT_DTYPE_BOOL: return "BOOL";
+    case DRT_DTYPE_FLOAT8E4M3FN: return "F8_E4M3";
+    case DRT_DTYPE_FLOAT8E5M2: return "F8_E5M2";
     default: return NULL;
   }
 }

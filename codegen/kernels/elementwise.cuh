@@ -293,6 +293,57 @@ __device__ __forceinline__ I drt_quant_index(I i, I inner, I len, I slen, I bloc
   return ((i / (inner * len)) * slen + a / block) * inner + i % inner;
 }
 
+/* ---- minifloats: float8 (E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ), float4 E2M1, float6 --------------
+ * One byte per element holding the code (include/distilrt.h), the rules of ir/dtype_lowp.c:
+ * round to nearest even; past the largest finite value SAT gives +-max, otherwise E5M2 gives
+ * +-inf and the FN/FNUZ kinds NaN; float4/float6 (KIND 3) always saturate and write a zero
+ * for NaN (-0 for +NaN); FNUZ has no -0. KIND: 0 IEEE-like (E5M2), 1 FN, 2 FNUZ, 3 finite. */
+template <int EB, int MB, int BIAS, int KIND>
+__device__ __forceinline__ float drt_mf_decode(unsigned char c) {
+  const unsigned emask = (1u << EB) - 1, mmask = (1u << MB) - 1, sbit = 1u << (EB + MB);
+  unsigned e = (c >> MB) & emask, m = c & mmask;
+  if (KIND == 2 && c == 0x80) return __int_as_float(0x7fc00000);
+  if (KIND == 1 && e == emask && m == mmask) return __int_as_float(0x7fc00000);
+  if (KIND == 0 && e == emask) return m ? __int_as_float(0x7fc00000) : __int_as_float((c & sbit) ? 0xff800000 : 0x7f800000);
+  /* value = (e ? 2^MB + m : m) * 2^((e ? e : 1) - BIAS - MB), a power of two built from bits */
+  float mag = (float)(e ? (1u << MB) + m : m) * __int_as_float((127 + (int)(e ? e : 1) - BIAS - MB) << 23);
+  return (c & sbit) ? -mag : mag;
+}
+
+template <int EB, int MB, int BIAS, int KIND>
+__device__ __forceinline__ unsigned char drt_mf_encode(float x, bool sat) {
+  const unsigned emask = (1u << EB) - 1, mmask = (1u << MB) - 1, sbit = 1u << (EB + MB);
+  const unsigned maxc = KIND == 0 ? (((emask - 1) << MB) | mmask) : KIND == 1 ? ((emask << MB) | (mmask - 1))
+                                                                                : ((emask << MB) | mmask);
+  unsigned u = __float_as_uint(x);
+  bool neg = (u >> 31) != 0;
+  unsigned s = neg ? sbit : 0u;
+  unsigned a_bits = u & 0x7fffffffu;
+  unsigned char nan_c = KIND == 2 ? 0x80 : KIND == 3 ? (unsigned char)(neg ? 0u : sbit) : (unsigned char)(s | 0x7f);
+  unsigned char inf_c = (unsigned char)(s | (emask << MB));
+  unsigned char max_c = (unsigned char)(s | maxc);
+  unsigned char over_c = (sat || KIND == 3) ? max_c : KIND == 0 ? inf_c : (KIND == 2 ? (unsigned char)0x80 : nan_c);
+  if (a_bits > 0x7f800000u) return nan_c;
+  if (a_bits == 0x7f800000u) return over_c;
+  if (a_bits == 0) return KIND == 2 ? (unsigned char)0 : (unsigned char)s;
+  const int emin = 1 - BIAS;
+  int e = (int)(a_bits >> 23) - 127; /* floor(log2 |x|) for normal x; float32 subnormals are far below emin */
+  int qexp = (e > emin ? e : emin) - MB;
+  float a = __uint_as_float(a_bits);
+  float k = rintf(a * __int_as_float((127 - qexp) << 23)); /* exact scaling, ties to even */
+  if (k == 0.0f) return KIND == 2 ? (unsigned char)0 : (unsigned char)s;
+  unsigned ki = (unsigned)k, one = 1u << MB, code;
+  if (ki < one) {
+    code = ki;
+  } else {
+    unsigned ef = (unsigned)(qexp + MB + BIAS), m = ki - one;
+    if (m == one) ef++, m = 0;
+    code = (ef << MB) | m;
+  }
+  if (code > maxc || (KIND == 0 && ((code >> MB) & emask) == emask)) return over_c;
+  return (unsigned char)(s | code);
+}
+
 template <int MODE, typename TQ, typename TX, typename TS, typename TZ, typename I>
 __device__ __forceinline__ void drt_quantize(TQ *__restrict__ y, const TX *__restrict__ x, const TS *__restrict__ s,
                                              const TZ *__restrict__ zp, I n, I inner, I len, I slen, I block, float lo,
@@ -302,6 +353,32 @@ __device__ __forceinline__ void drt_quantize(TQ *__restrict__ y, const TX *__res
     float v = rintf(drt_ld(x + i) / drt_ld(s + k)) + (zp ? drt_to_f32(zp[k]) : 0.0f);
     v = v != v ? 0.0f : fminf(fmaxf(v, lo), hi);
     y[i] = (TQ)v;
+  }
+}
+
+/* Minifloat y: y = encode(x / s (+ zp for float4/float6, ZP)), the code of drt_mf_encode. */
+template <int MODE, int EB, int MB, int BIAS, int KIND, bool ZP, typename TX, typename TS, typename I>
+__device__ __forceinline__ void drt_quantize_mf(unsigned char *__restrict__ y, const TX *__restrict__ x,
+                                                const TS *__restrict__ s, const unsigned char *__restrict__ zp, I n,
+                                                I inner, I len, I slen, I block, bool sat) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I k = drt_quant_index<MODE>(i, inner, len, slen, block);
+    float v = drt_ld(x + i) / drt_ld(s + k);
+    if (ZP) v += drt_mf_decode<EB, MB, BIAS, KIND>(zp[k]);
+    y[i] = drt_mf_encode<EB, MB, BIAS, KIND>(v, sat);
+  }
+}
+
+/* Minifloat x: y = (decode(q) (- decode(zp), ZP)) * s. */
+template <int MODE, int EB, int MB, int BIAS, int KIND, bool ZP, typename TY, typename TS, typename I>
+__device__ __forceinline__ void drt_dequantize_mf(TY *__restrict__ y, const unsigned char *__restrict__ q,
+                                                  const TS *__restrict__ s, const unsigned char *__restrict__ zp, I n,
+                                                  I inner, I len, I slen, I block) {
+  for (I i = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; i < n; i += (I)gridDim.x * (I)blockDim.x) {
+    I k = drt_quant_index<MODE>(i, inner, len, slen, block);
+    float d = drt_mf_decode<EB, MB, BIAS, KIND>(q[i]);
+    if (ZP) d -= drt_mf_decode<EB, MB, BIAS, KIND>(zp[k]);
+    drt_st(y + i, d * drt_ld(s + k));
   }
 }
 

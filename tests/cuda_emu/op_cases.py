@@ -224,6 +224,42 @@ def b_qdq(b):
                     axis=1, block_size=2))
 
 
+def b_qdq_lowp(b):
+    """float8 / int4: quantize, move the quantized tensor, dequantize (the host runs the nodes
+    with low-precision operands); a constant float8 weight dequantized into a MatMul (folded)."""
+    from onnx import TensorProto as TP  # noqa: PLC0415
+    x = b.input("x", b.randn(3, 8, 5))
+    q = b.node("QuantizeLinear", [x, b.init("s8", np.array(0.05, np.float32))], output_dtype=TP.FLOAT8E4M3FN)
+    b.output(b.node("DequantizeLinear", [b.node("Transpose", [q], perm=[0, 2, 1]),
+                                         b.init("s8b", np.array(0.05, np.float32))]))
+    xb = b.input("xb", b.randn(4, 8))
+    sb = b.init("sb4", np.array([[0.3, 0.2]] * 4, np.float32))
+    q4 = b.node("QuantizeLinear", [xb, sb], axis=1, block_size=4, output_dtype=TP.INT4)
+    b.output(b.node("DequantizeLinear", [q4, sb], axis=1, block_size=4))
+    b.output(b.node("Cast", [b.node("Cast", [b.input("c", b.randn(6, 7))], to=TP.FLOAT8E5M2)], to=TP.FLOAT))
+    # every rounding edge: the midpoints between neighbouring codes (ties to even), points a
+    # quarter step off them, and values past the largest finite one (saturated); scale 1, so
+    # DequantizeLinear returns the decoded code and a wrong code is a whole step off
+    import ml_dtypes  # noqa: PLC0415 (onnx's own dependency)
+    for name, t, fmt in (("e4m3", TP.FLOAT8E4M3FN, ml_dtypes.float8_e4m3fn), ("e5m2", TP.FLOAT8E5M2,
+                         ml_dtypes.float8_e5m2), ("e2m1", TP.FLOAT4E2M1, ml_dtypes.float4_e2m1fn)):
+        codes = np.arange(1 << (8 if name != "e2m1" else 4), dtype=np.uint8)
+        vals = codes.view(fmt).astype(np.float64) if name != "e2m1" else \
+            np.array([float(c) for c in codes.astype(np.uint8).view(fmt)], np.float64)
+        pos = np.unique(vals[np.isfinite(vals) & (vals >= 0)])
+        mids = (pos[1:] + pos[:-1]) / 2
+        quarter = (pos[1:] - pos[:-1]) / 4
+        edge = np.concatenate([mids, mids - quarter, mids + quarter, pos[-1:] * 1.5, pos[-1:] * 1e3])
+        edge = np.concatenate([edge, -edge]).astype(np.float32)
+        one = b.init("one_" + name, np.array(1.0, np.float32))
+        q = b.node("QuantizeLinear", [b.input("edge_" + name, edge), one], output_dtype=t)
+        b.output(b.node("DequantizeLinear", [q, one]))
+    rng = np.random.default_rng(3)
+    w8 = b.node("Cast", [b.init("w", (rng.standard_normal((5, 6)) * 0.5).astype(np.float32))], to=TP.FLOAT8E4M3FN)
+    w = b.node("DequantizeLinear", [w8, b.init("ws", np.array(0.5, np.float32))])
+    b.output(b.node("MatMul", [b.input("m", b.randn(4, 5)), w]))
+
+
 ELEMENTWISE = [
     Case("add_bcast", "Add [2,3,37,5]+[37,1]", binary("Add", (2, 3, 37, 5), (37, 1))),
     Case("mul_bcast", "Mul [3,1,129]*[4,129]", binary("Mul", (3, 1, 129), (4, 129))),
@@ -267,6 +303,10 @@ ELEMENTWISE = [
     Case("qdq", "QuantizeLinear -> DequantizeLinear, int8 per axis and uint8 blocked", b_qdq, opset=21,
          tol={"fp16": 1e-2, "bf16": 3e-2}),
     Case("swiglu_shrink", "SwiGLU, Shrink, ThresholdedRelu, Asinh(Swish) (one program)", b_new_activations, opset=24),
+    # float8 has 3 mantissa bits: a 16-bit rounding of the input moves values across a
+    # float8 rounding edge, one float8 step (up to 2^-4 relative)
+    Case("qdq_lowp", "float8/int4 QuantizeLinear -> Transpose -> DequantizeLinear, Cast via float8, "
+         "a float8 weight into MatMul", b_qdq_lowp, opset=24, tol={"fp16": 3e-2, "bf16": 5e-2}),
 ]
 
 

@@ -321,6 +321,11 @@ def collect(a):
             skipped += 1
             continue
         _, _, reasons = rb.classify(m, supported)
+        # graph inputs/outputs numpy cannot hold (bfloat16, float8, int4, ...) travel as .pb
+        # files in the CPU run; the exported GPU groups are .npy only, so those cases stay there
+        io = list(m.graph.input) + list(m.graph.output)
+        if any(vi.type.tensor_type.elem_type not in rb.NPY_ELEM_TYPES for vi in io):
+            reasons = reasons or ["I/O dtype without a .npy form"]
         if reasons or rb.match_exclude(excludes, c.name):
             skipped += 1
             continue

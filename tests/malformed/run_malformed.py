@@ -717,6 +717,60 @@ def _(ctx):
     return run_with_npy(ctx, p)
 
 
+@case("pb_truncated_tensor", 2, "x.pb")
+def _(ctx):
+    t = numpy_helper.from_array(np.ones((2, 3), np.float32), "x").SerializeToString()
+    return run_with_npy(ctx, ctx.write("x.pb", t[:-5]))
+
+
+@case("pb_not_a_tensor", 2, "not an ONNX TensorProto")
+def _(ctx):
+    return run_with_npy(ctx, ctx.write("x.pb", b"\xff\xff\xff\xff garbage"))
+
+
+@case("pb_input_wrong_dtype", 2, "input 'x' has dtype int4, the model expects float32")
+def _(ctx):
+    import ml_dtypes  # noqa: PLC0415 (onnx's own dependency)
+    t = numpy_helper.from_array(np.ones((2, 3), np.int8).astype(ml_dtypes.int4), "x").SerializeToString()
+    return run_with_npy(ctx, ctx.write("x.pb", t))
+
+
+@case("pb_packed_int4_short", 2, "packed 4-bit")
+def _(ctx):
+    t = TensorProto()
+    t.name, t.data_type = "x", TensorProto.INT4
+    t.dims.extend([2, 3])
+    t.raw_data = b"\x12\x34"  # 6 int4 need 3 bytes
+    return run_with_npy(ctx, ctx.write("x.pb", t.SerializeToString()))
+
+
+def fp8_model():
+    """y = Cast(x, float8e4m3fn): an output numpy has no dtype for."""
+    return mk([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E4M3FN, name="cast")],
+              [vi("x", [2, 3])], [vi("y", [2, 3], TensorProto.FLOAT8E4M3FN)], opset=21)
+
+
+@case("out_float8_as_npy", 3, "write it as an ONNX TensorProto instead")
+def _(ctx):
+    os.makedirs(ctx.path("out"), exist_ok=True)
+    return ["run", ctx.save_model("model.onnx", fp8_model()), "--input", "x=" + x_input(ctx), "--output-dir",
+            ctx.path("out")], [ctx.path("out", "y.npy")]
+
+
+@case("cli_output_format_unknown", 1, "--output-format expects npy or pb")
+def _(ctx):
+    return ["run", ctx.save_model("model.onnx", fp8_model()), "--input", "x=" + x_input(ctx), "--output-dir",
+            ctx.dir, "--output-format", "csv"], []
+
+
+@case("op_refuses_float8", 3, "has dtype float8e4m3fn, which Add does not take")
+def _(ctx):
+    m = mk([helper.make_node("Cast", ["x"], ["q"], to=TensorProto.FLOAT8E4M3FN, name="cast"),
+            helper.make_node("Add", ["q", "q"], ["y"], name="add")],
+           [vi("x", [2, 3])], [vi("y", [2, 3], TensorProto.FLOAT8E4M3FN)], opset=21)
+    return ["run", ctx.save_model("model.onnx", m), "--input", "x=" + x_input(ctx)], []
+
+
 @case("npy_truncated_header", 2, "truncated .npy header")
 def _(ctx):
     data = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }")
@@ -957,7 +1011,7 @@ def _(ctx):
     return ["run", ctx.save_model("model.onnx", base_model()), "--input"], []
 
 
-@case("cli_input_without_equals", 1, "--input expects NAME=FILE.npy")
+@case("cli_input_without_equals", 1, "--input expects NAME=FILE")
 def _(ctx):
     return ["run", ctx.save_model("model.onnx", base_model()), "--input", x_input(ctx)], []
 
