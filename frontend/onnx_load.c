@@ -34,6 +34,7 @@ void drt_onnx_options_init(drt_onnx_options *o) { o->max_bytes = 0; }
 /* ---- name -> value map -------------------------------------------------------------- */
 typedef struct name_map {
   size_t cap; /* power of two */
+  size_t used;
   drt_value **slots;
 } name_map;
 
@@ -51,6 +52,7 @@ static bool map_init(name_map *m, size_t expected) {
   while (cap < expected * 2 && cap < ((size_t)1 << 40)) cap *= 2;
   m->slots = calloc(cap, sizeof(drt_value *));
   m->cap = m->slots ? cap : 0;
+  m->used = 0;
   return m->slots != NULL;
 }
 
@@ -63,11 +65,27 @@ static drt_value *map_get(const name_map *m, const char *name) {
   return NULL;
 }
 
-/* The map is sized for every name the graph defines, so it never fills up. */
-static void map_put(name_map *m, drt_value *v) {
+/* The map is sized for every name the graph defines; names a subgraph captures from the
+ * enclosing scope come on top, so it doubles when half full. False when out of memory. */
+static bool map_put(name_map *m, drt_value *v) {
+  if (m->used * 2 >= m->cap) {
+    name_map bigger;
+    if (!map_init(&bigger, m->cap)) return false;
+    for (size_t i = 0; i < m->cap; i++)
+      if (m->slots[i]) {
+        size_t h = (size_t)name_hash(m->slots[i]->name) & (bigger.cap - 1);
+        while (bigger.slots[h]) h = (h + 1) & (bigger.cap - 1);
+        bigger.slots[h] = m->slots[i];
+      }
+    bigger.used = m->used;
+    free(m->slots);
+    *m = bigger;
+  }
   size_t h = (size_t)name_hash(v->name) & (m->cap - 1);
   while (m->slots[h]) h = (h + 1) & (m->cap - 1);
   m->slots[h] = v;
+  m->used++;
+  return true;
 }
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -122,6 +140,163 @@ static int attr_type(const Onnx__AttributeProto *a) {
   return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED;
 }
 
+/* ---- scopes: a subgraph reads values of the enclosing graphs by name ---------------------
+ * A name a subgraph does not define is looked up in the enclosing scopes; when found there, the
+ * subgraph gets a placeholder input for it (a capture), and the node owning the subgraph gets
+ * the outer value as an implicit input (drt_node.num_implicit_inputs). A value captured through
+ * several levels is a placeholder at each level. */
+typedef struct node_caps { /* the enclosing-scope values the subgraphs of one node read (union) */
+  drt_value **outer;
+  size_t n, cap;
+} node_caps;
+
+typedef struct scope {
+  struct scope *parent; /* NULL for the model's graph */
+  name_map *map;
+  drt_graph *g;
+  node_caps *caps; /* of the node owning this subgraph */
+  drt_value **ph_outer, **ph_local; /* placeholders made here: outer value -> local input */
+  size_t n_ph, cap_ph;
+} scope;
+
+static drt_status caps_add(node_caps *c, drt_value *v) {
+  for (size_t i = 0; i < c->n; i++)
+    if (c->outer[i] == v) return DRT_OK;
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? 2 * c->cap : 8;
+    drt_value **p = realloc(c->outer, cap * sizeof *p);
+    if (!p) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "subgraph captures");
+    c->outer = p;
+    c->cap = cap;
+  }
+  c->outer[c->n++] = v;
+  return DRT_OK;
+}
+
+/* The value `name` in scope s or an enclosing one (*out NULL when undefined). */
+static drt_status scope_lookup(scope *s, const char *name, drt_value **out) {
+  *out = map_get(s->map, name);
+  if (*out || !s->parent) return DRT_OK;
+  drt_value *outer;
+  DRT_RETURN_IF_ERROR(scope_lookup(s->parent, name, &outer));
+  if (!outer) return DRT_OK;
+  if (s->n_ph == s->cap_ph) {
+    size_t cap = s->cap_ph ? 2 * s->cap_ph : 8;
+    drt_value **a = realloc(s->ph_outer, cap * sizeof *a), **b = a ? realloc(s->ph_local, cap * sizeof *b) : NULL;
+    if (a) s->ph_outer = a;
+    if (!a || !b) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "subgraph captures");
+    s->ph_local = b;
+    s->cap_ph = cap;
+  }
+  drt_value *p = drt_graph_add_value(s->g, name, DRT_DTYPE_UNDEFINED, NULL);
+  if (!p || !map_put(s->map, p)) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "subgraph capture '%s'", name);
+  DRT_RETURN_IF_ERROR(drt_graph_add_input(s->g, p));
+  DRT_RETURN_IF_ERROR(caps_add(s->caps, outer));
+  s->ph_outer[s->n_ph] = outer;
+  s->ph_local[s->n_ph++] = p;
+  *out = p;
+  return DRT_OK;
+}
+
+/* One GRAPH attribute of a node: the subgraph, its formal input count and its captures. */
+typedef struct sub_info {
+  drt_graph *g;
+  size_t n_formal;
+  drt_value **ph_outer, **ph_local;
+  size_t n_ph;
+} sub_info;
+
+#define MAX_NODE_SUBGRAPHS 8
+
+/* What converting a node's attributes needs to parse its subgraphs. */
+typedef struct node_env {
+  const Onnx__ModelProto *m;
+  int opset;
+  scope *sc; /* the scope the node is in */
+  node_caps caps;
+  sub_info subs[MAX_NODE_SUBGRAPHS];
+  int n_subs;
+} node_env;
+
+static drt_status build_graph_proto(drt_onnx_ctx *ctx, const Onnx__ModelProto *m, const Onnx__GraphProto *gp,
+                                    int opset, scope *parent, node_caps *caps, sub_info *info);
+
+static drt_status parse_subgraph(drt_onnx_ctx *ctx, node_env *env, const Onnx__GraphProto *gp, const char *attr,
+                                 drt_graph **out) {
+  if (env->n_subs == MAX_NODE_SUBGRAPHS)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "more than %d subgraph attributes", MAX_NODE_SUBGRAPHS);
+  drt_graph *sub;
+  DRT_RETURN_IF_ERROR(drt_graph_create(&sub));
+  drt_status st = drt_graph_adopt_subgraph(ctx->g, sub);
+  if (st) {
+    drt_graph_destroy(sub);
+    return st;
+  }
+  sub->opset = env->opset;
+  drt_onnx_ctx sctx = *ctx;
+  sctx.g = sub;
+  sub_info *info = &env->subs[env->n_subs++];
+  memset(info, 0, sizeof *info);
+  info->g = sub;
+  st = build_graph_proto(&sctx, env->m, gp, env->opset, env->sc, &env->caps, info);
+  ctx->total_bytes = sctx.total_bytes;
+  if (st) return drt_status_annotate(st, "subgraph '%s'", attr);
+  *out = sub;
+  return DRT_OK;
+}
+
+/* After a node's attributes: its captures become implicit inputs, and each subgraph's inputs are
+ * its formal inputs followed by one input per capture, in the node's order (a subgraph that
+ * does not read a capture gets an unused input for it). */
+static drt_status finish_node_captures(drt_graph *g, drt_node *n, node_env *env) {
+  if (env->n_subs == 0) return DRT_OK;
+  size_t nc = env->caps.n;
+  if ((size_t)n->num_inputs + nc > DRT_ONNX_MAX_NODE_INPUTS)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%zu implicit inputs are too many", nc);
+  drt_value **ins = drt_arena_alloc_array(g->arena, (size_t)n->num_inputs + nc + 1, sizeof(drt_value *));
+  if (!ins) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "implicit inputs");
+  if (n->num_inputs) memcpy(ins, n->inputs, (size_t)n->num_inputs * sizeof *ins);
+  for (size_t j = 0; j < nc; j++) ins[n->num_inputs + j] = env->caps.outer[j];
+  n->inputs = ins;
+  n->num_inputs += (int)nc;
+  n->num_implicit_inputs = (int)nc;
+  for (int k = 0; k < env->n_subs; k++) {
+    sub_info *si = &env->subs[k];
+    drt_graph *sub = si->g;
+    drt_value **order = malloc((si->n_formal + nc + 1) * sizeof *order);
+    if (!order) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "implicit inputs");
+    memcpy(order, sub->inputs, si->n_formal * sizeof *order);
+    for (size_t j = 0; j < nc; j++) {
+      drt_value *local = NULL;
+      for (size_t q = 0; q < si->n_ph && !local; q++)
+        if (si->ph_outer[q] == env->caps.outer[j]) local = si->ph_local[q];
+      if (!local) {
+        local = drt_graph_add_value(sub, NULL, DRT_DTYPE_UNDEFINED, NULL);
+        if (!local) {
+          free(order);
+          return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "implicit inputs");
+        }
+        local->kind = DRT_VALUE_INPUT;
+      }
+      order[si->n_formal + j] = local;
+    }
+    free(sub->inputs);
+    sub->inputs = order;
+    sub->num_inputs = sub->cap_inputs = si->n_formal + nc;
+    sub->num_implicit_inputs = (int)nc;
+  }
+  return DRT_OK;
+}
+
+static void node_env_free(node_env *env) {
+  free(env->caps.outer);
+  for (int k = 0; k < env->n_subs; k++) {
+    free(env->subs[k].ph_outer);
+    free(env->subs[k].ph_local);
+  }
+  memset(env, 0, sizeof *env);
+}
+
 /* A value that is not in g->values (TENSOR attributes). */
 static drt_status detached_const(drt_onnx_ctx *ctx, const Onnx__TensorProto *t, const char *name, const char *what,
                                  drt_value **out) {
@@ -147,7 +322,7 @@ static drt_status detached_const(drt_onnx_ctx *ctx, const Onnx__TensorProto *t, 
 }
 
 /* Copies one attribute into arena-owned storage. */
-static drt_status convert_attr(drt_onnx_ctx *ctx, const Onnx__AttributeProto *a, drt_attr *out) {
+static drt_status convert_attr(drt_onnx_ctx *ctx, const Onnx__AttributeProto *a, drt_attr *out, node_env *env) {
   drt_arena *ar = ctx->g->arena;
   const char *name = str_or_empty(a->name);
   if (!name[0]) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute without a name");
@@ -212,9 +387,12 @@ static drt_status convert_attr(drt_onnx_ctx *ctx, const Onnx__AttributeProto *a,
       }
       return DRT_OK;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
+      out->type = DRT_ATTR_GRAPH;
+      if (!a->g) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute '%s' has type GRAPH but no graph", name);
+      return parse_subgraph(ctx, env, a->g, name, &out->graph);
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
-      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute '%s' has type %s: subgraphs are not supported", name,
-                       attr_type_name(type));
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute '%s' has type %s: lists of subgraphs are not supported",
+                       name, attr_type_name(type));
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED:
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute '%s' has no type and no value", name);
     default:
@@ -223,7 +401,7 @@ static drt_status convert_attr(drt_onnx_ctx *ctx, const Onnx__AttributeProto *a,
   }
 }
 
-static drt_status convert_attrs(drt_onnx_ctx *ctx, const Onnx__NodeProto *nd, drt_node *n) {
+static drt_status convert_attrs(drt_onnx_ctx *ctx, const Onnx__NodeProto *nd, drt_node *n, node_env *env) {
   if (nd->n_attribute == 0) return DRT_OK;
   if (nd->n_attribute > DRT_ONNX_MAX_NODE_ATTRS)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%zu attributes, at most %d are supported", nd->n_attribute,
@@ -231,14 +409,14 @@ static drt_status convert_attrs(drt_onnx_ctx *ctx, const Onnx__NodeProto *nd, dr
   drt_attr *attrs = drt_arena_alloc_array(ctx->g->arena, nd->n_attribute, sizeof(drt_attr));
   if (!attrs) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "allocating attributes");
   for (size_t i = 0; i < nd->n_attribute; i++) {
-    DRT_RETURN_IF_ERROR(convert_attr(ctx, nd->attribute[i], &attrs[i]));
+    DRT_RETURN_IF_ERROR(convert_attr(ctx, nd->attribute[i], &attrs[i], env));
     for (size_t j = 0; j < i; j++)
       if (strcmp(attrs[j].name, attrs[i].name) == 0)
         return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute '%s' appears twice", attrs[i].name);
   }
   n->attrs = attrs;
   n->num_attrs = (int)nd->n_attribute;
-  return DRT_OK;
+  return finish_node_captures(ctx->g, n, env);
 }
 
 /* ---- Constant nodes ------------------------------------------------------------------ */
@@ -481,11 +659,34 @@ static drt_status check_strings(const Onnx__GraphProto *gp) {
   return DRT_OK;
 }
 
+/* A subgraph's formal input: typed when its ValueInfo says so (Loop and Scan bodies often leave
+ * shapes, sometimes types, to the node's inputs). */
+static drt_status add_subgraph_input(drt_onnx_ctx *ctx, const Onnx__ValueInfoProto *vi, const char *name,
+                                     drt_value **out) {
+  const Onnx__TypeProto *tp = vi->type;
+  if (tp && tp->value_case != ONNX__TYPE_PROTO__VALUE__NOT_SET && tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+    return add_graph_input(ctx, vi, name, out); /* its message for sequences, maps, ... */
+  const Onnx__TypeProto__Tensor *tt = tp ? tp->tensor_type : NULL;
+  if (tt && tt->has_elem_type && tt->elem_type != 0) return add_graph_input(ctx, vi, name, out);
+  drt_value *v = drt_graph_add_value(ctx->g, name, DRT_DTYPE_UNDEFINED, NULL);
+  if (!v) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "adding subgraph input '%s'", name);
+  DRT_RETURN_IF_ERROR(drt_graph_add_input(ctx->g, v));
+  *out = v;
+  return DRT_OK;
+}
+
 static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
-  drt_graph *g = ctx->g;
-  const Onnx__GraphProto *gp = m->graph;
   int opset = 0;
   DRT_RETURN_IF_ERROR(model_opset(m, &opset));
+  return build_graph_proto(ctx, m, m->graph, opset, NULL, NULL, NULL);
+}
+
+/* Builds ctx->g from gp. parent is the enclosing scope of a subgraph (NULL for the model's
+ * graph); caps the captures of the node owning it; info receives its formal input count and
+ * the placeholders it made (the caller owns their arrays). */
+static drt_status build_graph_proto(drt_onnx_ctx *ctx, const Onnx__ModelProto *m, const Onnx__GraphProto *gp,
+                                    int opset, scope *parent, node_caps *caps, sub_info *info) {
+  drt_graph *g = ctx->g;
   g->opset = opset;
   if (gp->name && gp->name[0]) {
     g->name = drt_arena_strdup(g->arena, gp->name);
@@ -511,7 +712,8 @@ static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
     }
     total_outputs += nd->n_output;
   }
-  name_map map = {0, NULL};
+  name_map map = {0, 0, NULL};
+  scope sc = {parent, &map, g, caps, NULL, NULL, 0, 0};
   drt_value **outs = malloc((total_outputs ? total_outputs : 1) * sizeof(drt_value *));
   drt_value **ins = NULL;
   drt_op *ops = malloc((gp->n_node ? gp->n_node : 1) * sizeof(drt_op));
@@ -549,7 +751,10 @@ static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
     v->kind = DRT_VALUE_CONST;
     v->data = data;
     v->nbytes = nbytes;
-    map_put(&map, v);
+    if (!map_put(&map, v)) {
+      st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "adding %s", what);
+      goto done;
+    }
   }
 
   /* 2. graph inputs (an input with an initializer is that constant: IR < 4 lists both) */
@@ -567,10 +772,14 @@ static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
       goto done;
     }
     drt_value *v = NULL;
-    st = add_graph_input(ctx, vi, name, &v);
+    st = parent ? add_subgraph_input(ctx, vi, name, &v) : add_graph_input(ctx, vi, name, &v);
     if (st) goto done;
-    map_put(&map, v);
+    if (!map_put(&map, v)) {
+      st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "adding graph input '%s'", name);
+      goto done;
+    }
   }
+  if (info) info->n_formal = g->num_inputs;
 
   /* 3. node outputs; Constant nodes become constants */
   size_t off = 0;
@@ -591,7 +800,7 @@ static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
     }
     for (size_t j = 0; j < nd->n_output; j++) {
       const char *name = str_or_empty(nd->output[j]);
-      if (name[0] && map_get(&map, name)) {
+      if (name[0] && map_get(&map, name)) { /* a subgraph may reuse a name of the enclosing scope */
         char where[240];
         snprintf(where, sizeof where, "output %zu of %s", j, lb);
         st = dup_error(name, where);
@@ -611,7 +820,10 @@ static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
           goto done;
         }
       }
-      if (name[0]) map_put(&map, v);
+      if (name[0] && !map_put(&map, v)) {
+        st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "adding outputs of %s", lb);
+        goto done;
+      }
       outs[off + j] = v;
     }
     off += nd->n_output;
@@ -637,7 +849,8 @@ static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
       const char *name = str_or_empty(nd->input[j]);
       ins[j] = NULL;
       if (!name[0]) continue;
-      ins[j] = map_get(&map, name);
+      st = scope_lookup(&sc, name, &ins[j]);
+      if (st) goto done;
       if (!ins[j]) {
         st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s (%s, opset %d): input %zu '%s' is not defined", lb,
                        drt_op_name(ops[k]), opset, j, name);
@@ -648,7 +861,9 @@ static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
     st = drt_graph_add_node(g, ops[k], nd->name, ins, (int)nin, outs + node_off, (int)nd->n_output, &n);
     if (st) goto done;
     n->opset = opset;
-    st = convert_attrs(ctx, nd, n);
+    node_env env = {m, opset, &sc, {NULL, 0, 0}, {{0}}, 0};
+    st = convert_attrs(ctx, nd, n, &env);
+    node_env_free(&env);
     if (st) {
       st = drt_status_annotate(st, "%s (%s, opset %d)", lb, drt_op_name(ops[k]), opset);
       goto done;
@@ -658,7 +873,11 @@ static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
   /* graph outputs */
   for (size_t i = 0; i < gp->n_output; i++) {
     const char *name = str_or_empty(gp->output[i]->name);
-    drt_value *v = name[0] ? map_get(&map, name) : NULL;
+    drt_value *v = NULL;
+    if (name[0]) {
+      st = scope_lookup(&sc, name, &v);
+      if (st) goto done;
+    }
     if (!v) {
       st = DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
                      "graph output '%s' is not produced by any node, graph input or initializer", name);
@@ -669,6 +888,14 @@ static drt_status build_graph(drt_onnx_ctx *ctx, const Onnx__ModelProto *m) {
   }
   st = drt_graph_topo_sort(g);
 done:
+  if (info) {
+    info->ph_outer = sc.ph_outer;
+    info->ph_local = sc.ph_local;
+    info->n_ph = sc.n_ph;
+  } else {
+    free(sc.ph_outer);
+    free(sc.ph_local);
+  }
   free(map.slots);
   free(outs);
   free(ins);

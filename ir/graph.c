@@ -71,6 +71,8 @@ drt_status drt_graph_create(drt_graph **out) {
 
 void drt_graph_destroy(drt_graph *g) {
   if (!g) return;
+  for (size_t i = 0; i < g->num_subgraphs; i++) drt_graph_destroy(g->subgraphs[i]);
+  free(g->subgraphs);
   free(g->values);
   free(g->nodes);
   free(g->inputs);
@@ -224,6 +226,13 @@ drt_value *drt_graph_find_value(drt_graph *g, const char *name) {
 }
 
 /* ---- attributes ------------------------------------------------------------------- */
+drt_status drt_graph_adopt_subgraph(drt_graph *g, drt_graph *sub) {
+  if (!grow((void **)&g->subgraphs, &g->cap_subgraphs, g->num_subgraphs + 1, sizeof(drt_graph *)))
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "adding a subgraph");
+  g->subgraphs[g->num_subgraphs++] = sub;
+  return DRT_OK;
+}
+
 drt_status drt_node_add_attr(drt_graph *g, drt_node *n, const drt_attr *a) {
   drt_attr *na = drt_arena_alloc_array(g->arena, (size_t)n->num_attrs + 1, sizeof(drt_attr));
   if (!na) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "adding attribute");

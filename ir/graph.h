@@ -94,6 +94,7 @@ typedef struct drt_attr {
   int64_t *ints;
   const char **strings;
   drt_value *tensor; /* TENSOR: a detached constant value (not in g->values) */
+  struct drt_graph *graph; /* GRAPH: a subgraph, owned by the enclosing graph (drt_graph.subgraphs) */
 } drt_attr;
 
 struct drt_node {
@@ -107,6 +108,9 @@ struct drt_node {
   drt_value **outputs; /* never NULL; omitted optional outputs get anonymous values */
   int num_attrs;
   drt_attr *attrs;
+  /* control flow (If/Loop/Scan): the last num_implicit_inputs inputs are values of the enclosing
+   * scope that its subgraphs read; each subgraph's last num_implicit_inputs inputs stand for them */
+  int num_implicit_inputs;
   bool dead; /* marked for removal by drt_graph_compact */
 };
 
@@ -131,6 +135,11 @@ typedef struct drt_graph {
    * graph output lives at value->mem_offset inside one arena of mem_arena_bytes */
   bool mem_planned;
   uint64_t mem_arena_bytes;
+  /* subgraphs of GRAPH attributes, destroyed with this graph; a subgraph's last
+   * num_implicit_inputs inputs are the enclosing-scope values it reads (see drt_node) */
+  struct drt_graph **subgraphs;
+  size_t num_subgraphs, cap_subgraphs;
+  int num_implicit_inputs;
 } drt_graph;
 
 drt_status drt_graph_create(drt_graph **out);
@@ -149,6 +158,8 @@ drt_status drt_value_make_const(drt_graph *g, drt_value *v, const void *data, si
 drt_status drt_graph_add_node(drt_graph *g, drt_op op, const char *name, drt_value *const *inputs,
                               int num_inputs, drt_value *const *outputs, int num_outputs, drt_node **out);
 drt_status drt_graph_add_input(drt_graph *g, drt_value *v);
+/* Hands a subgraph to g, which destroys it with itself. */
+drt_status drt_graph_adopt_subgraph(drt_graph *g, drt_graph *sub);
 drt_status drt_graph_add_output(drt_graph *g, drt_value *v);
 
 drt_value *drt_graph_find_value(drt_graph *g, const char *name);

@@ -68,6 +68,9 @@ static void print_attr(line_buf *lb, const drt_attr *a) {
       lb_printf(lb, "%s]", a->count > 16 ? ",..." : "");
       break;
     case DRT_ATTR_TENSOR: lb_printf(lb, "%s=<tensor>", a->name); break;
+    case DRT_ATTR_GRAPH:
+      lb_printf(lb, "%s=<graph, %zu nodes>", a->name, a->graph ? a->graph->num_nodes : (size_t)0);
+      break;
     default: lb_printf(lb, "%s=<%d>", a->name, (int)a->type); break;
   }
 }

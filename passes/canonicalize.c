@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ir/infer.h"
+#include "passes/control_flow.h"
 #include "runtime/cpu/cpu.h"
 
 #define DEFAULT_MAX_FOLD_BYTES (256ull << 20)
@@ -162,38 +163,60 @@ static drt_status fold_node(drt_graph *g, drt_node *n, drt_cpu_ctx *cpu) {
   return DRT_OK;
 }
 
-static drt_status infer_and_fold(drt_graph *g, const drt_pass_ctx *ctx, size_t *folded) {
-  uint64_t max_fold = ctx && ctx->max_fold_bytes ? ctx->max_fold_bytes : DEFAULT_MAX_FOLD_BYTES;
-  uint64_t budget = ctx ? ctx->max_memory : 0, const_bytes = 0;
-  for (size_t i = 0; budget && i < g->num_values; i++)
-    if (g->values[i]->kind == DRT_VALUE_CONST) const_bytes += g->values[i]->nbytes;
-  drt_cpu_ctx cpu = {NULL, 1};
+typedef struct fold_state {
+  const drt_pass_ctx *ctx;
+  uint64_t max_fold, budget, const_bytes;
+  drt_cpu_ctx cpu;
+  size_t folded, lowered;
+} fold_state;
+
+/* Infers n and folds it when every input is constant; control flow is lowered (its new nodes
+ * come back through here one by one). */
+static drt_status infer_fold_node(void *user, drt_graph *g, drt_node *n) {
+  fold_state *f = user;
+  if (drt_op_is_control_flow(n->op)) {
+    f->lowered++;
+    return drt_lower_control_flow(g, n, infer_fold_node, f);
+  }
+  DRT_RETURN_IF_ERROR(drt_infer_node(g, n));
+  bool all_const = true;
+  for (int j = 0; j < n->num_inputs; j++)
+    if (n->inputs[j] && n->inputs[j]->kind != DRT_VALUE_CONST) all_const = false;
+  if (!all_const && !shape_only_op(n->op)) return DRT_OK;
+  uint64_t bytes = 0;
+  for (int j = 0; j < n->num_outputs; j++) {
+    drt_tensor t = {n->outputs[j]->dtype, n->outputs[j]->shape, NULL};
+    bytes += drt_tensor_nbytes(&t);
+  }
+  if (bytes > f->max_fold) return DRT_OK;
+  if (!drt_cpu_kernel_find(n->op)) return DRT_OK; /* left for the executor to report */
+  if (f->budget && (bytes > f->budget || f->const_bytes > f->budget - bytes)) {
+    char d[256];
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY,
+                     "%s: folding it into a %" PRIu64 "-byte constant brings the constants to %" PRIu64
+                     " bytes, over the memory budget of %" PRIu64 " bytes (--max-memory)",
+                     drt_node_describe(n, d, sizeof d), bytes, f->const_bytes + bytes, f->budget);
+  }
+  f->const_bytes += bytes;
+  DRT_RETURN_IF_ERROR(fold_node(g, n, &f->cpu));
+  f->folded++;
+  return DRT_OK;
+}
+
+static drt_status infer_and_fold(drt_graph *g, const drt_pass_ctx *ctx, size_t *folded, size_t *lowered) {
+  fold_state f = {ctx, ctx && ctx->max_fold_bytes ? ctx->max_fold_bytes : DEFAULT_MAX_FOLD_BYTES,
+                  ctx ? ctx->max_memory : 0, 0, {NULL, 1}, 0, 0};
+  for (size_t i = 0; f.budget && i < g->num_values; i++)
+    if (g->values[i]->kind == DRT_VALUE_CONST) f.const_bytes += g->values[i]->nbytes;
+  /* nodes added by lowering control flow are appended and already processed; the loop reaches
+     them again (inference is idempotent, folded ones are dead) */
   for (size_t i = 0; i < g->num_nodes; i++) {
     drt_node *n = g->nodes[i];
     if (n->dead) continue;
-    DRT_RETURN_IF_ERROR(drt_infer_node(g, n));
-    bool all_const = true;
-    for (int j = 0; j < n->num_inputs; j++)
-      if (n->inputs[j] && n->inputs[j]->kind != DRT_VALUE_CONST) all_const = false;
-    if (!all_const && !shape_only_op(n->op)) continue;
-    uint64_t bytes = 0;
-    for (int j = 0; j < n->num_outputs; j++) {
-      drt_tensor t = {n->outputs[j]->dtype, n->outputs[j]->shape, NULL};
-      bytes += drt_tensor_nbytes(&t);
-    }
-    if (bytes > max_fold) continue;
-    if (!drt_cpu_kernel_find(n->op)) continue; /* left for the executor to report */
-    if (budget && (bytes > budget || const_bytes > budget - bytes)) {
-      char d[256];
-      return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY,
-                       "%s: folding it into a %" PRIu64 "-byte constant brings the constants to %" PRIu64
-                       " bytes, over the memory budget of %" PRIu64 " bytes (--max-memory)",
-                       drt_node_describe(n, d, sizeof d), bytes, const_bytes + bytes, budget);
-    }
-    const_bytes += bytes;
-    DRT_RETURN_IF_ERROR(fold_node(g, n, &cpu));
-    (*folded)++;
+    DRT_RETURN_IF_ERROR(infer_fold_node(&f, g, n));
   }
+  *folded = f.folded;
+  *lowered = f.lowered;
   return DRT_OK;
 }
 
@@ -240,13 +263,14 @@ drt_status drt_pass_canonicalize(drt_graph *g, const drt_pass_ctx *ctx, bool *ch
   *changed = false;
   DRT_RETURN_IF_ERROR(drt_graph_check_bound(g));
   DRT_RETURN_IF_ERROR(drt_graph_topo_sort(g));
-  size_t folded = 0;
-  DRT_RETURN_IF_ERROR(infer_and_fold(g, ctx, &folded));
+  size_t folded = 0, lowered = 0;
+  DRT_RETURN_IF_ERROR(infer_and_fold(g, ctx, &folded, &lowered));
   drt_graph_compact(g);
+  if (lowered) DRT_RETURN_IF_ERROR(drt_graph_topo_sort(g)); /* lowered nodes were appended */
   size_t bypassed = bypass_noops(g);
   drt_graph_compact(g);
   size_t dead = drt_graph_dce(g);
-  *changed = folded || bypassed || dead;
+  *changed = folded || bypassed || dead || lowered;
   drt_log(DRT_LOG_DEBUG, "canonicalize: folded %zu nodes, bypassed %zu no-ops, removed %zu dead nodes", folded,
           bypassed, dead);
   return DRT_OK;

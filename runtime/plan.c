@@ -183,6 +183,13 @@ static drt_status write_cuda(drt_bytes_writer *w, const drt_plan_cuda *cu) {
 
 /* Appends g in the GRAPH encoding to w and its constants to the placer's weights (64-aligned). */
 static drt_status encode_graph(const drt_graph *g, drt_bytes_writer *w, placer *pl) {
+  for (size_t i = 0; i < g->num_nodes; i++)
+    for (int a = 0; a < g->nodes[i]->num_attrs; a++)
+      if (g->nodes[i]->attrs[a].type == DRT_ATTR_GRAPH) {
+        char d[256];
+        return DRT_ERROR(DRT_STATUS_INTERNAL, "%s: a subgraph reached the plan (control flow is lowered before)",
+                         drt_node_describe(g->nodes[i], d, sizeof d));
+      }
   drt_plan_write_graph(w, g, place_const, pl);
   if (w->failed || pl->failed) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "serializing plan");
   return DRT_OK;

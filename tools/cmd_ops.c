@@ -1,4 +1,5 @@
-/* drt ops: the ONNX ops with both shape inference and a CPU kernel. */
+/* drt ops: the ONNX ops with both shape inference and a CPU kernel, Constant (the frontend
+ * makes it a value) and If/Loop/Scan (lowered at compile time, passes/control_flow.h). */
 #include <string.h>
 
 #include "ir/infer.h"
@@ -21,7 +22,7 @@ int drt_cmd_ops(int argc, char **argv) {
   for (int op = 0; op < DRT_OP_COUNT_; op++) {
     const drt_op_info *info = drt_op_get_info((drt_op)op);
     if (strncmp(info->name, "drt.", 4) == 0) continue;
-    bool constant = op == DRT_OP_CONSTANT; /* handled by the frontend */
+    bool constant = op == DRT_OP_CONSTANT || op == DRT_OP_IF || op == DRT_OP_LOOP || op == DRT_OP_SCAN;
     if (!constant && (!drt_infer_find((drt_op)op) || !drt_cpu_kernel_find((drt_op)op))) continue;
     if (verbose) printf("%-24s %s\n", info->name, drt_fusion_class_name(info->fusion));
     else printf("%s\n", info->name);

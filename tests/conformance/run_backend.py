@@ -17,8 +17,8 @@ Cases come from the installed onnx package:
                        light/light_<model>_output_N.pb
 
 Each case is classified from the model alone (no onnxruntime):
-  unsupported  uses an op outside `drt ops`, a non-default domain, a control-flow op (If/Loop/Scan),
-               or a dtype distilrt does not handle in its inputs/outputs/initializers/constants
+  unsupported  uses an op outside `drt ops`, a non-default domain, or a dtype (or a sequence /
+               optional type) distilrt does not handle in its inputs/outputs/initializers/constants
   excluded     supported but matched by a line of exclude.txt (each line carries a reason)
   supported    must pass: `drt run model.onnx --input NAME=file.npy ... --output-dir DIR` must exit 0
                and DIR/<output name>.npy must match the reference (shape, dtype, values with the
@@ -60,7 +60,6 @@ ON_DISK_KINDS = ("pytorch-operator", "pytorch-converted", "simple", "real")
 LIGHT_URL_PREFIX = "onnx/backend/test/data/light/"
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
-CONTROL_FLOW_OPS = ("If", "Loop", "Scan")
 
 # ONNX element types distilrt handles (include/distilrt.h): every numeric type but complex.
 # Graph inputs/outputs whose dtype numpy lacks (bfloat16, float8, int4, ...) travel as ONNX
@@ -287,9 +286,6 @@ def classify(model: onnx.ModelProto, supported_ops: set[str]) -> tuple[list[str]
             ops.append(label)
             if node.domain not in DEFAULT_DOMAINS:
                 reasons.append(f"domain {node.domain!r} (op {node.op_type})")
-                missing.append(label)
-            elif node.op_type in CONTROL_FLOW_OPS:
-                reasons.append(f"control-flow op {node.op_type}")
                 missing.append(label)
             elif node.op_type not in supported_ops:
                 reasons.append(f"op {node.op_type} not in `drt ops`")
