@@ -299,8 +299,8 @@ static drt_status lower_loop(lower_ctx *L) {
   int64_t max_trip = INT64_MAX;
   if (trip) {
     if (trip->kind != DRT_VALUE_CONST)
-      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: the trip count M ('%s') is known only at run time; distilrt "
-                       "unrolls loops at compile time", cf_label(L, d, sizeof d), trip->name);
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: the trip count M '%s' must be a compile-time constant "
+                       "(distilrt unrolls loops when it compiles)", cf_label(L, d, sizeof d), trip->name);
     double m;
     DRT_RETURN_IF_ERROR_CTX(drt_value_const_scalar(trip, &m), "%s: trip count M", cf_label(L, d, sizeof d));
     max_trip = (int64_t)m;
@@ -331,9 +331,9 @@ static drt_status lower_loop(lower_ctx *L) {
   while (!st) {
     if (it >= max_trip) break;
     if (cond->kind != DRT_VALUE_CONST) {
-      st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: the loop condition ('%s') before iteration %" PRId64 " is known "
-                     "only at run time; distilrt unrolls loops at compile time and needs it constant",
-                     cf_label(L, d, sizeof d), cond->name, it);
+      st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: the loop condition '%s' must be a compile-time constant before "
+                     "iteration %" PRId64 " (distilrt unrolls loops when it compiles; a data-dependent exit is not "
+                     "supported)", cf_label(L, d, sizeof d), cond->name, it);
       break;
     }
     bool go = false;

@@ -78,6 +78,22 @@ def static_type(vi, arr):
 CONST_RE = re.compile(r"'(c\d+_[^']*)'\)? must be a compile-time constant")
 
 
+def rename_node(n, ren):
+    """Prefixes every value name of node n, inside its subgraphs too (If/Loop/Scan bodies read
+    values of the enclosing graph by name)."""
+    n.input[:] = [ren(x) for x in n.input]
+    n.output[:] = [ren(x) for x in n.output]
+    for a in n.attribute:
+        subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+        for sg in subs:
+            for vi in list(sg.input) + list(sg.output) + list(sg.value_info):
+                vi.name = ren(vi.name)
+            for t in sg.initializer:
+                t.name = ren(t.name)
+            for sn in sg.node:
+                rename_node(sn, ren)
+
+
 def merge(cases, opset, consts):
     """One model holding every case of the group; returns (model, {input name: array},
     {case index: [(output name, reference array)]}). Inputs named in `consts` (prefixed names of
@@ -110,8 +126,7 @@ def merge(cases, opset, consts):
         for k, n in enumerate(src.node):
             n2 = copy.deepcopy(n)
             n2.name = ren(n.name or "n%d" % k)
-            n2.input[:] = [ren(x) for x in n.input]
-            n2.output[:] = [ren(x) for x in n.output]
+            rename_node(n2, ren)
             g.node.append(n2)
         refs[ci] = []
         for vo, arr in zip(src.output, outs):
@@ -183,6 +198,8 @@ class Runner:
             # input of that case becomes a constant, as the CPU run's specialization does
             pre = name.split("_", 1)[0] + "_"
             more = {k for k, v in feeds.items() if k.startswith(pre) and np.asarray(v).dtype.kind in "biu"}
+            if not more - consts:  # then every small input of the case, as `drt run` specializes
+                more = {k for k, v in feeds.items() if k.startswith(pre) and np.asarray(v).size <= 256}
             if not more - consts:
                 break
             consts |= more
