@@ -211,6 +211,7 @@ typedef struct sub_info {
 /* What converting a node's attributes needs to parse its subgraphs. */
 typedef struct node_env {
   const Onnx__ModelProto *m;
+  drt_op op;
   int opset;
   scope *sc; /* the scope the node is in */
   node_caps caps;
@@ -389,6 +390,9 @@ static drt_status convert_attr(drt_onnx_ctx *ctx, const Onnx__AttributeProto *a,
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
       out->type = DRT_ATTR_GRAPH;
       if (!a->g) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute '%s' has type GRAPH but no graph", name);
+      if (env->op != DRT_OP_IF && env->op != DRT_OP_LOOP && env->op != DRT_OP_SCAN)
+        return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute '%s' is a subgraph, which %s does not take (only If, "
+                         "Loop and Scan do)", name, drt_op_name(env->op));
       return parse_subgraph(ctx, env, a->g, name, &out->graph);
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
       return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute '%s' has type %s: lists of subgraphs are not supported",
@@ -861,7 +865,7 @@ static drt_status build_graph_proto(drt_onnx_ctx *ctx, const Onnx__ModelProto *m
     st = drt_graph_add_node(g, ops[k], nd->name, ins, (int)nin, outs + node_off, (int)nd->n_output, &n);
     if (st) goto done;
     n->opset = opset;
-    node_env env = {m, opset, &sc, {NULL, 0, 0}, {{0}}, 0};
+    node_env env = {m, ops[k], opset, &sc, {NULL, 0, 0}, {{0}}, 0};
     st = convert_attrs(ctx, nd, n, &env);
     node_env_free(&env);
     if (st) {

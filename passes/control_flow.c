@@ -190,7 +190,7 @@ static drt_status stack(lower_ctx *L, drt_value **elems, int count, int64_t axis
   for (int t = 1; t < count; t++)
     if (elems[t]->dtype != e0->dtype || !drt_shape_equal(&elems[t]->shape, &e0->shape)) {
       char a[128], b[128];
-      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: %s changes from %s%s in iteration 0 to %s%s in iteration %d; "
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: %s changes from %s[%s] in iteration 0 to %s[%s] in iteration %d; "
                        "stacked outputs need one shape", cf_label(L, d, sizeof d), what, drt_dtype_name(e0->dtype),
                        drt_shape_str(&e0->shape, a, sizeof a), drt_dtype_name(elems[t]->dtype),
                        drt_shape_str(&elems[t]->shape, b, sizeof b), t);
@@ -265,7 +265,7 @@ static drt_status lower_if(lower_ctx *L) {
       if (t->dtype != e->dtype || !t->has_shape || !e->has_shape || !drt_shape_equal(&t->shape, &e->shape)) {
         char a[128], b[128];
         st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: the condition is known only at run time and output %d differs "
-                       "between the branches (then %s%s, else %s%s); distilrt runs both branches and selects, which "
+                       "between the branches (then %s[%s], else %s[%s]); distilrt runs both branches and selects, which "
                        "needs one dtype and shape", cf_label(L, d, sizeof d), k, drt_dtype_name(t->dtype),
                        drt_shape_str(&t->shape, a, sizeof a), drt_dtype_name(e->dtype),
                        drt_shape_str(&e->shape, b, sizeof b));

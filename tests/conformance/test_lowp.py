@@ -41,14 +41,15 @@ class Checker:
         self.passed = 0
         self.failures: list[str] = []
 
-    def run(self, model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> tuple[int, str, list[np.ndarray]]:
+    def run(self, model: onnx.ModelProto, feeds: dict[str, np.ndarray],
+            specialize: bool = False) -> tuple[int, str, list[np.ndarray]]:
         path = os.path.join(self.tmp, "m.onnx")
         onnx.save(model, path)
         out_dir = os.path.join(self.tmp, "out")
         os.makedirs(out_dir, exist_ok=True)
         for f in os.listdir(out_dir):
             os.unlink(os.path.join(out_dir, f))
-        cmd = [self.drt, "run", path, "--no-specialize"]
+        cmd = [self.drt, "run", path] + ([] if specialize else ["--no-specialize"])
         for i, (name, arr) in enumerate(feeds.items()):
             p = os.path.join(self.tmp, f"in{i}.pb")
             with open(p, "wb") as f:
@@ -65,15 +66,19 @@ class Checker:
                 outs.append(numpy_helper.to_array(t))
         return r.returncode, r.stderr, outs
 
-    def check(self, label: str, model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> None:
-        want = ReferenceEvaluator(model).run(None, feeds)
-        rc, err, got = self.run(model, feeds)
+    def check(self, label: str, model: onnx.ModelProto, feeds: dict[str, np.ndarray], specialize: bool = False,
+              rtol: float = 0.0, want: list[np.ndarray] | None = None) -> None:
+        """drt's outputs equal the reference's (rtol 0: code for code; else float outputs within
+        rtol relative L2 error); `want` replaces onnx.reference where it lacks the op version."""
+        if want is None:
+            want = ReferenceEvaluator(model).run(None, feeds)
+        rc, err, got = self.run(model, feeds, specialize)
         if rc != 0:
             self.failures.append(f"{label}: drt exit {rc}: {' '.join(err.split())[:300]}")
             return
         for g, w, vi in zip(got, want, model.graph.output):
             w = np.asarray(w)
-            msg = compare_codes(g, w)
+            msg = compare_codes(g, w) if not rtol or w.dtype.kind != "f" else compare_l2(g, w, rtol)
             if msg:
                 self.failures.append(f"{label}: output {vi.name}: {msg}")
                 return
@@ -82,13 +87,21 @@ class Checker:
             print(f"ok   {label}")
 
     def expect_error(self, label: str, model: onnx.ModelProto, feeds: dict[str, np.ndarray],
-                     needles: list[str]) -> None:
-        rc, err, _ = self.run(model, feeds)
+                     needles: list[str], specialize: bool = False) -> None:
+        rc, err, _ = self.run(model, feeds, specialize)
         flat = " ".join(err.split())
         if rc == 0 or not all(n in flat for n in needles):
             self.failures.append(f"{label}: expected a failure naming {needles}, got exit {rc}: {flat[:300]}")
         else:
             self.passed += 1
+
+
+def compare_l2(got: np.ndarray, want: np.ndarray, rtol: float) -> str | None:
+    if got.shape != want.shape or got.dtype != want.dtype:
+        return f"got {got.dtype}{list(got.shape)}, expected {want.dtype}{list(want.shape)}"
+    g, w = got.astype(np.float64), want.astype(np.float64)
+    err = np.linalg.norm(g - w) / max(np.linalg.norm(w), 1e-30)
+    return None if err <= rtol else f"relative L2 error {err:.3e} > {rtol:g}"
 
 
 def compare_codes(got: np.ndarray, want: np.ndarray) -> str | None:

@@ -771,6 +771,25 @@ def _(ctx):
     return ["run", ctx.save_model("model.onnx", m), "--input", "x=" + x_input(ctx)], []
 
 
+@case("subgraph_undefined_name", 2, "subgraph 'then_branch': node 'uses_nope' (Relu, opset 17): input 0 'nope' is not defined")
+def _(ctx):
+    then = helper.make_graph([helper.make_node("Relu", ["nope"], ["t"], name="uses_nope")], "then", [], [vi("t", [2, 3])])
+    els = helper.make_graph([helper.make_node("Relu", ["x"], ["e"])], "else", [], [vi("e", [2, 3])])
+    c = numpy_helper.from_array(np.array(True), "c")
+    m = mk([helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=els, name="branch")],
+           [vi("x", [2, 3])], [vi("y", [2, 3])], [c])
+    return ["run", ctx.save_model("model.onnx", m), "--input", "x=" + x_input(ctx)], []
+
+
+@case("if_without_else_branch", 2, "needs graph attributes then_branch and else_branch")
+def _(ctx):
+    then = helper.make_graph([helper.make_node("Relu", ["x"], ["t"])], "then", [], [vi("t", [2, 3])])
+    c = numpy_helper.from_array(np.array(True), "c")
+    m = mk([helper.make_node("If", ["c"], ["y"], then_branch=then, name="branch")], [vi("x", [2, 3])],
+           [vi("y", [2, 3])], [c])
+    return ["run", ctx.save_model("model.onnx", m), "--input", "x=" + x_input(ctx)], []
+
+
 @case("npy_truncated_header", 2, "truncated .npy header")
 def _(ctx):
     data = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }")

@@ -69,7 +69,7 @@ def write_malformed():
     raw("bad_hole.safetensors", {"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
                                  "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}, f4)
     raw("bad_size.safetensors", {"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 16]}}, f4)
-    raw("bad_dtype.safetensors", {"a": {"dtype": "F8_E4M3", "shape": [16], "data_offsets": [0, 16]}}, f4)
+    raw("bad_dtype.safetensors", {"a": {"dtype": "C64", "shape": [2], "data_offsets": [0, 16]}}, f4)
     raw("bad_duplicate.safetensors", None, f4,
         header_bytes=b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, '
                      b'"a": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}')
