@@ -1078,8 +1078,9 @@ static drt_status emit_quantize(drt_cg *cg, const drt_node *n) {
   int32_t kern;
   if (mf) {
     /* the zero point of float8 is 0 and not read (the CPU checks it on DequantizeLinear: such
-       a node stays on the host); float4 reads none either, float6 adds/subtracts it */
-    bool f8 = DRT_DT_BIT(qt) & DRT_DT_FLOAT8, use_zp = zp && !f8 && qt != DRT_DTYPE_FLOAT4E2M1;
+       a node stays on the host); float4/float6 add it when quantizing, float6 alone subtracts it
+       when dequantizing (as onnx.reference) */
+    bool f8 = DRT_DT_BIT(qt) & DRT_DT_FLOAT8, use_zp = zp && !f8 && (!dq || qt != DRT_DTYPE_FLOAT4E2M1);
     if (dq && zp && f8) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "a float8 zero point is checked on the host");
     if (drt_node_attr_int(n, "precision", 0) != 0 && drt_node_attr_int(n, "precision", 0) != DRT_DTYPE_FLOAT32)
       return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "QuantizeLinear precision other than float32");

@@ -116,6 +116,8 @@ done:
 static drt_status decode_packed(drt_onnx_ctx *ctx, const Onnx__TensorProto *t, const char *what, drt_dtype dt,
                                 size_t n, const char *desc, void **data) {
   int bits = drt_dtype_bits(dt);
+  if (n > (SIZE_MAX - 7) / 8)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: %s has too many elements", what, desc);
   size_t packed = drt_lowp_packed_bytes(dt, n);
   unsigned char *p = NULL;
   const unsigned char *src = NULL;

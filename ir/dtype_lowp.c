@@ -7,8 +7,8 @@
  *
  * Conversions follow ONNX Cast (the reference implementation in onnx/reference and
  * ml_dtypes, which generated the backend test data):
- *  - to a minifloat: round to nearest, ties to even, from the double value (no double
- *    rounding through float32). Past the largest finite value, `saturate` (Cast's default)
+ *  - to a minifloat: round to nearest, ties to even, from the value rounded to float32 (a
+ *    float64 source rounds twice, as in ml_dtypes). Past the largest finite value, `saturate` (Cast's default)
  *    gives +-max; without it, E5M2 gives +-inf, the FN/FNUZ types NaN. float4/float6 have no
  *    inf or NaN and always saturate; NaN becomes a zero (-0 for +NaN, as ml_dtypes writes).
  *    The FNUZ types have no negative zero: -0 and negatives rounding to 0 give +0;
@@ -18,6 +18,7 @@
  *  - to int4/uint4/int2/uint2: truncate toward zero, then wrap modulo 2^bits (numpy's
  *    astype); NaN, inf and values outside int32 give 0. Integers wrap. */
 #include <math.h>
+#include <stdint.h>
 
 #include "ir/dtype.h"
 
@@ -83,9 +84,10 @@ static uint8_t mf_nan_code(const mf_fmt *f, bool neg) {
 static double mf_decode(const mf_fmt *f, uint8_t code) {
   unsigned emask = (1u << f->ebits) - 1, mmask = (1u << f->mbits) - 1;
   unsigned sign = code & mf_sign_bit(f), e = (code >> f->mbits) & emask, m = code & mmask;
-  if (f->kind == MF_FNUZ && code == 0x80) return NAN;
-  if (f->kind == MF_FN && e == emask && m == mmask) return NAN;
-  if (f->kind == MF_IEEE && e == emask) return m ? NAN : (sign ? -INFINITY : INFINITY);
+  /* NaN keeps its sign, as ml_dtypes decodes it (FNUZ's one NaN, 0x80, is -NaN) */
+  if (f->kind == MF_FNUZ && code == 0x80) return copysign(NAN, -1.0);
+  if (f->kind == MF_FN && e == emask && m == mmask) return copysign(NAN, sign ? -1.0 : 1.0);
+  if (f->kind == MF_IEEE && e == emask) return m ? copysign(NAN, sign ? -1.0 : 1.0) : (sign ? -INFINITY : INFINITY);
   double v = e ? ldexp(1.0 + (double)m / (double)(1u << f->mbits), (int)e - f->bias)
                : ldexp((double)m, 1 - f->bias - f->mbits);
   return sign ? -v : v;
@@ -168,7 +170,8 @@ double drt_lowp_to_f64(drt_dtype dt, uint8_t code) {
 uint8_t drt_lowp_from_f64(drt_dtype dt, double x, const drt_cast_opts *o) {
   bool saturate = o ? o->saturate : true;
   mf_fmt f;
-  if (mf_format(dt, &f)) return mf_encode(&f, x, saturate);
+  /* through float32, as ml_dtypes converts a double (rounding twice) */
+  if (mf_format(dt, &f)) return mf_encode(&f, (double)(float)x, saturate);
   if (dt == DRT_DTYPE_FLOAT8E8M0) return e8m0_encode((float)x, saturate, o ? o->round_mode : DRT_ROUND_UP);
   /* truncate, then wrap modulo 2^bits; NaN, inf and values outside int32 give 0 (ml_dtypes
      converts through a 32-bit integer, whose out-of-range result has no low bits) */
@@ -191,9 +194,8 @@ uint8_t drt_lowp_canonical(drt_dtype dt, uint8_t bits) {
 }
 
 size_t drt_lowp_packed_bytes(drt_dtype dt, size_t n) {
-  int b = drt_dtype_bits(dt);
-  if (b == 6) return (n * 6 + 7) / 8;
-  if (b < 8) return (n * (size_t)b + 7) / 8;
+  size_t b = (size_t)drt_dtype_bits(dt);
+  if (b < 8) return (n / 8) * b + ((n % 8) * b + 7) / 8; /* ceil(n * b / 8) without overflow */
   return n * drt_dtype_size(dt);
 }
 
@@ -252,8 +254,11 @@ void drt_convert_ex(drt_dtype dd, void *dst, drt_dtype sd, const void *src, size
   }
   uint8_t *d = dst;
   bool src_int = drt_dtype_is_int(sd) || sd == DRT_DTYPE_BOOL || drt_dtype_is_lowp_int(sd);
+  /* integers wrap into the 4- and 2-bit types; into a minifloat they convert by value (a uint64
+     above INT64_MAX through double, not through int64) */
+  bool wrap = src_int && drt_dtype_is_lowp_int(dd);
   for (size_t i = 0; i < n; i++) {
-    if (src_int) d[i] = drt_lowp_from_i64(dd, drt_load_i64(sd, src, i), o);
+    if (wrap || (src_int && sd != DRT_DTYPE_UINT64)) d[i] = drt_lowp_from_i64(dd, drt_load_i64(sd, src, i), o);
     else d[i] = drt_lowp_from_f64(dd, drt_load_f64(sd, src, i), o);
   }
 }

@@ -191,12 +191,12 @@ static drt_status infer_clip(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+static drt_status check_round_mode(const drt_node *n);
+
 static drt_status infer_cast(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ANY));
-  const char *rm = drt_node_attr_string(n, "round_mode", "up");
-  if (strcmp(rm, "up") && strcmp(rm, "down") && strcmp(rm, "nearest"))
-    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute round_mode is '%s', expected up, down or nearest", rm);
+  DRT_RETURN_IF_ERROR(check_round_mode(n));
   const drt_attr *to = drt_node_attr(n, "to");
   if (!to || to->type != DRT_ATTR_INT)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "integer attribute 'to' is required");
@@ -335,10 +335,18 @@ static drt_status infer_bit_cast(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+static drt_status check_round_mode(const drt_node *n) {
+  const char *rm = drt_node_attr_string(n, "round_mode", "up");
+  if (strcmp(rm, "up") && strcmp(rm, "down") && strcmp(rm, "nearest"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute round_mode is '%s', expected up, down or nearest", rm);
+  return DRT_OK;
+}
+
 static drt_status infer_cast_like(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ANY));
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_ANY));
+  DRT_RETURN_IF_ERROR(check_round_mode(n));
   drt_infer_set(n, 0, n->inputs[1]->dtype, &n->inputs[0]->shape);
   return DRT_OK;
 }

@@ -302,9 +302,11 @@ template <int EB, int MB, int BIAS, int KIND>
 __device__ __forceinline__ float drt_mf_decode(unsigned char c) {
   const unsigned emask = (1u << EB) - 1, mmask = (1u << MB) - 1, sbit = 1u << (EB + MB);
   unsigned e = (c >> MB) & emask, m = c & mmask;
-  if (KIND == 2 && c == 0x80) return __int_as_float(0x7fc00000);
-  if (KIND == 1 && e == emask && m == mmask) return __int_as_float(0x7fc00000);
-  if (KIND == 0 && e == emask) return m ? __int_as_float(0x7fc00000) : __int_as_float((c & sbit) ? 0xff800000 : 0x7f800000);
+  /* NaN keeps its sign (FNUZ's 0x80 is -NaN), as on the host */
+  if (KIND == 2 && c == 0x80) return __int_as_float((int)0xffc00000u);
+  if (KIND == 1 && e == emask && m == mmask) return __int_as_float((c & sbit) ? (int)0xffc00000u : 0x7fc00000);
+  if (KIND == 0 && e == emask)
+    return __int_as_float(m ? ((c & sbit) ? (int)0xffc00000u : 0x7fc00000) : ((c & sbit) ? (int)0xff800000u : 0x7f800000));
   /* value = (e ? 2^MB + m : m) * 2^((e ? e : 1) - BIAS - MB), a power of two built from bits */
   float mag = (float)(e ? (1u << MB) + m : m) * __int_as_float((127 + (int)(e ? e : 1) - BIAS - MB) << 23);
   return (c & sbit) ? -mag : mag;

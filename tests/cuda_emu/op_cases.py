@@ -254,6 +254,16 @@ def b_qdq_lowp(b):
         one = b.init("one_" + name, np.array(1.0, np.float32))
         q = b.node("QuantizeLinear", [b.input("edge_" + name, edge), one], output_dtype=t)
         b.output(b.node("DequantizeLinear", [q, one]))
+    # float4 / float6 zero points (added when quantizing; float6 subtracts its own when dequantizing)
+    for name, t, fmt in (("f4", TP.FLOAT4E2M1, ml_dtypes.float4_e2m1fn), ("f6", TP.FLOAT6E3M2,
+                                                                          ml_dtypes.float6_e3m2fn)):
+        # multiples of 1/8 and power-of-two scales: exact in fp16/bf16 storage too, so the 16-bit
+        # plans quantize the same values (float4's steps are too coarse for rounded inputs)
+        xs = b.input("xz_" + name, (b.rng.integers(-40, 40, (2, 4, 3)) / 8).astype(np.float32))
+        sc = b.init("sz_" + name, np.array([0.5, 0.25, 1.0, 2.0], np.float32))
+        zp = b.init("zz_" + name, np.array([1.5, -1.0, 0.5, 2.0], np.float32).astype(fmt))
+        q = b.node("QuantizeLinear", [xs, sc, zp], axis=1)
+        b.output(b.node("DequantizeLinear", [q, sc] + ([zp] if name == "f6" else []), axis=1))
     rng = np.random.default_rng(3)
     w8 = b.node("Cast", [b.init("w", (rng.standard_normal((5, 6)) * 0.5).astype(np.float32))], to=TP.FLOAT8E4M3FN)
     w = b.node("DequantizeLinear", [w8, b.init("ws", np.array(0.5, np.float32))])

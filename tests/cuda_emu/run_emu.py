@@ -606,7 +606,75 @@ def run_selftest(E, T):
         return None if (y == 0xFFFFFFFF).all() else "static __shared__ not poisoned per block: %s" % (
             sorted(set(hex(v) for v in y))[:4])
 
-    for label, fn in [("block reduce (smem + shfl_xor)", rowsum), ("static __shared__ poisoned per block", shared_poison), ("wmma lane-divergent fragment detection", diverge), ("dynamic smem + barrier", reverse),
+    def minifloat():
+        """The device codec (drt_mf_encode/decode) against ml_dtypes, code for code: random values
+        over the whole float32 range, every midpoint between neighbouring codes and a quarter
+        step either side, a stride through all float32 bit patterns, saturate on and off."""
+        try:
+            import ml_dtypes  # noqa: PLC0415 (onnx's own dependency)
+        except ImportError:
+            return None  # reported as passing: nothing to compare with
+        cso = os.path.join(E.tmp, "codec_check.so")
+        rc, _, err, _ = sh([os.path.join(HERE, "build_kernels.sh"), os.path.join(HERE, "codec_check.cu"), cso,
+                            "-I" + os.path.join(os.path.dirname(os.path.dirname(HERE)), "codegen", "kernels")])
+        if rc:
+            return "build: " + first_error(err)
+        clib = ctypes.CDLL(cso)
+        clib.drt_emu_error.restype = ctypes.c_char_p
+        fmts = [ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz, ml_dtypes.float8_e5m2,
+                ml_dtypes.float8_e5m2fnuz, ml_dtypes.float4_e2m1fn, ml_dtypes.float6_e2m3fn, ml_dtypes.float6_e3m2fn]
+        bits = [8, 8, 8, 8, 4, 6, 6]
+        pats = np.arange(0, 1 << 32, 65537, dtype=np.uint64).astype(np.uint32).view(np.float32)
+        wide = (rng.standard_normal(20000) * np.exp2(rng.uniform(-30, 30, 20000))).astype(np.float32)
+        for f, (fmt, nb) in enumerate(zip(fmts, bits)):
+            codes_all = np.arange(1 << nb, dtype=np.uint8)
+            vals = codes_all.view(fmt).astype(np.float64) if nb == 8 else \
+                np.array([float(v) for v in codes_all.view(fmt)], np.float64)
+            pos = np.unique(vals[np.isfinite(vals) & (vals >= 0)])
+            mids = (pos[1:] + pos[:-1]) / 2
+            q = (pos[1:] - pos[:-1]) / 4
+            edge = np.concatenate([mids, mids - q, mids + q, pos, pos[-1:] * 1.03, pos[-1:] * 1.5])
+            with np.errstate(invalid="ignore"):
+                x = np.concatenate([pats, wide, edge, -edge, [np.inf, -np.inf, np.nan, -np.nan, 0.0, -0.0]])
+                x = x.astype(np.float32)
+            n = x.size
+            for sat in (1, 0):
+                codes = np.zeros(n, np.uint8)
+                dec = np.zeros(256, np.float32)
+                ka = (ctypes.c_ulonglong * 32)(ptr(x), ptr(codes), ptr(dec), n, f, sat, *([0] * 26))
+                g = (ctypes.c_uint * 3)(64, 1, 1)
+                b = (ctypes.c_uint * 3)(128, 1, 1)
+                rc = clib.drt_emu_launch(ctypes.cast(clib.cc_codec, ctypes.c_void_p), g, b, ctypes.c_size_t(0),
+                                         ctypes.byref(ka))
+                if rc:
+                    return clib.drt_emu_error().decode()
+                with np.errstate(all="ignore"):
+                    if sat:
+                        fi = ml_dtypes.finfo(fmt)
+                        ref = np.clip(x, float(fi.min), float(fi.max)).astype(fmt)
+                    else:
+                        ref = x.astype(fmt)
+                rv = ref.view(np.uint8)
+                if nb < 8:
+                    rv = rv & ((1 << nb) - 1)
+                rnan = np.isnan(ref.astype(np.float32))
+                dnan = np.isnan(np.array([float(v) for v in codes.astype(np.uint8).view(fmt)])) if nb < 8 else \
+                    np.isnan(codes.view(fmt).astype(np.float32))
+                bad = np.where(rnan, ~dnan, codes != rv)
+                if bad.any():
+                    i = int(np.argwhere(bad)[0][0])
+                    return "%s saturate=%d: %r -> code %#x, ml_dtypes %#x (%d differ)" % (
+                        np.dtype(fmt).name, sat, float(x[i]), int(codes[i]), int(rv[i]), int(bad.sum()))
+                want = vals.astype(np.float32)
+                got = dec[: 1 << nb]
+                same = (got == want) | (np.isnan(got) & np.isnan(want) & (np.signbit(got) == np.signbit(want)))
+                if not same.all():
+                    c = int(np.argwhere(~same)[0][0])
+                    return "%s: code %#x decodes to %r, ml_dtypes %r" % (np.dtype(fmt).name, c, float(got[c]),
+                                                                         float(want[c]))
+        return None
+
+    for label, fn in [("minifloat codec vs ml_dtypes", minifloat), ("block reduce (smem + shfl_xor)", rowsum), ("static __shared__ poisoned per block", shared_poison), ("wmma lane-divergent fragment detection", diverge), ("dynamic smem + barrier", reverse),
                       ("wmma fp16 16x16x16", hgemm), ("wmma tf32 16x16x8", tf32), ("fp16/bf16 rounding", conv16),
                       ("shfl_up scan, partial warp, atomics", scan), ("ballot/any/all, partial warp", bcast),
                       ("deadlock detection", deadlock)]:

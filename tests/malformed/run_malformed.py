@@ -735,6 +735,15 @@ def _(ctx):
     return run_with_npy(ctx, ctx.write("x.pb", t))
 
 
+@case("pb_packed_int4_huge_dims", 2, "has too many elements")
+def _(ctx):
+    t = TensorProto()
+    t.name, t.data_type = "x", TensorProto.INT4
+    t.dims.extend([2 ** 62 + 1])  # 2^61 packed bytes announced, one present: refused before allocating
+    t.raw_data = b"\x11"
+    return run_with_npy(ctx, ctx.write("x.pb", t.SerializeToString()))
+
+
 @case("pb_packed_int4_short", 2, "packed 4-bit")
 def _(ctx):
     t = TensorProto()

@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,23 @@ static void test_overflow(void **state) {
   assert_int_equal(drt_lowp_from_f64(DRT_DTYPE_UINT2, -3.0, NULL), 1);
   assert_int_equal((int8_t)drt_lowp_from_i64(DRT_DTYPE_INT2, 6, NULL), -2);
   assert_int_equal(drt_lowp_from_f64(DRT_DTYPE_UINT4, NAN, NULL), 0);
+  /* a uint64 above INT64_MAX converts by value (saturating), not as a negative int64 */
+  uint64_t big[2] = {UINT64_MAX, (uint64_t)1 << 63};
+  uint8_t q[2];
+  drt_convert_ex(DRT_DTYPE_FLOAT8E4M3FN, q, DRT_DTYPE_UINT64, big, 2, &sat);
+  assert_int_equal(q[0], 0x7e);
+  assert_int_equal(q[1], 0x7e);
+  /* NaN keeps its sign through decoding; float4 then writes +0 for -NaN (ml_dtypes) */
+  assert_true(isnan(drt_lowp_to_f64(DRT_DTYPE_FLOAT8E4M3FN, 0xff)) && signbit(drt_lowp_to_f64(DRT_DTYPE_FLOAT8E4M3FN, 0xff)));
+  assert_true(signbit(drt_lowp_to_f64(DRT_DTYPE_FLOAT8E5M2FNUZ, 0x80)));
+  uint8_t nan8 = 0xff, f4;
+  drt_convert_ex(DRT_DTYPE_FLOAT4E2M1, &f4, DRT_DTYPE_FLOAT8E4M3FN, &nan8, 1, &sat);
+  assert_int_equal(f4, 0);
+  /* a float64 rounds to float32 first (ml_dtypes): just below a float8 tie in double, at it in float */
+  assert_int_equal(drt_lowp_from_f64(DRT_DTYPE_FLOAT8E4M3FN, -0.5937499845230255, &sat),
+                   drt_lowp_from_f64(DRT_DTYPE_FLOAT8E4M3FN, (double)(float)-0.5937499845230255, &sat));
+  /* packed sizes never overflow */
+  assert_int_equal(drt_lowp_packed_bytes(DRT_DTYPE_INT4, SIZE_MAX), SIZE_MAX / 2 + 1);
 }
 
 static void test_pack_round_trip(void **state) {

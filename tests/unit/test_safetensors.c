@@ -4,9 +4,11 @@
  * defect and the tensor. */
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/npy.h"
 #include "runtime/safetensors.h"
@@ -191,11 +193,53 @@ static void test_header_mutations(void **state) {
   free(bytes);
 }
 
+/* float8 tensors (F8_E4M3 = float8e4m3fn, F8_E5M2, as torch writes them) read as float64; the
+ * expected values are those of the OCP FP8 spec for these codes. */
+static void test_float8(void **state) {
+  (void)state;
+  const unsigned char e4[] = {0x38, 0x7e, 0x01, 0xc0, 0x7f}, e5[] = {0x3c, 0x7b, 0x7c, 0x01, 0xfe};
+  const double w4[] = {1.0, 448.0, 0x1p-9, -2.0}, w5[] = {1.0, 57344.0, INFINITY, 0x1p-16};
+  char hdr[256];
+  int hl = snprintf(hdr, sizeof hdr,
+                    "{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[5],\"data_offsets\":[0,5]},"
+                    "\"b\":{\"dtype\":\"F8_E5M2\",\"shape\":[5],\"data_offsets\":[5,10]}}");
+  while (hl % 8) hdr[hl++] = ' ';
+  char path[] = "/tmp/drt_st_f8_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "wb");
+  assert_non_null(f);
+  uint64_t len = (uint64_t)hl;
+  fwrite(&len, 8, 1, f);
+  fwrite(hdr, 1, (size_t)hl, f);
+  fwrite(e4, 1, 5, f);
+  fwrite(e5, 1, 5, f);
+  fclose(f);
+  drt_safetensors *st;
+  DRT_ASSERT_OK(drt_safetensors_open_file(path, 0, &st));
+  const drt_st_tensor *a = drt_safetensors_find(st, "a"), *b = drt_safetensors_find(st, "b");
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_int_equal(a->dtype, DRT_DTYPE_FLOAT8E4M3FN);
+  assert_int_equal(b->dtype, DRT_DTYPE_FLOAT8E5M2);
+  double va[5], vb[5];
+  drt_safetensors_read(a, DRT_DTYPE_FLOAT64, va);
+  drt_safetensors_read(b, DRT_DTYPE_FLOAT64, vb);
+  for (int i = 0; i < 4; i++) {
+    assert_true(va[i] == w4[i]);
+    assert_true(vb[i] == w5[i]);
+  }
+  assert_true(isnan(va[4])); /* S.1111.111 is E4M3FN's NaN */
+  assert_true(isnan(vb[4])); /* exponent all ones with a mantissa: E5M2 NaN */
+  drt_safetensors_close(st);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_file),       cmocka_unit_test(test_control_file),
       cmocka_unit_test(test_malformed),        cmocka_unit_test(test_truncations),
-      cmocka_unit_test(test_header_mutations),
+      cmocka_unit_test(test_header_mutations), cmocka_unit_test(test_float8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
