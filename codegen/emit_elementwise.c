@@ -1084,22 +1084,19 @@ static drt_status emit_quantize(drt_cg *cg, const drt_node *n) {
     if (dq && zp && f8) return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "a float8 zero point is checked on the host");
     if (drt_node_attr_int(n, "precision", 0) != 0 && drt_node_attr_int(n, "precision", 0) != DRT_DTYPE_FLOAT32)
       return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "QuantizeLinear precision other than float32");
-    if (dq)
-      DRT_RETURN_IF_ERROR(drt_cg_kernel(
-          cg, 256, &kern,
-          "extern \"C\" __global__ void __launch_bounds__(256) @NAME@(drt_kargs a) {\n"
-          "  drt_dequantize_mf<%d, %s, %s, %s, %s, %s>((%s *)a.u[0], (const unsigned char *)a.u[1], (const %s *)a.u[2], "
-          "%s, (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ");\n}",
-          (int)q.mode, mf, use_zp ? "true" : "false", TF, TS, it, TF, TS, zarg, it, total, it, inner, it, len, it, slen,
-          it, blk));
-    else
-      DRT_RETURN_IF_ERROR(drt_cg_kernel(
-          cg, 256, &kern,
-          "extern \"C\" __global__ void __launch_bounds__(256) @NAME@(drt_kargs a) {\n"
-          "  drt_quantize_mf<%d, %s, %s, %s, %s, %s>((unsigned char *)a.u[0], (const %s *)a.u[1], (const %s *)a.u[2], "
-          "%s, (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", %s);\n}",
-          (int)q.mode, mf, use_zp ? "true" : "false", TF, TS, it, TF, TS, zarg, it, total, it, inner, it, len, it, slen,
-          it, blk, drt_node_attr_int(n, "saturate", 1) ? "true" : "false"));
+    /* y, x: (TF *)y and (const unsigned char *)q to dequantize, (unsigned char *)y and (const TF *)x
+       to quantize (which also takes `saturate`) */
+    char ycast[64], xcast[64];
+    snprintf(ycast, sizeof ycast, "%s *", dq ? TF : "unsigned char");
+    snprintf(xcast, sizeof xcast, "const %s *", dq ? "unsigned char" : TF);
+    DRT_RETURN_IF_ERROR(drt_cg_kernel(
+        cg, 256, &kern,
+        "extern \"C\" __global__ void __launch_bounds__(256) @NAME@(drt_kargs a) {\n"
+        "  drt_%squantize_mf<%d, %s, %s, %s, %s, %s>((%s)a.u[0], (%s)a.u[1], (const %s *)a.u[2], "
+        "%s, (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 ", (%s)%" PRId64 "%s);\n}",
+        dq ? "de" : "", (int)q.mode, mf, use_zp ? "true" : "false", TF, TS, it, ycast, xcast, TS, zarg, it, total, it,
+        inner, it, len, it, slen, it, blk,
+        dq ? "" : drt_node_attr_int(n, "saturate", 1) ? ", true" : ", false"));
   } else if (drt_node_attr_int(n, "precision", 0) != 0 && drt_node_attr_int(n, "precision", 0) != DRT_DTYPE_FLOAT32) {
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "QuantizeLinear precision other than float32");
   } else if (dq) {

@@ -118,6 +118,12 @@ static drt_status instantiate(lower_ctx *L, const drt_graph *sub, drt_value *con
   for (size_t k = 0; k < sub->num_nodes && !st; k++) {
     const drt_node *sn = sub->nodes[k];
     if (sn->dead) continue;
+    if (L->g->num_nodes >= DRT_CF_MAX_GRAPH_NODES) {
+      char d[256];
+      st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: unrolling it brings the graph to %u nodes, the limit (nested "
+                     "loops multiply their iterations)", cf_label(L, d, sizeof d), DRT_CF_MAX_GRAPH_NODES);
+      break;
+    }
     free(ins);
     free(outs);
     ins = malloc(((size_t)sn->num_inputs + 1) * sizeof *ins);
@@ -167,6 +173,15 @@ static drt_status instantiate(lower_ctx *L, const drt_graph *sub, drt_value *con
 static const drt_graph *graph_attr(const drt_node *n, const char *name) {
   const drt_attr *a = drt_node_attr(n, name);
   return a && a->type == DRT_ATTR_GRAPH ? a->graph : NULL;
+}
+
+/* The body of a Loop or Scan. */
+static drt_status body_of(lower_ctx *L, const drt_graph **out) {
+  char d[256];
+  *out = graph_attr(L->cf, "body");
+  if (!*out)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: needs the graph attribute body", cf_label(L, d, sizeof d));
+  return DRT_OK;
 }
 
 /* Binds y (an output of the control-flow node) to v: an Identity keeps y's name and uses. */
@@ -284,8 +299,8 @@ static drt_status lower_if(lower_ctx *L) {
 static drt_status lower_loop(lower_ctx *L) {
   drt_node *n = L->cf;
   char d[256];
-  const drt_graph *body = graph_attr(n, "body");
-  if (!body) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: needs the graph attribute body", cf_label(L, d, sizeof d));
+  const drt_graph *body;
+  DRT_RETURN_IF_ERROR(body_of(L, &body));
   int nimp = n->num_implicit_inputs, nreal = n->num_inputs - nimp, ncarried = nreal - 2;
   int nformal = (int)body->num_inputs - nimp;
   if (ncarried < 0 || nformal != 2 + ncarried || (int)body->num_outputs < 1 + ncarried ||
@@ -474,8 +489,8 @@ static drt_status check_list(lower_ctx *L, const char *attr, int64_t have, int64
 static drt_status lower_scan(lower_ctx *L) {
   drt_node *n = L->cf;
   char d[256];
-  const drt_graph *body = graph_attr(n, "body");
-  if (!body) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: needs the graph attribute body", cf_label(L, d, sizeof d));
+  const drt_graph *body;
+  DRT_RETURN_IF_ERROR(body_of(L, &body));
   int64_t nin = drt_node_attr_int(n, "num_scan_inputs", -1);
   int nimp = n->num_implicit_inputs, nreal = n->num_inputs - nimp;
   bool v8 = n->opset < 9; /* opset 8: [sequence_lens], states, scan inputs; a batch axis 0 everywhere */

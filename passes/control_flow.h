@@ -22,6 +22,8 @@
 #include "ir/graph.h"
 
 #define DRT_CF_MAX_ITERATIONS 4096
+/* Unrolling stops with an error once the graph holds this many nodes (nested loops multiply). */
+#define DRT_CF_MAX_GRAPH_NODES (1u << 20)
 
 /* Called on every node the lowering adds, in order, before the next one is added: it must
  * infer the node's outputs (and may fold it into constants, or lower it if it is itself

@@ -13,7 +13,6 @@ Usage: test_control_flow.py --drt PATH [--seed N] [-v]. Exit 0 when every check 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from onnx import TensorProto as T
 from onnx import helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_lowp import Checker  # noqa: E402  (same directory)
+from test_lowp import Checker, parse_args  # noqa: E402  (same directory)
 
 F = T.FLOAT
 RTOL = 1e-6
@@ -136,14 +135,7 @@ def scan_want(opset, feeds):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--drt", required=True)
-    ap.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, printed)")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    a = ap.parse_args()
-    seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "little")
-    print(f"seed {seed}")
-    rng = np.random.default_rng(seed)
+    a, rng = parse_args(__doc__)
 
     def randn(*shape):
         return rng.standard_normal(shape).astype(np.float32)
@@ -196,10 +188,7 @@ def main() -> int:
         c.expect_error("Loop exiting on data", m, {"c": np.array(True), "lim": np.array(1e3, np.float32),
                                                    "acc0": np.abs(randn(4)) + 0.1},
                        ["node 'grow' (Loop", "loop condition", "before iteration 0", "compile-time constant"])
-    for f in c.failures:
-        print("FAIL", f)
-    print(f"{c.passed} passed, {len(c.failures)} failed")
-    return 1 if c.failures else 0
+    return c.report()
 
 
 if __name__ == "__main__":

@@ -86,6 +86,13 @@ class Checker:
         if self.verbose:
             print(f"ok   {label}")
 
+    def report(self) -> int:
+        """Prints the failures and the counts; the exit status (1 when anything failed)."""
+        for f in self.failures:
+            print("FAIL", f)
+        print(f"{self.passed} passed, {len(self.failures)} failed")
+        return 1 if self.failures else 0
+
     def expect_error(self, label: str, model: onnx.ModelProto, feeds: dict[str, np.ndarray],
                      needles: list[str], specialize: bool = False) -> None:
         rc, err, _ = self.run(model, feeds, specialize)
@@ -257,25 +264,28 @@ def check_errors(c: Checker) -> None:
     c.expect_error("Cast round_mode=sideways is refused", m, {"x": np.ones(n, np.float32)}, ["round_mode", "sideways"])
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(doc: str) -> tuple[argparse.Namespace, np.random.Generator]:
+    """--drt PATH [--seed N] [-v] of these differential tests, and the seeded generator (a fresh
+    seed unless given, printed so a failure can be replayed)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--drt", required=True)
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, printed)")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "little")
     print(f"seed {seed}")
-    rng = np.random.default_rng(seed)
+    return a, np.random.default_rng(seed)
+
+
+def main() -> int:
+    a, rng = parse_args(__doc__)
     with tempfile.TemporaryDirectory(prefix="drt_lowp_") as tmp:
         c = Checker(a.drt, tmp, a.verbose)
         check_casts(c, rng)
         check_decodes(c)
         check_quantize(c, rng)
         check_errors(c)
-    for f in c.failures:
-        print("FAIL", f)
-    print(f"{c.passed} passed, {len(c.failures)} failed")
-    return 1 if c.failures else 0
+    return c.report()
 
 
 if __name__ == "__main__":
