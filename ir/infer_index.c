@@ -476,6 +476,92 @@ static drt_status infer_grid_sample(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* RoiAlign (10, 16): X [N, C, H, W], rois [R, 4] (x1, y1, x2, y2), batch_indices [R] (int64)
+ * -> Y [R, C, output_height, output_width]. */
+static drt_status infer_roi_align(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 1, DRT_DT_FLOATS));
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 2, DRT_DT_BIT(DRT_DTYPE_INT64) | DRT_DT_BIT(DRT_DTYPE_INT32)));
+  const drt_value *x = n->inputs[0], *rois = n->inputs[1], *bi = n->inputs[2];
+  char a[128], b[128], c[128];
+  if (x->shape.rank != 4 || rois->shape.rank != 2 || rois->shape.dims[1] != 4 || bi->shape.rank != 1 ||
+      bi->shape.dims[0] != rois->shape.dims[0])
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "expects X [N, C, H, W], rois [R, 4] and batch_indices [R], got %s, "
+                     "%s and %s", drt_shape_str(&x->shape, a, sizeof a), drt_shape_str(&rois->shape, b, sizeof b),
+                     drt_shape_str(&bi->shape, c, sizeof c));
+  int64_t oh = drt_node_attr_int(n, "output_height", 1), ow = drt_node_attr_int(n, "output_width", 1);
+  int64_t sr = drt_node_attr_int(n, "sampling_ratio", 0);
+  const char *mode = drt_node_attr_string(n, "mode", "avg");
+  const char *ct = drt_node_attr_string(n, "coordinate_transformation_mode", "half_pixel");
+  if (oh < 1 || ow < 1 || oh > (1 << 20) || ow > (1 << 20) || sr < 0 || sr > (1 << 16))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "output_height %" PRId64 ", output_width %" PRId64
+                     " and sampling_ratio %" PRId64 " must be positive (sampling_ratio may be 0)", oh, ow, sr);
+  if (strcmp(mode, "avg") && strcmp(mode, "max"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute mode '%s' is not avg or max", mode);
+  if (strcmp(ct, "half_pixel") && strcmp(ct, "output_half_pixel"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute coordinate_transformation_mode '%s' is not half_pixel "
+                     "or output_half_pixel", ct);
+  drt_shape o = {4, {rois->shape.dims[0], x->shape.dims[1], oh, ow}};
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
+/* DeformConv (19, 2-D): X [N, C, H, W], W [oC, C/group, kH, kW], offset [N, offset_group*kH*kW*2,
+ * oH, oW], [B [oC]], [mask [N, offset_group*kH*kW, oH, oW]] -> Y [N, oC, oH, oW]. */
+static drt_status infer_deform_conv(drt_graph *g, drt_node *n) {
+  (void)g;
+  for (int i = 0; i < n->num_inputs; i++)
+    if (n->inputs[i]) DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_FLOATS));
+  const drt_value *x = n->inputs[0], *w = n->inputs[1], *off = n->inputs[2], *bias = drt_node_input(n, 3),
+                  *mask = drt_node_input(n, 4);
+  char a[128], b[128];
+  if (x->shape.rank != 4 || w->shape.rank != 4)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "only 2-D DeformConv (X and W of rank 4) is supported, got X %s, W %s",
+                     drt_shape_str(&x->shape, a, sizeof a), drt_shape_str(&w->shape, b, sizeof b));
+  int64_t group = drt_node_attr_int(n, "group", 1), og = drt_node_attr_int(n, "offset_group", 1);
+  int64_t C = x->shape.dims[1], oc = w->shape.dims[0], kh = w->shape.dims[2], kw = w->shape.dims[3];
+  int64_t nk = 0;
+  const int64_t *ks = drt_node_attr_ints(n, "kernel_shape", &nk);
+  if (ks && (nk != 2 || ks[0] != kh || ks[1] != kw))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "kernel_shape does not match W %s", drt_shape_str(&w->shape, a, sizeof a));
+  if (group < 1 || og < 1 || C % group || oc % group || w->shape.dims[1] * group != C || C % og)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "group %" PRId64 " / offset_group %" PRId64 " do not divide the "
+                     "%" PRId64 " input and %" PRId64 " output channels (W %s)", group, og, C, oc,
+                     drt_shape_str(&w->shape, a, sizeof a));
+  int64_t np = 0, nd = 0, ns = 0;
+  const int64_t *pads = drt_node_attr_ints(n, "pads", &np), *dil = drt_node_attr_ints(n, "dilations", &nd),
+                *str = drt_node_attr_ints(n, "strides", &ns);
+  if ((pads && np != 4) || (dil && nd != 2) || (str && ns != 2))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "pads needs 4 values, dilations and strides 2");
+  int64_t p[4] = {0, 0, 0, 0}, d[2] = {1, 1}, s[2] = {1, 1};
+  for (int i = 0; i < 4 && pads; i++) p[i] = pads[i];
+  for (int i = 0; i < 2; i++) {
+    if (dil) d[i] = dil[i];
+    if (str) s[i] = str[i];
+    if (d[i] < 1 || s[i] < 1 || d[i] > (1 << 20) || s[i] > (1 << 20))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "dilations and strides must be positive");
+  }
+  for (int i = 0; i < 4; i++)
+    if (p[i] < 0 || p[i] > (1 << 20)) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "pads must be non-negative");
+  int64_t oh = (x->shape.dims[2] + p[0] + p[2] - ((kh - 1) * d[0] + 1)) / s[0] + 1;
+  int64_t ow = (x->shape.dims[3] + p[1] + p[3] - ((kw - 1) * d[1] + 1)) / s[1] + 1;
+  if (oh < 1 || ow < 1) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "the kernel does not fit the padded input");
+  drt_shape want_off = {4, {x->shape.dims[0], og * kh * kw * 2, oh, ow}};
+  if (!drt_shape_equal(&off->shape, &want_off))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "offset must be %s, got %s", drt_shape_str(&want_off, a, sizeof a),
+                     drt_shape_str(&off->shape, b, sizeof b));
+  if (bias && (bias->shape.rank != 1 || bias->shape.dims[0] != oc))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "B must be [%" PRId64 "]", oc);
+  drt_shape want_mask = {4, {x->shape.dims[0], og * kh * kw, oh, ow}};
+  if (mask && !drt_shape_equal(&mask->shape, &want_mask))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "mask must be %s, got %s", drt_shape_str(&want_mask, a, sizeof a),
+                     drt_shape_str(&mask->shape, b, sizeof b));
+  drt_shape o = {4, {x->shape.dims[0], oc, oh, ow}};
+  drt_infer_set(n, 0, x->dtype, &o);
+  return DRT_OK;
+}
+
 /* Reads the values of a constant int32/int64 1-D input (at most DRT_MAX_RANK of them). */
 static drt_status const_ints(const drt_node *n, int i, const char *what, int64_t *vals, int64_t *count) {
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
@@ -1029,6 +1115,8 @@ const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_ONE_HOT, infer_one_hot},
     {DRT_OP_EYE_LIKE, infer_eye_like},
     {DRT_OP_GRID_SAMPLE, infer_grid_sample},
+    {DRT_OP_ROI_ALIGN, infer_roi_align},
+    {DRT_OP_DEFORM_CONV, infer_deform_conv},
     {DRT_OP_CENTER_CROP_PAD, infer_center_crop_pad},
     {DRT_OP_REVERSE_SEQUENCE, infer_reverse_sequence},
     {DRT_OP_COL2IM, infer_col2im},

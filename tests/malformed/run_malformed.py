@@ -799,6 +799,16 @@ def _(ctx):
     return ["run", ctx.save_model("model.onnx", m), "--input", "x=" + x_input(ctx)], []
 
 
+@case("roialign_batch_index_out_of_range", 2, "batch_indices[1] = 5 is outside [0, 2)")
+def _(ctx):
+    rois = numpy_helper.from_array(np.array([[0, 0, 2, 2], [1, 1, 3, 3]], np.float32), "rois")
+    bi = numpy_helper.from_array(np.array([0, 5], np.int64), "bi")
+    m = mk([helper.make_node("RoiAlign", ["x", "rois", "bi"], ["y"], output_height=2, output_width=2, name="roi")],
+           [vi("x", [2, 3, 4, 4])], [vi("y", None)], [rois, bi], opset=16)
+    x = ctx.npy("x.npy", np.ones((2, 3, 4, 4), np.float32))
+    return ["run", ctx.save_model("model.onnx", m), "--input", "x=" + x, "--no-specialize"], []
+
+
 @case("npy_truncated_header", 2, "truncated .npy header")
 def _(ctx):
     data = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }")
