@@ -668,9 +668,11 @@ static drt_status check_strings(const Onnx__GraphProto *gp) {
 static drt_status add_subgraph_input(drt_onnx_ctx *ctx, const Onnx__ValueInfoProto *vi, const char *name,
                                      drt_value **out) {
   const Onnx__TypeProto *tp = vi->type;
-  if (tp && tp->value_case != ONNX__TYPE_PROTO__VALUE__NOT_SET && tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
-    return add_graph_input(ctx, vi, name, out); /* its message for sequences, maps, ... */
-  const Onnx__TypeProto__Tensor *tt = tp ? tp->tensor_type : NULL;
+  bool seq = tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE; /* bound to a compile-time sequence */
+  if (tp && !seq && tp->value_case != ONNX__TYPE_PROTO__VALUE__NOT_SET &&
+      tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+    return add_graph_input(ctx, vi, name, out); /* its message for maps, optionals, ... */
+  const Onnx__TypeProto__Tensor *tt = tp && !seq ? tp->tensor_type : NULL;
   if (tt && tt->has_elem_type && tt->elem_type != 0) return add_graph_input(ctx, vi, name, out);
   drt_value *v = drt_graph_add_value(ctx->g, name, DRT_DTYPE_UNDEFINED, NULL);
   if (!v) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "adding subgraph input '%s'", name);

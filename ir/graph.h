@@ -68,6 +68,12 @@ typedef struct drt_value {
    * view_offset elements of that type. NULL when the value has storage of its own. */
   struct drt_value *view_of;
   int64_t view_offset;
+  /* a sequence known at compile time (passes/control_flow.h lowers the sequence ops during
+   * canonicalization): the tensors it holds, in order; such a value has no dtype or shape and
+   * no node reads it once canonicalization is done */
+  bool is_sequence;
+  int seq_len;
+  struct drt_value **seq;
 } drt_value;
 
 typedef enum drt_attr_type {

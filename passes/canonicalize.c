@@ -178,6 +178,26 @@ static drt_status infer_fold_node(void *user, drt_graph *g, drt_node *n) {
     f->lowered++;
     return drt_lower_control_flow(g, n, infer_fold_node, f);
   }
+  if (drt_op_is_sequence(n->op)) {
+    f->lowered++;
+    return drt_lower_sequence_op(g, n, infer_fold_node, f);
+  }
+  for (int j = 0; j < n->num_inputs; j++) {
+    drt_value *v = n->inputs[j];
+    if (!v || !v->is_sequence) continue;
+    if (n->op == DRT_OP_IDENTITY && n->num_outputs == 1) { /* the same sequence under another name */
+      drt_value *y = n->outputs[0];
+      y->is_sequence = true;
+      y->seq = v->seq;
+      y->seq_len = v->seq_len;
+      n->dead = true;
+      f->lowered++;
+      return DRT_OK;
+    }
+    char d[256];
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: input %d '%s' is a sequence, which it does not take",
+                     drt_node_describe(n, d, sizeof d), j, v->name);
+  }
   DRT_RETURN_IF_ERROR(drt_infer_node(g, n));
   bool all_const = true;
   for (int j = 0; j < n->num_inputs; j++)
@@ -267,6 +287,10 @@ drt_status drt_pass_canonicalize(drt_graph *g, const drt_pass_ctx *ctx, bool *ch
   DRT_RETURN_IF_ERROR(infer_and_fold(g, ctx, &folded, &lowered));
   drt_graph_compact(g);
   if (lowered) DRT_RETURN_IF_ERROR(drt_graph_topo_sort(g)); /* lowered nodes were appended */
+  for (size_t i = 0; i < g->num_outputs; i++)
+    if (g->outputs[i]->is_sequence)
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "graph output '%s' is a sequence; only tensors can be outputs",
+                       g->outputs[i]->name);
   size_t bypassed = bypass_noops(g);
   drt_graph_compact(g);
   size_t dead = drt_graph_dce(g);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ir/dtype.h"
+#include "ir/infer.h"
 
 typedef struct lower_ctx {
   drt_graph *g;
@@ -202,6 +203,10 @@ static drt_status stack(lower_ctx *L, drt_value **elems, int count, int64_t axis
                         const char *what) {
   char d[256];
   const drt_value *e0 = elems[0];
+  for (int t = 0; t < count; t++)
+    if (elems[t]->is_sequence)
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: %s is a sequence; only tensors can be stacked",
+                       cf_label(L, d, sizeof d), what);
   for (int t = 1; t < count; t++)
     if (elems[t]->dtype != e0->dtype || !drt_shape_equal(&elems[t]->shape, &e0->shape)) {
       char a[128], b[128];
@@ -277,6 +282,11 @@ static drt_status lower_if(lower_ctx *L) {
     }
     for (int k = 0; k < n->num_outputs && !st; k++) {
       drt_value *t = res[0][k], *e = res[1][k];
+      if (t->is_sequence || e->is_sequence) {
+        st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: output %d is a sequence, which needs the condition known at "
+                       "compile time", cf_label(L, d, sizeof d), k);
+        break;
+      }
       if (t->dtype != e->dtype || !t->has_shape || !e->has_shape || !drt_shape_equal(&t->shape, &e->shape)) {
         char a[128], b[128];
         st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: the condition is known only at run time and output %d differs "
@@ -585,4 +595,189 @@ drt_status drt_lower_control_flow(drt_graph *g, drt_node *n, drt_cf_process_fn p
     default: st = DRT_ERROR(DRT_STATUS_INTERNAL, "not a control-flow op: %s", drt_op_name(n->op));
   }
   return st;
+}
+
+/* ---- sequences ----------------------------------------------------------------------------- */
+static drt_status make_sequence(lower_ctx *L, drt_value *v, drt_value *const *elems, int len) {
+  drt_value **a = drt_arena_alloc_array(L->g->arena, (size_t)(len > 0 ? len : 1), sizeof *a);
+  if (!a) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "sequence of %d tensors", len);
+  for (int i = 0; i < len; i++) a[i] = elems[i];
+  v->is_sequence = true;
+  v->seq = a;
+  v->seq_len = len;
+  return DRT_OK;
+}
+
+static drt_status seq_input(lower_ctx *L, int i, drt_value **out) {
+  char d[256];
+  drt_value *v = drt_node_input(L->cf, i);
+  if (!v || !v->is_sequence)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: input %d%s%s%s is not a sequence", cf_label(L, d, sizeof d), i,
+                     v ? " '" : "", v ? v->name : "", v ? "'" : "");
+  *out = v;
+  return DRT_OK;
+}
+
+/* A constant position into a sequence of len tensors: [-len, len - 1], or [-len, len] when
+ * inserting (len appends). *out is the normalized index. */
+static drt_status seq_position(lower_ctx *L, int i, int len, bool insert, int *out) {
+  char d[256];
+  drt_value *p = drt_node_input(L->cf, i);
+  if (!p) {
+    *out = insert ? len : len - 1;
+    return DRT_OK;
+  }
+  if (p->kind != DRT_VALUE_CONST)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: position '%s' must be a compile-time constant (sequences are "
+                     "resolved when distilrt compiles)", cf_label(L, d, sizeof d), p->name);
+  double v;
+  DRT_RETURN_IF_ERROR_CTX(drt_value_const_scalar(p, &v), "%s: position", cf_label(L, d, sizeof d));
+  int64_t pos = (int64_t)v, hi = insert ? len : len - 1;
+  if (pos < -(int64_t)len || pos > hi)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: position %" PRId64 " is outside [%d, %" PRId64 "] for a "
+                     "sequence of %d tensors", cf_label(L, d, sizeof d), pos, -len, hi, len);
+  *out = (int)(pos < 0 ? pos + len : pos);
+  return DRT_OK;
+}
+
+static drt_status lower_split_to_sequence(lower_ctx *L) {
+  drt_node *n = L->cf;
+  char d[256];
+  drt_value *x = n->inputs[0], *split = drt_node_input(n, 1);
+  if (!x->has_shape || x->is_sequence)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: input must be a tensor", cf_label(L, d, sizeof d));
+  int axis = 0;
+  DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(drt_node_attr_int(n, "axis", 0), x->shape.rank, &axis), "%s: axis",
+                          cf_label(L, d, sizeof d));
+  int64_t dim = x->shape.dims[axis], sizes[DRT_CF_MAX_ITERATIONS], cnt = 0;
+  bool squeeze = false;
+  if (!split) { /* pieces of 1, the axis dropped unless keepdims */
+    if (dim > DRT_CF_MAX_ITERATIONS)
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: %" PRId64 " pieces, more than %d", cf_label(L, d, sizeof d), dim,
+                       DRT_CF_MAX_ITERATIONS);
+    for (int64_t i = 0; i < dim; i++) sizes[cnt++] = 1;
+    squeeze = drt_node_attr_int(n, "keepdims", 1) == 0;
+  } else {
+    if (split->kind != DRT_VALUE_CONST)
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: split '%s' must be a compile-time constant", cf_label(L, d, sizeof d),
+                       split->name);
+    int64_t got = 0;
+    DRT_RETURN_IF_ERROR_CTX(drt_value_const_ints(split, sizes, DRT_CF_MAX_ITERATIONS, &got), "%s: split",
+                            cf_label(L, d, sizeof d));
+    if (split->shape.rank == 0) { /* one size: equal pieces, the last one smaller */
+      int64_t s = sizes[0];
+      if (s <= 0) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: split %" PRId64 " must be positive", cf_label(L, d, sizeof d), s);
+      if ((dim + s - 1) / s > DRT_CF_MAX_ITERATIONS)
+        return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: more than %d pieces", cf_label(L, d, sizeof d), DRT_CF_MAX_ITERATIONS);
+      cnt = 0;
+      for (int64_t at = 0; at < dim; at += s) sizes[cnt++] = dim - at < s ? dim - at : s;
+    } else {
+      int64_t sum = 0;
+      cnt = got;
+      for (int64_t i = 0; i < cnt; i++) {
+        if (sizes[i] < 0) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: negative split size", cf_label(L, d, sizeof d));
+        sum += sizes[i];
+      }
+      if (sum != dim)
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: split sizes add up to %" PRId64 ", the axis has %" PRId64,
+                         cf_label(L, d, sizeof d), sum, dim);
+    }
+  }
+  drt_value **pieces = calloc((size_t)cnt + 1, sizeof *pieces);
+  if (!pieces) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "SplitToSequence");
+  drt_status st = DRT_OK;
+  drt_value *ax = NULL;
+  int64_t axv = axis;
+  st = const_i64(L, &axv, 1, false, &ax);
+  int64_t at = 0;
+  for (int64_t i = 0; i < cnt && !st; i++) {
+    int64_t b = at, e = at + sizes[i];
+    at = e;
+    drt_value *bs, *es;
+    st = const_i64(L, &b, 1, false, &bs);
+    if (!st) st = const_i64(L, &e, 1, false, &es);
+    drt_value *in[4] = {x, bs, es, ax};
+    if (!st) st = add_node(L, DRT_OP_SLICE, in, 4, NULL, NULL, 0, &pieces[i]);
+    if (!st && squeeze) {
+      drt_value *sq[2] = {pieces[i], ax};
+      st = add_node(L, DRT_OP_SQUEEZE, sq, 2, NULL, NULL, 0, &pieces[i]);
+    }
+  }
+  if (!st) st = make_sequence(L, n->outputs[0], pieces, (int)cnt);
+  free(pieces);
+  return st;
+}
+
+drt_status drt_lower_sequence_op(drt_graph *g, drt_node *n, drt_cf_process_fn process, void *user) {
+  lower_ctx L = {g, n, process, user, n->opset > 13 ? n->opset : 13, 0};
+  char d[256];
+  n->dead = true;
+  drt_value *s = NULL, *y = n->outputs[0];
+  switch (n->op) {
+    case DRT_OP_SEQUENCE_EMPTY: return make_sequence(&L, y, NULL, 0);
+    case DRT_OP_SEQUENCE_CONSTRUCT:
+      for (int i = 0; i < n->num_inputs; i++)
+        if (!n->inputs[i] || n->inputs[i]->is_sequence || n->inputs[i]->dtype != n->inputs[0]->dtype)
+          return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: inputs must be tensors of one dtype",
+                           cf_label(&L, d, sizeof d));
+      return make_sequence(&L, y, n->inputs, n->num_inputs);
+    case DRT_OP_SEQUENCE_INSERT: {
+      DRT_RETURN_IF_ERROR(seq_input(&L, 0, &s));
+      drt_value *t = n->inputs[1];
+      if (t->is_sequence || (s->seq_len && t->dtype != s->seq[0]->dtype))
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: the tensor must have the sequence's dtype",
+                         cf_label(&L, d, sizeof d));
+      int pos;
+      DRT_RETURN_IF_ERROR(seq_position(&L, 2, s->seq_len, true, &pos));
+      drt_value **e = calloc((size_t)s->seq_len + 2, sizeof *e);
+      if (!e) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "SequenceInsert");
+      for (int i = 0, k = 0; i <= s->seq_len; i++) e[i] = i == pos ? t : s->seq[k++];
+      drt_status st = make_sequence(&L, y, e, s->seq_len + 1);
+      free(e);
+      return st;
+    }
+    case DRT_OP_SEQUENCE_ERASE: {
+      DRT_RETURN_IF_ERROR(seq_input(&L, 0, &s));
+      if (s->seq_len == 0)
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: the sequence is empty", cf_label(&L, d, sizeof d));
+      int pos;
+      DRT_RETURN_IF_ERROR(seq_position(&L, 1, s->seq_len, false, &pos));
+      drt_value **e = calloc((size_t)s->seq_len + 1, sizeof *e);
+      if (!e) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "SequenceErase");
+      for (int i = 0, k = 0; i < s->seq_len; i++)
+        if (i != pos) e[k++] = s->seq[i];
+      drt_status st = make_sequence(&L, y, e, s->seq_len - 1);
+      free(e);
+      return st;
+    }
+    case DRT_OP_SEQUENCE_AT: {
+      DRT_RETURN_IF_ERROR(seq_input(&L, 0, &s));
+      int pos;
+      DRT_RETURN_IF_ERROR(seq_position(&L, 1, s->seq_len, false, &pos));
+      return bind_output(&L, y, s->seq[pos]);
+    }
+    case DRT_OP_SEQUENCE_LENGTH: {
+      DRT_RETURN_IF_ERROR(seq_input(&L, 0, &s));
+      int64_t len = s->seq_len;
+      drt_value *c;
+      DRT_RETURN_IF_ERROR(const_i64(&L, &len, 1, true, &c));
+      return bind_output(&L, y, c);
+    }
+    case DRT_OP_CONCAT_FROM_SEQUENCE: {
+      DRT_RETURN_IF_ERROR(seq_input(&L, 0, &s));
+      if (s->seq_len == 0)
+        return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: the sequence is empty", cf_label(&L, d, sizeof d));
+      int64_t axis = drt_node_attr_int(n, "axis", 0);
+      if (drt_node_attr_int(n, "new_axis", 0) != 0)
+        return stack(&L, s->seq, s->seq_len, axis, false, y, "element");
+      if (s->seq_len == 1) return bind_output(&L, y, s->seq[0]);
+      drt_attr a = {0};
+      a.name = "axis";
+      a.type = DRT_ATTR_INT;
+      a.i = axis;
+      return add_node(&L, DRT_OP_CONCAT, s->seq, s->seq_len, y, &a, 1, NULL);
+    }
+    case DRT_OP_SPLIT_TO_SEQUENCE: return lower_split_to_sequence(&L);
+    default: return DRT_ERROR(DRT_STATUS_INTERNAL, "not a sequence op: %s", drt_op_name(n->op));
+  }
 }

@@ -38,4 +38,17 @@ static inline bool drt_op_is_control_flow(drt_op op) {
  * marked dead and its output values are produced by the new nodes. */
 drt_status drt_lower_control_flow(drt_graph *g, drt_node *n, drt_cf_process_fn process, void *user);
 
+/* Sequences are compile-time lists of tensors (drt_value.is_sequence): SequenceEmpty,
+ * SequenceConstruct, SequenceInsert and SequenceErase (constant positions) and SplitToSequence
+ * (Slice per piece) make one; SequenceAt (constant position), SequenceLength (a constant) and
+ * ConcatFromSequence (Concat, with Unsqueeze for new_axis) read one; an Identity of a sequence is
+ * the same sequence; Loop and If carry them like tensors (an If whose condition is known only at
+ * run time cannot select between sequences). A sequence may not be a graph input or output. */
+static inline bool drt_op_is_sequence(drt_op op) {
+  return op == DRT_OP_SEQUENCE_EMPTY || op == DRT_OP_SEQUENCE_CONSTRUCT || op == DRT_OP_SEQUENCE_INSERT ||
+         op == DRT_OP_SEQUENCE_ERASE || op == DRT_OP_SEQUENCE_AT || op == DRT_OP_SEQUENCE_LENGTH ||
+         op == DRT_OP_CONCAT_FROM_SEQUENCE || op == DRT_OP_SPLIT_TO_SEQUENCE;
+}
+drt_status drt_lower_sequence_op(drt_graph *g, drt_node *n, drt_cf_process_fn process, void *user);
+
 #endif

@@ -1,8 +1,10 @@
 /* drt ops: the ONNX ops with both shape inference and a CPU kernel, Constant (the frontend
- * makes it a value) and If/Loop/Scan (lowered at compile time, passes/control_flow.h). */
+ * makes it a value), If/Loop/Scan and the sequence ops (resolved at compile time,
+ * passes/control_flow.h). */
 #include <string.h>
 
 #include "ir/infer.h"
+#include "passes/control_flow.h"
 #include "runtime/cpu/cpu.h"
 #include "tools/cli.h"
 
@@ -22,7 +24,7 @@ int drt_cmd_ops(int argc, char **argv) {
   for (int op = 0; op < DRT_OP_COUNT_; op++) {
     const drt_op_info *info = drt_op_get_info((drt_op)op);
     if (strncmp(info->name, "drt.", 4) == 0) continue;
-    bool constant = op == DRT_OP_CONSTANT || op == DRT_OP_IF || op == DRT_OP_LOOP || op == DRT_OP_SCAN;
+    bool constant = op == DRT_OP_CONSTANT || drt_op_is_control_flow((drt_op)op) || drt_op_is_sequence((drt_op)op);
     if (!constant && (!drt_infer_find((drt_op)op) || !drt_cpu_kernel_find((drt_op)op))) continue;
     if (verbose) printf("%-24s %s\n", info->name, drt_fusion_class_name(info->fusion));
     else printf("%s\n", info->name);

@@ -5,7 +5,8 @@ run`'s default: conditions and trip counts fold, branches inline, loops unroll) 
 input dynamic (--no-specialize: an If selects with Where). Covered: captures from one and two
 enclosing levels, an If inside a Loop body, loop-carried values that grow, a condition
 computed from the iteration number, scan outputs, Scan in both directions and on other axes
-(opset 9+) and Scan's opset-8 batch form. Then the refusals, each with a message naming the
+(opset 9+), Scan's opset-8 batch form, and compile-time sequences (a Loop-carried sequence,
+SplitToSequence, SequenceAt/Insert/Erase/Length, ConcatFromSequence). Then the refusals, each with a message naming the
 node and the value: a run-time condition whose branches differ in shape, a data-dependent loop
 exit, a trip count known only at run time.
 
@@ -108,6 +109,33 @@ def scan_model(opset):
                  [vi("sf", F, [2, 3]), vi("ps", F, None), vi("qs", F, None)], opset=8)
 
 
+def sequence_model():
+    """A Loop carrying a sequence (one tensor inserted per iteration), then read back as one
+    tensor; SplitToSequence / SequenceAt / SequenceErase / SequenceLength on the side."""
+    body = helper.make_graph(
+        [helper.make_node("Cast", ["i"], ["fi"], to=F), helper.make_node("Mul", ["x", "fi"], ["xi"]),
+         helper.make_node("SequenceInsert", ["s_in", "xi"], ["s_out"]),
+         helper.make_node("Identity", ["c_in"], ["c_out"])],
+        "body", [vi("i", T.INT64, []), vi("c_in", T.BOOL, []),
+                 helper.make_tensor_sequence_value_info("s_in", F, [2, 3])],
+        [vi("c_out", T.BOOL, []), helper.make_tensor_sequence_value_info("s_out", F, [2, 3])])
+    nodes = [
+        helper.make_node("SequenceEmpty", [], ["s0"], dtype=F),
+        helper.make_node("Loop", ["M", "go", "s0"], ["s"], body=body),  # onnx.reference needs the condition
+        helper.make_node("ConcatFromSequence", ["s"], ["stacked"], axis=1, new_axis=1),
+        helper.make_node("SplitToSequence", ["x", "sp"], ["parts"], axis=1),
+        helper.make_node("SequenceAt", ["parts", "one"], ["second"]),
+        helper.make_node("SequenceErase", ["s", "zero"], ["s_rest"]),
+        helper.make_node("SequenceLength", ["s_rest"], ["n_rest"]),
+        helper.make_node("ConcatFromSequence", ["s_rest"], ["joined"], axis=0),
+    ]
+    inits = [helper.make_tensor("sp", T.INT64, [2], [1, 2]), helper.make_tensor("one", T.INT64, [], [-1]),
+             helper.make_tensor("zero", T.INT64, [], [0])]
+    return model(nodes, [vi("M", T.INT64, []), vi("go", T.BOOL, []), vi("x", F, [2, 3])],
+                 [vi("stacked", F, None), vi("second", F, None), vi("n_rest", T.INT64, []), vi("joined", F, None)],
+                 opset=13, inits=inits)
+
+
 def scan_reference(s0, x, y, v, x_axis, x_rev, y_axis, y_rev, p_axis, p_rev, q_axis, q_rev):
     """Scan semantics written out in numpy for scan_model's body (s2 = s + xr, p = xr * v,
     q = s2 + yr); onnx.reference implements neither reversed scans nor opset 8."""
@@ -164,7 +192,15 @@ def main() -> int:
             for spec in (True, False):
                 c.check(f"Scan opset {opset} {'folded' if spec else 'run-time inputs'}", m, feeds, spec, RTOL, want)
 
+        m = sequence_model()
+        c.check("sequences: Loop-carried, ConcatFromSequence, SplitToSequence, SequenceAt/Erase/Length", m,
+                {"M": np.array(4, np.int64), "go": np.array(True), "x": randn(2, 3)}, True, RTOL)
+
         # refusals
+        m = model([helper.make_node("SplitToSequence", ["x"], ["parts"], axis=0)], [vi("x", F, [2, 3])],
+                  [helper.make_tensor_sequence_value_info("parts", F, None)])
+        c.expect_error("a sequence as a graph output", m, {"x": randn(2, 3)},
+                       ["graph output 'parts' is a sequence"])
         then = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [], [vi("t", F, None)])
         els = helper.make_graph([helper.make_node("Concat", ["x", "x"], ["e"], axis=0)], "else", [],
                                 [vi("e", F, None)])
