@@ -390,9 +390,9 @@ static drt_status convert_attr(drt_onnx_ctx *ctx, const Onnx__AttributeProto *a,
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
       out->type = DRT_ATTR_GRAPH;
       if (!a->g) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute '%s' has type GRAPH but no graph", name);
-      if (env->op != DRT_OP_IF && env->op != DRT_OP_LOOP && env->op != DRT_OP_SCAN)
+      if (env->op != DRT_OP_IF && env->op != DRT_OP_LOOP && env->op != DRT_OP_SCAN && env->op != DRT_OP_FLEX_ATTENTION)
         return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute '%s' is a subgraph, which %s does not take (only If, "
-                         "Loop and Scan do)", name, drt_op_name(env->op));
+                         "Loop, Scan and FlexAttention do)", name, drt_op_name(env->op));
       return parse_subgraph(ctx, env, a->g, name, &out->graph);
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPHS:
       return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "attribute '%s' has type %s: lists of subgraphs are not supported",
@@ -607,6 +607,11 @@ static drt_status check_node_op(const Onnx__ModelProto *m, const Onnx__NodeProto
                                 drt_op *op) {
   const char *op_type = str_or_empty(nd->op_type);
   const char *domain = str_or_empty(nd->domain);
+  if (strcmp(domain, "ai.onnx.preview") == 0 && strcmp(op_type, "FlexAttention") == 0 &&
+      !find_function(m, domain, op_type)) {
+    *op = DRT_OP_FLEX_ATTENTION;
+    return DRT_OK;
+  }
   if (!is_default_domain(domain)) {
     if (find_function(m, domain, op_type))
       return DRT_ERROR(DRT_STATUS_UNSUPPORTED,
@@ -621,7 +626,7 @@ static drt_status check_node_op(const Onnx__ModelProto *m, const Onnx__NodeProto
   if (opset == 0)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s (op '%s') is in the default domain, which the model does not "
                      "import", label, op_type);
-  if (strncmp(op_type, "drt.", 4) == 0 || !drt_op_from_name(op_type, op))
+  if (strncmp(op_type, "drt.", 4) == 0 || !drt_op_from_name(op_type, op) || *op == DRT_OP_FLEX_ATTENTION)
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "unsupported op '%s' (%s, opset %d)", op_type, label, opset);
   return DRT_OK;
 }

@@ -7,6 +7,7 @@
 #include "passes/control_flow.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -584,6 +585,132 @@ static drt_status lower_scan(lower_ctx *L) {
   return st;
 }
 
+/* ---- FlexAttention ------------------------------------------------------------------------- */
+static drt_status int_attr(drt_attr *a, const char *name, int64_t v) {
+  memset(a, 0, sizeof *a);
+  a->name = name;
+  a->type = DRT_ATTR_INT;
+  a->i = v;
+  return DRT_OK;
+}
+
+/* K or V [B, Hkv, S, E] with each head repeated `rep` times: [B, Hkv * rep, S, E]. */
+static drt_status repeat_heads(lower_ctx *L, drt_value *x, int64_t rep, drt_value **out) {
+  if (rep == 1) {
+    *out = x;
+    return DRT_OK;
+  }
+  const int64_t *d = x->shape.dims;
+  int64_t ax = 2, wide[5] = {d[0], d[1], rep, d[2], d[3]}, flat[4] = {d[0], d[1] * rep, d[2], d[3]};
+  drt_value *axv, *wv, *fv, *u, *e;
+  DRT_RETURN_IF_ERROR(const_i64(L, &ax, 1, false, &axv));
+  DRT_RETURN_IF_ERROR(const_i64(L, wide, 5, false, &wv));
+  DRT_RETURN_IF_ERROR(const_i64(L, flat, 4, false, &fv));
+  drt_value *i1[2] = {x, axv};
+  DRT_RETURN_IF_ERROR(add_node(L, DRT_OP_UNSQUEEZE, i1, 2, NULL, NULL, 0, &u));
+  drt_value *i2[2] = {u, wv};
+  DRT_RETURN_IF_ERROR(add_node(L, DRT_OP_EXPAND, i2, 2, NULL, NULL, 0, &e));
+  drt_value *i3[2] = {e, fv};
+  return add_node(L, DRT_OP_RESHAPE, i3, 2, NULL, NULL, 0, out);
+}
+
+static drt_status cast_to(lower_ctx *L, drt_value *x, drt_dtype dt, drt_value *out, drt_value **res) {
+  if (x->dtype == dt && !out) {
+    *res = x;
+    return DRT_OK;
+  }
+  drt_attr a;
+  int_attr(&a, "to", dt);
+  return add_node(L, DRT_OP_CAST, &x, 1, out, &a, 1, res);
+}
+
+/* A modifier subgraph (score_mod / prob_mod): one tensor in, one out, same shape. */
+static drt_status apply_mod(lower_ctx *L, const char *attr, drt_value **x) {
+  const drt_graph *mod = graph_attr(L->cf, attr);
+  if (!mod) return DRT_OK;
+  char d[256];
+  int nimp = L->cf->num_implicit_inputs;
+  if ((int)mod->num_inputs - nimp != 1 || mod->num_outputs != 1)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: %s must take one tensor and give one", cf_label(L, d, sizeof d),
+                     attr);
+  drt_value **args = calloc(mod->num_inputs + 1, sizeof *args);
+  if (!args) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "FlexAttention");
+  args[0] = *x;
+  for (int k = 0; k < nimp; k++) args[1 + k] = L->cf->inputs[L->cf->num_inputs - nimp + k];
+  drt_value *res = NULL;
+  drt_status st = instantiate(L, mod, args, attr, &res);
+  free(args);
+  if (st) return st;
+  if (!res->has_shape || !drt_shape_equal(&res->shape, &(*x)->shape) || res->dtype != (*x)->dtype) {
+    char a[128], b[128];
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: %s turns %s[%s] into %s[%s]; it must keep shape and dtype",
+                     cf_label(L, d, sizeof d), attr, drt_dtype_name((*x)->dtype), drt_shape_str(&(*x)->shape, a, sizeof a),
+                     drt_dtype_name(res->dtype), drt_shape_str(&res->shape, b, sizeof b));
+  }
+  *x = res;
+  return DRT_OK;
+}
+
+static drt_status lower_flex_attention(lower_ctx *L) {
+  drt_node *n = L->cf;
+  char d[256];
+  drt_value *q = n->inputs[0], *k = n->inputs[1], *v = n->inputs[2];
+  if (n->num_inputs - n->num_implicit_inputs != 3 || !q->has_shape || !k->has_shape || !v->has_shape ||
+      q->shape.rank != 4 || k->shape.rank != 4 || v->shape.rank != 4)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: Q, K and V must be rank-4 tensors", cf_label(L, d, sizeof d));
+  if (!drt_dtype_is_float(q->dtype) || k->dtype != q->dtype || v->dtype != q->dtype)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: Q, K and V must share one float dtype", cf_label(L, d, sizeof d));
+  const int64_t *qd = q->shape.dims, *kd = k->shape.dims, *vd = v->shape.dims;
+  if (kd[0] != qd[0] || vd[0] != qd[0] || kd[1] != vd[1] || kd[2] != vd[2] || kd[3] != qd[3] || kd[1] < 1 ||
+      qd[1] % kd[1])
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: Q [B, Hq, L, E], K [B, Hkv, S, E] and V [B, Hkv, S, Ev] with Hq "
+                     "a multiple of Hkv", cf_label(L, d, sizeof d));
+  const drt_attr *sa = drt_node_attr(n, "scale");
+  double scale = sa && sa->type == DRT_ATTR_FLOAT ? (double)sa->f : 1.0 / sqrt((double)qd[3]);
+  int64_t sp = drt_node_attr_int(n, "softmax_precision", 0);
+  drt_dtype ct = sp ? (drt_dtype)sp : (q->dtype == DRT_DTYPE_FLOAT64 ? DRT_DTYPE_FLOAT64 : DRT_DTYPE_FLOAT32);
+  if (!drt_dtype_is_float(ct))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: softmax_precision %" PRId64 " is not a float type",
+                     cf_label(L, d, sizeof d), sp);
+  int64_t rep = qd[1] / kd[1];
+  drt_value *kr, *vr;
+  DRT_RETURN_IF_ERROR(repeat_heads(L, k, rep, &kr));
+  DRT_RETURN_IF_ERROR(repeat_heads(L, v, rep, &vr));
+  /* Q and K each times sqrt(scale), the root taken in float32 and rounded to Q's dtype */
+  float root = sqrtf((float)scale);
+  drt_value *rv;
+  drt_shape s0 = {0, {0}};
+  char name[512];
+  snprintf(name, sizeof name, "%s/sqrt_scale#%u", n->name, L->serial++);
+  DRT_RETURN_IF_ERROR(drt_graph_add_const(L->g, name, DRT_DTYPE_FLOAT32, &s0, &root, &rv));
+  DRT_RETURN_IF_ERROR(cast_to(L, rv, q->dtype, NULL, &rv));
+  drt_value *qs, *ks, *kt, *scores;
+  drt_value *i1[2] = {q, rv}, *i2[2] = {kr, rv};
+  DRT_RETURN_IF_ERROR(add_node(L, DRT_OP_MUL, i1, 2, NULL, NULL, 0, &qs));
+  DRT_RETURN_IF_ERROR(add_node(L, DRT_OP_MUL, i2, 2, NULL, NULL, 0, &ks));
+  drt_attr perm = {0};
+  int64_t pv[4] = {0, 1, 3, 2};
+  perm.name = "perm";
+  perm.type = DRT_ATTR_INTS;
+  perm.ints = pv;
+  perm.count = 4;
+  DRT_RETURN_IF_ERROR(add_node(L, DRT_OP_TRANSPOSE, &ks, 1, NULL, &perm, 1, &kt));
+  drt_value *i3[2] = {qs, kt};
+  DRT_RETURN_IF_ERROR(add_node(L, DRT_OP_MATMUL, i3, 2, NULL, NULL, 0, &scores));
+  DRT_RETURN_IF_ERROR(cast_to(L, scores, ct, NULL, &scores));
+  DRT_RETURN_IF_ERROR(apply_mod(L, "score_mod", &scores));
+  drt_attr ax;
+  int_attr(&ax, "axis", -1);
+  drt_value *probs, *vc, *y;
+  DRT_RETURN_IF_ERROR(add_node(L, DRT_OP_SOFTMAX, &scores, 1, NULL, &ax, 1, &probs));
+  DRT_RETURN_IF_ERROR(apply_mod(L, "prob_mod", &probs));
+  DRT_RETURN_IF_ERROR(cast_to(L, vr, ct, NULL, &vc));
+  drt_value *i4[2] = {probs, vc};
+  DRT_RETURN_IF_ERROR(add_node(L, DRT_OP_MATMUL, i4, 2, ct == v->dtype ? n->outputs[0] : NULL, NULL, 0, &y));
+  if (ct != v->dtype) DRT_RETURN_IF_ERROR(cast_to(L, y, v->dtype, n->outputs[0], &y));
+  return DRT_OK;
+}
+
 drt_status drt_lower_control_flow(drt_graph *g, drt_node *n, drt_cf_process_fn process, void *user) {
   lower_ctx L = {g, n, process, user, n->opset > 13 ? n->opset : 13, 0};
   n->dead = true; /* its outputs get new producers below */
@@ -592,6 +719,7 @@ drt_status drt_lower_control_flow(drt_graph *g, drt_node *n, drt_cf_process_fn p
     case DRT_OP_IF: st = lower_if(&L); break;
     case DRT_OP_LOOP: st = lower_loop(&L); break;
     case DRT_OP_SCAN: st = lower_scan(&L); break;
+    case DRT_OP_FLEX_ATTENTION: st = lower_flex_attention(&L); break;
     default: st = DRT_ERROR(DRT_STATUS_INTERNAL, "not a control-flow op: %s", drt_op_name(n->op));
   }
   return st;

@@ -30,8 +30,11 @@
  * control flow). */
 typedef drt_status (*drt_cf_process_fn)(void *user, drt_graph *g, drt_node *n);
 
+/* If, Loop, Scan, and FlexAttention (ai.onnx.preview), whose score_mod/prob_mod subgraphs are
+ * instantiated the same way: Q K^T (GQA heads repeated) scaled, cast to the softmax precision,
+ * score_mod, Softmax, prob_mod, times V in that precision, cast back (onnx.reference's order). */
 static inline bool drt_op_is_control_flow(drt_op op) {
-  return op == DRT_OP_IF || op == DRT_OP_LOOP || op == DRT_OP_SCAN;
+  return op == DRT_OP_IF || op == DRT_OP_LOOP || op == DRT_OP_SCAN || op == DRT_OP_FLEX_ATTENTION;
 }
 
 /* Replaces n (If, Loop or Scan, its inputs inferred) by flat nodes computing its outputs; n is

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ir/infer.h"
+#include "passes/control_flow.h"
 
 #define DEFAULT_MAX_BYTES 4096 /* sources up to this size keep their bytes in the plan */
 
@@ -81,7 +82,7 @@ static bool folded(const trace_ctx *c, int32_t ni) {
   const drt_node *n = c->t->nodes[ni].node;
   /* control flow folds through the nodes its lowering made, which the snapshot does not hold:
      its constant outputs are kept as they are (not recomputed when weights are refitted) */
-  if (n->num_outputs < 1 || n->op == DRT_OP_IF || n->op == DRT_OP_LOOP || n->op == DRT_OP_SCAN) return false;
+  if (n->num_outputs < 1 || drt_op_is_control_flow(n->op)) return false;
   for (int j = 0; j < n->num_outputs; j++) {
     const drt_value *v = n->outputs[j];
     if (v->kind != DRT_VALUE_CONST || v->id >= c->n || c->is_src[v->id]) return false;

@@ -26,8 +26,10 @@ int drt_cmd_ops(int argc, char **argv) {
     if (strncmp(info->name, "drt.", 4) == 0) continue;
     bool constant = op == DRT_OP_CONSTANT || drt_op_is_control_flow((drt_op)op) || drt_op_is_sequence((drt_op)op);
     if (!constant && (!drt_infer_find((drt_op)op) || !drt_cpu_kernel_find((drt_op)op))) continue;
-    if (verbose) printf("%-24s %s\n", info->name, drt_fusion_class_name(info->fusion));
-    else printf("%s\n", info->name);
+    /* ops of another domain print as domain::op */
+    const char *name = op == DRT_OP_FLEX_ATTENTION ? "ai.onnx.preview::FlexAttention" : info->name;
+    if (verbose) printf("%-24s %s\n", name, drt_fusion_class_name(info->fusion));
+    else printf("%s\n", name);
   }
   return 0;
 }

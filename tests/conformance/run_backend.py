@@ -147,7 +147,7 @@ def match_exclude(rules: list[ExcludeRule], name: str) -> ExcludeRule | None:
 # --------------------------------------------------------------------------------------------
 # drt ops
 
-OP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+OP_NAME_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*::)?[A-Za-z_][A-Za-z0-9_]*$")  # domain::op for other domains
 
 
 def query_drt_ops(drt: str) -> set[str]:
@@ -285,8 +285,9 @@ def classify(model: onnx.ModelProto, supported_ops: set[str]) -> tuple[list[str]
             label = node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.domain}::{node.op_type}"
             ops.append(label)
             if node.domain not in DEFAULT_DOMAINS:
-                reasons.append(f"domain {node.domain!r} (op {node.op_type})")
-                missing.append(label)
+                if label not in supported_ops:  # `drt ops` lists other domains' ops as domain::op
+                    reasons.append(f"domain {node.domain!r} (op {node.op_type})")
+                    missing.append(label)
             elif node.op_type not in supported_ops:
                 reasons.append(f"op {node.op_type} not in `drt ops`")
                 missing.append(label)

@@ -136,6 +136,25 @@ def sequence_model():
                  opset=13, inits=inits)
 
 
+def flex_model():
+    """FlexAttention (ai.onnx.preview) with GQA, a score_mod adding a bias constant of its own (onnx.reference
+    runs modifiers without the enclosing scope) and a prob_mod."""
+    bias = np.linspace(-1, 1, 15, dtype=np.float32).reshape(1, 1, 3, 5)
+    score = helper.make_graph([helper.make_node("Constant", [], ["bias"], value=helper.make_tensor(
+                                  "bias", F, [1, 1, 3, 5], bias.ravel().tolist())),
+                               helper.make_node("Add", ["sc", "bias"], ["sc2"])], "score_mod",
+                              [vi("sc", F, [1, 4, 3, 5])], [vi("sc2", F, [1, 4, 3, 5])])
+    prob = helper.make_graph([helper.make_node("Mul", ["p", "p"], ["p2"])], "prob_mod",
+                             [vi("p", F, [1, 4, 3, 5])], [vi("p2", F, [1, 4, 3, 5])])
+    node = helper.make_node("FlexAttention", ["q", "k", "v"], ["y"], domain="ai.onnx.preview", score_mod=score,
+                            prob_mod=prob, scale=0.3)
+    g = helper.make_graph([node], "flex", [vi("q", F, [1, 4, 3, 8]), vi("k", F, [1, 2, 5, 8]), vi("v", F, [1, 2, 5, 6])],
+                          [vi("y", F, [1, 4, 3, 6])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 26), helper.make_opsetid("ai.onnx.preview", 1)])
+    m.ir_version = 11
+    return m
+
+
 def scan_reference(s0, x, y, v, x_axis, x_rev, y_axis, y_rev, p_axis, p_rev, q_axis, q_rev):
     """Scan semantics written out in numpy for scan_model's body (s2 = s + xr, p = xr * v,
     q = s2 + yr); onnx.reference implements neither reversed scans nor opset 8."""
@@ -195,6 +214,12 @@ def main() -> int:
         m = sequence_model()
         c.check("sequences: Loop-carried, ConcatFromSequence, SplitToSequence, SequenceAt/Erase/Length", m,
                 {"M": np.array(4, np.int64), "go": np.array(True), "x": randn(2, 3)}, True, RTOL)
+
+        m = flex_model()
+        feeds = {"q": randn(1, 4, 3, 8), "k": randn(1, 2, 5, 8), "v": randn(1, 2, 5, 6)}
+        for spec in (True, False):
+            c.check(f"FlexAttention, GQA, score_mod, prob_mod {'folded' if spec else 'run-time'}",
+                    m, feeds, spec, 1e-5)
 
         # refusals
         m = model([helper.make_node("SplitToSequence", ["x"], ["parts"], axis=0)], [vi("x", F, [2, 3])],
