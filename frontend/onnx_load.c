@@ -266,7 +266,7 @@ static drt_status finish_node_captures(drt_graph *g, drt_node *n, node_env *env)
     drt_graph *sub = si->g;
     drt_value **order = malloc((si->n_formal + nc + 1) * sizeof *order);
     if (!order) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "implicit inputs");
-    memcpy(order, sub->inputs, si->n_formal * sizeof *order);
+    if (si->n_formal) memcpy(order, sub->inputs, si->n_formal * sizeof *order);
     for (size_t j = 0; j < nc; j++) {
       drt_value *local = NULL;
       for (size_t q = 0; q < si->n_ph && !local; q++)
@@ -855,7 +855,10 @@ static drt_status build_graph_proto(drt_onnx_ctx *ctx, const Onnx__ModelProto *m
     char lb[200];
     node_label(nd, k, lb, sizeof lb);
     size_t nin = nd->n_input;
-    while (nin > 0 && !str_or_empty(nd->input[nin - 1])[0]) nin--; /* trailing omitted inputs */
+    /* trailing omitted inputs are dropped, except on control flow, whose inputs count by position
+       (Loop's cond, Scan's states) before the implicit inputs are appended */
+    if (!drt_op_is_control_flow(ops[k]))
+      while (nin > 0 && !str_or_empty(nd->input[nin - 1])[0]) nin--;
     for (size_t j = 0; j < nin; j++) {
       const char *name = str_or_empty(nd->input[j]);
       ins[j] = NULL;

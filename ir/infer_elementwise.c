@@ -342,6 +342,20 @@ static drt_status check_round_mode(const drt_node *n) {
   return DRT_OK;
 }
 
+static drt_status infer_optional_has_element(drt_graph *g, drt_node *n) {
+  (void)g;
+  drt_shape scalar = {0, {0}};
+  drt_infer_set(n, 0, DRT_DTYPE_BOOL, &scalar);
+  return DRT_OK;
+}
+
+static drt_status infer_optional_get_element(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ANY));
+  drt_infer_set(n, 0, n->inputs[0]->dtype, &n->inputs[0]->shape);
+  return DRT_OK;
+}
+
 static drt_status infer_cast_like(drt_graph *g, drt_node *n) {
   (void)g;
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_ANY));
@@ -445,6 +459,8 @@ const drt_infer_entry drt_infer_table_elementwise[] = {
     {DRT_OP_CAST, infer_cast},
     {DRT_OP_CAST_LIKE, infer_cast_like},
     {DRT_OP_IDENTITY, infer_unary},
+    {DRT_OP_OPTIONAL_HAS_ELEMENT, infer_optional_has_element},
+    {DRT_OP_OPTIONAL_GET_ELEMENT, infer_optional_get_element},
     {DRT_OP_DROPOUT, infer_dropout},
     /* binary / variadic with broadcasting */
     {DRT_OP_ADD, infer_broadcast},

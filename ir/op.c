@@ -45,6 +45,7 @@ bool drt_op_takes_lowp(drt_op op) {
     case DRT_OP_DEQUANTIZE_LINEAR:
     case DRT_OP_BIT_CAST:
     case DRT_OP_IDENTITY:
+    case DRT_OP_OPTIONAL_GET_ELEMENT:
     case DRT_OP_DROPOUT:
     case DRT_OP_ISNAN:
     case DRT_OP_ISINF:

@@ -38,4 +38,17 @@ const char *drt_fusion_class_name(drt_fusion_class fc);
  * anywhere else, so no arithmetic kernel ever sees one. */
 bool drt_op_takes_lowp(drt_op op);
 
+/* Ops with subgraphs, lowered into the flat graph at compile time (passes/control_flow.h): If,
+ * Loop, Scan, and FlexAttention (ai.onnx.preview) with its score_mod/prob_mod. */
+static inline bool drt_op_is_control_flow(drt_op op) {
+  return op == DRT_OP_IF || op == DRT_OP_LOOP || op == DRT_OP_SCAN || op == DRT_OP_FLEX_ATTENTION;
+}
+
+/* The sequence ops, resolved at compile time (passes/control_flow.h). */
+static inline bool drt_op_is_sequence(drt_op op) {
+  return op == DRT_OP_SEQUENCE_EMPTY || op == DRT_OP_SEQUENCE_CONSTRUCT || op == DRT_OP_SEQUENCE_INSERT ||
+         op == DRT_OP_SEQUENCE_ERASE || op == DRT_OP_SEQUENCE_AT || op == DRT_OP_SEQUENCE_LENGTH ||
+         op == DRT_OP_CONCAT_FROM_SEQUENCE || op == DRT_OP_SPLIT_TO_SEQUENCE;
+}
+
 #endif

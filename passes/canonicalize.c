@@ -245,7 +245,8 @@ static bool is_noop(const drt_node *n) {
   drt_value *x = n->inputs[0], *y = n->outputs[0];
   if (!x) return false;
   switch (n->op) {
-    case DRT_OP_IDENTITY: return true;
+    case DRT_OP_IDENTITY:
+    case DRT_OP_OPTIONAL_GET_ELEMENT: return true;
     case DRT_OP_DROPOUT:
       /* inference mode: output = input when no mask is consumed and training_mode is absent/false */
       if (n->num_outputs > 1) return false;
@@ -265,17 +266,32 @@ static bool is_noop(const drt_node *n) {
   }
 }
 
+/* One pass over the nodes: each no-op's output is replaced by its input (chains resolved once),
+ * then every input is rewritten in a second pass (linear, whatever the number of no-ops:
+ * lowered control flow leaves many Identity nodes). */
 static size_t bypass_noops(drt_graph *g) {
+  drt_value **to = calloc(g->next_id ? g->next_id : 1, sizeof *to);
+  if (!to) return 0; /* keeping the no-ops is harmless */
   size_t removed = 0;
   for (size_t i = 0; i < g->num_nodes; i++) {
     drt_node *n = g->nodes[i];
     if (n->dead || n->num_outputs < 1 || n->num_inputs < 1 || !is_noop(n)) continue;
     drt_value *y = n->outputs[0];
     if (y->is_graph_output) continue; /* keep the output's name */
-    drt_graph_replace_uses(g, y, n->inputs[0]);
+    to[y->id] = n->inputs[0];
     n->dead = true;
     removed++;
   }
+  if (removed)
+    for (size_t i = 0; i < g->num_nodes; i++) {
+      drt_node *n = g->nodes[i];
+      for (int j = 0; j < n->num_inputs; j++) {
+        drt_value *v = n->inputs[j];
+        while (v && v->id < g->next_id && to[v->id]) v = to[v->id];
+        n->inputs[j] = v;
+      }
+    }
+  free(to);
   return removed;
 }
 
@@ -284,6 +300,8 @@ drt_status drt_pass_canonicalize(drt_graph *g, const drt_pass_ctx *ctx, bool *ch
   DRT_RETURN_IF_ERROR(drt_graph_check_bound(g));
   DRT_RETURN_IF_ERROR(drt_graph_topo_sort(g));
   size_t folded = 0, lowered = 0;
+  /* unused nodes go first: control flow nobody reads is not lowered (nor refused) */
+  size_t dead = drt_graph_dce(g);
   DRT_RETURN_IF_ERROR(infer_and_fold(g, ctx, &folded, &lowered));
   drt_graph_compact(g);
   if (lowered) DRT_RETURN_IF_ERROR(drt_graph_topo_sort(g)); /* lowered nodes were appended */
@@ -293,7 +311,7 @@ drt_status drt_pass_canonicalize(drt_graph *g, const drt_pass_ctx *ctx, bool *ch
                        g->outputs[i]->name);
   size_t bypassed = bypass_noops(g);
   drt_graph_compact(g);
-  size_t dead = drt_graph_dce(g);
+  dead += drt_graph_dce(g);
   *changed = folded || bypassed || dead || lowered;
   drt_log(DRT_LOG_DEBUG, "canonicalize: folded %zu nodes, bypassed %zu no-ops, removed %zu dead nodes", folded,
           bypassed, dead);

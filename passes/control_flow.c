@@ -26,22 +26,36 @@ typedef struct lower_ctx {
 
 static const char *cf_label(const lower_ctx *L, char *buf, size_t n) { return drt_node_describe(L->cf, buf, n); }
 
-/* A new value named "<cf node>/<what>" (unique through the serial number). */
+/* "<cf node>/<what>#<id>" in malloc'd memory: the graph's next id makes it unique, whatever the
+ * node names (two control-flow nodes may share one) and lengths. */
+static char *unique_name(lower_ctx *L, const char *what) {
+  size_t n = strlen(L->cf->name) + strlen(what ? what : "v") + 32;
+  char *s = malloc(n);
+  if (s) snprintf(s, n, "%s/%s#%u", L->cf->name, what ? what : "v", L->g->next_id);
+  L->serial++;
+  return s;
+}
+
 static drt_value *new_value(lower_ctx *L, const char *what) {
-  char name[512];
-  snprintf(name, sizeof name, "%s/%s#%u", L->cf->name, what ? what : "v", L->serial++);
-  return drt_graph_add_value(L->g, name, DRT_DTYPE_UNDEFINED, NULL);
+  char *name = unique_name(L, what);
+  drt_value *v = name ? drt_graph_add_value(L->g, name, DRT_DTYPE_UNDEFINED, NULL) : NULL;
+  free(name);
+  return v;
 }
 
 /* Adds a node producing `out` (a new value when out is NULL) and processes it. */
 static drt_status add_node(lower_ctx *L, drt_op op, drt_value *const *ins, int nin, drt_value *out,
                            const drt_attr *attrs, int nattrs, drt_value **result) {
   if (!out) out = new_value(L, drt_op_name(op));
-  if (!out) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "lowering control flow");
-  char name[512];
-  snprintf(name, sizeof name, "%s/%s#%u", L->cf->name, drt_op_name(op), L->serial++);
+  char *name = unique_name(L, drt_op_name(op));
+  if (!out || !name) {
+    free(name);
+    return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "lowering control flow");
+  }
   drt_node *n;
-  DRT_RETURN_IF_ERROR(drt_graph_add_node(L->g, op, name, ins, nin, &out, 1, &n));
+  drt_status st = drt_graph_add_node(L->g, op, name, ins, nin, &out, 1, &n);
+  free(name);
+  DRT_RETURN_IF_ERROR(st);
   n->opset = L->opset;
   for (int i = 0; i < nattrs; i++) DRT_RETURN_IF_ERROR(drt_node_add_attr(L->g, n, &attrs[i]));
   DRT_RETURN_IF_ERROR(L->process(L->user, L->g, n));
@@ -51,10 +65,12 @@ static drt_status add_node(lower_ctx *L, drt_op op, drt_value *const *ins, int n
 
 static drt_status const_i64(lower_ctx *L, const int64_t *vals, int count, bool scalar, drt_value **out) {
   drt_shape s = {scalar ? 0 : 1, {count}};
-  char name[512];
-  snprintf(name, sizeof name, "%s/const#%u", L->cf->name, L->serial++);
+  char *name = unique_name(L, "const");
+  if (!name) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "lowering control flow");
   drt_value *v;
-  DRT_RETURN_IF_ERROR(drt_graph_add_const(L->g, name, DRT_DTYPE_INT64, &s, NULL, &v));
+  drt_status st = drt_graph_add_const(L->g, name, DRT_DTYPE_INT64, &s, NULL, &v);
+  free(name);
+  DRT_RETURN_IF_ERROR(st);
   if (count) memcpy(v->data, vals, (size_t)count * sizeof(int64_t));
   *out = v;
   return DRT_OK;
@@ -139,30 +155,34 @@ static drt_status instantiate(lower_ctx *L, const drt_graph *sub, drt_value *con
       if (sn->inputs[j]) st = resolve(L, &m, sn->inputs[j], &ins[j]);
     }
     for (int j = 0; j < sn->num_outputs && !st; j++) {
-      char what[400];
-      snprintf(what, sizeof what, "%s/%s", tag, sn->outputs[j]->name);
-      outs[j] = new_value(L, what);
+      size_t len = strlen(tag) + strlen(sn->outputs[j]->name) + 2;
+      char *what = malloc(len);
+      if (what) snprintf(what, len, "%s/%s", tag, sn->outputs[j]->name);
+      outs[j] = what ? new_value(L, what) : NULL;
+      free(what);
       if (!outs[j]) st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "lowering control flow");
       else st = vmap_put(&m, sn->outputs[j], outs[j]);
     }
     if (st) break;
-    char name[600];
-    snprintf(name, sizeof name, "%s/%s/%s", L->cf->name, tag, sn->name);
+    size_t len = strlen(tag) + strlen(sn->name) + 2;
+    char *what = malloc(len), *name = NULL;
+    if (what) snprintf(what, len, "%s/%s", tag, sn->name);
+    name = what ? unique_name(L, what) : NULL;
+    free(what);
+    if (!name) {
+      st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "lowering control flow");
+      break;
+    }
     drt_node *n;
     st = drt_graph_add_node(L->g, sn->op, name, ins, sn->num_inputs, outs, sn->num_outputs, &n);
+    free(name);
     if (st) break;
     n->opset = sn->opset;
     n->num_implicit_inputs = sn->num_implicit_inputs;
-    if (sn->num_attrs) { /* the attribute contents (strings, tensors, subgraphs) are shared */
-      n->attrs = drt_arena_alloc_array(L->g->arena, (size_t)sn->num_attrs, sizeof(drt_attr));
-      if (!n->attrs) {
-        st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "lowering control flow");
-        break;
-      }
-      memcpy(n->attrs, sn->attrs, (size_t)sn->num_attrs * sizeof(drt_attr));
-      n->num_attrs = sn->num_attrs;
-    }
-    st = L->process(L->user, L->g, n);
+    /* attributes copied into the graph (a pass may rewrite one copy's arrays); tensors and
+       subgraphs are shared, nothing writes them */
+    for (int a = 0; a < sn->num_attrs && !st; a++) st = drt_node_add_attr(L->g, n, &sn->attrs[a]);
+    if (!st) st = L->process(L->user, L->g, n);
   }
   for (size_t i = 0; i < sub->num_outputs && !st; i++) st = resolve(L, &m, sub->outputs[i], &results[i]);
   free(ins);
@@ -327,9 +347,11 @@ static drt_status lower_loop(lower_ctx *L) {
     if (trip->kind != DRT_VALUE_CONST)
       return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: the trip count M '%s' must be a compile-time constant "
                        "(distilrt unrolls loops when it compiles)", cf_label(L, d, sizeof d), trip->name);
-    double m;
-    DRT_RETURN_IF_ERROR_CTX(drt_value_const_scalar(trip, &m), "%s: trip count M", cf_label(L, d, sizeof d));
-    max_trip = (int64_t)m;
+    int64_t m = 0, cnt = 0; /* an exact integer: exporters write INT64_MAX for "until the condition" */
+    DRT_RETURN_IF_ERROR_CTX(drt_value_const_ints(trip, &m, 1, &cnt), "%s: trip count M", cf_label(L, d, sizeof d));
+    if (cnt != 1)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: the trip count M must hold one integer", cf_label(L, d, sizeof d));
+    max_trip = m;
   }
   if (!trip && !cond)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: has neither a trip count nor a condition (it never ends)",
@@ -348,9 +370,10 @@ static drt_status lower_loop(lower_ctx *L) {
   if (!st && !cond) {
     drt_shape s = {0, {0}};
     uint8_t one = 1;
-    char name[512];
-    snprintf(name, sizeof name, "%s/true#%u", n->name, L->serial++);
-    st = drt_graph_add_const(L->g, name, DRT_DTYPE_BOOL, &s, &one, &true_v);
+    char *name = unique_name(L, "true");
+    st = name ? drt_graph_add_const(L->g, name, DRT_DTYPE_BOOL, &s, &one, &true_v)
+              : DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "lowering Loop");
+    free(name);
     cond = true_v;
   }
   int64_t it = 0;
@@ -379,7 +402,7 @@ static drt_status lower_loop(lower_ctx *L) {
     snprintf(tag, sizeof tag, "iter%" PRId64, it);
     st = instantiate(L, body, args, tag, res);
     if (st) break;
-    cond = res[0];
+    if (!true_v) cond = res[0]; /* without a cond input the body's condition is ignored (ONNX Loop) */
     for (int k = 0; k < ncarried; k++) carried[k] = res[1 + k];
     for (int k = 0; k < nscan; k++) scans[k][it] = res[1 + ncarried + k];
     it++;
@@ -522,6 +545,10 @@ static drt_status lower_scan(lower_ctx *L) {
   DRT_RETURN_IF_ERROR(check_list(L, v8 ? "directions" : "scan_input_directions", c2, nin));
   DRT_RETURN_IF_ERROR(check_list(L, "scan_output_axes", c3, nout));
   DRT_RETURN_IF_ERROR(check_list(L, "scan_output_directions", c4, nout));
+  for (int j = first; j < nreal; j++)
+    if (!n->inputs[j])
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: input %d (a state or scan input) is omitted",
+                       cf_label(L, d, sizeof d), j);
   scan_job J = {body, nstate, (int)nin, nout, n->inputs + first, n->inputs + first + nstate,
                 n->inputs + nreal, nimp, c1 ? in_axes : NULL, c2 ? in_dirs : NULL, c3 ? out_axes : NULL,
                 c4 ? out_dirs : NULL};
@@ -680,9 +707,11 @@ static drt_status lower_flex_attention(lower_ctx *L) {
   float root = sqrtf((float)scale);
   drt_value *rv;
   drt_shape s0 = {0, {0}};
-  char name[512];
-  snprintf(name, sizeof name, "%s/sqrt_scale#%u", n->name, L->serial++);
-  DRT_RETURN_IF_ERROR(drt_graph_add_const(L->g, name, DRT_DTYPE_FLOAT32, &s0, &root, &rv));
+  char *name = unique_name(L, "sqrt_scale");
+  drt_status cs = name ? drt_graph_add_const(L->g, name, DRT_DTYPE_FLOAT32, &s0, &root, &rv)
+                       : DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "lowering FlexAttention");
+  free(name);
+  DRT_RETURN_IF_ERROR(cs);
   DRT_RETURN_IF_ERROR(cast_to(L, rv, q->dtype, NULL, &rv));
   drt_value *qs, *ks, *kt, *scores;
   drt_value *i1[2] = {q, rv}, *i2[2] = {kr, rv};
@@ -821,7 +850,7 @@ static drt_status lower_split_to_sequence(lower_ctx *L) {
   for (int64_t i = 0; i < cnt && !st; i++) {
     int64_t b = at, e = at + sizes[i];
     at = e;
-    drt_value *bs, *es;
+    drt_value *bs = NULL, *es = NULL;
     st = const_i64(L, &b, 1, false, &bs);
     if (!st) st = const_i64(L, &e, 1, false, &es);
     drt_value *in[4] = {x, bs, es, ax};

@@ -20,6 +20,7 @@
 #define DRT_PASSES_CONTROL_FLOW_H
 
 #include "ir/graph.h"
+#include "ir/op.h" /* drt_op_is_control_flow, drt_op_is_sequence */
 
 #define DRT_CF_MAX_ITERATIONS 4096
 /* Unrolling stops with an error once the graph holds this many nodes (nested loops multiply). */
@@ -29,13 +30,6 @@
  * infer the node's outputs (and may fold it into constants, or lower it if it is itself
  * control flow). */
 typedef drt_status (*drt_cf_process_fn)(void *user, drt_graph *g, drt_node *n);
-
-/* If, Loop, Scan, and FlexAttention (ai.onnx.preview), whose score_mod/prob_mod subgraphs are
- * instantiated the same way: Q K^T (GQA heads repeated) scaled, cast to the softmax precision,
- * score_mod, Softmax, prob_mod, times V in that precision, cast back (onnx.reference's order). */
-static inline bool drt_op_is_control_flow(drt_op op) {
-  return op == DRT_OP_IF || op == DRT_OP_LOOP || op == DRT_OP_SCAN || op == DRT_OP_FLEX_ATTENTION;
-}
 
 /* Replaces n (If, Loop or Scan, its inputs inferred) by flat nodes computing its outputs; n is
  * marked dead and its output values are produced by the new nodes. */
@@ -47,11 +41,6 @@ drt_status drt_lower_control_flow(drt_graph *g, drt_node *n, drt_cf_process_fn p
  * ConcatFromSequence (Concat, with Unsqueeze for new_axis) read one; an Identity of a sequence is
  * the same sequence; Loop and If carry them like tensors (an If whose condition is known only at
  * run time cannot select between sequences). A sequence may not be a graph input or output. */
-static inline bool drt_op_is_sequence(drt_op op) {
-  return op == DRT_OP_SEQUENCE_EMPTY || op == DRT_OP_SEQUENCE_CONSTRUCT || op == DRT_OP_SEQUENCE_INSERT ||
-         op == DRT_OP_SEQUENCE_ERASE || op == DRT_OP_SEQUENCE_AT || op == DRT_OP_SEQUENCE_LENGTH ||
-         op == DRT_OP_CONCAT_FROM_SEQUENCE || op == DRT_OP_SPLIT_TO_SEQUENCE;
-}
 drt_status drt_lower_sequence_op(drt_graph *g, drt_node *n, drt_cf_process_fn process, void *user);
 
 #endif

@@ -334,9 +334,13 @@ drt_status drt_weight_trace_finish(drt_weight_trace *t, const drt_graph *g, cons
   }
   for (size_t k = 0; k < t->num_nodes; k++) {
     if (!reach[k] || folded(&c, (int32_t)k) || shape_only(t->nodes[k].node->op)) continue;
+    /* control flow was lowered into nodes the snapshot does not hold, so what it computed from
+       weights cannot be replayed: every weight it reads is baked (a refit that changes one is
+       refused), even one the plan also holds as it is */
+    bool cf = drt_op_is_control_flow(t->nodes[k].node->op);
     for (int j = 0; j < t->nodes[k].num_inputs; j++) {
       const drt_value *u = t->nodes[k].inputs[j];
-      if (u && u->id < c.n && depends(&c, u, 0) && !c.member[u->id]) mark_baked_leaves(&c, u, baked, 0);
+      if (u && u->id < c.n && depends(&c, u, 0) && (cf || !c.member[u->id])) mark_baked_leaves(&c, u, baked, 0);
     }
   }
 

@@ -157,7 +157,7 @@ static drt_status refit_into(const drt_plan_view *v, drt_source_table *src, uint
   for (uint32_t i = 0; fingerprint && i < v->num_provenance; i++)
     if (v->provenance[i]->fingerprint != fingerprint)
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
-                       "the new model's structure (nodes, names, constant shapes) differs from the model '%s' was "
+                       "the new model's structure (nodes, names, constant shapes, the weights inside If/Loop/Scan bodies) differs from the model '%s' was "
                        "compiled from: refit needs another checkpoint of the same architecture, exported the same way",
                        v->label);
   return drt_refit_apply(v->provenance, v->num_provenance, src, NULL, w, v->weights_size, rep);

@@ -34,6 +34,26 @@ static uint64_t fnv_shape(uint64_t h, drt_dtype dt, const drt_shape *s, bool has
   return h;
 }
 
+/* Subgraphs (If/Loop/Scan bodies) with their constants' bytes: weights inside control flow are
+ * part of the model's identity, since refit cannot replace them (they are unrolled and folded). */
+static uint64_t fnv_subgraph(uint64_t h, const drt_graph *g, int depth) {
+  if (!g || depth > 64) return h;
+  h = fnv_u64(h, (uint64_t)g->num_nodes);
+  for (size_t i = 0; i < g->num_nodes; i++) {
+    const drt_node *n = g->nodes[i];
+    h = fnv_str(h, drt_op_name(n->op));
+    for (int j = 0; j < n->num_attrs; j++)
+      if (n->attrs[j].type == DRT_ATTR_GRAPH) h = fnv_subgraph(h, n->attrs[j].graph, depth + 1);
+  }
+  for (size_t i = 0; i < g->num_values; i++) {
+    const drt_value *v = g->values[i];
+    if (v->kind != DRT_VALUE_CONST) continue;
+    h = fnv_str(h, v->name);
+    h = fnv(h, v->data, v->data ? v->nbytes : 0);
+  }
+  return h;
+}
+
 uint64_t drt_graph_fingerprint(const drt_graph *g) {
   uint64_t h = FNV_OFFSET;
   h = fnv_u64(h, (uint64_t)g->opset);
@@ -44,7 +64,10 @@ uint64_t drt_graph_fingerprint(const drt_graph *g) {
     for (int j = 0; j < n->num_inputs; j++) h = fnv_str(h, n->inputs[j] ? n->inputs[j]->name : "");
     h = fnv_u64(h, (uint64_t)n->num_outputs);
     for (int j = 0; j < n->num_outputs; j++) h = fnv_str(h, n->outputs[j]->name);
-    for (int j = 0; j < n->num_attrs; j++) h = fnv_str(h, n->attrs[j].name);
+    for (int j = 0; j < n->num_attrs; j++) {
+      h = fnv_str(h, n->attrs[j].name);
+      if (n->attrs[j].type == DRT_ATTR_GRAPH) h = fnv_subgraph(h, n->attrs[j].graph, 0);
+    }
   }
   for (size_t i = 0; i < g->num_inputs; i++) h = fnv_str(h, g->inputs[i]->name);
   for (size_t i = 0; i < g->num_outputs; i++) h = fnv_str(h, g->outputs[i]->name);

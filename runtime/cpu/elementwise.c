@@ -1081,6 +1081,12 @@ static drt_status k_cast(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *
   return DRT_OK;
 }
 
+static drt_status k_optional_has_element(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
+  (void)ctx;
+  *(uint8_t *)out[0].data = n->num_inputs > 0 && n->inputs[0] && in[0].dtype != DRT_DTYPE_UNDEFINED;
+  return DRT_OK;
+}
+
 static drt_status k_identity(drt_cpu_ctx *ctx, const drt_node *n, const drt_tensor *in, drt_tensor *out) {
   (void)ctx, (void)n;
   if (out[0].data != in[0].data) copy_tensor(&in[0], &out[0]); /* the memory plan may alias them */
@@ -1158,6 +1164,8 @@ const drt_cpu_kernel_entry drt_cpu_kernels_elementwise[] = {
     {DRT_OP_CAST, k_cast, DRT_DT_FLOATS},
     {DRT_OP_CAST_LIKE, k_cast, DRT_DT_FLOATS},
     {DRT_OP_IDENTITY, k_identity, DRT_DT_FLOATS},
+    {DRT_OP_OPTIONAL_GET_ELEMENT, k_identity, DRT_DT_FLOATS},
+    {DRT_OP_OPTIONAL_HAS_ELEMENT, k_optional_has_element, 0},
     {DRT_OP_DROPOUT, k_dropout, DRT_DT_FLOATS},
     /* binary / variadic with broadcasting */
     {DRT_OP_ADD, k_binary, F32_F64},
