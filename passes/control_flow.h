@@ -7,11 +7,13 @@
  *  - If: a condition known at compile time (a constant after folding) inlines its branch;
  *    otherwise both branches are inlined and each output is Where(cond, then, else), which
  *    needs both branches to give one dtype and one shape per output;
- *  - Loop: unrolled. Before each iteration the trip count M and the condition must be
- *    constants (the condition computed by the previous iteration's body usually folds, since
- *    the iteration number is a constant); a data-dependent exit is refused with the iteration
- *    it was met at. At most DRT_CF_MAX_ITERATIONS iterations. Scan outputs stack the
- *    per-iteration values (Unsqueeze + Concat);
+ *  - Loop: unrolled. The trip count M must be a constant (INT64_MAX, as exporters write for
+ *    while-loops, means none); with a cond input, the condition must be a constant before each
+ *    iteration (the one the previous iteration's body computed usually folds, since the
+ *    iteration number is a constant), and a data-dependent exit is refused with the iteration
+ *    it was met at; without a cond input the body's condition is ignored (ONNX Loop). At most
+ *    DRT_CF_MAX_ITERATIONS iterations. Scan outputs stack the per-iteration values
+ *    (Unsqueeze + Concat);
  *  - Scan (opset 8 with its batch axis, and 9+): unrolled over the static length of the scan
  *    axis; inputs are read per iteration with Gather, in either direction, outputs stacked on
  *    their axis in either direction.
