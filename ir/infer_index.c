@@ -562,6 +562,52 @@ static drt_status infer_deform_conv(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
+/* TfIdfVectorizer (9): X int32/int64 [C] or [B, C] -> float32 [max(ngram_indexes) + 1] or
+ * [B, that]; the n-gram pool must be integers (pool_int64s; string pools are not supported). */
+static drt_status infer_tfidf_vectorizer(drt_graph *g, drt_node *n) {
+  (void)g;
+  DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, 0, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
+  const drt_value *x = n->inputs[0];
+  if (x->shape.rank > 2 || (x->shape.rank == 2 && x->shape.dims[0] < 1))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "X must be [C] or [B, C] with B > 0");
+  if (drt_node_attr(n, "pool_strings"))
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "pool_strings: string n-grams are not supported (pool_int64s are)");
+  int64_t np = 0, nc = 0, ni = 0, nw = 0;
+  const int64_t *pool = drt_node_attr_ints(n, "pool_int64s", &np), *counts = drt_node_attr_ints(n, "ngram_counts", &nc),
+                *idx = drt_node_attr_ints(n, "ngram_indexes", &ni);
+  drt_node_attr_floats(n, "weights", &nw);
+  int64_t mn = drt_node_attr_int(n, "min_gram_length", 0), mx = drt_node_attr_int(n, "max_gram_length", 0);
+  int64_t skip = drt_node_attr_int(n, "max_skip_count", 0);
+  const char *mode = drt_node_attr_string(n, "mode", "");
+  if (!pool || !counts || !idx || nc < 1 || ni < 1)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "pool_int64s, ngram_counts and ngram_indexes are required");
+  if (mn < 1 || mx < mn || mx > 64 || skip < 0 || skip > 1024)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "min_gram_length %" PRId64 ", max_gram_length %" PRId64
+                     " and max_skip_count %" PRId64 " are out of range", mn, mx, skip);
+  if (strcmp(mode, "TF") && strcmp(mode, "IDF") && strcmp(mode, "TFIDF"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute mode '%s' is not TF, IDF or TFIDF", mode);
+  int64_t out = 0, ngrams = 0;
+  for (int64_t i = 0; i < nc; i++) {
+    int64_t b = counts[i], e = i + 1 < nc ? counts[i + 1] : np;
+    if (b < 0 || e < b || e > np)
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "ngram_counts must be non-decreasing offsets into the pool");
+    ngrams += (e - b) / (i + 1);
+  }
+  if (ngrams > ni)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%" PRId64 " n-grams but %" PRId64 " ngram_indexes", ngrams, ni);
+  for (int64_t i = 0; i < ni; i++) {
+    if (idx[i] < 0 || idx[i] > (1 << 24)) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "ngram_indexes out of range");
+    out = idx[i] + 1 > out ? idx[i] + 1 : out;
+  }
+  if (nw && nw < out)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "weights has %" PRId64 " values for %" PRId64 " outputs", nw, out);
+  drt_shape o = {x->shape.rank == 2 ? 2 : 1, {0}};
+  if (x->shape.rank == 2) o.dims[0] = x->shape.dims[0], o.dims[1] = out;
+  else o.dims[0] = out;
+  drt_infer_set(n, 0, DRT_DTYPE_FLOAT32, &o);
+  return DRT_OK;
+}
+
 /* Reads the values of a constant int32/int64 1-D input (at most DRT_MAX_RANK of them). */
 static drt_status const_ints(const drt_node *n, int i, const char *what, int64_t *vals, int64_t *count) {
   DRT_RETURN_IF_ERROR(drt_infer_check_dtype(n, i, DRT_DT_BIT(DRT_DTYPE_INT32) | DRT_DT_BIT(DRT_DTYPE_INT64)));
@@ -1117,6 +1163,7 @@ const drt_infer_entry drt_infer_table_index[] = {
     {DRT_OP_GRID_SAMPLE, infer_grid_sample},
     {DRT_OP_ROI_ALIGN, infer_roi_align},
     {DRT_OP_DEFORM_CONV, infer_deform_conv},
+    {DRT_OP_TFIDF_VECTORIZER, infer_tfidf_vectorizer},
     {DRT_OP_CENTER_CROP_PAD, infer_center_crop_pad},
     {DRT_OP_REVERSE_SEQUENCE, infer_reverse_sequence},
     {DRT_OP_COL2IM, infer_col2im},

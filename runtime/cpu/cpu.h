@@ -47,6 +47,7 @@ extern const drt_cpu_kernel_entry drt_cpu_kernels_recurrent[];   /* runtime/cpu/
 extern const drt_cpu_kernel_entry drt_cpu_kernels_reorder[];     /* runtime/cpu/reorder.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_rnn[];         /* runtime/cpu/rnn.c */
 extern const drt_cpu_kernel_entry drt_cpu_kernels_signal[];      /* runtime/cpu/signal.c */
+extern const drt_cpu_kernel_entry drt_cpu_kernels_text[];        /* runtime/cpu/text.c */
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op);
 

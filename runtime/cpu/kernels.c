@@ -19,6 +19,7 @@ static const drt_cpu_kernel_entry *const k_tables[] = {
     drt_cpu_kernels_reorder,
     drt_cpu_kernels_rnn,
     drt_cpu_kernels_signal,
+    drt_cpu_kernels_text,
 };
 
 const drt_cpu_kernel_entry *drt_cpu_kernel_find(drt_op op) {
