@@ -19,7 +19,7 @@ drt_infer_fn drt_infer_find(drt_op op) {
   return NULL;
 }
 
-drt_status drt_infer_node(drt_graph *g, drt_node *n) {
+drt_status drt_infer_check_arity(const drt_node *n) {
   char d[256];
   const drt_op_info *info = drt_op_get_info(n->op);
   if (!info) return DRT_ERROR(DRT_STATUS_INTERNAL, "node '%s' has an invalid op", n->name);
@@ -31,11 +31,20 @@ drt_status drt_infer_node(drt_graph *g, drt_node *n) {
   if (n->num_outputs < info->min_outputs || (info->max_outputs >= 0 && n->num_outputs > info->max_outputs))
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: has %d outputs, expected %d..%d",
                      drt_node_describe(n, d, sizeof d), n->num_outputs, info->min_outputs, info->max_outputs);
-  /* the first min_inputs are required: an omitted one ("" in ONNX) is an error, not NULL */
-  for (int i = 0; i < info->min_inputs && i < n->num_inputs; i++)
+  /* the first min_inputs are required: an omitted one ("" in ONNX) is an error, not NULL (Loop's
+     M and cond and opset-8 Scan's sequence_lens are optional but counted by position; their
+     lowering checks the rest) */
+  bool positional = n->op == DRT_OP_LOOP || n->op == DRT_OP_SCAN;
+  for (int i = 0; i < info->min_inputs && i < n->num_inputs && !positional; i++)
     if (!n->inputs[i])
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: required input %d is omitted",
                        drt_node_describe(n, d, sizeof d), i);
+  return DRT_OK;
+}
+
+drt_status drt_infer_node(drt_graph *g, drt_node *n) {
+  char d[256];
+  DRT_RETURN_IF_ERROR(drt_infer_check_arity(n));
   for (int i = 0; i < n->num_inputs; i++) {
     drt_value *v = n->inputs[i];
     if (!v) continue;

@@ -27,6 +27,9 @@ extern const drt_infer_entry drt_infer_table_fused[];       /* ir/infer_fused.c 
 drt_infer_fn drt_infer_find(drt_op op);
 /* Runs inference for one node (arity check + dispatch + error context). */
 drt_status drt_infer_node(drt_graph *g, drt_node *n);
+/* The input/output counts of ops.def and the required inputs present (the first part of
+ * drt_infer_node; control flow and sequence ops, lowered instead of inferred, check it alone). */
+drt_status drt_infer_check_arity(const drt_node *n);
 
 /* ---- helpers for infer functions ---- */
 /* Sets output i's dtype and shape. */

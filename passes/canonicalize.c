@@ -174,6 +174,7 @@ typedef struct fold_state {
  * come back through here one by one). */
 static drt_status infer_fold_node(void *user, drt_graph *g, drt_node *n) {
   fold_state *f = user;
+  if (drt_op_is_control_flow(n->op) || drt_op_is_sequence(n->op)) DRT_RETURN_IF_ERROR(drt_infer_check_arity(n));
   if (drt_op_is_control_flow(n->op)) {
     f->lowered++;
     return drt_lower_control_flow(g, n, infer_fold_node, f);

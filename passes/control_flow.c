@@ -694,9 +694,10 @@ static drt_status lower_flex_attention(lower_ctx *L) {
                      "a multiple of Hkv", cf_label(L, d, sizeof d));
   const drt_attr *sa = drt_node_attr(n, "scale");
   double scale = sa && sa->type == DRT_ATTR_FLOAT ? (double)sa->f : 1.0 / sqrt((double)qd[3]);
-  int64_t sp = drt_node_attr_int(n, "softmax_precision", 0);
-  drt_dtype ct = sp ? (drt_dtype)sp : (q->dtype == DRT_DTYPE_FLOAT64 ? DRT_DTYPE_FLOAT64 : DRT_DTYPE_FLOAT32);
-  if (!drt_dtype_is_float(ct))
+  const drt_attr *spa = drt_node_attr(n, "softmax_precision");
+  int64_t sp = spa && spa->type == DRT_ATTR_INT ? spa->i : 0;
+  drt_dtype ct = spa ? (drt_dtype)sp : (q->dtype == DRT_DTYPE_FLOAT64 ? DRT_DTYPE_FLOAT64 : DRT_DTYPE_FLOAT32);
+  if (sp < 0 || sp > 64 || !drt_dtype_is_float(ct))
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: softmax_precision %" PRId64 " is not a float type",
                      cf_label(L, d, sizeof d), sp);
   int64_t rep = qd[1] / kd[1];
@@ -787,9 +788,14 @@ static drt_status seq_position(lower_ctx *L, int i, int len, bool insert, int *o
   if (p->kind != DRT_VALUE_CONST)
     return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: position '%s' must be a compile-time constant (sequences are "
                      "resolved when distilrt compiles)", cf_label(L, d, sizeof d), p->name);
-  double v;
-  DRT_RETURN_IF_ERROR_CTX(drt_value_const_scalar(p, &v), "%s: position", cf_label(L, d, sizeof d));
-  int64_t pos = (int64_t)v, hi = insert ? len : len - 1;
+  int64_t pos = 0, cnt = 0;
+  if (p->dtype != DRT_DTYPE_INT32 && p->dtype != DRT_DTYPE_INT64)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: position '%s' must be int32 or int64", cf_label(L, d, sizeof d),
+                     p->name);
+  DRT_RETURN_IF_ERROR_CTX(drt_value_const_ints(p, &pos, 1, &cnt), "%s: position", cf_label(L, d, sizeof d));
+  if (cnt != 1 || p->shape.rank != 0)
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: position must be a scalar", cf_label(L, d, sizeof d));
+  int64_t hi = insert ? len : len - 1;
   if (pos < -(int64_t)len || pos > hi)
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: position %" PRId64 " is outside [%d, %" PRId64 "] for a "
                      "sequence of %d tensors", cf_label(L, d, sizeof d), pos, -len, hi, len);
@@ -824,7 +830,7 @@ static drt_status lower_split_to_sequence(lower_ctx *L) {
     if (split->shape.rank == 0) { /* one size: equal pieces, the last one smaller */
       int64_t s = sizes[0];
       if (s <= 0) return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "%s: split %" PRId64 " must be positive", cf_label(L, d, sizeof d), s);
-      if ((dim + s - 1) / s > DRT_CF_MAX_ITERATIONS)
+      if (dim / s + (dim % s != 0) > DRT_CF_MAX_ITERATIONS)
         return DRT_ERROR(DRT_STATUS_UNSUPPORTED, "%s: more than %d pieces", cf_label(L, d, sizeof d), DRT_CF_MAX_ITERATIONS);
       cnt = 0;
       for (int64_t at = 0; at < dim; at += s) sizes[cnt++] = dim - at < s ? dim - at : s;
@@ -927,7 +933,12 @@ drt_status drt_lower_sequence_op(drt_graph *g, drt_node *n, drt_cf_process_fn pr
       int64_t axis = drt_node_attr_int(n, "axis", 0);
       if (drt_node_attr_int(n, "new_axis", 0) != 0)
         return stack(&L, s->seq, s->seq_len, axis, false, y, "element");
-      if (s->seq_len == 1) return bind_output(&L, y, s->seq[0]);
+      if (s->seq_len == 1) { /* a Concat of one input: the axis is still checked */
+        int a0 = 0;
+        DRT_RETURN_IF_ERROR_CTX(drt_normalize_axis(axis, s->seq[0]->shape.rank, &a0), "%s: axis",
+                                cf_label(&L, d, sizeof d));
+        return bind_output(&L, y, s->seq[0]);
+      }
       drt_attr a = {0};
       a.name = "axis";
       a.type = DRT_ATTR_INT;

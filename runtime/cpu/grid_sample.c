@@ -168,6 +168,10 @@ static drt_status k_roi_align(drt_cpu_ctx *ctx, const drt_node *n, const drt_ten
     if (b < 0 || b >= N)
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "batch_indices[%" PRId64 "] = %" PRId64 " is outside [0, %" PRId64
                        ")", r, b, N);
+    if (H == 0 || W == 0) { /* an empty map: every sample point adds 0 */
+      for (int64_t k = 0; k < C * OH * OW; k++) st(&out[0], (size_t)(r * C * OH * OW + k), 0.0);
+      continue;
+    }
     double off = half ? 0.5 : 0.0;
     double sw = ld(rois, (size_t)(r * 4)) * scale - off, sh = ld(rois, (size_t)(r * 4 + 1)) * scale - off;
     double rw = ld(rois, (size_t)(r * 4 + 2)) * scale - off - sw, rh = ld(rois, (size_t)(r * 4 + 3)) * scale - off - sh;
@@ -179,8 +183,13 @@ static drt_status k_roi_align(drt_cpu_ctx *ctx, const drt_node *n, const drt_ten
     double ch = ceil(rh / (double)OH), cw = ceil(rw / (double)OW);
     int64_t gh = sr > 0 ? sr : (ch > 0 && ch < 1e6 ? (int64_t)ch : 0), gw = sr > 0 ? sr : (cw > 0 && cw < 1e6 ? (int64_t)cw : 0);
     int64_t count = gh * gw > 1 ? gh * gw : 1;
-    size_t npts = (size_t)(OH * OW) * (size_t)(gh * gw);
-    roi_sample *pts = malloc((npts ? npts : 1) * sizeof *pts);
+    /* the sample table: OH * OW bins of gh * gw points (a huge box or sampling_ratio is refused) */
+    size_t npts = 0, nbytes = 0;
+    if (__builtin_mul_overflow((size_t)(OH * OW), (size_t)(gh * gw), &npts) ||
+        __builtin_mul_overflow(npts, sizeof(roi_sample), &nbytes) || npts > ((size_t)1 << 26))
+      return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "roi %" PRId64 " needs %" PRId64 "x%" PRId64 " bins of %" PRId64
+                       "x%" PRId64 " sample points, more than 2^26 (a huge box or sampling_ratio)", r, OH, OW, gh, gw);
+    roi_sample *pts = malloc(nbytes ? nbytes : 1);
     if (!pts) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "RoiAlign sample table of %zu points", npts);
     size_t k = 0;
     for (int64_t ph = 0; ph < OH; ph++)
@@ -191,7 +200,8 @@ static drt_status k_roi_align(drt_cpu_ctx *ctx, const drt_node *n, const drt_ten
             memset(p, 0, sizeof *p);
             double yy = sh + (double)ph * bh + ((double)iy + 0.5) * bh / (double)gh;
             double xx = sw + (double)pw * bw + ((double)ix + 0.5) * bw / (double)gw;
-            if (yy < -1.0 || yy > (double)H || xx < -1.0 || xx > (double)W) continue;
+            /* outside the map, NaN included: the point adds 0 */
+            if (!(yy >= -1.0 && yy <= (double)H && xx >= -1.0 && xx <= (double)W)) continue;
             yy = yy > 0 ? yy : 0;
             xx = xx > 0 ? xx : 0;
             int64_t yl = (int64_t)yy, xl = (int64_t)xx, yh, xh;
@@ -242,7 +252,7 @@ static double bilinear_zeros(const drt_tensor *x, size_t base, int64_t H, int64_
   for (int dy = 0; dy < 2; dy++)
     for (int dx = 0; dx < 2; dx++) {
       double yi = y0 + dy, xi = x0 + dx;
-      if (yi < 0 || yi > (double)(H - 1) || xi < 0 || xi > (double)(W - 1)) continue;
+      if (!(yi >= 0 && yi <= (double)(H - 1) && xi >= 0 && xi <= (double)(W - 1))) continue; /* NaN too */
       double w = (dy ? y - y0 : 1.0 - (y - y0)) * (dx ? xx - x0 : 1.0 - (xx - x0));
       acc += w * ld(x, base + (size_t)((int64_t)yi * W + (int64_t)xi));
     }

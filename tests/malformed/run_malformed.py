@@ -809,6 +809,25 @@ def _(ctx):
     return ["run", ctx.save_model("model.onnx", m), "--input", "x=" + x, "--no-specialize"], []
 
 
+@case("roialign_huge_sampling_grid", 2, "sample points, more than 2^26")
+def _(ctx):
+    rois = numpy_helper.from_array(np.array([[0, 0, 2.0 ** 30, 2.0 ** 30]], np.float32), "rois")
+    bi = numpy_helper.from_array(np.array([0], np.int64), "bi")
+    m = mk([helper.make_node("RoiAlign", ["x", "rois", "bi"], ["y"], output_height=2048, output_width=2048,
+                             name="roi")], [vi("x", [1, 1, 4, 4])], [vi("y", None)], [rois, bi], opset=16)
+    x = ctx.npy("x.npy", np.ones((1, 1, 4, 4), np.float32))
+    return ["run", ctx.save_model("model.onnx", m), "--input", "x=" + x, "--no-specialize"], []
+
+
+@case("sequence_insert_without_tensor", 2, "(SequenceInsert, opset 17): has 1 inputs, expected 2..3")
+def _(ctx):
+    m = mk([helper.make_node("SequenceEmpty", [], ["s"], dtype=F, name="empty"),
+            helper.make_node("SequenceInsert", ["s"], ["s2"], name="ins"),
+            helper.make_node("ConcatFromSequence", ["s2"], ["y"], axis=0, name="cat")],
+           [vi("x", [2, 3])], [vi("y", None)])
+    return ["run", ctx.save_model("model.onnx", m), "--input", "x=" + x_input(ctx)], []
+
+
 @case("npy_truncated_header", 2, "truncated .npy header")
 def _(ctx):
     data = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }")
