@@ -271,7 +271,12 @@ int64_t drt_node_attr_int(const drt_node *n, const char *name, int64_t dflt) {
   const drt_attr *a = drt_node_attr(n, name);
   if (!a) return dflt;
   if (a->type == DRT_ATTR_INT) return a->i;
-  if (a->type == DRT_ATTR_FLOAT) return (int64_t)a->f;
+  if (a->type == DRT_ATTR_FLOAT) { /* a float where an int is meant: truncated, saturated, NaN = absent */
+    if (a->f != a->f) return dflt;
+    if (a->f >= 9.2233720368547758e18f) return INT64_MAX;
+    if (a->f <= -9.2233720368547758e18f) return INT64_MIN;
+    return (int64_t)a->f;
+  }
   return dflt;
 }
 
