@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Generates the fuzzers' seed corpora from the committed fixtures (nothing here is committed):
 #   tests/fuzz/make_corpus.sh BUILD_DIR      -> BUILD_DIR/fuzz-corpus/{onnx,npy,plan,options}/
-# onnx:    tests/unit/data/frontend/*.onnx, a few small hand-made graphs, and every model fixture
-#          with its large initializers replaced by ConstantOfShape nodes (same graph, tiny file);
+# onnx:    tests/unit/data/frontend/*.onnx, a few small hand-made graphs, ONNX's node tests for
+#          control flow, sequences, FlexAttention, low-precision types and sampling ops, and every
+#          model fixture with its large initializers replaced by ConstantOfShape nodes;
 # npy:     the fixtures' inputs plus arrays of every dtype, rank 0..4, .npy versions 1, 2 and 3;
 # plan:    the small graphs and weight-less copies of the fixtures (weights turned into inputs)
 #          compiled with BUILD_DIR/bin/drt (skipped when it is missing);
@@ -52,6 +53,18 @@ save(mk([helper.make_node("Conv", ["x", "cw"], ["c"], pads=[1, 1, 1, 1]),
          helper.make_node("Softmax", ["c"], ["y"], axis=-1)],
         [helper.make_tensor_value_info("x", F, [1, 1, 5, 5])], [helper.make_tensor_value_info("y", F, None)], [cw]),
      "conv_softmax", True)
+# ONNX's own node tests for the paths with the most structure: control flow (subgraphs,
+# captures), sequences, FlexAttention, low-precision tensors (packed initializers), sampling ops
+import warnings
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from onnx.backend.test import loader
+    keys = ("loop", "scan", "test_if", "sequence", "flex", "float8", "e4m3", "int4", "uint4", "float4", "roialign",
+            "deform", "tfidf", "optional")
+    for tc in loader.load_model_tests(kind="node"):
+        if tc.model is not None and any(k in tc.name.lower() for k in keys) and len(tc.model.SerializeToString()) < 65536:
+            save(tc.model, "node_" + tc.name)
+
 sh = numpy_helper.from_array(np.array([0], dtype=np.int64), "i0")
 save(mk([helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "i0"], ["d0"]),
          helper.make_node("Concat", ["d0", "d0"], ["ns"], axis=0),
