@@ -191,7 +191,13 @@ static drt_status infer_clip(drt_graph *g, drt_node *n) {
   return DRT_OK;
 }
 
-static drt_status check_round_mode(const drt_node *n);
+/* Cast/CastLike's round_mode (float8e8m0 targets, opset 24). */
+static drt_status check_round_mode(const drt_node *n) {
+  const char *rm = drt_node_attr_string(n, "round_mode", "up");
+  if (strcmp(rm, "up") && strcmp(rm, "down") && strcmp(rm, "nearest"))
+    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute round_mode is '%s', expected up, down or nearest", rm);
+  return DRT_OK;
+}
 
 static drt_status infer_cast(drt_graph *g, drt_node *n) {
   (void)g;
@@ -332,13 +338,6 @@ static drt_status infer_bit_cast(drt_graph *g, drt_node *n) {
     return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "cannot reinterpret %s (%d bits) as %s (%d bits)",
                      drt_dtype_name(src), drt_dtype_bits(src), drt_dtype_name(dt), drt_dtype_bits(dt));
   drt_infer_set(n, 0, dt, &n->inputs[0]->shape);
-  return DRT_OK;
-}
-
-static drt_status check_round_mode(const drt_node *n) {
-  const char *rm = drt_node_attr_string(n, "round_mode", "up");
-  if (strcmp(rm, "up") && strcmp(rm, "down") && strcmp(rm, "nearest"))
-    return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT, "attribute round_mode is '%s', expected up, down or nearest", rm);
   return DRT_OK;
 }
 

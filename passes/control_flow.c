@@ -21,7 +21,6 @@ typedef struct lower_ctx {
   drt_cf_process_fn process;
   void *user;
   int opset; /* of the nodes it adds (13+: Unsqueeze takes axes as an input) */
-  unsigned serial;
 } lower_ctx;
 
 static const char *cf_label(const lower_ctx *L, char *buf, size_t n) { return drt_node_describe(L->cf, buf, n); }
@@ -32,7 +31,6 @@ static char *unique_name(lower_ctx *L, const char *what) {
   size_t n = strlen(L->cf->name) + strlen(what ? what : "v") + 32;
   char *s = malloc(n);
   if (s) snprintf(s, n, "%s/%s#%u", L->cf->name, what ? what : "v", L->g->next_id);
-  L->serial++;
   return s;
 }
 
@@ -742,7 +740,7 @@ static drt_status lower_flex_attention(lower_ctx *L) {
 }
 
 drt_status drt_lower_control_flow(drt_graph *g, drt_node *n, drt_cf_process_fn process, void *user) {
-  lower_ctx L = {g, n, process, user, n->opset > 13 ? n->opset : 13, 0};
+  lower_ctx L = {g, n, process, user, n->opset > 13 ? n->opset : 13};
   n->dead = true; /* its outputs get new producers below */
   drt_status st;
   switch (n->op) {
@@ -872,7 +870,7 @@ static drt_status lower_split_to_sequence(lower_ctx *L) {
 }
 
 drt_status drt_lower_sequence_op(drt_graph *g, drt_node *n, drt_cf_process_fn process, void *user) {
-  lower_ctx L = {g, n, process, user, n->opset > 13 ? n->opset : 13, 0};
+  lower_ctx L = {g, n, process, user, n->opset > 13 ? n->opset : 13};
   char d[256];
   n->dead = true;
   drt_value *s = NULL, *y = n->outputs[0];

@@ -140,13 +140,10 @@ static drt_status k_grid_sample(drt_cpu_ctx *ctx, const drt_node *n, const drt_t
  * otherwise it is clamped into the map and read bilinearly. avg: the mean over the points; max:
  * the largest weighted corner over the points (that algorithm's max, not the max of the
  * interpolated values). */
-static double ld(const drt_tensor *t, size_t i) {
-  return t->dtype == DRT_DTYPE_FLOAT64 ? ((const double *)t->data)[i] : ((const float *)t->data)[i];
-}
+static double ld(const drt_tensor *t, size_t i) { return drt_load_f64(t->dtype, t->data, i); }
 
 static void st(drt_tensor *t, size_t i, double v) {
-  if (t->dtype == DRT_DTYPE_FLOAT64) ((double *)t->data)[i] = v;
-  else ((float *)t->data)[i] = (float)v;
+  drt_convert(t->dtype, (char *)t->data + i * drt_dtype_size(t->dtype), DRT_DTYPE_FLOAT64, &v, 1);
 }
 
 typedef struct roi_sample {

@@ -2,6 +2,9 @@
  * drt_quant_geom: per tensor, per axis, blocked).
  *   QuantizeLinear:   y = saturate(rint(x / scale) + zero_point)   (ties to even; NaN -> 0)
  *   DequantizeLinear: y = (x - zero_point) * scale
+ * Integer targets include int4/uint4/int2/uint2 (their own saturation ranges). Float8 targets are
+ * the minifloat cast of x / scale (`saturate`, no zero point), float4/float6 that of x / scale +
+ * zero point (ir/dtype_lowp.c); float8e8m0 scales are read through drt_load_f64.
  * Arithmetic in float32 (float16/bfloat16 operands are promoted by the executor), as the
  * reference does for float32 scales. */
 #include <inttypes.h>

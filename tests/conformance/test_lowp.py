@@ -180,7 +180,7 @@ def check_casts(c: Checker, rng: np.random.Generator) -> None:
 
 
 def all_codes(name: str) -> np.ndarray:
-    import ml_dtypes  # noqa: PLC0415  (onnx's own dependency)
+    """Every code of a low-precision type, as the numpy (ml_dtypes) array onnx uses for it."""
     bits = SUB_BYTE_BITS.get(name, 8)
     np_t = onnx.helper.tensor_dtype_to_np_dtype(getattr(T, name))
     codes = np.arange(1 << bits, dtype=np.uint8)
@@ -188,7 +188,6 @@ def all_codes(name: str) -> np.ndarray:
         return ((codes.astype(np.int16) ^ (1 << (bits - 1))) - (1 << (bits - 1))).astype(np.int8).astype(np_t)
     if name in ("UINT4", "UINT2"):
         return codes.astype(np_t)
-    del ml_dtypes
     return codes.view(np_t)
 
 
