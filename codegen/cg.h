@@ -36,7 +36,8 @@ drt_status drt_cg_kernel(drt_cg *cg, uint32_t max_threads, int32_t *kernel, cons
 /* Appends a KERNEL launch of `kernel` for the current node. */
 drt_status drt_cg_launch(drt_cg *cg, int32_t kernel, const uint32_t grid[3], const uint32_t block[3], uint32_t smem,
                          const drt_cuda_arg *args, int num_args);
-/* Appends a cuBLASLt GEMM / a device-to-device copy for the current node. */
+/* Appends a cuBLASLt GEMM / a device-to-device copy for the current node. Under tf32, one with
+ * a dimension of at most DRT_CG_TF32_MIN_DIM is recorded without TF32. */
 drt_status drt_cg_gemm(drt_cg *cg, const drt_cuda_gemm *gemm);
 drt_status drt_cg_copy(drt_cg *cg, drt_cuda_arg dst, drt_cuda_arg src, uint64_t bytes);
 /* Reserves node-local scratch (256-byte aligned) and returns an arg for it. */

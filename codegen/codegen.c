@@ -402,6 +402,13 @@ drt_status drt_cg_gemm(drt_cg *cg, const drt_cuda_gemm *gemm) {
   drt_cuda_launch *l = new_launch(cg, DRT_CUDA_LAUNCH_GEMM);
   if (!l) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "growing the launch list");
   l->gemm = *gemm;
+  /* TF32 only where tensor cores pay: with a dimension of at most DRT_CG_TF32_MIN_DIM the GEMM
+     does at most 8 FLOPs per float32 byte it must move, so it is bandwidth-bound even on the
+     FP32 cores (H100: 67 TFLOP/s FP32 vs 3.35 TB/s x 8 = 27 TFLOP/s) and TF32 rounding would buy
+     nothing. These are the per-sample projections (time embedding MLP, adaLN / ResBlock time
+     projections: m = batch) whose rounding reaches every block through the modulation. */
+  if (l->gemm.tf32 && (gemm->m <= DRT_CG_TF32_MIN_DIM || gemm->n <= DRT_CG_TF32_MIN_DIM || gemm->k <= DRT_CG_TF32_MIN_DIM))
+    l->gemm.tf32 = false;
   return DRT_OK;
 }
 

@@ -33,9 +33,14 @@
 #include "ir/graph.h"
 #include "ir/status.h"
 
+/* Under tf32, a GEMM with m, n or k at most this many computes in full FP32: it is bandwidth-bound
+ * either way (codegen.c, drt_cg_gemm). */
+#define DRT_CG_TF32_MIN_DIM 16
+
 typedef enum drt_cuda_precision {
   DRT_CUDA_PRECISION_FP32 = 0, /* float storage, fp32 math (cuBLASLt COMPUTE_32F) */
-  DRT_CUDA_PRECISION_TF32 = 1, /* float storage, TF32 tensor cores for GEMM/conv/attention */
+  DRT_CUDA_PRECISION_TF32 = 1, /* float storage, TF32 tensor cores for GEMM/conv/attention
+                                   (GEMMs with a dimension <= DRT_CG_TF32_MIN_DIM: full FP32) */
   DRT_CUDA_PRECISION_FP16 = 2, /* __half storage, fp32 accumulation everywhere */
   DRT_CUDA_PRECISION_BF16 = 3, /* __nv_bfloat16 storage, fp32 accumulation everywhere */
 } drt_cuda_precision;

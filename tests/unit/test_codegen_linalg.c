@@ -165,7 +165,7 @@ static void test_matmul_batches(void **state) {
     assert_int_equal(m->stride_d, 18);
     assert_int_equal(m->a.offset, i * 12 * 4);
     assert_int_equal(m->d.offset, i * 5 * 18 * 4);
-    assert_true(m->tf32);
+    assert_false(m->tf32); /* dims <= DRT_CG_TF32_MIN_DIM: bandwidth-bound, full FP32 */
   }
   l = node_launches(p, 1, &n);
   assert_int_equal(n, 1);
@@ -179,6 +179,35 @@ static void test_matmul_batches(void **state) {
   assert_int_equal(l[0].gemm.stride_a, 0);
   assert_int_equal(l[0].gemm.stride_b, 14);
   drt_cuda_program_destroy(p);
+  drt_graph_destroy(g);
+}
+
+/* Under tf32, GEMMs with a dimension of at most DRT_CG_TF32_MIN_DIM (bandwidth-bound: the
+   per-sample time-embedding / modulation projections) compute in full FP32; the others in TF32. */
+static void test_tf32_small_dims(void **state) {
+  (void)state;
+  const int64_t d = DRT_CG_TF32_MIN_DIM;
+  const int64_t shapes[][3] = {{d + 1, d + 1, d + 1}, {d, 64, 64}, {64, d, 64}, {64, 64, d}, {2, 1280, 320}};
+  const bool want[] = {true, false, false, false, false};
+  drt_graph *g;
+  DRT_ASSERT_OK(drt_graph_create(&g));
+  for (int i = 0; i < 5; i++) {
+    drt_value *a = g_in(g, DRT_DTYPE_FLOAT32, 2, (int64_t[]){shapes[i][0], shapes[i][2]});
+    drt_value *b = g_in(g, DRT_DTYPE_FLOAT32, 2, (int64_t[]){shapes[i][2], shapes[i][1]});
+    g_finish(g, g_node(g, DRT_OP_MATMUL, (drt_value *[]){a, b}, 2, 1));
+  }
+  for (int prec = 0; prec < 2; prec++) {
+    drt_cuda_program *p = build(g, prec ? DRT_CUDA_PRECISION_TF32 : DRT_CUDA_PRECISION_FP32);
+    for (int i = 0; i < 5; i++) {
+      size_t n;
+      const drt_cuda_launch *l = node_launches(p, (size_t)i, &n);
+      assert_int_equal(n, 1);
+      assert_int_equal(l[0].gemm.m, shapes[i][0]);
+      assert_int_equal(l[0].gemm.k, shapes[i][2]);
+      assert_int_equal(l[0].gemm.tf32, prec && want[i]);
+    }
+    drt_cuda_program_destroy(p);
+  }
   drt_graph_destroy(g);
 }
 
@@ -1081,7 +1110,8 @@ static void test_emu_linalg(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_matmul_batches), cmocka_unit_test(test_gemm_c_forms),
+      cmocka_unit_test(test_matmul_batches),
+      cmocka_unit_test(test_tf32_small_dims), cmocka_unit_test(test_gemm_c_forms),
       cmocka_unit_test(test_fused_gemm_epilogues), cmocka_unit_test(test_einsum),
       cmocka_unit_test(test_conv_paths), cmocka_unit_test(test_conv_chunks), cmocka_unit_test(test_movement),
       cmocka_unit_test(test_emu_movement_float), cmocka_unit_test(test_emu_movement_ints),
