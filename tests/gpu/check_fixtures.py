@@ -136,7 +136,11 @@ def main():
                     break
                 dirs[backend] = od
             if len(dirs) == 2:
-                ok, worst, outs = compare_dirs(dirs["cuda"], dirs["cpu"], TOL[prec])
+                tol = TOL[prec]
+                if prec == "bf16":  # zoo fixtures: 1.25x PyTorch's own bf16 error when above 1e-2
+                    with open(os.path.join(fdir, "meta.json")) as f:
+                        tol = json.load(f).get("tolerance_bf16", tol)
+                ok, worst, outs = compare_dirs(dirs["cuda"], dirs["cpu"], tol)
                 _, worst_ref, _ = compare_dirs(dirs["cuda"], os.path.join(fdir, "expected"), 1.0)
                 case.update(ok=ok, rel_l2_vs_cpu=worst, rel_l2_vs_onnxruntime=worst_ref, outputs=outs)
         print("%s %-28s %-5s %s" % ("ok  " if case.get("ok") else "FAIL", name, prec,
