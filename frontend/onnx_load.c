@@ -897,6 +897,14 @@ static drt_status build_graph_proto(drt_onnx_ctx *ctx, const Onnx__ModelProto *m
                      "graph output '%s' is not produced by any node, graph input or initializer", name);
       goto done;
     }
+    /* the declared element type of a computed output, until inference gives the actual one
+       (passes/half_promote.c reads it to keep a half model's outputs in the half type) */
+    const Onnx__TypeProto *otp = gp->output[i]->type;
+    drt_dtype odt;
+    if (v->kind == DRT_VALUE_INTERMEDIATE && v->dtype == DRT_DTYPE_UNDEFINED && otp &&
+        otp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && otp->tensor_type &&
+        otp->tensor_type->has_elem_type && drt_onnx_dtype(otp->tensor_type->elem_type, &odt))
+      v->dtype = odt;
     st = drt_graph_add_output(g, v);
     if (st) goto done;
   }

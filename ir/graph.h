@@ -146,6 +146,9 @@ typedef struct drt_graph {
   struct drt_graph **subgraphs;
   size_t num_subgraphs, cap_subgraphs;
   int num_implicit_inputs;
+  /* passes/half_promote.h: the half type a float16/bfloat16 model was widened from (at load,
+     before the weight trace), DRT_DTYPE_UNDEFINED otherwise */
+  drt_dtype half_promoted_from;
 } drt_graph;
 
 drt_status drt_graph_create(drt_graph **out);

@@ -43,6 +43,9 @@ typedef struct drt_pass_results {
   char cfg_state_input[DRT_PASS_NAME_MAX];   /* apg: momentum state in */
   char cfg_state_output[DRT_PASS_NAME_MAX];  /* apg: momentum state out */
   char cfg_uncond_output[DRT_PASS_NAME_MAX]; /* cfgpp: unconditional prediction */
+  /* half-promote: the model's half type when it was computed in float32 (DRT_DTYPE_UNDEFINED:
+     not a half-precision model) */
+  drt_dtype half_type;
   /* hoist */
   int num_stages;
   drt_pass_stage stages[DRT_PASS_MAX_STAGES]; /* their outputs name the main-graph inputs they feed */

@@ -8,12 +8,14 @@
 #include "passes/cfg_fold.h"
 #include "passes/cse.h"
 #include "passes/elementwise_fuse.h"
+#include "passes/half_promote.h"
 #include "passes/hoist.h"
 #include "passes/memory_plan.h"
 #include "passes/norm_fuse.h"
 
 /* The pipeline, in order. Add a pass by adding one row here. */
 static const drt_pass k_passes[] = {
+    {"half-promote", drt_pass_half_promote, "float16/bfloat16 models computed in float32, the half type at the border"},
     {"canonicalize", drt_pass_canonicalize, "infer shapes, fold constants, drop no-op nodes, DCE"},
     {"cse", drt_pass_cse, "common subexpressions, transpose/reshape cancellation, exact algebraic identities"},
     {"cfg-fold", drt_pass_cfg_fold, "cond + uncond as one batch-2B pass, guided by drt.CfgCombine (--cfg-scale)"},
@@ -41,6 +43,8 @@ static bool disabled(const drt_pipeline_options *o, const char *name) {
   }
   return false;
 }
+
+bool drt_pipeline_disabled(const drt_pipeline_options *o, const char *name) { return disabled(o, name); }
 
 static bool known(const char *name) {
   if (strcmp(name, "all-fusions") == 0) return true;

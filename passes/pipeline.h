@@ -24,4 +24,7 @@ const drt_pass *drt_pipeline_pass(size_t i);
 drt_status drt_pipeline_check_names(const drt_pipeline_options *opts);
 drt_status drt_pipeline_run(drt_graph *g, const drt_pass_ctx *ctx, const drt_pipeline_options *opts);
 
+/* Whether `name` is disabled by o (--disable-pass NAME, or all-fusions for a *-fuse pass). */
+bool drt_pipeline_disabled(const drt_pipeline_options *o, const char *name);
+
 #endif

@@ -11,6 +11,7 @@
 #include "frontend/onnx.h"
 #include "ir/cfg_combine.h"
 #include "passes/canonicalize.h"
+#include "passes/half_promote.h"
 #include "passes/pipeline.h"
 #include "runtime/npy.h"
 #include "runtime/plan.h"
@@ -332,7 +333,9 @@ int drt_cmd_compile(int argc, char **argv) {
     st = drt_status_annotate(st, "memory budget of %" PRIu64 " bytes (--max-memory)", max_memory);
   if (st) return drt_cli_fail("compile", st);
   adapt.verbose = verbose;
-  st = drt_compile_adapt_loaded(&adapt, g);
+  /* a float16/bfloat16 model is widened before the weight trace sees it (passes/half_promote.h) */
+  if (!drt_pipeline_disabled(&po, "half-promote")) st = drt_half_promote(g);
+  if (!st) st = drt_compile_adapt_loaded(&adapt, g);
   double t1 = now_ms();
   size_t nodes_before = g->num_nodes;
   for (int i = 0; i < n_shapes && !st; i++) {
@@ -506,6 +509,16 @@ int drt_cmd_compile(int argc, char **argv) {
   if (!st && cuda && adapt.add_bucket)
     st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "--add-bucket cannot be combined with --target cuda: recompile every "
                    "bucket at once with --shapes");
+  if (!st && cuda && !precision_name && results.half_type != DRT_DTYPE_UNDEFINED) {
+    /* a float16 / bfloat16 model (computed in float32 by pass half-promote): by default its
+       tensor-core operands go back to its own type (bf16 needs sm_80+: fp16 below) */
+    bool ampere = true;
+    for (int a = 0; a < num_archs; a++) {
+      int sm = 0;
+      if (drt_nvrtc_arch_parse(archs[a], &sm, NULL) && sm < 80) ampere = false;
+    }
+    precision = results.half_type == DRT_DTYPE_BFLOAT16 && ampere ? DRT_CUDA_PRECISION_BF16 : DRT_CUDA_PRECISION_FP16;
+  }
   if (!st && cuda) {
     double tc = now_ms();
     if (tty) fprintf(stderr, "[3/%d] CUDA code generation (%s)\n", steps, drt_cuda_precision_name(precision));

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "passes/canonicalize.h"
+#include "passes/half_promote.h"
 #include "runtime/npy.h"
 #include "runtime/safetensors.h"
 
@@ -208,6 +209,7 @@ drt_status drt_compile_adapt_buckets(drt_compile_adapt *a, const char *model, co
     drt_pass_results res;
     memset(&res, 0, sizeof res);
     drt_status st = drt_onnx_load_file(model, oo, &g);
+    if (!st && !drt_pipeline_disabled(po, "half-promote")) st = drt_half_promote(g);
     if (!st) st = drt_weight_trace_begin(g, &tr);
     if (!st) st = bind_bucket(a, g, b);
     for (int i = 0; i < num_shapes && !st; i++) {
