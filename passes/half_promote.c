@@ -52,6 +52,14 @@ static drt_status widen_attr_tensor(drt_graph *g, drt_attr *a, drt_dtype h) {
   return DRT_OK;
 }
 
+/* attributes that name the element type of a node's float output or of its arithmetic (BitCast's
+   `to` reinterprets bits: it keeps its width) */
+static bool names_type(const drt_node *n, const char *attr) {
+  if (!strcmp(attr, "to")) return n->op == DRT_OP_CAST;
+  return !strcmp(attr, "dtype") || !strcmp(attr, "output_dtype") || !strcmp(attr, "output_datatype") ||
+         !strcmp(attr, "softmax_precision");
+}
+
 static bool is_output(const drt_graph *g, const drt_value *v) {
   if (v->is_graph_output) return true;
   for (size_t i = 0; i < g->num_outputs; i++)
@@ -95,7 +103,7 @@ drt_status drt_half_promote(drt_graph *g) {
   size_t nv0 = g->num_values;
   for (size_t i = 0; i < nv0; i++) {
     drt_value *v = g->values[i];
-    if (v->kind != DRT_VALUE_CONST || v->dtype != h || !v->data || is_output(g, v)) continue;
+    if (v->kind != DRT_VALUE_CONST || v->dtype != h || !v->data) continue; /* its node uses only */
     /* a Cast that canonicalize folds: the weight trace replays it on a refit's new weights */
     if (drt_graph_count_uses(g, v) == 0) continue;
     char name[512];
@@ -111,8 +119,7 @@ drt_status drt_half_promote(drt_graph *g) {
     drt_node *n = g->nodes[i];
     for (int k = 0; k < n->num_attrs; k++) {
       drt_attr *a = &n->attrs[k];
-      if (a->type == DRT_ATTR_INT && a->i == (int64_t)h &&
-          (!strcmp(a->name, "to") || !strcmp(a->name, "dtype") || !strcmp(a->name, "output_dtype")))
+      if (a->type == DRT_ATTR_INT && a->i == (int64_t)h && names_type(n, a->name))
         a->i = DRT_DTYPE_FLOAT32;
       else if (a->type == DRT_ATTR_TENSOR)
         DRT_RETURN_IF_ERROR(widen_attr_tensor(g, a, h));

@@ -1542,7 +1542,14 @@ static const void *recover_source(void *user, const char *source, drt_dtype *dty
           return buf;
         }
       }
-      return pv->sources[i].default_data;
+      if (pv->sources[i].default_data) return pv->sources[i].default_data;
+      /* a half weight held widened to float32 (pass half-promote) */
+      void **no = realloc(rc->owned, (rc->num_owned + 1) * sizeof *no);
+      if (!no) return NULL;
+      rc->owned = no;
+      void *buf = drt_provenance_narrow_source(pv, i, rc->w);
+      if (buf) rc->owned[rc->num_owned++] = buf;
+      return buf;
     }
   }
   return NULL;

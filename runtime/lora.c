@@ -557,7 +557,8 @@ static int copies_of(const drt_plan_provenance *p, uint32_t cand, bool transpose
   return n;
 }
 
-/* Plan constants holding the source, its 2-D transpose, or byte copies of either, by name. */
+/* Plan constants holding the source, its 2-D transpose, its float32 widening (pass half-promote),
+ * or byte copies of these, by name. */
 static int constants_of(const drt_plan_provenance *p, const char *source, const char **names, bool *transposed,
                         int max) {
   const drt_graph *tg = p->trace;
@@ -569,6 +570,12 @@ static int constants_of(const drt_plan_provenance *p, const char *source, const 
       transposed[n++] = false;
     }
     n = copies_of(p, DRT_PROV_CAND_SOURCE | (uint32_t)i, false, names, transposed, n, max);
+    int64_t w = drt_provenance_widened_target(p, i);
+    if (w >= 0 && p->targets[w].value && n < max) {
+      names[n] = p->targets[w].value->name;
+      transposed[n++] = false;
+    }
+    if (w >= 0) n = copies_of(p, (uint32_t)w, false, names, transposed, n, max);
     for (size_t k = 0; k < tg->num_nodes; k++) {
       const drt_node *nd = tg->nodes[k];
       if (nd->op != DRT_OP_TRANSPOSE || nd->num_inputs < 1 || nd->inputs[0] != tg->inputs[i] ||

@@ -1078,16 +1078,42 @@ static void derive(const drt_prov_derived *d, const drt_tensor *c, uint8_t *dst)
   }
 }
 
+int64_t drt_provenance_widened_target(const drt_plan_provenance *p, size_t i) {
+  const drt_graph *tg = p->trace;
+  if (!tg || i >= tg->num_inputs) return -1;
+  const drt_value *v = tg->inputs[i];
+  if (v->dtype != DRT_DTYPE_FLOAT16 && v->dtype != DRT_DTYPE_BFLOAT16) return -1;
+  for (size_t k = 0; k < tg->num_nodes; k++) {
+    const drt_node *nd = tg->nodes[k];
+    if (nd->op != DRT_OP_CAST || nd->num_inputs < 1 || nd->inputs[0] != v || nd->outputs[0]->dtype != DRT_DTYPE_FLOAT32)
+      continue;
+    for (size_t o = 0; o < tg->num_outputs; o++)
+      if (tg->outputs[o] == nd->outputs[0] && p->targets[o].offset != UINT64_MAX) return (int64_t)o;
+  }
+  return -1;
+}
+
+void *drt_provenance_narrow_source(const drt_plan_provenance *p, size_t i, const uint8_t *weights) {
+  int64_t o = drt_provenance_widened_target(p, i);
+  if (o < 0) return NULL;
+  const drt_value *v = p->trace->inputs[i];
+  size_t n = (size_t)drt_shape_numel(&v->shape);
+  void *buf = malloc(n * drt_dtype_size(v->dtype) + 1);
+  if (buf) drt_convert(v->dtype, buf, DRT_DTYPE_FLOAT32, weights + p->targets[o].offset, n);
+  return buf;
+}
+
 static drt_status refit_one(drt_plan_provenance *p, drt_source_table *src, drt_source_table *current,
                             uint8_t *weights, bool *used, bool count_kept, drt_refit_report *rep) {
   drt_graph *tg = p->trace;
   size_t first = rep->num_lines;
   char a[128], b[128];
   drt_tensor *in = calloc(tg->num_inputs + 1, sizeof *in), *out = calloc(tg->num_outputs + 1, sizeof *out);
+  void **narrowed = calloc(tg->num_inputs + 1, sizeof *narrowed);
   uint8_t *scratch = NULL;
   drt_cpu_executor *ex = NULL;
   drt_status st = DRT_OK;
-  if (!in || !out) {
+  if (!in || !out || !narrowed) {
     st = DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "refit");
     goto done;
   }
@@ -1117,6 +1143,10 @@ static drt_status refit_one(drt_plan_provenance *p, drt_source_table *src, drt_s
         if (p->derived[k].kind == DRT_DERIVE_BYTES && p->derived[k].candidates[q] == (DRT_PROV_CAND_SOURCE | (uint32_t)i))
           in[i].data = weights + p->derived[k].target.offset;
     if (!in[i].data && ps->default_data) in[i].data = (void *)ps->default_data;
+    if (!in[i].data) {
+      /* a half weight the plan holds widened to float32 (pass half-promote): narrowed back, exact */
+      in[i].data = narrowed[i] = drt_provenance_narrow_source(p, i, weights);
+    }
     if (in[i].data) {
       rep->kept += count_kept;
       continue;
@@ -1202,6 +1232,8 @@ done:
   }
   drt_cpu_executor_destroy(ex);
   free(scratch);
+  for (size_t i = 0; narrowed && i < tg->num_inputs; i++) free(narrowed[i]);
+  free(narrowed);
   free(in);
   free(out);
   return st;

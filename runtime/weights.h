@@ -103,6 +103,13 @@ typedef struct drt_plan_provenance {
 
 void drt_provenance_destroy(drt_plan_provenance *p); /* NULL-safe */
 
+/* A float16/bfloat16 source i that the plan holds only widened to float32 (a traced Cast, pass
+ * half-promote): the trace output index of that Cast when its plan constant exists, else -1. */
+int64_t drt_provenance_widened_target(const drt_plan_provenance *p, size_t i);
+/* That constant (in `weights`, the WEIGHTS section) narrowed back to the source's type, which is
+ * exact: malloc'd (the caller frees it), NULL when there is none or out of memory. */
+void *drt_provenance_narrow_source(const drt_plan_provenance *p, size_t i, const uint8_t *weights);
+
 /* Serialization (PROVENANCE section, layout in runtime/plan_format.h). `offset_of` gives the
  * WEIGHTS offset of a plan constant (UINT64_MAX if it is none). */
 typedef uint64_t (*drt_offset_of_fn)(void *user, const drt_value *v);

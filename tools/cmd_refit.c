@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "frontend/onnx.h"
+#include "passes/half_promote.h"
 #include "runtime/npy.h"
 #include "runtime/plan.h"
 #include "runtime/refit.h"
@@ -94,9 +95,16 @@ int drt_cmd_refit(int argc, char **argv) {
   }
   double t1 = now_ms();
   t_load = t1 - t0;
-  if (!st) {
-    if (onnx) st = drt_plan_refit(&view, &src, drt_graph_fingerprint(g), &nb, &nsize, &rep);
-    else st = drt_plan_refit_checkpoint(&view, ckpt, partial, &nb, &nsize, &rep);
+  if (!st && onnx) {
+    uint64_t fp = drt_graph_fingerprint(g);
+    if (view.num_provenance && view.provenance[0]->fingerprint != fp) {
+      /* a float16/bfloat16 model is fingerprinted as compiled: widened (passes/half_promote.h) */
+      st = drt_half_promote(g);
+      if (!st) fp = drt_graph_fingerprint(g);
+    }
+    if (!st) st = drt_plan_refit(&view, &src, fp, &nb, &nsize, &rep);
+  } else if (!st) {
+    st = drt_plan_refit_checkpoint(&view, ckpt, partial, &nb, &nsize, &rep);
   }
   double t2 = now_ms();
   t_refit = t2 - t1;
