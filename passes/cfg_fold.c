@@ -794,20 +794,29 @@ static int affine_input(const drt_node *n) {
     case DRT_OP_CONV_TRANSPOSE:
     case DRT_OP_GEMM:
       return data == 0 ? data : -1;
+    case DRT_OP_CAST: {
+      /* a float -> float Cast (a half model's output, passes/half_promote.h) is affine up to its
+         rounding: combining before it rounds once instead of rounding both predictions */
+      drt_dtype a = n->inputs[0]->dtype, b = n->outputs[0]->dtype;
+      bool fa = a == DRT_DTYPE_FLOAT32 || a == DRT_DTYPE_FLOAT16 || a == DRT_DTYPE_BFLOAT16 || a == DRT_DTYPE_FLOAT64;
+      bool fb = b == DRT_DTYPE_FLOAT32 || b == DRT_DTYPE_FLOAT16 || b == DRT_DTYPE_BFLOAT16 || b == DRT_DTYPE_FLOAT64;
+      return data == 0 && fa && fb ? 0 : -1;
+    }
     default:
       return -1;
   }
 }
 
-/* Marks the tail ending at the prediction; returns its input (the value to combine). */
-static drt_value *find_tail(fold *f, drt_value *pred, int *len) {
+/* Marks the tail ending at the prediction; returns its input (the value to combine). The
+ * non-linear modes take float Casts only (rounding commutes with any combine up to itself). */
+static drt_value *find_tail(fold *f, drt_value *pred, bool casts_only, int *len) {
   drt_value *v = pred;
   *len = 0;
   for (;;) {
     drt_node *p = v->producer;
     if (!p || v->kind != DRT_VALUE_INTERMEDIATE) break;
     int d = affine_input(p);
-    if (d < 0) break;
+    if (d < 0 || (casts_only && p->op != DRT_OP_CAST)) break;
     drt_value *x = p->inputs[d];
     if (x->kind != DRT_VALUE_INTERMEDIATE || x->is_graph_output || drt_graph_count_uses(f->g, x) != 1) break;
     if (p->op == DRT_OP_ADD || p->op == DRT_OP_SUB || p->op == DRT_OP_MUL) {
@@ -913,7 +922,7 @@ static drt_status run(fold *f, const drt_pass_ctx *ctx) {
   for (size_t i = 0; i < g->num_values; i++) f->old[g->values[i]->id] = g->values[i]->shape;
   drt_value *pred = g->outputs[0];
   int tail_len = 0;
-  drt_value *boundary = mode.kind == DRT_CFG_STANDARD ? find_tail(f, pred, &tail_len) : pred;
+  drt_value *boundary = find_tail(f, pred, mode.kind != DRT_CFG_STANDARD, &tail_len);
   /* batched inputs: concatenated inside the graph */
   size_t num_in = g->num_inputs;
   for (size_t i = 0; i < num_in; i++) {
