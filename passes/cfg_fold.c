@@ -761,6 +761,10 @@ static drt_status track_node(fold *f, drt_node *n) {
 /* ---- the linear tail ----------------------------------------------------------------------- */
 static bool is_const(const drt_value *v) { return !v || v->kind == DRT_VALUE_CONST; }
 
+static bool wide_or_half(drt_dtype t) {
+  return t == DRT_DTYPE_FLOAT32 || t == DRT_DTYPE_FLOAT64 || t == DRT_DTYPE_FLOAT16 || t == DRT_DTYPE_BFLOAT16;
+}
+
 /* If n is affine in exactly one non-constant input, returns its index, else -1. */
 static int affine_input(const drt_node *n) {
   int data = -1;
@@ -794,14 +798,10 @@ static int affine_input(const drt_node *n) {
     case DRT_OP_CONV_TRANSPOSE:
     case DRT_OP_GEMM:
       return data == 0 ? data : -1;
-    case DRT_OP_CAST: {
+    case DRT_OP_CAST:
       /* a float -> float Cast (a half model's output, passes/half_promote.h) is affine up to its
          rounding: combining before it rounds once instead of rounding both predictions */
-      drt_dtype a = n->inputs[0]->dtype, b = n->outputs[0]->dtype;
-      bool fa = a == DRT_DTYPE_FLOAT32 || a == DRT_DTYPE_FLOAT16 || a == DRT_DTYPE_BFLOAT16 || a == DRT_DTYPE_FLOAT64;
-      bool fb = b == DRT_DTYPE_FLOAT32 || b == DRT_DTYPE_FLOAT16 || b == DRT_DTYPE_BFLOAT16 || b == DRT_DTYPE_FLOAT64;
-      return data == 0 && fa && fb ? 0 : -1;
-    }
+      return data == 0 && wide_or_half(n->inputs[0]->dtype) && wide_or_half(n->outputs[0]->dtype) ? 0 : -1;
     default:
       return -1;
   }

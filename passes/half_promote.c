@@ -12,7 +12,9 @@
 static bool is_half(drt_dtype t) { return t == DRT_DTYPE_FLOAT16 || t == DRT_DTYPE_BFLOAT16; }
 static bool is_wide(drt_dtype t) { return t == DRT_DTYPE_FLOAT32 || t == DRT_DTYPE_FLOAT64; }
 
-drt_dtype drt_half_model_type(const drt_graph *g) {
+/* H (float16 or bfloat16) when g is a half-precision model (passes/half_promote.h), else
+ * DRT_DTYPE_UNDEFINED. */
+static drt_dtype half_model_type(const drt_graph *g) {
   drt_dtype h = DRT_DTYPE_UNDEFINED;
   for (int side = 0; side < 2; side++) {
     drt_value *const *vs = side ? g->outputs : g->inputs;
@@ -60,17 +62,9 @@ static bool names_type(const drt_node *n, const char *attr) {
          !strcmp(attr, "softmax_precision");
 }
 
-static bool is_output(const drt_graph *g, const drt_value *v) {
-  if (v->is_graph_output) return true;
-  for (size_t i = 0; i < g->num_outputs; i++)
-    if (g->outputs[i] == v) return true;
-  return false;
-}
-
-static void replace_node_inputs(drt_graph *g, const drt_value *from, drt_value *to, const drt_node *except) {
+static void replace_node_inputs(drt_graph *g, const drt_value *from, drt_value *to) {
   for (size_t i = 0; i < g->num_nodes; i++) {
     drt_node *n = g->nodes[i];
-    if (n == except) continue;
     for (int j = 0; j < n->num_inputs; j++)
       if (n->inputs[j] == from) n->inputs[j] = to;
   }
@@ -89,8 +83,18 @@ static drt_status add_cast(drt_graph *g, drt_value *x, drt_value *y, drt_dtype t
   return drt_node_add_attr(g, n, &a);
 }
 
+/* x's readers read "<x>/f32" = Cast(x, float32) instead (a weight: a fold the weight trace replays) */
+static drt_status widen_through_cast(drt_graph *g, drt_value *x) {
+  char name[512];
+  snprintf(name, sizeof name, "%s/f32", x->name ? x->name : "value");
+  drt_value *x32 = drt_graph_add_value(g, name, DRT_DTYPE_FLOAT32, x->has_shape ? &x->shape : NULL);
+  if (!x32) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "half-promote");
+  replace_node_inputs(g, x, x32);
+  return add_cast(g, x, x32, DRT_DTYPE_FLOAT32, x->name);
+}
+
 drt_status drt_half_promote(drt_graph *g) {
-  drt_dtype h = drt_half_model_type(g);
+  drt_dtype h = half_model_type(g);
   if (h == DRT_DTYPE_UNDEFINED || g->half_promoted_from != DRT_DTYPE_UNDEFINED) return DRT_OK;
   if (g->num_subgraphs) {
     /* control flow is lowered later: the subgraphs' own half values would stay half */
@@ -98,20 +102,13 @@ drt_status drt_half_promote(drt_graph *g) {
             drt_dtype_name(h));
     return DRT_OK;
   }
-  size_t nconst = 0, nvals = 0, ncasts = 0;
-  /* constants: float32 copies (the graph's values array grows while we walk it: bound first) */
+  size_t nconst = 0, ncasts = 0;
+  /* weights: read through Casts (the values array grows meanwhile: bound first) */
   size_t nv0 = g->num_values;
   for (size_t i = 0; i < nv0; i++) {
     drt_value *v = g->values[i];
-    if (v->kind != DRT_VALUE_CONST || v->dtype != h || !v->data) continue; /* its node uses only */
-    /* a Cast that canonicalize folds: the weight trace replays it on a refit's new weights */
-    if (drt_graph_count_uses(g, v) == 0) continue;
-    char name[512];
-    snprintf(name, sizeof name, "%s/f32", v->name ? v->name : "const");
-    drt_value *w = drt_graph_add_value(g, name, DRT_DTYPE_FLOAT32, &v->shape);
-    if (!w) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "half-promote");
-    replace_node_inputs(g, v, w, NULL);
-    DRT_RETURN_IF_ERROR(add_cast(g, v, w, DRT_DTYPE_FLOAT32, v->name));
+    if (v->kind != DRT_VALUE_CONST || v->dtype != h || !v->data || drt_graph_count_uses(g, v) == 0) continue;
+    DRT_RETURN_IF_ERROR(widen_through_cast(g, v));
     nconst++;
   }
   /* attributes that name the half type */
@@ -125,24 +122,13 @@ drt_status drt_half_promote(drt_graph *g) {
         DRT_RETURN_IF_ERROR(widen_attr_tensor(g, a, h));
     }
   }
-  /* intermediates */
-  for (size_t i = 0; i < nv0; i++) {
-    drt_value *v = g->values[i];
-    if (v->kind == DRT_VALUE_INTERMEDIATE && v->dtype == h && !is_output(g, v)) {
-      v->dtype = DRT_DTYPE_FLOAT32;
-      nvals++;
-    }
-  }
-  /* the border: inputs through a Cast to float32, outputs through a Cast back */
+  /* the border: inputs through a Cast to float32, outputs through a Cast back. Intermediates
+     need nothing: canonicalize, next, infers every dtype from these and drops the Casts that
+     became float32 -> float32 (a model's own Casts to the half type, now to float32) */
   for (size_t i = 0; i < g->num_inputs; i++) {
     drt_value *x = g->inputs[i];
     if (x->dtype != h || drt_graph_count_uses(g, x) == 0) continue;
-    char name[512];
-    snprintf(name, sizeof name, "%s/f32", x->name);
-    drt_value *x32 = drt_graph_add_value(g, name, DRT_DTYPE_FLOAT32, x->has_shape ? &x->shape : NULL);
-    if (!x32) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "half-promote");
-    replace_node_inputs(g, x, x32, NULL);
-    DRT_RETURN_IF_ERROR(add_cast(g, x, x32, DRT_DTYPE_FLOAT32, x->name));
+    DRT_RETURN_IF_ERROR(widen_through_cast(g, x));
     ncasts++;
   }
   for (size_t i = 0; i < g->num_outputs; i++) {
@@ -157,29 +143,14 @@ drt_status drt_half_promote(drt_graph *g) {
     p->outputs[k] = y32;
     y32->producer = p;
     y32->producer_output = k;
-    replace_node_inputs(g, y, y32, NULL);
+    replace_node_inputs(g, y, y32);
     DRT_RETURN_IF_ERROR(add_cast(g, y32, y, h, y->name));
     ncasts++;
   }
-  /* Casts that became float32 -> float32 */
-  size_t nnoop = 0;
-  for (size_t i = 0; i < g->num_nodes; i++) {
-    drt_node *n = g->nodes[i];
-    if (n->dead || n->op != DRT_OP_CAST || n->inputs[0]->dtype != DRT_DTYPE_FLOAT32 ||
-        drt_node_attr_int(n, "to", 0) != DRT_DTYPE_FLOAT32 || is_output(g, n->outputs[0]))
-      continue;
-    replace_node_inputs(g, n->outputs[0], n->inputs[0], n);
-    n->dead = true;
-    nnoop++;
-  }
-  drt_graph_compact(g);
   DRT_RETURN_IF_ERROR(drt_graph_topo_sort(g));
-  /* canonicalize infers every dtype and shape again and folds the weight Casts */
   g->half_promoted_from = h;
-  drt_log(DRT_LOG_INFO,
-          "half-promote: %s model computed in float32: %zu constants widened, %zu values, %zu border casts, "
-          "%zu no-op casts removed",
-          drt_dtype_name(h), nconst, nvals, ncasts, nnoop);
+  drt_log(DRT_LOG_INFO, "half-promote: %s model computed in float32: %zu weights widened, %zu border casts",
+          drt_dtype_name(h), nconst, ncasts);
   return DRT_OK;
 }
 

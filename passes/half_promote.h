@@ -8,8 +8,9 @@
  *   x (f16 input) -> Cast(f32) -> ... float32 graph ... -> Cast(f16) -> y (f16 output)
  *
  * Weights go through Casts to float32 (folded by canonicalize; the weight trace replays them on a
- * refit), Cast-to-half nodes become no-ops and go, attributes naming the half type (Cast
- * `to`, `dtype`, `output_dtype`, ConstantOfShape's value) name float32. The CUDA backend then
+ * refit), attributes naming the half type (Cast's `to`, `dtype`, `output_dtype`,
+ * `output_datatype`, `softmax_precision`, ConstantOfShape's value) name float32, so the model's
+ * own Casts to the half type become no-ops that canonicalize drops. The CUDA backend then
  * stores what the tensor cores read in the half type again (`--precision`, whose default for
  * such a model is the model's half type: drt_pass_results.half_type).
  *
@@ -22,10 +23,6 @@
 #define DRT_PASSES_HALF_PROMOTE_H
 
 #include "passes/pass.h"
-
-/* H (DRT_DTYPE_FLOAT16 or DRT_DTYPE_BFLOAT16) when g is a half-precision model as above, else
- * DRT_DTYPE_UNDEFINED. */
-drt_dtype drt_half_model_type(const drt_graph *g);
 
 /* Widens g when it is such a model (no-op otherwise, and when done before: sets
  * g->half_promoted_from). Tools call it right after loading, before drt_weight_trace_begin, so

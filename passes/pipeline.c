@@ -35,7 +35,7 @@ static bool is_fusion(const char *name) {
   return n > 5 && strcmp(name + n - 5, "-fuse") == 0;
 }
 
-static bool disabled(const drt_pipeline_options *o, const char *name) {
+bool drt_pipeline_disabled(const drt_pipeline_options *o, const char *name) {
   if (!o) return false;
   for (int i = 0; i < o->num_disabled; i++) {
     if (strcmp(o->disabled[i], name) == 0) return true;
@@ -43,8 +43,6 @@ static bool disabled(const drt_pipeline_options *o, const char *name) {
   }
   return false;
 }
-
-bool drt_pipeline_disabled(const drt_pipeline_options *o, const char *name) { return disabled(o, name); }
 
 static bool known(const char *name) {
   if (strcmp(name, "all-fusions") == 0) return true;
@@ -76,7 +74,7 @@ drt_status drt_pipeline_run(drt_graph *g, const drt_pass_ctx *ctx, const drt_pip
   size_t before[DRT_OP_COUNT_], after[DRT_OP_COUNT_];
   for (size_t i = 0; i < drt_pipeline_num_passes(); i++) {
     const drt_pass *p = &k_passes[i];
-    if (disabled(o, p->name)) {
+    if (drt_pipeline_disabled(o, p->name)) {
       if (o && o->verbose && o->report) {
         char line[256];
         snprintf(line, sizeof line, "pass %-18s disabled\n", p->name);
@@ -111,7 +109,7 @@ drt_status drt_pipeline_run(drt_graph *g, const drt_pass_ctx *ctx, const drt_pip
     drt_graph *sg = ctx->results->stages[s].graph;
     for (size_t i = 0; sg && i < drt_pipeline_num_passes(); i++) {
       const drt_pass *p = &k_passes[i];
-      if (!is_fusion(p->name) || disabled(o, p->name)) continue;
+      if (!is_fusion(p->name) || drt_pipeline_disabled(o, p->name)) continue;
       bool changed = false;
       DRT_RETURN_IF_ERROR_CTX(p->fn(sg, ctx, &changed), "pass '%s' on stage graph %d", p->name, s);
       if (ctx->verify) DRT_RETURN_IF_ERROR_CTX(drt_graph_verify(sg, true), "verifier after pass '%s' on stage %d", p->name, s);

@@ -1507,6 +1507,18 @@ typedef struct recover_ctx {
   size_t num_owned;
 } recover_ctx;
 
+/* buf (malloc'd, may be NULL) freed with rc; NULL when buf is or on out of memory */
+static void *own(recover_ctx *rc, void *buf) {
+  void **no = buf ? realloc(rc->owned, (rc->num_owned + 1) * sizeof *no) : NULL;
+  if (!no) {
+    free(buf);
+    return NULL;
+  }
+  rc->owned = no;
+  rc->owned[rc->num_owned++] = buf;
+  return buf;
+}
+
 static const void *recover_source(void *user, const char *source, drt_dtype *dtype, drt_shape *shape) {
   recover_ctx *rc = user;
   for (uint32_t b = 0; b < rc->p->c.num_provenance; b++) {
@@ -1530,12 +1542,9 @@ static const void *recover_source(void *user, const char *source, drt_dtype *dty
         if (nd->op != DRT_OP_TRANSPOSE || nd->inputs[0] != v) continue;
         for (size_t o = 0; o < tg->num_outputs; o++) {
           if (tg->outputs[o] != nd->outputs[0] || pv->targets[o].offset == UINT64_MAX) continue;
-          void **no = realloc(rc->owned, (rc->num_owned + 1) * sizeof *no);
           size_t es = drt_dtype_size(v->dtype), rows = (size_t)v->shape.dims[0], cols = (size_t)v->shape.dims[1];
-          uint8_t *buf = no ? malloc(rows * cols * es + 1) : NULL;
-          if (no) rc->owned = no;
+          uint8_t *buf = own(rc, malloc(rows * cols * es + 1));
           if (!buf) return NULL;
-          rc->owned[rc->num_owned++] = buf;
           const uint8_t *src = rc->w + pv->targets[o].offset; /* [cols, rows] */
           for (size_t r = 0; r < rows; r++)
             for (size_t c = 0; c < cols; c++) memcpy(buf + (r * cols + c) * es, src + (c * rows + r) * es, es);
@@ -1544,12 +1553,7 @@ static const void *recover_source(void *user, const char *source, drt_dtype *dty
       }
       if (pv->sources[i].default_data) return pv->sources[i].default_data;
       /* a half weight held widened to float32 (pass half-promote) */
-      void **no = realloc(rc->owned, (rc->num_owned + 1) * sizeof *no);
-      if (!no) return NULL;
-      rc->owned = no;
-      void *buf = drt_provenance_narrow_source(pv, i, rc->w);
-      if (buf) rc->owned[rc->num_owned++] = buf;
-      return buf;
+      return own(rc, drt_provenance_narrow_source(pv, i, rc->w));
     }
   }
   return NULL;

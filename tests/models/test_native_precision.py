@@ -42,8 +42,7 @@ def to_half(model, elem):
     def tensor(t):
         if t.data_type != TP.FLOAT:
             return
-        a = numpy_helper.to_array(t).astype(np_t)
-        t.CopyFrom(onnx.helper.make_tensor(t.name, elem, a.shape, a.view(np.uint16).tobytes(), raw=True))
+        t.CopyFrom(half_tensor(t.name, elem, numpy_helper.to_array(t).astype(np_t)))
 
     def walk(g):
         keep = set()  # Resize / Upsample scales are float32 by the spec
@@ -123,12 +122,16 @@ def rel_l2(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def write_pb(path, name, a):
+def half_tensor(name, elem, a):
+    """A TensorProto of type elem (FLOAT16 / BFLOAT16) holding a (already of that numpy type)."""
     import onnx
+    return onnx.helper.make_tensor(name, elem, a.shape, a.view(np.uint16).tobytes(), raw=True)
+
+
+def write_pb(path, name, a, elem=None):
     from onnx import TensorProto as TP
-    t = onnx.helper.make_tensor(name, TP.BFLOAT16, a.shape, a.view(np.uint16).tobytes(), raw=True)
     with open(path, "wb") as f:
-        f.write(t.SerializeToString())
+        f.write(half_tensor(name, TP.BFLOAT16 if elem is None else elem, a).SerializeToString())
 
 
 def read_pb(path):
@@ -325,8 +328,7 @@ def refit_case(drt, fixture, kind, work):
         m.CopyFrom(base)
         for t in m.graph.initializer:
             if t.name in ws:
-                t.CopyFrom(onnx.helper.make_tensor(t.name, elem, ws[t.name].shape, ws[t.name].view(np.uint16).tobytes(),
-                                                   raw=True))
+                t.CopyFrom(half_tensor(t.name, elem, ws[t.name]))
         onnx.save(m, path)
 
     with_weights(new, os.path.join(d, "b.onnx"))
@@ -348,9 +350,7 @@ def refit_case(drt, fixture, kind, work):
             a = np.load(os.path.join(src, "inputs", inp["file"]))
             ip = os.path.join(d, "in_" + safe(inp["name"]) + ".pb")
             if a.dtype == np.float32:
-                t = onnx.helper.make_tensor(inp["name"], elem, a.shape, a.astype(np_t).view(np.uint16).tobytes(), raw=True)
-                with open(ip, "wb") as f:
-                    f.write(t.SerializeToString())
+                write_pb(ip, inp["name"], a.astype(np_t), elem)
             else:
                 ip = ip[:-3] + ".npy"
                 np.save(ip, a)
