@@ -40,6 +40,9 @@ drt_status drt_cg_launch(drt_cg *cg, int32_t kernel, const uint32_t grid[3], con
  * a dimension of at most DRT_CG_TF32_MIN_DIM is recorded without TF32. */
 drt_status drt_cg_gemm(drt_cg *cg, const drt_cuda_gemm *gemm);
 drt_status drt_cg_copy(drt_cg *cg, drt_cuda_arg dst, drt_cuda_arg src, uint64_t bytes);
+/* Launches appended from now on belong to the current node's variant `variant` (1, 2, ...; see
+ * drt_cuda_launch.variant), 0: to every variant. Emitters set it back to 0 before returning. */
+void drt_cg_variant(drt_cg *cg, uint8_t variant);
 /* Reserves node-local scratch (256-byte aligned) and returns an arg for it. */
 drt_cuda_arg drt_cg_scratch(drt_cg *cg, uint64_t bytes);
 

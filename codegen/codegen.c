@@ -169,6 +169,7 @@ struct drt_cg {
   drt_cuda_launch *launches;
   size_t num_launches, cap_launches;
   uint64_t node_scratch, scratch_max;
+  uint8_t variant; /* stamped on new launches (drt_cg_variant) */
   drt_status err; /* deferred error of a builder call that cannot return one */
 };
 
@@ -341,10 +342,13 @@ static drt_cuda_launch *new_launch(drt_cg *cg, uint8_t kind) {
   drt_cuda_launch *l = &cg->launches[cg->num_launches++];
   memset(l, 0, sizeof *l);
   l->kind = kind;
+  l->variant = cg->variant;
   l->kernel = -1;
   l->node = cg->node ? cg->node->id : 0;
   return l;
 }
+
+void drt_cg_variant(drt_cg *cg, uint8_t variant) { cg->variant = variant; }
 
 static drt_status check_arg(const drt_cg *cg, const drt_cuda_arg *a, const char *what) {
   switch (a->kind) {
@@ -512,7 +516,9 @@ static drt_status emit_node(drt_cg *cg, uint32_t index, const drt_node *n) {
     st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "'%s' has dtype %s, which no CUDA kernel takes yet", lowp->name,
                    drt_dtype_name(lowp->dtype));
   } else if (fn) {
+    cg->variant = 0;
     st = fn(cg, n);
+    cg->variant = 0;
     if (!st && cg->err) {
       st = cg->err;
       cg->err = DRT_OK;

@@ -108,6 +108,12 @@ typedef enum drt_cuda_launch_kind {
 
 typedef struct drt_cuda_launch {
   uint8_t kind;
+  /* 0: always runs. k >= 1: part of the node's k-th way of computing the same result (e.g. a
+     convolution as an implicit-GEMM kernel or as im2col + cuBLASLt); the executor times the
+     node's variants on the device once and runs only the fastest (DRT_CUDA_VARIANT=k forces
+     one). Variant launches come before the node's common ones and must be re-runnable: they
+     read only the node's inputs and write what the common launches read. */
+  uint8_t variant;
   uint32_t node;       /* index in graph->nodes */
   /* KERNEL */
   int32_t kernel;      /* index in program->kernels */

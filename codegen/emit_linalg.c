@@ -735,6 +735,53 @@ bool drt_cg_conv_im2col(const drt_node *n) {
   return conv_path(&wg, &sp) == CONV_IM2COL;
 }
 
+/* Implicit-GEMM variants of an im2col convolution (drt_conv_igemm, kernels/conv.cuh): fp16/bf16
+ * operands, offsets that fit int, a grid within the launch limits. One variant per tile shape
+ * worth trying (128x128 with 8 warps only when it makes enough blocks to fill a GPU); *variant
+ * is the next free variant number, the im2col + cuBLASLt launches take it after these. D (Y or
+ * the float32 scratch) = conv(X, W) + bias (Bv may be NULL). */
+typedef struct igemm_tile {
+  int bm, bn, wm, wn;
+} igemm_tile;
+static const igemm_tile k_igemm_tiles[] = {{128, 128, 2, 4}, {64, 64, 2, 2}};
+#define IGEMM_BIG_MIN_BLOCKS 96
+
+static drt_status emit_conv_igemm(drt_cg *cg, const drt_window_geom *wg, const sp3 *sp, const char *gt, drt_dtype tx,
+                                  const char *TX, drt_cuda_arg d, drt_dtype td, const drt_value *X,
+                                  const drt_value *W, const drt_value *Bv, uint8_t *variant) {
+  if (tx != DRT_DTYPE_FLOAT16 && tx != DRT_DTYPE_BFLOAT16) return DRT_OK;
+  int64_t N = wg->batch, G = wg->group, Cg = wg->in_channels / G, M = wg->out_channels, Mg = M / G;
+  int64_t Kc = Cg * sp->k[0] * sp->k[1] * sp->k[2], P = sp->out[0] * sp->out[1] * sp->out[2];
+  int64_t HWD = sp->in[0] * sp->in[1] * sp->in[2];
+  if (Cg * HWD >= DRT_CG_INT_INDEX_LIMIT || Mg * Kc >= DRT_CG_INT_INDEX_LIMIT || M * P >= DRT_CG_INT_INDEX_LIMIT ||
+      N * G > 65535)
+    return DRT_OK;
+  const char *T = drt_cg_ctype(cg, tx), *TD = drt_cg_ctype(cg, td);
+  const char *avec = Kc % 8 == 0 ? "true" : "false", *row8 = sp->out[2] % 8 == 0 ? "true" : "false";
+  for (size_t i = 0; i < sizeof k_igemm_tiles / sizeof *k_igemm_tiles; i++) {
+    const igemm_tile *t = &k_igemm_tiles[i];
+    int64_t gx = (P + t->bn - 1) / t->bn, gy = (Mg + t->bm - 1) / t->bm;
+    if (gy > 65535 || gx > 0x7fffffff) continue;
+    if (i == 0 && gx * gy * N * G < IGEMM_BIG_MIN_BLOCKS) continue;
+    uint32_t threads = (uint32_t)(32 * t->wm * t->wn);
+    /* drt_igemm_cfg::SMEM: A 2 x [BM][40], B 2 x [32][BN + 8], 16-bit elements */
+    uint32_t smem = (uint32_t)(2 * (t->bm * 40 * 2 + 32 * (t->bn + 8) * 2));
+    int32_t k;
+    DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, threads, &k,
+                                      "extern \"C\" __global__ void __launch_bounds__(%u) @NAME@(drt_kargs a) {\n"
+                                      "  constexpr drt_conv_geom g = %s;\n"
+                                      "  drt_conv_igemm<%s, %s, %s, %d, %d, %d, %d, %s, %s>((%s *)a.u[0], (const %s *)a.u[1], "
+                                      "(const %s *)a.u[2], (const %s *)a.u[3], g);\n}",
+                                      threads, gt, T, TX, TD, t->bm, t->bn, t->wm, t->wn, avec, row8, TD, TX, T, T));
+    uint32_t grid[3] = {(uint32_t)gx, (uint32_t)gy, (uint32_t)(N * G)}, block[3] = {threads, 1, 1};
+    drt_cuda_arg args[4] = {d, drt_cg_arg_value(X), drt_cg_arg_value(W),
+                            Bv ? drt_cg_arg_value(Bv) : drt_cg_arg_none()};
+    drt_cg_variant(cg, (*variant)++);
+    DRT_RETURN_IF_ERROR(drt_cg_launch(cg, k, grid, block, smem, args, 4));
+  }
+  return DRT_OK;
+}
+
 /* Y = conv(X, W) + bias (bias may be NULL). f32 != NULL asks for the product in float32 (see
  * f32_intermediate): where the convolution is GEMMs, they write conv(X, W) WITHOUT the bias into a
  * float32 scratch buffer, *f32 (kind NONE otherwise: Y holds conv(X, W) + bias). */
@@ -795,6 +842,13 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
     Bv = NULL;
   }
   size_t esd = epi_redirects(&out) ? 4u : drt_dtype_size(ty);
+  if (path == CONV_IM2COL) {
+    /* the implicit-GEMM kernels and im2col + cuBLASLt as variants the executor times */
+    uint8_t next = 1;
+    DRT_RETURN_IF_ERROR(emit_conv_igemm(cg, &wg, &sp, gt, tx, TX, epi_redirects(&out) ? out.d : drt_cg_arg_value(Y),
+                                        epi_redirects(&out) ? out.d_type : ty, X, W, Bv, &next));
+    if (next > 1) drt_cg_variant(cg, next);
+  }
   float beta = 0.0f;
   if (Bv) {
     /* Y[n, m, p] = bias[m], then the GEMMs accumulate */
@@ -879,6 +933,7 @@ static drt_status emit_conv(drt_cg *cg, const drt_node *base, const drt_value *X
       }
     }
   }
+  drt_cg_variant(cg, 0); /* the caller's epilogue runs after whichever variant */
   return DRT_OK;
 }
 

@@ -65,7 +65,9 @@ static void print_launches(const drt_plan_contents *c, const drt_cuda_program *p
     for (size_t j = 0; j < gc->num_launches; j++) {
       const drt_cuda_launch *l = &gc->launches[j];
       const drt_node *n = l->node < gc->graph->num_nodes ? gc->graph->nodes[l->node] : NULL;
-      printf("    %4zu node %-4u %-14s %-40.40s ", j, l->node, n ? drt_op_name(n->op) : "-",
+      char vb[8] = "";
+      if (l->variant) snprintf(vb, sizeof vb, "v%u", (unsigned)l->variant);
+      printf("    %4zu node %-4u %-3s %-14s %-40.40s ", j, l->node, vb, n ? drt_op_name(n->op) : "-",
              n && n->name ? n->name : "");
       switch (l->kind) {
         case DRT_CUDA_LAUNCH_KERNEL:
@@ -156,13 +158,20 @@ static int inspect_cuda(const char *path, bool source_only, const char *precisio
   size_t host_total = 0;
   for (size_t k = 0; k < p->num_graphs; k++) {
     const drt_cuda_graph_code *gc = &p->graphs[k];
-    size_t kinds[4] = {0, 0, 0, 0};
-    for (size_t j = 0; j < gc->num_launches; j++)
-      if (gc->launches[j].kind < 4) kinds[gc->launches[j].kind]++;
+    size_t kinds[4] = {0, 0, 0, 0}, vnodes = 0, valt = 0;
+    for (size_t j = 0; j < gc->num_launches; j++) {
+      const drt_cuda_launch *l = &gc->launches[j];
+      if (l->kind < 4) kinds[l->kind]++;
+      if (l->variant > 1) valt++;
+      if (l->variant == 1 && (j == 0 || gc->launches[j - 1].node != l->node || gc->launches[j - 1].variant != 1)) vnodes++;
+    }
     char lb[32];
     printf("  graph %-16s %zu nodes: %zu launches (%zu kernel, %zu gemm, %zu copy, %zu host), scratch %" PRIu64 " B\n",
            graph_label(&c, k, lb, sizeof lb), gc->graph->num_nodes, gc->num_launches, kinds[DRT_CUDA_LAUNCH_KERNEL],
            kinds[DRT_CUDA_LAUNCH_GEMM], kinds[DRT_CUDA_LAUNCH_COPY], kinds[DRT_CUDA_LAUNCH_HOST], gc->scratch_bytes);
+    if (vnodes)
+      printf("    variants: %zu nodes computed in more than one way (timed on the device at load; %zu launches "
+             "of variants 2+)\n", vnodes, valt);
     host_total += kinds[DRT_CUDA_LAUNCH_HOST];
     /* per-sample scalar inputs that keep float32 storage under fp16/bf16 */
     bool any = false;

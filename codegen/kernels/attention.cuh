@@ -566,14 +566,17 @@ template <bool TRANS> __device__ __forceinline__ void drt_ldsm_x4(unsigned *r, c
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 #else
+  /* every lane's row address in one warp exchange (drt_emu::gather, tests/cuda_emu/emu.h) */
   const int l = (int)threadIdx.x & 31;
+  unsigned long long rows[32];
+  drt_emu::gather((unsigned long long)(uintptr_t)row, rows);
   for (int m = 0; m < 4; m++) {
     if constexpr (TRANS) {
-      const unsigned short *r0 = (const unsigned short *)__shfl_sync(0xffffffffu, row, 8 * m + 2 * (l & 3));
-      const unsigned short *r1 = (const unsigned short *)__shfl_sync(0xffffffffu, row, 8 * m + 2 * (l & 3) + 1);
+      const unsigned short *r0 = (const unsigned short *)(uintptr_t)rows[8 * m + 2 * (l & 3)];
+      const unsigned short *r1 = (const unsigned short *)(uintptr_t)rows[8 * m + 2 * (l & 3) + 1];
       r[m] = (unsigned)r0[l >> 2] | ((unsigned)r1[l >> 2] << 16);
     } else {
-      const unsigned short *rp = (const unsigned short *)__shfl_sync(0xffffffffu, row, 8 * m + (l >> 2));
+      const unsigned short *rp = (const unsigned short *)(uintptr_t)rows[8 * m + (l >> 2)];
       r[m] = (unsigned)rp[2 * (l & 3)] | ((unsigned)rp[2 * (l & 3) + 1] << 16);
     }
   }
@@ -616,11 +619,16 @@ template <class T> inline void drt_attn_unpack(unsigned u, float &lo, float &hi)
   hi = drt_to_f32(b);
 }
 template <class T> inline void drt_mma16816(float *c, const unsigned *a, const unsigned *b) {
+  /* the warp's fragments in three exchanges (drt_emu::gather: one warp barrier each) */
   float A[16][16], B[16][8];
+  unsigned long long a01[32], a23[32], b01[32];
+  drt_emu::gather((unsigned long long)a[0] | (unsigned long long)a[1] << 32, a01);
+  drt_emu::gather((unsigned long long)a[2] | (unsigned long long)a[3] << 32, a23);
+  drt_emu::gather((unsigned long long)b[0] | (unsigned long long)b[1] << 32, b01);
   for (int src = 0; src < 32; src++) {
-    unsigned ra[4], rb[2];
-    for (int i = 0; i < 4; i++) ra[i] = __shfl_sync(0xffffffffu, a[i], src);
-    for (int i = 0; i < 2; i++) rb[i] = __shfl_sync(0xffffffffu, b[i], src);
+    const unsigned ra[4] = {(unsigned)a01[src], (unsigned)(a01[src] >> 32), (unsigned)a23[src],
+                            (unsigned)(a23[src] >> 32)};
+    const unsigned rb[2] = {(unsigned)b01[src], (unsigned)(b01[src] >> 32)};
     const int g = src >> 2, t = src & 3;
     drt_attn_unpack<T>(ra[0], A[g][2 * t], A[g][2 * t + 1]);
     drt_attn_unpack<T>(ra[1], A[g + 8][2 * t], A[g + 8][2 * t + 1]);

@@ -90,6 +90,11 @@ uint64_t drt_cuda_executor_output_dptr(const drt_cuda_executor *e, size_t i);
 /* Enqueues one evaluation on `stream` (NULL: the executor's) without synchronizing: capturable.
  * HOST fallback nodes enqueue their copies and a host function. */
 drt_status drt_cuda_executor_enqueue(drt_cuda_executor *e, void *stream);
+/* Times and fixes the variant of every node computed in more than one way (drt_cuda_launch.variant)
+ * that has none yet, on the executor's stream; call before capturing enqueue() into a graph.
+ * Variant launches read only their node's inputs (weights, earlier activations), so the buffers'
+ * contents do not matter. */
+drt_status drt_cuda_executor_choose_variants(drt_cuda_executor *e);
 /* Enqueues one evaluation on the executor's own stream through its captured CUDA graph (captured
  * on the second call, as in run; launch by launch when graphs are off). Not capturable. */
 drt_status drt_cuda_executor_replay(drt_cuda_executor *e);

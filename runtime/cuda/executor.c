@@ -79,6 +79,7 @@ struct drt_cuda_executor {
   CUdeviceptr counters; /* u32 per output */
   uint32_t *counters_host; /* pinned */
   bool *resident; /* per input: written on the device by the caller; run() neither checks nor uploads it */
+  uint8_t *variant; /* per node with variants (drt_cuda_launch.variant): the one that runs, 0: not chosen yet */
 };
 
 void drt_cuda_executor_options_init(drt_cuda_executor_options *o) {
@@ -518,10 +519,112 @@ static drt_status enqueue_one(drt_cuda_executor *e, size_t i, CUstream s) {
   return DRT_OK;
 }
 
+/* ---- variants: a node computed in more than one way (drt_cuda_launch.variant) -------------------
+ * The first evaluation outside stream capture runs each variant of such a node once, then three
+ * more times between CUDA events, and keeps the fastest for the executor's lifetime (the CUDA
+ * graphs captured later contain only it). DRT_CUDA_VARIANT=k forces variant k wherever a node
+ * has it. During capture, with nothing timed yet, variant 1 runs (not recorded). */
+static int node_variants(const drt_cuda_executor *e, uint32_t node) {
+  int nv = 0;
+  for (uint32_t i = e->code->node_first[node]; i < e->code->node_first[node + 1]; i++)
+    if (e->code->launches[i].variant > nv) nv = e->code->launches[i].variant;
+  return nv;
+}
+
+static drt_status enqueue_variant(drt_cuda_executor *e, uint32_t node, int v, CUstream s) {
+  for (uint32_t i = e->code->node_first[node]; i < e->code->node_first[node + 1]; i++)
+    if (e->code->launches[i].variant == v) DRT_RETURN_IF_ERROR(enqueue_one(e, i, s));
+  return DRT_OK;
+}
+
+static drt_status time_variant(drt_cuda_executor *e, uint32_t node, int v, CUstream s, CUevent ev[2], float *ms) {
+  DRT_RETURN_IF_ERROR(enqueue_variant(e, node, v, s));
+  DRT_RETURN_IF_ERROR(DRT_CU_CALL(cuEventRecord, (ev[0], s)));
+  for (int r = 0; r < 3; r++) DRT_RETURN_IF_ERROR(enqueue_variant(e, node, v, s));
+  DRT_RETURN_IF_ERROR(DRT_CU_CALL(cuEventRecord, (ev[1], s)));
+  DRT_RETURN_IF_ERROR(DRT_CU_CALL(cuEventSynchronize, (ev[1])));
+  return DRT_CU_CALL(cuEventElapsedTime_v2, (ms, ev[0], ev[1]));
+}
+
+/* Decides node's variant into e->variant[node]; *use is the variant to enqueue now. */
+static drt_status choose_variant(drt_cuda_executor *e, uint32_t node, CUstream s, int *use) {
+  const int nv = node_variants(e, node);
+  *use = 1;
+  const char *env = getenv("DRT_CUDA_VARIANT");
+  if (env && *env) {
+    char *end = NULL;
+    long k = strtol(env, &end, 10);
+    if (*end == 0 && k >= 1 && k <= nv) {
+      e->variant[node] = (uint8_t)k;
+      *use = (int)k;
+      return DRT_OK;
+    }
+  }
+  CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;
+  if (nv < 2 || drt_cu.cuStreamIsCapturing(s, &cs) != CUDA_SUCCESS || cs != CU_STREAM_CAPTURE_STATUS_NONE) {
+    if (nv < 2) e->variant[node] = 1;
+    return DRT_OK;
+  }
+  CUevent ev[2] = {NULL, NULL};
+  DRT_RETURN_IF_ERROR(DRT_CU_CALL(cuEventCreate, (&ev[0], CU_EVENT_DEFAULT)));
+  drt_status st = DRT_CU_CALL(cuEventCreate, (&ev[1], CU_EVENT_DEFAULT));
+  int best = 0;
+  float best_ms = 0, t[8] = {0};
+  drt_status first_err = DRT_OK;
+  for (int v = 1; v <= nv && !st; v++) {
+    float ms = 0;
+    drt_status vs = time_variant(e, node, v, s, ev, &ms);
+    if (vs) { /* e.g. a kernel the device cannot launch: the other variants may still run */
+      drt_cu.cuStreamSynchronize(s);
+      if (!first_err) first_err = vs;
+      else drt_status_free(vs);
+      continue;
+    }
+    if (v <= 8) t[v - 1] = ms / 3;
+    if (!best || ms < best_ms) best = v, best_ms = ms;
+  }
+  if (ev[0]) drt_cu.cuEventDestroy_v2(ev[0]);
+  if (ev[1]) drt_cu.cuEventDestroy_v2(ev[1]);
+  if (st || !best) {
+    drt_status_free(st ? first_err : NULL);
+    return st ? st : first_err;
+  }
+  drt_status_free(first_err);
+  e->variant[node] = (uint8_t)best;
+  *use = best;
+  char d[256];
+  drt_log(DRT_LOG_DEBUG, "%s: variant %d of %d (%.4f ms; variants 1-3: %.4f %.4f %.4f ms)",
+          drt_node_describe(e->g->nodes[node], d, sizeof d), best, nv, best_ms / 3, t[0], t[1], t[2]);
+  return DRT_OK;
+}
+
+/* Whether launch i runs: common launches always, a variant's once the node's choice is known
+ * (choosing it if need be). */
+static drt_status launch_runs(drt_cuda_executor *e, size_t i, CUstream s, bool *runs) {
+  const drt_cuda_launch *l = &e->code->launches[i];
+  int use = e->variant[l->node];
+  if (l->variant && !use) DRT_RETURN_IF_ERROR(choose_variant(e, l->node, s, &use));
+  *runs = !l->variant || l->variant == use;
+  return DRT_OK;
+}
+
+drt_status drt_cuda_executor_choose_variants(drt_cuda_executor *e) {
+  DRT_RETURN_IF_ERROR(drt_cuda_ctx_enter(e->ctx));
+  for (size_t i = 0; i < e->code->num_launches; i++) {
+    const drt_cuda_launch *l = &e->code->launches[i];
+    if (!l->variant || e->variant[l->node]) continue;
+    int use;
+    DRT_RETURN_IF_ERROR(choose_variant(e, l->node, e->stream, &use));
+  }
+  return DRT_CU_CALL(cuStreamSynchronize, (e->stream));
+}
+
 static drt_status enqueue_launches(drt_cuda_executor *e, CUstream s, bool check) {
   const drt_cuda_graph_code *code = e->code;
   for (size_t i = 0; i < code->num_launches; i++) {
-    DRT_RETURN_IF_ERROR(enqueue_one(e, i, s));
+    bool runs;
+    DRT_RETURN_IF_ERROR(launch_runs(e, i, s, &runs));
+    if (runs) DRT_RETURN_IF_ERROR(enqueue_one(e, i, s));
     const drt_cuda_launch *l = &code->launches[i];
     if (check && (i + 1 == code->num_launches || code->launches[i + 1].node != l->node))
       DRT_RETURN_IF_ERROR(check_node(e, e->g->nodes[l->node], s));
@@ -600,7 +703,9 @@ drt_status drt_cuda_executor_profile(drt_cuda_executor *e, int iters, drt_cuda_p
     for (int w = 0; w < 3 && !st; w++) st = evaluate(e);
     if (!st) st = DRT_CU_CALL(cuEventRecord, (ev[0], e->stream));
     for (size_t i = 0; i < n && !st; i++) {
-      st = enqueue_one(e, i, e->stream);
+      bool runs = false;
+      st = launch_runs(e, i, e->stream, &runs); /* a variant not chosen: 0 ms */
+      if (!st && runs) st = enqueue_one(e, i, e->stream);
       if (!st) st = DRT_CU_CALL(cuEventRecord, (ev[i + 1], e->stream));
     }
     drt_status sync = DRT_CU_CALL(cuStreamSynchronize, (e->stream));
@@ -675,6 +780,7 @@ void drt_cuda_executor_destroy(drt_cuda_executor *e) {
   free(e->out_dptr);
   free(e->addr);
   free(e->prep);
+  free(e->variant);
   free(e);
 }
 
@@ -698,6 +804,7 @@ static drt_status create(drt_cuda_executor *e) {
   e->in_bytes = calloc(ni + 1, sizeof *e->in_bytes);
   e->out_bytes = calloc(no + 1, sizeof *e->out_bytes);
   e->resident = calloc(ni + 1, sizeof *e->resident);
+  e->variant = calloc(g->num_nodes + 1, sizeof *e->variant);
   e->prep = calloc(code->num_launches + 1, sizeof *e->prep);
   e->hosts = calloc(code->num_launches + 1, sizeof *e->hosts);
   if (!e->addr || !e->in_dptr || !e->out_dptr || !e->in_stage || !e->out_stage || !e->in_bytes || !e->out_bytes ||

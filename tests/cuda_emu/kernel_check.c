@@ -253,79 +253,93 @@ static int check_graph(checker *c, const drt_cuda_graph_code *gc, size_t gi) {
     const char *why = NULL;
     char msg[512] = "";
     int kinds[4] = {0, 0, 0, 0};
-    for (uint32_t li = gc->node_first[ni]; li < gc->node_first[ni + 1] && !why; li++) {
-      const drt_cuda_launch *l = &gc->launches[li];
-      if (l->kind < 4) kinds[l->kind]++;
-      int bad = 0;
-      if (l->kind == DRT_CUDA_LAUNCH_KERNEL) {
-        unsigned long long ka[DRT_CUDA_MAX_ARGS];
-        memset(ka, 0, sizeof ka);
-        for (int a = 0; a < l->num_args; a++) ka[a] = arg_addr(c, &l->args[a], &bad);
-        if (bad) {
-          why = "a kernel argument names a value without a buffer";
-          break;
-        }
-        if (l->block[0] * l->block[1] * l->block[2] > c->prog->kernels[l->kernel].max_threads) {
-          snprintf(msg, sizeof msg, "kernel %s launched with %u threads, written for %u (launch_bounds)",
-                   c->prog->kernels[l->kernel].name, l->block[0] * l->block[1] * l->block[2],
-                   c->prog->kernels[l->kernel].max_threads);
-          why = msg;
-          break;
-        }
-        if (c->launch(c->kfn[l->kernel], l->grid, l->block, l->smem, ka)) {
-          snprintf(msg, sizeof msg, "kernel %s: %s", c->prog->kernels[l->kernel].name, c->error());
-          why = msg;
-        }
-      } else if (l->kind == DRT_CUDA_LAUNCH_GEMM) {
-        if (run_gemm(c, &l->gemm)) why = "GEMM operand without a buffer";
-      } else if (l->kind == DRT_CUDA_LAUNCH_COPY) {
-        unsigned long long d = arg_addr(c, &l->dst, &bad), sp = arg_addr(c, &l->src, &bad);
-        if (bad) why = "COPY operand without a buffer";
-        else if (d != sp && l->bytes) memmove((void *)(uintptr_t)d, (const void *)(uintptr_t)sp, l->bytes);
-      } else if (l->kind == DRT_CUDA_LAUNCH_HOST) {
-        for (int o = 0; o < n->num_outputs && !s; o++) from_host(c, n->outputs[o], ref[o]);
-      }
-    }
+    /* a node computed in more than one way (drt_cuda_launch.variant): every variant is run and
+       checked, each followed by the node's common launches */
+    int nvar = 1;
+    for (uint32_t li = gc->node_first[ni]; li < gc->node_first[ni + 1]; li++)
+      if (gc->launches[li].variant > nvar) nvar = gc->launches[li].variant;
     double worst = 0;
-    if (!why && s) {
-      snprintf(msg, sizeof msg, "CPU reference failed: %s", drt_status_message(s));
-      why = msg;
-    }
-    for (int o = 0; o < n->num_outputs && !why; o++) {
-      const drt_value *v = n->outputs[o];
-      if (!v->has_shape || !c->buf[v->id]) continue;
-      size_t cnt = numel_of(v);
-      void *dev = to_host(c, v);
-      if (!dev) continue;
-      if (drt_dtype_is_float(v->dtype)) {
-        size_t nf = 0;
-        double e = rel_l2(v->dtype, dev, ref[o], cnt, &nf);
-        if (nf) {
-          snprintf(msg, sizeof msg, "output %d '%s': %zu NaN/Inf where the CPU is finite", o, v->name, nf);
-          why = msg;
-        } else if (!(e <= c->tol)) {
-          snprintf(msg, sizeof msg, "output %d '%s': rel L2 %.3g > %.0e", o, v->name, e, c->tol);
-          why = msg;
-        }
-        if (e > worst) worst = e;
-        size_t ndev = 0;
-        for (size_t k = 0; k < cnt; k++) ndev += !isfinite(drt_load_f64(v->dtype, dev, k));
-        if (!nf && ndev && !c->warned_nonfinite++)
-          printf("graph %zu node %4zu %-16s %-40.40s WARN: first node with NaN/Inf in an output (%zu values; the "
-                 "CPU gets them too from the same storage-rounded inputs: %s range/precision)\n",
-                 gi, ni, drt_op_name(n->op), n->name ? n->name : "", ndev, drt_cuda_precision_name(c->precision));
-      } else {
-        size_t diff = 0, first = 0;
-        for (size_t k = 0; k < cnt; k++)
-          if (drt_load_i64(v->dtype, dev, k) != drt_load_i64(v->dtype, ref[o], k) && !diff++) first = k;
-        if (diff) {
-          snprintf(msg, sizeof msg, "output %d '%s': %zu of %zu elements differ (first %zu: %lld vs cpu %lld)", o,
-                   v->name, diff, cnt, first, (long long)drt_load_i64(v->dtype, dev, first),
-                   (long long)drt_load_i64(v->dtype, ref[o], first));
-          why = msg;
+    for (int var = 1; var <= nvar && !why; var++) {
+      for (uint32_t li = gc->node_first[ni]; li < gc->node_first[ni + 1] && !why; li++) {
+        const drt_cuda_launch *l = &gc->launches[li];
+        if (l->variant && l->variant != var) continue;
+        if (l->kind < 4) kinds[l->kind]++;
+        int bad = 0;
+        if (l->kind == DRT_CUDA_LAUNCH_KERNEL) {
+          unsigned long long ka[DRT_CUDA_MAX_ARGS];
+          memset(ka, 0, sizeof ka);
+          for (int a = 0; a < l->num_args; a++) ka[a] = arg_addr(c, &l->args[a], &bad);
+          if (bad) {
+            why = "a kernel argument names a value without a buffer";
+            break;
+          }
+          if (l->block[0] * l->block[1] * l->block[2] > c->prog->kernels[l->kernel].max_threads) {
+            snprintf(msg, sizeof msg, "kernel %s launched with %u threads, written for %u (launch_bounds)",
+                     c->prog->kernels[l->kernel].name, l->block[0] * l->block[1] * l->block[2],
+                     c->prog->kernels[l->kernel].max_threads);
+            why = msg;
+            break;
+          }
+          if (c->launch(c->kfn[l->kernel], l->grid, l->block, l->smem, ka)) {
+            snprintf(msg, sizeof msg, "kernel %s: %s", c->prog->kernels[l->kernel].name, c->error());
+            why = msg;
+          }
+        } else if (l->kind == DRT_CUDA_LAUNCH_GEMM) {
+          if (run_gemm(c, &l->gemm)) why = "GEMM operand without a buffer";
+        } else if (l->kind == DRT_CUDA_LAUNCH_COPY) {
+          unsigned long long d = arg_addr(c, &l->dst, &bad), sp = arg_addr(c, &l->src, &bad);
+          if (bad) why = "COPY operand without a buffer";
+          else if (d != sp && l->bytes) memmove((void *)(uintptr_t)d, (const void *)(uintptr_t)sp, l->bytes);
+        } else if (l->kind == DRT_CUDA_LAUNCH_HOST) {
+          for (int o = 0; o < n->num_outputs && !s; o++) from_host(c, n->outputs[o], ref[o]);
         }
       }
-      free(dev);
+      if (!why && s) {
+        snprintf(msg, sizeof msg, "CPU reference failed: %s", drt_status_message(s));
+        why = msg;
+      }
+      for (int o = 0; o < n->num_outputs && !why; o++) {
+        const drt_value *v = n->outputs[o];
+        if (!v->has_shape || !c->buf[v->id]) continue;
+        size_t cnt = numel_of(v);
+        void *dev = to_host(c, v);
+        if (!dev) continue;
+        if (drt_dtype_is_float(v->dtype)) {
+          size_t nf = 0;
+          double e = rel_l2(v->dtype, dev, ref[o], cnt, &nf);
+          if (nf) {
+            snprintf(msg, sizeof msg, "output %d '%s': %zu NaN/Inf where the CPU is finite", o, v->name, nf);
+            why = msg;
+          } else if (!(e <= c->tol)) {
+            snprintf(msg, sizeof msg, "output %d '%s': rel L2 %.3g > %.0e", o, v->name, e, c->tol);
+            why = msg;
+          }
+          if (e > worst) worst = e;
+          size_t ndev = 0;
+          for (size_t k = 0; k < cnt; k++) ndev += !isfinite(drt_load_f64(v->dtype, dev, k));
+          if (!nf && ndev && !c->warned_nonfinite++)
+            printf("graph %zu node %4zu %-16s %-40.40s WARN: first node with NaN/Inf in an output (%zu values; the "
+                   "CPU gets them too from the same storage-rounded inputs: %s range/precision)\n",
+                   gi, ni, drt_op_name(n->op), n->name ? n->name : "", ndev, drt_cuda_precision_name(c->precision));
+        } else {
+          size_t diff = 0, first = 0;
+          for (size_t k = 0; k < cnt; k++)
+            if (drt_load_i64(v->dtype, dev, k) != drt_load_i64(v->dtype, ref[o], k) && !diff++) first = k;
+          if (diff) {
+            snprintf(msg, sizeof msg, "output %d '%s': %zu of %zu elements differ (first %zu: %lld vs cpu %lld)", o,
+                     v->name, diff, cnt, first, (long long)drt_load_i64(v->dtype, dev, first),
+                     (long long)drt_load_i64(v->dtype, ref[o], first));
+            why = msg;
+          }
+        }
+        free(dev);
+      }
+      if (why && nvar > 1) {
+        char tmp[512];
+        snprintf(tmp, sizeof tmp, "variant %d: %s", var, why);
+        snprintf(msg, sizeof msg, "%s", tmp);
+        why = msg;
+      }
     }
     if (why) bad_nodes++;
     if (why || c->verbose)

@@ -709,6 +709,9 @@ def main():
     ap.add_argument("--nodecheck", action="store_true",
                     help="also check every fixture node by node (drt_emu_kernel_check; always done on failure)")
     ap.add_argument("--arch", default="sm_90", help="--arch for drt compile (the mock ignores the image)")
+    ap.add_argument("--variant", type=int,
+                    help="DRT_CUDA_VARIANT: run variant K of every node computed in more than one way (e.g. a "
+                         "convolution: 1 = implicit GEMM, last = im2col + cuBLASLt) instead of timing them")
     ap.add_argument("--tol", type=float)
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--keep", action="store_true")
@@ -731,6 +734,8 @@ def main():
     for p in precisions:
         if p not in TOL:
             ap.error("unknown precision %r" % p)
+    if args.variant is not None:
+        os.environ["DRT_CUDA_VARIANT"] = str(args.variant)
     E = Env(args)
     T = Tally()
     t0 = time.perf_counter()
@@ -751,6 +756,20 @@ def main():
                     run_fixture(E, T, name, p, "inputs", args.tol)
             run_generate(E, T, "fp32", args.tol or TOL_NET["fp32"])
             run_bench(E, T, "bf16")
+            # convolutions have variants the executor times on the device (implicit GEMM in
+            # 128x128 / 64x64 tiles, im2col + cuBLASLt); the emulator would pick im2col, so
+            # the implicit-GEMM kernels are forced here (the node check above ran every variant)
+            saved = os.environ.get("DRT_CUDA_VARIANT")
+            for v, precs in (("1", ["fp16", "bf16"]), ("2", ["bf16"])):
+                os.environ["DRT_CUDA_VARIANT"] = v
+                log("convolution variant %s forced (DRT_CUDA_VARIANT=%s):" % (v, v))
+                run_ops(E, T, ["linalg"], precs, args.tol, "conv")
+            os.environ["DRT_CUDA_VARIANT"] = "1"
+            run_fixture(E, T, "zoo_sdxl_unet_op17", "bf16", "inputs", args.tol)
+            if saved is None:
+                del os.environ["DRT_CUDA_VARIANT"]
+            else:
+                os.environ["DRT_CUDA_VARIANT"] = saved
             # the sm_90a code paths (attention on warpgroup MMAs, kernels/wgmma.cuh): the
             # attention cases and a DiT fixture in bf16
             arch, E.arch = E.arch, "compute_90a"

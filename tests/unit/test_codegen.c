@@ -579,6 +579,92 @@ static void test_zoo_all_on_device(void **state) {
   drt_graph_destroy(g);
 }
 
+/* A 3x3 convolution on fp16/bf16 operands is emitted in variants the executor times
+ * (drt_cuda_launch.variant): implicit GEMM with 128x128 tiles (enough blocks), with 64x64 tiles,
+ * then im2col + cuBLASLt (the im2col kernel, the bias pre-fill copy, the GEMM); the same
+ * convolution in fp32 (cuBLASLt's FP32/TF32 GEMM) and a 1x1 one (a GEMM on X in place) are
+ * computed one way only. */
+static drt_graph *conv_graph(int64_t k, int64_t h, int64_t w) {
+  drt_graph *g = new_graph();
+  int64_t xd[4] = {2, 16, h, w}, wd[4] = {48, 16, k, k}, bd[1] = {48};
+  drt_value *x = input(g, "x", DRT_DTYPE_FLOAT32, 4, xd);
+  drt_value *wt = input(g, "w", DRT_DTYPE_FLOAT32, 4, wd);
+  drt_value *b = input(g, "b", DRT_DTYPE_FLOAT32, 1, bd);
+  drt_value *y = node(g, DRT_OP_CONV, "conv", 3, x, wt, b);
+  int64_t pads[4] = {k / 2, k / 2, k / 2, k / 2};
+  drt_attr a;
+  memset(&a, 0, sizeof a);
+  a.name = "pads";
+  a.type = DRT_ATTR_INTS;
+  a.count = 4;
+  a.ints = pads;
+  DRT_ASSERT_OK(drt_node_add_attr(g, y->producer, &a));
+  DRT_ASSERT_OK(drt_graph_add_output(g, y));
+  canonicalize(g);
+  return g;
+}
+
+static int max_variant(const drt_cuda_graph_code *c) {
+  int v = 0;
+  for (size_t i = 0; i < c->num_launches; i++)
+    if (c->launches[i].variant > v) v = c->launches[i].variant;
+  return v;
+}
+
+static void test_conv_variants(void **state) {
+  (void)state;
+  drt_graph *g = conv_graph(3, 96, 128); /* P = 12288: 96 x 1 x 2 blocks of 128x128 */
+  const drt_graph *gs[1] = {g};
+  drt_cuda_program *prog = build(gs, 1, DRT_CUDA_PRECISION_BF16);
+  check_program(prog);
+  const drt_cuda_graph_code *c = &prog->graphs[0];
+  assert_int_equal(max_variant(c), 3);
+  int seen_common = 0, last = 0;
+  for (size_t i = 0; i < c->num_launches; i++) {
+    const drt_cuda_launch *l = &c->launches[i];
+    if (!l->variant) {
+      seen_common = 1;
+      continue;
+    }
+    assert_false(seen_common); /* variants come first */
+    assert_true(l->variant >= last);
+    last = l->variant;
+    if (l->variant <= 2) {
+      assert_int_equal(l->kind, DRT_CUDA_LAUNCH_KERNEL);
+      const drt_cuda_kernel *k = &prog->kernels[l->kernel];
+      char *text = strndup(prog->source + k->src_begin, k->src_end - k->src_begin);
+      assert_non_null(strstr(text, l->variant == 1 ? "drt_conv_igemm<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, "
+                                                     "128, 128, 2, 4, true, true>"
+                                                   : "drt_conv_igemm<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16, "
+                                                     "64, 64, 2, 2, true, true>"));
+      free(text);
+      assert_int_equal(l->grid[2], 2);
+      assert_true(l->smem > 0 && l->smem <= 48 * 1024);
+    }
+  }
+  assert_int_equal(count_kind(c, DRT_CUDA_LAUNCH_GEMM), 1);
+  drt_cuda_program_destroy(prog);
+  /* the same convolution in fp32: one way */
+  prog = build(gs, 1, DRT_CUDA_PRECISION_FP32);
+  assert_int_equal(max_variant(&prog->graphs[0]), 0);
+  drt_cuda_program_destroy(prog);
+  drt_graph_destroy(g);
+  /* a small one: 64x64 tiles only (too few 128x128 blocks), then im2col */
+  g = conv_graph(3, 8, 12);
+  gs[0] = g;
+  prog = build(gs, 1, DRT_CUDA_PRECISION_FP16);
+  assert_int_equal(max_variant(&prog->graphs[0]), 2);
+  drt_cuda_program_destroy(prog);
+  drt_graph_destroy(g);
+  /* 1x1: a GEMM on X in place */
+  g = conv_graph(1, 8, 12);
+  gs[0] = g;
+  prog = build(gs, 1, DRT_CUDA_PRECISION_FP16);
+  assert_int_equal(max_variant(&prog->graphs[0]), 0);
+  drt_cuda_program_destroy(prog);
+  drt_graph_destroy(g);
+}
+
 /* Two builds of the same graphs give the same bytes; the source holds every library file in
  * LIBRARY order. */
 static void test_deterministic_source(void **state) {
@@ -681,6 +767,7 @@ int main(void) {
       cmocka_unit_test(test_dedup),
       cmocka_unit_test(test_host_fallback),
       cmocka_unit_test(test_zoo_all_on_device),
+      cmocka_unit_test(test_conv_variants),
       cmocka_unit_test(test_deterministic_source),
       cmocka_unit_test(test_nvrtc_compiles),
   };

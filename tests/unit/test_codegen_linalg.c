@@ -100,6 +100,20 @@ static const drt_cuda_launch *node_launches(const drt_cuda_program *p, size_t i,
   return c->launches + c->node_first[i];
 }
 
+/* A node's launches without its variants other than the last (for a convolution on fp16/bf16
+ * operands: im2col + cuBLASLt after the implicit-GEMM kernels, codegen/emit_linalg.c); *skipped
+ * receives how many launches were skipped. Variants come first, in order, then common launches. */
+static const drt_cuda_launch *last_variant(const drt_cuda_launch *l, size_t *n, size_t *skipped) {
+  int last = 0;
+  for (size_t i = 0; i < *n; i++)
+    if (l[i].variant > last) last = l[i].variant;
+  size_t k = 0;
+  while (k < *n && l[k].variant && l[k].variant != last) k++;
+  *skipped = k;
+  *n -= k;
+  return l + k;
+}
+
 static int count_kind(const drt_cuda_launch *l, size_t n, int kind) {
   int c = 0;
   for (size_t i = 0; i < n; i++) c += l[i].kind == kind;
@@ -400,8 +414,16 @@ static void test_conv_paths(void **state) {
     g_finish(g, pl);
   }
   drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_FP16);
-  size_t n;
+  size_t n, skipped;
   const drt_cuda_launch *l = node_launches(p, 0, &n);
+  /* variant 1: the implicit-GEMM kernel (64x64 tiles: too few blocks for 128x128), one launch
+     over both images and groups; variant 2: im2col + bias fill + 2 GEMMs */
+  assert_int_equal(l[0].variant, 1);
+  assert_int_equal(l[0].kind, DRT_CUDA_LAUNCH_KERNEL);
+  assert_int_equal(l[0].grid[2], 2 * 2);
+  l = last_variant(l, &n, &skipped);
+  assert_int_equal(skipped, 1);
+  assert_int_equal(l[0].variant, 2);
   assert_int_equal(count_kind(l, n, DRT_CUDA_LAUNCH_KERNEL), 2);
   assert_int_equal(count_kind(l, n, DRT_CUDA_LAUNCH_GEMM), 2);
   for (size_t i = 0; i < n; i++)
@@ -414,6 +436,7 @@ static void test_conv_paths(void **state) {
     }
   l = node_launches(p, 1, &n);
   assert_int_equal(n, 1);
+  assert_int_equal(l[0].variant, 0);
   assert_int_equal(l[0].gemm.batch, 2);
   assert_int_equal(l[0].gemm.k, 8);
   assert_int_equal(l[0].gemm.stride_b, 8 * 63);
@@ -439,8 +462,10 @@ static void test_conv_chunks(void **state) {
   conv(g, x2, w2, NULL, 1, 1, 1, 1);
   drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_FP16);
   assert_true(p->graphs[0].scratch_bytes <= ((uint64_t)256 << 20));
-  size_t n;
+  size_t n, skipped;
   const drt_cuda_launch *l = node_launches(p, 0, &n);
+  l = last_variant(l, &n, &skipped);
+  assert_int_equal(skipped, 2); /* implicit GEMM, 128x128 and 64x64 tiles: no scratch */
   /* 1152 x 262144 halves: tiles of 116480 positions */
   assert_int_equal(n, 6);
   int64_t covered = 0;
@@ -453,6 +478,7 @@ static void test_conv_chunks(void **state) {
   }
   assert_int_equal(covered, 262144);
   l = node_launches(p, 1, &n);
+  l = last_variant(l, &n, &skipped);
   /* 576 x 87616 halves per image: two images per chunk, then one */
   assert_int_equal(n, 4);
   assert_int_equal(l[1].gemm.batch, 2);
