@@ -742,8 +742,9 @@ bool drt_cg_conv_im2col(const drt_node *n) {
  * the float32 scratch) = conv(X, W) + bias (Bv may be NULL). */
 typedef struct igemm_tile {
   int bm, bn, wm, wn;
+  int min_blocks; /* __launch_bounds__ blocks per SM: 128x128 at 2 takes 128 registers (135 free) */
 } igemm_tile;
-static const igemm_tile k_igemm_tiles[] = {{128, 128, 2, 4}, {64, 64, 2, 2}};
+static const igemm_tile k_igemm_tiles[] = {{128, 128, 2, 4, 2}, {64, 64, 2, 2, 1}};
 #define IGEMM_BIG_MIN_BLOCKS 96
 
 static drt_status emit_conv_igemm(drt_cg *cg, const drt_window_geom *wg, const sp3 *sp, const char *gt, drt_dtype tx,
@@ -768,11 +769,11 @@ static drt_status emit_conv_igemm(drt_cg *cg, const drt_window_geom *wg, const s
     uint32_t smem = (uint32_t)(2 * (t->bm * 40 * 2 + 32 * (t->bn + 8) * 2));
     int32_t k;
     DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, threads, &k,
-                                      "extern \"C\" __global__ void __launch_bounds__(%u) @NAME@(drt_kargs a) {\n"
+                                      "extern \"C\" __global__ void __launch_bounds__(%u, %d) @NAME@(drt_kargs a) {\n"
                                       "  constexpr drt_conv_geom g = %s;\n"
                                       "  drt_conv_igemm<%s, %s, %s, %d, %d, %d, %d, %s, %s>((%s *)a.u[0], (const %s *)a.u[1], "
                                       "(const %s *)a.u[2], (const %s *)a.u[3], g);\n}",
-                                      threads, gt, T, TX, TD, t->bm, t->bn, t->wm, t->wn, avec, row8, TD, TX, T, T));
+                                      threads, t->min_blocks, gt, T, TX, TD, t->bm, t->bn, t->wm, t->wn, avec, row8, TD, TX, T, T));
     uint32_t grid[3] = {(uint32_t)gx, (uint32_t)gy, (uint32_t)(N * G)}, block[3] = {threads, 1, 1};
     drt_cuda_arg args[4] = {d, drt_cg_arg_value(X), drt_cg_arg_value(W),
                             Bv ? drt_cg_arg_value(Bv) : drt_cg_arg_none()};

@@ -808,6 +808,7 @@ static drt_status profile_launches(drt_session *s, int iters, drt_profile_row *r
   size_t n = 0;
   for (size_t i = 0; i < p.num_launches; i++) {
     const drt_cuda_profile_launch *l = &p.launches[i];
+    if (!l->ran) continue;
     size_t k = 0;
     while (k < n && (strcmp(all[k].name, l->name) != 0 || strcmp(all[k].op, l->op) != 0)) k++;
     if (k == n) {

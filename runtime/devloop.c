@@ -420,9 +420,9 @@ drt_status drt_devloop_generate(drt_devloop *dl, const drt_devloop_spec *sp, con
     if (!dl->key_steps) return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "device loop");
     memcpy(dl->key_steps, gp->steps, gp->nsteps * sizeof *gp->steps);
     /* nodes computed in more than one way are timed now: nothing can be timed inside the capture */
-    DRT_RETURN_IF_ERROR(drt_cuda_executor_choose_variants(me));
+    DRT_RETURN_IF_ERROR(drt_cuda_executor_tune(me));
     for (int k = 0; k < sp->num_stages; k++)
-      DRT_RETURN_IF_ERROR(drt_cuda_executor_choose_variants(drt_exec_cuda(sp->stages[k].ex)));
+      DRT_RETURN_IF_ERROR(drt_cuda_executor_tune(drt_exec_cuda(sp->stages[k].ex)));
     DRT_RETURN_IF_ERROR(drt_cuda_graph_begin(dl->ctx, stream));
     drt_status st = enqueue_generation(dl, sp, gp, stream, &dl->key_tabled, &dl->key_computed);
     drt_cuda_graph *graph = NULL;

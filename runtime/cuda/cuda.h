@@ -90,11 +90,16 @@ uint64_t drt_cuda_executor_output_dptr(const drt_cuda_executor *e, size_t i);
 /* Enqueues one evaluation on `stream` (NULL: the executor's) without synchronizing: capturable.
  * HOST fallback nodes enqueue their copies and a host function. */
 drt_status drt_cuda_executor_enqueue(drt_cuda_executor *e, void *stream);
-/* Times and fixes the variant of every node computed in more than one way (drt_cuda_launch.variant)
- * that has none yet, on the executor's stream; call before capturing enqueue() into a graph.
- * Variant launches read only their node's inputs (weights, earlier activations), so the buffers'
- * contents do not matter. */
-drt_status drt_cuda_executor_choose_variants(drt_cuda_executor *e);
+/* Times what the first evaluation outside capture would: the variant of every node computed in
+ * more than one way (drt_cuda_launch.variant) and the cuBLASLt candidates of every GEMM, each
+ * launch by itself on the executor's stream; call before capturing enqueue() into a graph.
+ * Variant launches and GEMMs read only their node's inputs and never index by their contents,
+ * so whatever the buffers hold does not matter (their outputs are recomputed by the next
+ * evaluation). */
+drt_status drt_cuda_executor_tune(drt_cuda_executor *e);
+/* The variant node `node` runs (drt_cuda_launch.variant): 1, 2, ...; 0 while not chosen yet, and
+ * for a node computed one way only once it ran. */
+int drt_cuda_executor_variant(const drt_cuda_executor *e, size_t node);
 /* Enqueues one evaluation on the executor's own stream through its captured CUDA graph (captured
  * on the second call, as in run; launch by launch when graphs are off). Not capturable. */
 drt_status drt_cuda_executor_replay(drt_cuda_executor *e);
@@ -120,6 +125,7 @@ typedef struct drt_cuda_profile_launch {
   uint32_t node;  /* index in the graph's nodes */
   double ms;      /* mean GPU time */
   double flops;   /* GEMMs: 2*m*n*k*batch; else 0 */
+  bool ran;       /* false: a node variant the executor did not choose (drt_cuda_launch.variant) */
 } drt_cuda_profile_launch;
 typedef struct drt_cuda_profile {
   drt_cuda_profile_launch *launches;

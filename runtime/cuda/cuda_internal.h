@@ -98,6 +98,10 @@ drt_status drt_cuda_lt_run(drt_cuda_context *ctx, drt_cuda_lt_cache *cache, int 
                            CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, CUdeviceptr d, CUdeviceptr bias,
                            CUdeviceptr workspace, uint64_t workspace_bytes, CUstream stream);
 void drt_cuda_lt_cache_free(drt_cuda_lt_cache *cache);
+/* Whether entry's candidates have been timed (or there was nothing to time). */
+static inline bool drt_cuda_lt_tuned(const drt_cuda_lt_cache *cache, int entry) {
+  return entry < 0 || (size_t)entry >= cache->n || cache->e[entry].tuned;
+}
 
 /* Largest power of two (<= 256) dividing addr. */
 static inline uint32_t drt_cuda_alignment(uint64_t addr) {

@@ -523,7 +523,8 @@ static drt_status enqueue_one(drt_cuda_executor *e, size_t i, CUstream s) {
  * The first evaluation outside stream capture runs each variant of such a node once, then three
  * more times between CUDA events, and keeps the fastest for the executor's lifetime (the CUDA
  * graphs captured later contain only it). DRT_CUDA_VARIANT=k forces variant k wherever a node
- * has it. During capture, with nothing timed yet, variant 1 runs (not recorded). */
+ * has it, DRT_CUDA_VARIANT=last each node's last one (a convolution's im2col + cuBLASLt). During
+ * capture, with nothing timed yet, variant 1 runs (not recorded). */
 static int node_variants(const drt_cuda_executor *e, uint32_t node) {
   int nv = 0;
   for (uint32_t i = e->code->node_first[node]; i < e->code->node_first[node + 1]; i++)
@@ -553,8 +554,8 @@ static drt_status choose_variant(drt_cuda_executor *e, uint32_t node, CUstream s
   const char *env = getenv("DRT_CUDA_VARIANT");
   if (env && *env) {
     char *end = NULL;
-    long k = strtol(env, &end, 10);
-    if (*end == 0 && k >= 1 && k <= nv) {
+    long k = strcmp(env, "last") == 0 ? nv : strtol(env, &end, 10);
+    if ((!end || *end == 0) && k >= 1 && k <= nv) {
       e->variant[node] = (uint8_t)k;
       *use = (int)k;
       return DRT_OK;
@@ -593,7 +594,7 @@ static drt_status choose_variant(drt_cuda_executor *e, uint32_t node, CUstream s
   e->variant[node] = (uint8_t)best;
   *use = best;
   char d[256];
-  drt_log(DRT_LOG_DEBUG, "%s: variant %d of %d (%.4f ms; variants 1-3: %.4f %.4f %.4f ms)",
+  drt_log(DRT_LOG_INFO, "%s: variant %d of %d (%.4f ms; variants 1-3: %.4f %.4f %.4f ms)",
           drt_node_describe(e->g->nodes[node], d, sizeof d), best, nv, best_ms / 3, t[0], t[1], t[2]);
   return DRT_OK;
 }
@@ -608,15 +609,21 @@ static drt_status launch_runs(drt_cuda_executor *e, size_t i, CUstream s, bool *
   return DRT_OK;
 }
 
-drt_status drt_cuda_executor_choose_variants(drt_cuda_executor *e) {
+drt_status drt_cuda_executor_tune(drt_cuda_executor *e) {
   DRT_RETURN_IF_ERROR(drt_cuda_ctx_enter(e->ctx));
   for (size_t i = 0; i < e->code->num_launches; i++) {
     const drt_cuda_launch *l = &e->code->launches[i];
-    if (!l->variant || e->variant[l->node]) continue;
-    int use;
-    DRT_RETURN_IF_ERROR(choose_variant(e, l->node, e->stream, &use));
+    bool runs;
+    DRT_RETURN_IF_ERROR(launch_runs(e, i, e->stream, &runs)); /* times the node's variants once */
+    /* a GEMM's first run times cuBLASLt's candidates (runtime/cuda/gemm.c) */
+    if (runs && l->kind == DRT_CUDA_LAUNCH_GEMM && !drt_cuda_lt_tuned(&e->lt, e->prep[i].lt_entry))
+      DRT_RETURN_IF_ERROR(enqueue_one(e, i, e->stream));
   }
   return DRT_CU_CALL(cuStreamSynchronize, (e->stream));
+}
+
+int drt_cuda_executor_variant(const drt_cuda_executor *e, size_t node) {
+  return node < e->g->num_nodes ? e->variant[node] : 0;
 }
 
 static drt_status enqueue_launches(drt_cuda_executor *e, CUstream s, bool check) {
@@ -704,8 +711,9 @@ drt_status drt_cuda_executor_profile(drt_cuda_executor *e, int iters, drt_cuda_p
     if (!st) st = DRT_CU_CALL(cuEventRecord, (ev[0], e->stream));
     for (size_t i = 0; i < n && !st; i++) {
       bool runs = false;
-      st = launch_runs(e, i, e->stream, &runs); /* a variant not chosen: 0 ms */
+      st = launch_runs(e, i, e->stream, &runs); /* a variant not chosen: 0 ms, not listed */
       if (!st && runs) st = enqueue_one(e, i, e->stream);
+      if (!st && it == 0) out->launches[i].ran = runs;
       if (!st) st = DRT_CU_CALL(cuEventRecord, (ev[i + 1], e->stream));
     }
     drt_status sync = DRT_CU_CALL(cuStreamSynchronize, (e->stream));

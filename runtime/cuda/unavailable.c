@@ -48,7 +48,8 @@ void *drt_cuda_executor_stream(drt_cuda_executor *e) { return NULL; }
 uint64_t drt_cuda_executor_input_dptr(const drt_cuda_executor *e, size_t i) { return 0; }
 uint64_t drt_cuda_executor_output_dptr(const drt_cuda_executor *e, size_t i) { return 0; }
 drt_status drt_cuda_executor_enqueue(drt_cuda_executor *e, void *stream) { return NO_CUDA(); }
-drt_status drt_cuda_executor_choose_variants(drt_cuda_executor *e) { return NO_CUDA(); }
+drt_status drt_cuda_executor_tune(drt_cuda_executor *e) { return NO_CUDA(); }
+int drt_cuda_executor_variant(const drt_cuda_executor *e, size_t node) { return 0; }
 drt_status drt_cuda_executor_take_host_error(drt_cuda_executor *e) { return DRT_OK; }
 drt_status drt_cuda_executor_replay(drt_cuda_executor *e) { return NO_CUDA(); }
 drt_status drt_cuda_executor_profile(drt_cuda_executor *e, int iters, drt_cuda_profile *out) {

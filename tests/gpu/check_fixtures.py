@@ -7,7 +7,7 @@ fails; each case records the bound it was held to), plus a 4-step `drt generate`
 the DiT student. Writes one JSON object with every figure.
 
 usage: check_fixtures.py --drt BIN --arch sm_90 --out FILE.json [--precisions fp32,tf32,fp16,bf16]
-                         [--filter REGEX] [--work DIR] [--env K=V ...] [--jobs N] [--no-generate]
+                         [--filter REGEX] [--work DIR] [--env K=V ...] [--jobs N] [--no-generate] [--variants 1,last]
                          [--emulate MOCK_SO]   (dry run on a machine without a GPU)
 """
 import argparse
@@ -72,6 +72,11 @@ def main():
     ap.add_argument("--env", action="append", default=[])
     ap.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1))
     ap.add_argument("--no-generate", action="store_true", help="leave out the few-step generation check")
+    ap.add_argument("--variants", default="",
+                    help="fp16/bf16: also run each plan with DRT_CUDA_VARIANT=K for each K of this comma list "
+                         "(nodes computed in more than one way, e.g. convolutions: 1 = implicit GEMM, last = "
+                         "im2col + cuBLASLt) and check those outputs too; the plain run keeps the executor's "
+                         "timed choice")
     ap.add_argument("--emulate", default=None, metavar="MOCK_SO",
                     help="dry run without a GPU: the CUDA runs go through the emulator (tests/cuda_emu) "
                          "with this mock driver library")
@@ -144,6 +149,22 @@ def main():
                 ok, worst, outs = compare_dirs(dirs["cuda"], dirs["cpu"], tol)
                 _, worst_ref, _ = compare_dirs(dirs["cuda"], os.path.join(fdir, "expected"), 1.0)
                 case.update(ok=ok, rel_l2_vs_cpu=worst, rel_l2_vs_onnxruntime=worst_ref, outputs=outs, tolerance=tol)
+                for k in [v for v in a.variants.split(",") if v] if prec in ("fp16", "bf16") else []:
+                    od = os.path.join(work, "%s_%s_cuda_v%s" % (name, prec, k))
+                    os.makedirs(od, exist_ok=True)
+                    cmd = [a.drt, "run", plan, "--backend", "cuda", "--output-dir", od]
+                    for p in inputs:
+                        cmd += ["--input", "%s=%s" % (os.path.basename(p)[:-4], p)]
+                    venv = dict(run_env)
+                    venv["DRT_CUDA_VARIANT"] = k
+                    rc, log, _ = run(cmd, venv, timeout=900)
+                    if rc != 0:
+                        case.update(ok=False, error="cuda run, DRT_CUDA_VARIANT=%s: %s" % (k, log.strip()[-2000:]))
+                        break
+                    vok, vworst, _ = compare_dirs(od, dirs["cpu"], tol)
+                    case.setdefault("variants", {})[k] = vworst
+                    if not vok:
+                        case.update(ok=False, error="DRT_CUDA_VARIANT=%s: rel L2 %.3g > %g" % (k, vworst, tol))
         print("%s %-28s %-5s %s" % ("ok  " if case.get("ok") else "FAIL", name, prec,
               "rel_l2 vs cpu %.2e" % case["rel_l2_vs_cpu"] if "rel_l2_vs_cpu" in case
               else case.get("error", "")[:300]), flush=True)

@@ -129,8 +129,10 @@ if [ $SKIP_CHECK = 0 ]; then
   FX_ARGS=()
   [ -n "$DRY" ] && FX_ARGS=(--emulate "$DRY" --filter "dit_student_op17|unet_op17" --jobs 2) && PRECS=fp32,bf16
   log "fixtures on CUDA vs CPU ($PRECS)"
+  # fp16/bf16 plans also run with every convolution forced to implicit GEMM (variant 1) and to
+  # im2col + cuBLASLt (last); the plain run keeps the executor's timed choice
   timeout $(( $(left) / 2 )) python3 tests/gpu/check_fixtures.py --drt "$DRT" --arch "$ARCH" --precisions "$PRECS" \
-    --work "$WORK/fixtures" --out "$OUT/fixtures.json" "${FX_ARGS[@]}" 2>&1 | tee "$OUT/fixtures.log" | grep -E "FAIL|passed|generate" | tee -a "$LOG"
+    --variants 1,last --work "$WORK/fixtures" --out "$OUT/fixtures.json" "${FX_ARGS[@]}" 2>&1 | tee "$OUT/fixtures.log" | grep -E "FAIL|passed|generate" | tee -a "$LOG"
   if [ $AB_WG = 1 ] && [ "$ARCH" = sm_90 ]; then
     WG_PRECS=fp16,bf16
     [ -n "$DRY" ] && WG_PRECS=bf16
@@ -171,6 +173,14 @@ if [ $SKIP_BENCH = 0 ]; then
     if [ "$m" = dit_1024 ] && [ "$(left)" -gt 120 ]; then
       DRT_CUDA_PDL=0 timeout 60 "$DRT" bench "$WORK/$m/model.plan" --backend cuda --json --steps 1 --warmup 3 \
         --iterations 20 $IN > "$OUT/drt_${m}_nopdl.json" 2>/dev/null || rm -f "$OUT/drt_${m}_nopdl.json"
+    fi
+    # convolutions: the executor timed implicit GEMM against im2col + cuBLASLt per node (the
+    # profile's rows show which ran: drt_conv_igemm, drt_im2col); the same plan with im2col +
+    # cuBLASLt only (a run-time switch) is the baseline
+    if [ "$m" = unet_scaled ] && [ "$(left)" -gt 90 ]; then
+      DRT_CUDA_VARIANT=last timeout 60 "$DRT" bench "$WORK/$m/model.plan" --backend cuda --json --steps 1 \
+        --warmup 3 --iterations 20 --profile $IN > "$OUT/drt_${m}_im2col.json" 2>/dev/null ||
+        rm -f "$OUT/drt_${m}_im2col.json"
     fi
     AB=""; AB_ARCH="$ARCH"; AB_LABEL=""
     case "$m" in dit_4096) AB=DRT_CUDA_ATTN_ROWS=64 ;; dit_*) AB=DRT_CUDA_ATTN_SPLITS=1 ;; esac

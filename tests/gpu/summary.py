@@ -170,6 +170,12 @@ def main():
             b["without_pdl_one_nfe_ms"] = np_ms
             lines.append("%-12s without programmatic dependent launch (DRT_CUDA_PDL=0): 1-NFE %s ms vs %s ms" % (
                 "", fmt(np_ms), fmt(drt_ms)))
+        im2col = load(os.path.join(d, "drt_%s_im2col.json" % m))
+        if im2col and drt_ms:
+            ic_ms = drt_times(im2col)["one_nfe_gpu"]
+            b["im2col_only_one_nfe_ms"] = ic_ms
+            lines.append("%-12s convolutions as im2col + cuBLASLt only (DRT_CUDA_VARIANT=last): 1-NFE %s ms vs %s ms "
+                         "with the timed choice (implicit GEMM where faster)" % ("", fmt(ic_ms), fmt(drt_ms)))
         # A/B variant of the distilrt plan (run.sh --ab-attn): the same model, other attention choices
         ab = load(os.path.join(d, "drt_%s_ab.json" % m))
         if ab:

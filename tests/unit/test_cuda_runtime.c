@@ -411,16 +411,17 @@ static drt_graph *emu_graph(drt_test_rng *rng) {
 }
 
 static bool g_emu_ready;
-static char g_emu_kernels[4][256]; /* per precision */
+static char g_emu_kernels[8][256]; /* per precision, for emu_graph's programs; [4 + p]: the variants test's */
 
-/* Compiles prog's source with the emulator header into a kernel library and points the mock at it. */
-static void emu_kernels(const drt_cuda_program *prog) {
-  char *path = g_emu_kernels[prog->precision];
+/* Compiles prog's source with the emulator header into a kernel library (once per slot) and
+ * points the mock at it. */
+static void emu_kernels_in(const drt_cuda_program *prog, int slot) {
+  char *path = g_emu_kernels[slot];
   if (!path[0]) {
     char src[256], cmd[2048];
     const char *root = getenv("DRT_SOURCE_DIR") ? getenv("DRT_SOURCE_DIR") : ".";
-    snprintf(src, sizeof src, "/tmp/drt_test_cuda_runtime_%d_%d.cu", (int)getpid(), (int)prog->precision);
-    snprintf(path, 256, "/tmp/drt_test_cuda_runtime_%d_%d.so", (int)getpid(), (int)prog->precision);
+    snprintf(src, sizeof src, "/tmp/drt_test_cuda_runtime_%d_%d.cu", (int)getpid(), slot);
+    snprintf(path, 256, "/tmp/drt_test_cuda_runtime_%d_%d.so", (int)getpid(), slot);
     FILE *f = fopen(src, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(prog->source, 1, prog->source_len, f), prog->source_len);
@@ -435,6 +436,7 @@ static void emu_kernels(const drt_cuda_program *prog) {
   }
   setenv("DRT_MOCK_CUDA_KERNELS", path, 1);
 }
+static void emu_kernels(const drt_cuda_program *prog) { emu_kernels_in(prog, (int)prog->precision); }
 
 /* The CUDA program of g at precision prec, its kernels built for the emulator. */
 static drt_cuda_program *emu_program(const drt_graph *g, drt_cuda_precision prec) {
@@ -461,7 +463,7 @@ static int emu_setup(void **state) {
 
 static int emu_teardown(void **state) {
   (void)state;
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 8; i++)
     if (g_emu_kernels[i][0]) unlink(g_emu_kernels[i]);
   return 0;
 }
@@ -668,6 +670,101 @@ static void test_emu_pdl(void **state) {
   drt_graph_destroy(g);
 }
 
+/* A node computed in more than one way (a bf16 3x3 convolution: implicit GEMM, im2col +
+ * cuBLASLt): DRT_CUDA_VARIANT forces a variant, otherwise the first evaluation times them and
+ * keeps one; every choice gives the CPU's result (eager, captured and replayed), and
+ * drt_cuda_executor_tune decides before anything runs (as the device loop does before capture). */
+static void test_emu_variants(void **state) {
+  (void)state;
+  if (!g_emu_ready) {
+    skip();
+    return;
+  }
+  drt_test_rng rng = {11};
+  drt_graph *g;
+  DRT_ASSERT_OK(drt_graph_create(&g));
+  g->opset = 17;
+  drt_shape sx = drt_test_shape(4, (int64_t[]){1, 8, 10, 16});
+  drt_value *x = drt_graph_add_value(g, "x", DRT_DTYPE_FLOAT32, &sx);
+  DRT_ASSERT_OK(drt_graph_add_input(g, x));
+  float w[16 * 8 * 9], bias[16];
+  drt_test_fill(&rng, w, 16 * 8 * 9, -0.3f, 0.3f);
+  drt_test_fill(&rng, bias, 16, -1, 1);
+  drt_shape sw = drt_test_shape(4, (int64_t[]){16, 8, 3, 3}), sb = drt_test_shape(1, (int64_t[]){16});
+  drt_value *wv, *bv;
+  DRT_ASSERT_OK(drt_graph_add_const(g, "W", DRT_DTYPE_FLOAT32, &sw, w, &wv));
+  DRT_ASSERT_OK(drt_graph_add_const(g, "B", DRT_DTYPE_FLOAT32, &sb, bias, &bv));
+  drt_value *out = drt_graph_add_value(g, NULL, DRT_DTYPE_UNDEFINED, NULL);
+  drt_value *in[3] = {x, wv, bv};
+  DRT_ASSERT_OK(drt_graph_add_node(g, DRT_OP_CONV, "conv", in, 3, &out, 1, NULL));
+  drt_attr a;
+  memset(&a, 0, sizeof a);
+  int64_t pads[4] = {1, 1, 1, 1};
+  a.name = "pads";
+  a.type = DRT_ATTR_INTS;
+  a.count = 4;
+  a.ints = pads;
+  DRT_ASSERT_OK(drt_node_add_attr(g, out->producer, &a));
+  DRT_ASSERT_OK(drt_graph_add_output(g, out));
+  drt_pass_ctx pc;
+  memset(&pc, 0, sizeof pc);
+  DRT_ASSERT_OK(drt_pipeline_run(g, &pc, NULL));
+  drt_cuda_codegen_options co;
+  drt_cuda_codegen_options_init(&co);
+  co.precision = DRT_CUDA_PRECISION_BF16;
+  drt_cuda_program *prog = NULL;
+  const drt_graph *gs[1] = {g};
+  DRT_ASSERT_OK(drt_cuda_program_build(gs, 1, &co, &prog));
+  emu_kernels_in(prog, 4 + (int)prog->precision);
+  /* the convolution's node and its variant count */
+  const drt_cuda_graph_code *c = &prog->graphs[0];
+  size_t conv = g->num_nodes;
+  int nv = 0;
+  for (size_t i = 0; i < c->num_launches; i++)
+    if (c->launches[i].variant > nv) nv = c->launches[i].variant, conv = c->launches[i].node;
+  assert_int_equal(nv, 2); /* 64x64 implicit GEMM, im2col + cuBLASLt */
+  float xs[8 * 10 * 16];
+  drt_test_fill(&rng, xs, 8 * 10 * 16, -1, 1);
+  drt_tensor tin = {DRT_DTYPE_FLOAT32, g->inputs[0]->shape, xs}, want, got;
+  drt_cpu_executor *cpu = NULL;
+  DRT_ASSERT_OK(drt_cpu_executor_create(g, NULL, &cpu));
+  DRT_ASSERT_OK(drt_cpu_executor_run(cpu, &tin, &want));
+  drt_cuda_module *m = emu_module_for(prog, "sm_90");
+  static const struct {
+    const char *env;
+    int want; /* 0: any */
+    bool tune;
+  } cases[] = {{"1", 1, false}, {"2", 2, false}, {"last", 2, false}, {NULL, 0, false}, {NULL, 0, true},
+               {"7", 0, false}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    if (cases[k].env) setenv("DRT_CUDA_VARIANT", cases[k].env, 1);
+    drt_cuda_executor *e = NULL;
+    DRT_ASSERT_OK(drt_cuda_executor_create(m, 0, NULL, &e));
+    assert_int_equal(drt_cuda_executor_variant(e, conv), 0);
+    if (cases[k].tune) {
+      DRT_ASSERT_OK(drt_cuda_executor_tune(e));
+      assert_true(drt_cuda_executor_variant(e, conv) >= 1);
+    }
+    for (int rep = 0; rep < 3; rep++) { /* eager, captured, replayed */
+      DRT_ASSERT_OK(drt_cuda_executor_run(e, &tin, &got));
+      double err = compare(&got, &want);
+      if (!(err <= 1e-2)) print_error("case %zu rep %d: rel L2 %g\n", k, rep, err);
+      assert_true(err <= 1e-2);
+      free(got.data);
+    }
+    int v = drt_cuda_executor_variant(e, conv);
+    if (cases[k].want) assert_int_equal(v, cases[k].want);
+    else assert_true(v >= 1 && v <= nv);
+    unsetenv("DRT_CUDA_VARIANT");
+    drt_cuda_executor_destroy(e);
+  }
+  free(want.data);
+  drt_cpu_executor_destroy(cpu);
+  drt_cuda_module_destroy(m);
+  drt_cuda_program_destroy(prog);
+  drt_graph_destroy(g);
+}
+
 static void test_emu_executor_fp32(void **state) {
   (void)state;
   if (!g_emu_ready) {
@@ -863,6 +960,7 @@ int main(void) {
       cmocka_unit_test_setup(test_emu_executor_bf16, emu_setup),
       cmocka_unit_test_setup(test_emu_module_errors, emu_setup),
       cmocka_unit_test_setup(test_emu_pdl, emu_setup),
+      cmocka_unit_test_setup(test_emu_variants, emu_setup),
       cmocka_unit_test_setup(test_emu_threads, emu_setup),
   };
   /* the emulator tests run last: the driver tests before them point DRT_CUDA_LIBRARY elsewhere */
