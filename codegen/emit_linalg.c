@@ -763,7 +763,11 @@ static drt_status emit_conv_igemm(drt_cg *cg, const drt_window_geom *wg, const s
     const igemm_tile *t = &k_igemm_tiles[i];
     int64_t gx = (P + t->bn - 1) / t->bn, gy = (Mg + t->bm - 1) / t->bm;
     if (gy > 65535 || gx > 0x7fffffff) continue;
-    if (i == 0 && gx * gy * N * G < IGEMM_BIG_MIN_BLOCKS) continue;
+    /* 128x128: enough blocks, more than 64 output channels (else most of its MMAs multiply zero
+       rows), rows of 8 positions and cp.async weight rows (the general gather and the plain
+       weight loads do not fit its 128 registers: spills) */
+    if (i == 0 && (gx * gy * N * G < IGEMM_BIG_MIN_BLOCKS || Mg <= 64 || sp->out[2] % 8 != 0 || Kc % 8 != 0))
+      continue;
     uint32_t threads = (uint32_t)(32 * t->wm * t->wn);
     /* drt_igemm_cfg::SMEM: A 2 x [BM][40], B 2 x [32][BN + 8], 16-bit elements */
     uint32_t smem = (uint32_t)(2 * (t->bm * 40 * 2 + 32 * (t->bn + 8) * 2));

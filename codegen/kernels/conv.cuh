@@ -21,7 +21,8 @@
  *   bounds test per element. The column group is one 16-byte shared-memory store.
  *   shared memory (dynamic, drt_igemm_cfg::SMEM): A 2 x [BM][BK + 8], B 2 x [BK][BN + 8]
  *   (the 8-element pads make the ldmatrix rows bank-conflict free).
- *   Y (TY: the operand type, or float32 storage / scratch) = acc + bias[m] (bias may be NULL).
+ *   Y (TY: the operand type, or float32 storage / scratch) = acc + bias[m] (bias may be NULL),
+ *   two adjacent positions per store when P is even.
  * X may be stored in float32 (TX, codegen/codegen.c's float32 activations): it is rounded to
  * the operand type in the gather, as im2col does. Offsets inside one (image, group) slice of X,
  * inside W and inside one image of Y are int (the code generator checks they fit). */
@@ -135,7 +136,7 @@ __device__ __forceinline__ void drt_conv_igemm(TY *__restrict__ y, const TX *__r
         drt_attn_cp16(a + row * LDA + col, ok ? wgp + (m0 + row) * Kc + k0 + col : wgp, ok);
       }
       drt_attn_cp_commit();
-    } else {
+    } else { /* rows of Kc % 8 != 0 elements (a network's first convolution: 3 or 4 channels) */
       for (int i = tid; i < BM * BK; i += NT) {
         const int row = i / BK, col = i % BK;
         const bool ok = m0 + row < Mg && k0 + col < Kc;
@@ -200,9 +201,14 @@ __device__ __forceinline__ void drt_conv_igemm(TY *__restrict__ y, const TX *__r
       TY *yr = yb + m * P;
 #pragma unroll
       for (int j = 0; j < C::NT8; j++) {
-        const int p = p0 + wn * C::WTN + j * 8 + 2 * tq;
-        if (p < P) drt_st<TY>(yr + p, acc[i][j][2 * h] + bv);
-        if (p + 1 < P) drt_st<TY>(yr + p + 1, acc[i][j][2 * h + 1] + bv);
+        const int p = p0 + wn * C::WTN + j * 8 + 2 * tq; /* even */
+        const float v0 = acc[i][j][2 * h] + bv, v1 = acc[i][j][2 * h + 1] + bv;
+        if (P % 2 == 0) { /* both or neither in range, and the pair aligned: one store */
+          if (p < P) *(typename drt_attn_cvt<TY>::T2 *)(yr + p) = drt_attn_cvt<TY>::to2(v0, v1);
+        } else {
+          if (p < P) drt_st<TY>(yr + p, v0);
+          if (p + 1 < P) drt_st<TY>(yr + p + 1, v1);
+        }
       }
     }
   }

@@ -576,6 +576,9 @@ static drt_status choose_variant(drt_cuda_executor *e, uint32_t node, CUstream s
     float ms = 0;
     drt_status vs = time_variant(e, node, v, s, ev, &ms);
     if (vs) { /* e.g. a kernel the device cannot launch: the other variants may still run */
+      char d[256];
+      drt_log(DRT_LOG_WARN, "%s: variant %d of %d failed, trying the others: %s",
+              drt_node_describe(e->g->nodes[node], d, sizeof d), v, nv, drt_status_message(vs));
       drt_cu.cuStreamSynchronize(s);
       if (!first_err) first_err = vs;
       else drt_status_free(vs);

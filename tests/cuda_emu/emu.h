@@ -622,7 +622,8 @@ inline unsigned long long exchange(unsigned long long v, int src) {
   return W.slot[bank][src];
 }
 
-/* Gathers one 64-bit value from every live lane; returns the live-lane mask. */
+/* Gathers one 64-bit value from every live lane; returns the live-lane mask. Lanes that exited
+ * or lie past the block give the caller's own value (as exchange()). */
 inline unsigned gather(unsigned long long v, unsigned long long out[32]) {
   fiber *f = S.cur;
   warp &W = S.warps[f->tid / 32];
@@ -632,7 +633,8 @@ inline unsigned gather(unsigned long long v, unsigned long long out[32]) {
   unsigned base = f->tid & ~31u, mask = 0;
   for (unsigned l = 0; l < 32; l++) {
     unsigned t = base + l;
-    if ((int)t >= S.nthreads) break;
+    out[l] = v;
+    if ((int)t >= S.nthreads) continue;
     const fiber &g = S.fibers[t];
     if (g.shfl_gen < f->shfl_gen) continue; /* exited before this exchange */
     mask |= 1u << l;

@@ -260,6 +260,17 @@ static int check_graph(checker *c, const drt_cuda_graph_code *gc, size_t gi) {
       if (gc->launches[li].variant > nvar) nvar = gc->launches[li].variant;
     double worst = 0;
     for (int var = 1; var <= nvar && !why; var++) {
+      if (nvar > 1) { /* each variant must write all of its outputs itself: NaN them (and the scratch) first */
+        memset(c->scratch, 0xFF, gc->scratch_bytes + 256);
+        for (int o = 0; o < n->num_outputs; o++) {
+          const drt_value *v = n->outputs[o];
+          bool shared = false;
+          for (int k = 0; k < n->num_inputs; k++)
+            if (n->inputs[k] && c->buf[n->inputs[k]->id] == c->buf[v->id]) shared = true;
+          if (v->has_shape && c->buf[v->id] && !shared)
+            memset(c->buf[v->id], 0xFF, numel_of(v) * drt_dtype_size(storage(c, v)));
+        }
+      }
       for (uint32_t li = gc->node_first[ni]; li < gc->node_first[ni + 1] && !why; li++) {
         const drt_cuda_launch *l = &gc->launches[li];
         if (l->variant && l->variant != var) continue;
@@ -335,9 +346,9 @@ static int check_graph(checker *c, const drt_cuda_graph_code *gc, size_t gi) {
         free(dev);
       }
       if (why && nvar > 1) {
-        char tmp[512];
-        snprintf(tmp, sizeof tmp, "variant %d: %s", var, why);
-        snprintf(msg, sizeof msg, "%s", tmp);
+        char tmp[sizeof msg];
+        snprintf(tmp, sizeof tmp, "variant %d: %.480s", var, why);
+        memcpy(msg, tmp, sizeof msg);
         why = msg;
       }
     }

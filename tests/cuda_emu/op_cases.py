@@ -527,11 +527,12 @@ LINALG = [
          conv_case((2, 4, 16, 16), (64, 4, 2, 2), strides=[2, 2])),
     Case("conv1d", "Conv 1D k3 [1,8,33]->16", conv_case((1, 8, 33), (16, 8, 3), pads=[1, 1])),
     # implicit-GEMM variants (kernels/conv.cuh): several M and P tiles with tails, rows of 8
-    # output positions, a K tail; the 128x128 tile needs >= 96 blocks; 3-D; asymmetric pads
+    # output positions, a K tail; the 128x128 tile needs >= 96 blocks, > 64 output channels and
+    # OW % 8 == 0; 3-D; asymmetric pads
     Case("conv_igemm_tiles", "Conv 3x3 [2,40,16,24]->136, M/P/K tails",
          conv_case((2, 40, 16, 24), (136, 40, 3, 3), pads=[1, 1, 1, 1])),
-    Case("conv_igemm_big", "Conv 3x3 [2,8,48,128]->16 (128x128 tiles)",
-         conv_case((2, 8, 48, 128), (16, 8, 3, 3), pads=[1, 1, 1, 1])),
+    Case("conv_igemm_big", "Conv 3x3 [2,8,48,128]->96 (128x128 tiles)",
+         conv_case((2, 8, 48, 128), (96, 8, 3, 3), pads=[1, 1, 1, 1])),
     Case("conv3d", "Conv 3D 3x3x3 [1,8,5,9,16]->16, pads 1/0",
          conv_case((1, 8, 5, 9, 16), (16, 8, 3, 3, 3), pads=[1, 1, 0, 1, 1, 1])),
     Case("conv_silu_res", "Conv+bias+SiLU, Conv 1x1 + residual (fused)", b_conv_silu),

@@ -166,8 +166,8 @@ def main():
                     if not vok:
                         case.update(ok=False, error="DRT_CUDA_VARIANT=%s: rel L2 %.3g > %g" % (k, vworst, tol))
         print("%s %-28s %-5s %s" % ("ok  " if case.get("ok") else "FAIL", name, prec,
-              "rel_l2 vs cpu %.2e" % case["rel_l2_vs_cpu"] if "rel_l2_vs_cpu" in case
-              else case.get("error", "")[:300]), flush=True)
+              case.get("error", "")[:300] if not case.get("ok") and case.get("error")
+              else "rel_l2 vs cpu %.2e" % case["rel_l2_vs_cpu"] if "rel_l2_vs_cpu" in case else ""), flush=True)
         return case
 
     from concurrent.futures import ThreadPoolExecutor

@@ -129,10 +129,11 @@ if [ $SKIP_CHECK = 0 ]; then
   FX_ARGS=()
   [ -n "$DRY" ] && FX_ARGS=(--emulate "$DRY" --filter "dit_student_op17|unet_op17" --jobs 2) && PRECS=fp32,bf16
   log "fixtures on CUDA vs CPU ($PRECS)"
-  # fp16/bf16 plans also run with every convolution forced to implicit GEMM (variant 1) and to
+  # fp16/bf16 plans also run with every convolution forced to each variant: implicit GEMM with
+  # its first and second tile shapes (1, 2; a node without the 128x128 tile has im2col as 2) and
   # im2col + cuBLASLt (last); the plain run keeps the executor's timed choice
   timeout $(( $(left) / 2 )) python3 tests/gpu/check_fixtures.py --drt "$DRT" --arch "$ARCH" --precisions "$PRECS" \
-    --variants 1,last --work "$WORK/fixtures" --out "$OUT/fixtures.json" "${FX_ARGS[@]}" 2>&1 | tee "$OUT/fixtures.log" | grep -E "FAIL|passed|generate" | tee -a "$LOG"
+    --variants 1,2,last --work "$WORK/fixtures" --out "$OUT/fixtures.json" "${FX_ARGS[@]}" 2>&1 | tee "$OUT/fixtures.log" | grep -E "FAIL|passed|generate" | tee -a "$LOG"
   if [ $AB_WG = 1 ] && [ "$ARCH" = sm_90 ]; then
     WG_PRECS=fp16,bf16
     [ -n "$DRY" ] && WG_PRECS=bf16

@@ -580,13 +580,13 @@ static void test_zoo_all_on_device(void **state) {
 }
 
 /* A 3x3 convolution on fp16/bf16 operands is emitted in variants the executor times
- * (drt_cuda_launch.variant): implicit GEMM with 128x128 tiles (enough blocks), with 64x64 tiles,
- * then im2col + cuBLASLt (the im2col kernel, the bias pre-fill copy, the GEMM); the same
- * convolution in fp32 (cuBLASLt's FP32/TF32 GEMM) and a 1x1 one (a GEMM on X in place) are
- * computed one way only. */
+ * (drt_cuda_launch.variant): implicit GEMM with 128x128 tiles (enough blocks, more than 64
+ * output channels, rows of 8 output positions), with 64x64 tiles, then im2col + cuBLASLt (the
+ * im2col kernel, the bias pre-fill copy, the GEMM); the same convolution in fp32 (cuBLASLt's
+ * FP32/TF32 GEMM) and a 1x1 one (a GEMM on X in place) are computed one way only. */
 static drt_graph *conv_graph(int64_t k, int64_t h, int64_t w) {
   drt_graph *g = new_graph();
-  int64_t xd[4] = {2, 16, h, w}, wd[4] = {48, 16, k, k}, bd[1] = {48};
+  int64_t xd[4] = {2, 16, h, w}, wd[4] = {96, 16, k, k}, bd[1] = {96};
   drt_value *x = input(g, "x", DRT_DTYPE_FLOAT32, 4, xd);
   drt_value *wt = input(g, "w", DRT_DTYPE_FLOAT32, 4, wd);
   drt_value *b = input(g, "b", DRT_DTYPE_FLOAT32, 1, bd);
@@ -647,6 +647,14 @@ static void test_conv_variants(void **state) {
   /* the same convolution in fp32: one way */
   prog = build(gs, 1, DRT_CUDA_PRECISION_FP32);
   assert_int_equal(max_variant(&prog->graphs[0]), 0);
+  drt_cuda_program_destroy(prog);
+  drt_graph_destroy(g);
+  /* output rows of 100 positions (not 8 k): 64x64 tiles only (the general gather would spill
+     with 128x128 tiles), then im2col */
+  g = conv_graph(3, 96, 100);
+  gs[0] = g;
+  prog = build(gs, 1, DRT_CUDA_PRECISION_BF16);
+  assert_int_equal(max_variant(&prog->graphs[0]), 2);
   drt_cuda_program_destroy(prog);
   drt_graph_destroy(g);
   /* a small one: 64x64 tiles only (too few 128x128 blocks), then im2col */
