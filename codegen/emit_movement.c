@@ -554,6 +554,70 @@ static drt_status const_doubles(const drt_value *v, const char *what, double *ou
   return DRT_OK;
 }
 
+/* Whether a nearest Resize maps every output index y of every axis to input index y / f with f =
+ * out / in an integer (1: the axis is untouched), exactly as the Resize definition (and the
+ * CPU kernel) computes it. With out = f in and scale = f: asymmetric gives x = y / f, so floor
+ * (and the simple mode of Upsample / Resize-10, trunc) give y / f, and round_prefer_floor does
+ * for f = 2 (ties x = k + 1/2 go down); half_pixel, pytorch_half_pixel (out > 1) and
+ * half_pixel_symmetric (offset 0 when out = f in) give x = y / f + ((y % f) + 1/2) / f - 1/2,
+ * whose fraction lies in (-1/2, 1/2) with no tie, so both round modes give y / f. */
+static bool nearest_is_integer_upsample(const drt_value *x, const drt_value *y, const double *scale, int coord,
+                                        int nearest) {
+  for (int i = 0; i < x->shape.rank; i++) {
+    int64_t in_w = x->shape.dims[i], out_w = y->shape.dims[i];
+    if (in_w < 1 || out_w % in_w != 0) return false;
+    int64_t f = out_w / in_w;
+    if (f == 1 && fabs(scale[i] - 1.0) <= 1e-9) continue; /* identity axis, as e_resize decides */
+    if (scale[i] != (double)f) return false;
+    bool ok;
+    switch (coord) {
+      case CT_ASYM:
+        ok = nearest == NM_FLOOR || nearest == NM_SIMPLE || (nearest == NM_ROUND_PREFER_FLOOR && f == 2);
+        break;
+      case CT_HALF_PIXEL:
+      case CT_HALF_PIXEL_SYM:
+      case CT_PYTORCH:
+        ok = (nearest == NM_ROUND_PREFER_FLOOR || nearest == NM_ROUND_PREFER_CEIL) && (coord != CT_PYTORCH || out_w > 1);
+        break;
+      default: ok = false;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/* drt_upsample_nearest (kernels/movement.cuh): V outputs of the last axis per thread, V the
+ * largest power of two with V elements in 16 bytes that divides the last axis. */
+static drt_status emit_upsample_nearest(drt_cg *cg, const drt_value *x, const drt_value *y, size_t es) {
+  int r = x->shape.rank;
+  int64_t st[DRT_MAX_RANK], outs[DRT_MAX_RANK], fs[DRT_MAX_RANK];
+  drt_cg_dense_strides(&x->shape, st);
+  for (int i = 0; i < r; i++) {
+    outs[i] = y->shape.dims[i];
+    fs[i] = y->shape.dims[i] / x->shape.dims[i];
+  }
+  int v = (int)(16 / es);
+  while (v > 1 && outs[r - 1] % v != 0) v /= 2;
+  int64_t total = drt_shape_numel(&y->shape), groups = total / v;
+  char o_txt[512], f_txt[512], s_txt[512];
+  ints_str(o_txt, sizeof o_txt, outs, r);
+  ints_str(f_txt, sizeof f_txt, fs, r);
+  ints_str(s_txt, sizeof s_txt, st, r);
+  const char *T = move_type(es);
+  const char *it =
+      total < DRT_CG_INT_INDEX_LIMIT && drt_shape_numel(&x->shape) < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
+  int32_t k;
+  DRT_RETURN_IF_ERROR(drt_cg_kernel(cg, BLOCK, &k,
+                                    "extern \"C\" __global__ void __launch_bounds__(%d) @NAME@(drt_kargs a) {\n"
+                                    "  constexpr drt_up_geom<%d> g = {%s, %s, %s};\n"
+                                    "  drt_upsample_nearest<%s, %s, %d, %d>((%s *)a.u[0], (const %s *)a.u[1], (%s)%" PRId64
+                                    ", g);\n}",
+                                    BLOCK, r, o_txt, f_txt, s_txt, T, it, r, v, T, T, it, groups));
+  uint32_t grid[3] = {drt_cg_blocks(groups, BLOCK, MAX_BLOCKS), 1, 1}, block[3] = {BLOCK, 1, 1};
+  drt_cuda_arg args[2] = {drt_cg_arg_value(y), drt_cg_arg_value(x)};
+  return drt_cg_launch(cg, k, grid, block, 0, args, 2);
+}
+
 static drt_status e_resize(drt_cg *cg, const drt_node *n) {
   static const char *const modes[] = {"nearest", "linear", "cubic"};
   static const char *const coords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
@@ -693,6 +757,8 @@ static drt_status e_resize(drt_cg *cg, const drt_node *n) {
       total < DRT_CG_INT_INDEX_LIMIT && drt_shape_numel(&x->shape) < DRT_CG_INT_INDEX_LIMIT ? "int" : "long long";
   int32_t k;
   uint64_t bits = 0;
+  if (mode == RZ_NEAREST && nearest_is_integer_upsample(x, y, scale, coord, nearest))
+    return emit_upsample_nearest(cg, x, y, es);
   if (mode == RZ_NEAREST) {
     const char *T = move_type(es);
     if (!scalar_bits(sdt, extrap, &bits)) bits = 0;

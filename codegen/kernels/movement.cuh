@@ -326,6 +326,50 @@ __device__ __forceinline__ void drt_resize_nearest(T *__restrict__ dst, const T 
   }
 }
 
+/* Nearest upsampling by integer factors (drt_up_geom::f[k] = out / in, 1 on untouched axes),
+ * the modes where the exact Resize map reduces to input index = output index / f (the code
+ * generator checks which: e.g. half_pixel with round_prefer_floor, asymmetric with floor; the
+ * usual 2x upsampling of UNets and VAE decoders). Each thread writes V consecutive outputs of
+ * the last axis (V divides its size; V elements of T make at most 16 bytes, one store), so the
+ * kernel runs at write bandwidth instead of per-element double-precision coordinate math. */
+template <int R> struct drt_up_geom {
+  long long out[R], f[R], in_stride[R];
+};
+
+template <typename T, typename I, int R, int V>
+__device__ __forceinline__ void drt_upsample_nearest(T *__restrict__ dst, const T *__restrict__ src, I groups,
+                                                     const drt_up_geom<R> &g) {
+  for (I q = (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x; q < groups; q += (I)gridDim.x * (I)blockDim.x) {
+    I rem = q * (I)V, so = 0, last = 0;
+#pragma unroll
+    for (int k = R - 1; k >= 0; k--) {
+      const I y = rem % (I)g.out[k];
+      rem /= (I)g.out[k];
+      if (k == R - 1) last = y;
+      else so += y / (I)g.f[k] * (I)g.in_stride[k];
+    }
+    T v[V];
+#pragma unroll
+    for (int e = 0; e < V; e++) v[e] = src[so + (last + e) / (I)g.f[R - 1]];
+    if constexpr (V * sizeof(T) == 16) {
+      drt_b16 w;
+      memcpy(&w, v, 16);
+      *(drt_b16 *)(dst + q * (I)V) = w;
+    } else if constexpr (V * sizeof(T) == 8) {
+      unsigned long long w;
+      memcpy(&w, v, 8);
+      *(unsigned long long *)(dst + q * (I)V) = w;
+    } else if constexpr (V * sizeof(T) == 4) {
+      unsigned w;
+      memcpy(&w, v, 4);
+      *(unsigned *)(dst + q * (I)V) = w;
+    } else {
+#pragma unroll
+      for (int e = 0; e < V; e++) dst[q * (I)V + e] = v[e];
+    }
+  }
+}
+
 /* Linear / cubic: float storage types, fp32 math; the taps of every active axis are combined
  * (tensor product of up to NA active axes with NT taps each: 2 linear, 4 cubic, more when
  * antialiased downscaling widens the kernel). */

@@ -367,6 +367,29 @@ def b_resize(b):
                     coordinate_transformation_mode="align_corners"))
 
 
+def b_resize_nearest(b):
+    # integer nearest upsampling takes drt_upsample_nearest where the exact map is y / f (the
+    # modes below marked fast), the general kernel otherwise; odd last axes (V = 1), x4 and x3
+    # factors, 5-D, a channel-scaled axis
+    sc = lambda name, v: b.init(name, np.array(v, np.float32))
+    x = b.input("x", b.randn(2, 3, 5, 8))
+    for i, (ct, nm, f) in enumerate([("half_pixel", "round_prefer_floor", 2),      # fast (diffusers)
+                                     ("asymmetric", "floor", 3),                   # fast (torch nearest)
+                                     ("half_pixel_symmetric", "round_prefer_ceil", 4),  # fast
+                                     ("pytorch_half_pixel", "round_prefer_floor", 2),   # fast
+                                     ("asymmetric", "round_prefer_floor", 2),      # fast (f = 2 only)
+                                     ("asymmetric", "round_prefer_floor", 3),      # general: ties round up
+                                     ("half_pixel", "floor", 2),                   # general
+                                     ("align_corners", "round_prefer_floor", 2)]):  # general
+        b.output(b.node("Resize", [x, "", sc("s%d" % i, [1, 1, f, f])], mode="nearest",
+                        coordinate_transformation_mode=ct, nearest_mode=nm))
+    y = b.input("y", b.randn(1, 2, 3, 5, 7))
+    b.output(b.node("Resize", [y, "", sc("s5d", [1, 2, 2, 2, 3])], mode="nearest"))
+    z = b.input("z", b.randn(1, 4, 3, 3))
+    b.output(b.node("Resize", [z, "", "", b.const_i64("szz", [1, 4, 6, 9])], mode="nearest",
+                    coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+
+
 def b_expand(b):
     b.output(b.node("Expand", [b.input("x", b.randn(3, 1, 5)), b.const_i64("s", [2, 3, 4, 5])]))
 
@@ -416,6 +439,8 @@ MOVEMENT = [
     Case("slice", "Slice steps 3, negative step", b_slice),
     Case("pad", "Pad constant / reflect", b_pad),
     Case("resize", "Resize nearest x2, linear half_pixel, align_corners sizes", b_resize),
+    Case("resize_nearest_int", "Resize nearest by integer factors, every coordinate/nearest mode",
+         b_resize_nearest, opset=19),
     Case("expand", "Expand [3,1,5]->[2,3,4,5]", b_expand),
     Case("gather", "Gather axis 0/1, negative and runtime indices", b_gather),
     Case("reshape_family", "Transpose+Reshape, Squeeze/Unsqueeze, Flatten", b_reshape_family),

@@ -129,7 +129,7 @@ if [ $SKIP_CHECK = 0 ]; then
   FX_ARGS=()
   [ -n "$DRY" ] && FX_ARGS=(--emulate "$DRY" --filter "dit_student_op17|unet_op17" --jobs 2) && PRECS=fp32,bf16
   log "fixtures on CUDA vs CPU ($PRECS)"
-  # fp16/bf16 plans also run with every convolution forced to each variant: implicit GEMM with
+  # bf16 plans also run with every convolution forced to each variant: implicit GEMM with
   # its first and second tile shapes (1, 2; a node without the 128x128 tile has im2col as 2) and
   # im2col + cuBLASLt (last); the plain run keeps the executor's timed choice
   timeout $(( $(left) / 2 )) python3 tests/gpu/check_fixtures.py --drt "$DRT" --arch "$ARCH" --precisions "$PRECS" \

@@ -537,7 +537,20 @@ static void test_movement(void **state) {
   g_finish(g, ge);
   drt_value *sidx = g_in(g, DRT_DTYPE_INT64, 2, (int64_t[]){5, 2});
   g_finish(g, g_node(g, DRT_OP_SCATTER_ND, (drt_value *[]){x, sidx, g_in(g, DRT_DTYPE_FLOAT32, 3, (int64_t[]){5, 40, 36})}, 3, 1));
+  /* nearest x2 with half_pixel / round_prefer_floor (the ONNX defaults, diffusers' upsampling):
+     the integer-upsample kernel, 8 halves per thread; rn above (x1.5) keeps the general one */
+  drt_node *ru = g_node(g, DRT_OP_RESIZE, (drt_value *[]){x, NULL, g_floats(g, 4, (float[]){1, 1, 2, 2})}, 3, 1);
+  g_finish(g, ru);
   drt_cuda_program *p = build(g, DRT_CUDA_PRECISION_FP16);
+  for (size_t i = 0; i < g->num_nodes; i++) {
+    if (g->nodes[i] != ru && g->nodes[i] != rn) continue;
+    size_t cnt;
+    const drt_cuda_launch *lr = node_launches(p, i, &cnt);
+    assert_int_equal(cnt, 1);
+    const drt_cuda_kernel *k = &p->kernels[lr[0].kernel];
+    const char *want = g->nodes[i] == ru ? "drt_upsample_nearest<unsigned short, int, 4, 8>" : "drt_resize_nearest<";
+    assert_non_null(memmem(p->source + k->src_begin, k->src_end - k->src_begin, want, strlen(want)));
+  }
   size_t n;
   const drt_cuda_launch *l = node_launches(p, 0, &n);
   assert_int_equal(n, 1);
