@@ -37,6 +37,11 @@
  * either way (codegen.c, drt_cg_gemm). */
 #define DRT_CG_TF32_MIN_DIM 16
 
+/* The oldest GPU the kernel library compiles for (compute capability x 10): it uses Ampere
+ * instructions throughout (cp.async, mma.sync m16n8k16, bf16 and tf32 tensor-core fragments).
+ * drt_nvrtc_check_archs refuses older targets, the runtime older devices. */
+#define DRT_CUDA_MIN_SM 80
+
 typedef enum drt_cuda_precision {
   DRT_CUDA_PRECISION_FP32 = 0, /* float storage, fp32 math (cuBLASLt COMPUTE_32F) */
   DRT_CUDA_PRECISION_TF32 = 1, /* float storage, TF32 tensor cores for GEMM/conv/attention

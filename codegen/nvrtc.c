@@ -252,6 +252,11 @@ drt_status drt_nvrtc_check_archs(const char *list, char (*out)[16], int max, int
     if (len >= sizeof a || (memcpy(a, s, len), a[len] = 0, !drt_nvrtc_arch_parse(a, &sm, &ptx)))
       return DRT_ERROR(DRT_STATUS_INVALID_ARGUMENT,
                        "arch '%.*s' is not of the form sm_XX (a cubin) or compute_XX (PTX), e.g. sm_90", (int)len, s);
+    if (sm < DRT_CUDA_MIN_SM)
+      return DRT_ERROR(DRT_STATUS_UNSUPPORTED,
+                       "arch %s: distilrt's CUDA kernels need compute capability %d.%d or newer (Ampere and later: "
+                       "sm_80, sm_86, sm_89, sm_90, ...; they use cp.async and bf16/tf32 tensor cores); on older GPUs "
+                       "use the CPU backend (--target cpu)", a, DRT_CUDA_MIN_SM / 10, DRT_CUDA_MIN_SM % 10);
     bool ok = false;
     for (int i = 0; i < nsup; i++) ok |= sup[i] == sm;
     if (!ok)

@@ -308,20 +308,10 @@ int drt_cmd_compile(int argc, char **argv) {
   /* CUDA: check the archs (and that NVRTC loads) before the expensive part */
   char archs[DRT_PLAN_MAX_CUDA_IMAGES][16];
   int num_archs = 0;
-  const char *pre_ampere = NULL; /* an arch below sm_80, if any */
-  if (cuda) {
+  if (cuda) { /* every arch is sm_80+ (DRT_CUDA_MIN_SM): bf16 and tf32 tensor cores everywhere */
     drt_status as = drt_nvrtc_check_archs(arch_list ? arch_list : DRT_NVRTC_DEFAULT_ARCHS, archs,
                                           DRT_PLAN_MAX_CUDA_IMAGES, &num_archs);
     if (as) return drt_cli_fail("compile", drt_status_annotate(as, "--target cuda%s", arch_list ? " --arch" : ""));
-    for (int a = 0; a < num_archs && !pre_ampere; a++) {
-      int sm = 0;
-      if (drt_nvrtc_arch_parse(archs[a], &sm, NULL) && sm < 80) pre_ampere = archs[a];
-    }
-    /* bf16 and tf32 tensor-core fragments exist from Ampere on */
-    if (pre_ampere && (precision == DRT_CUDA_PRECISION_BF16 || precision == DRT_CUDA_PRECISION_TF32))
-      return drt_cli_usage_error("compile", "--precision %s needs sm_80 or newer (Ampere tensor cores); --arch has "
-                                 "%s: use --precision fp16 or fp32 for it", drt_cuda_precision_name(precision),
-                                 pre_ampere);
   }
   bool tty = isatty(2);
   const int steps = cuda ? 5 : 4;
@@ -515,9 +505,8 @@ int drt_cmd_compile(int argc, char **argv) {
                    "bucket at once with --shapes");
   if (!st && cuda && !precision_name && results.half_type != DRT_DTYPE_UNDEFINED) {
     /* a float16 / bfloat16 model (computed in float32 by pass half-promote): by default its
-       tensor-core operands go back to its own type (bf16 needs sm_80+: fp16 below) */
-    precision = results.half_type == DRT_DTYPE_BFLOAT16 && !pre_ampere ? DRT_CUDA_PRECISION_BF16
-                                                                       : DRT_CUDA_PRECISION_FP16;
+       tensor-core operands go back to its own type */
+    precision = results.half_type == DRT_DTYPE_BFLOAT16 ? DRT_CUDA_PRECISION_BF16 : DRT_CUDA_PRECISION_FP16;
   }
   if (!st && cuda) {
     double tc = now_ms();

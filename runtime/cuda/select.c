@@ -33,6 +33,12 @@ bool drt_cuda_parse_arch(const char *arch, int *number, bool *ptx, bool *specifi
 drt_status drt_cuda_select_image(const drt_plan_cuda *bins, int major, int minor, const char *device_name,
                                  uint32_t *index) {
   int dev = major * 10 + minor;
+  if (dev < DRT_CUDA_MIN_SM)
+    return DRT_ERROR(DRT_STATUS_UNSUPPORTED,
+                     "this GPU (%s, compute capability %d.%d) is older than distilrt's CUDA backend supports "
+                     "(%d.%d and newer: Ampere, Ada, Hopper, ...); run the plan on the CPU backend",
+                     device_name && device_name[0] ? device_name : "device", major, minor, DRT_CUDA_MIN_SM / 10,
+                     DRT_CUDA_MIN_SM % 10);
   int exact = -1, lower = -1, lower_num = -1, ptx = -1, ptx_num = -1;
   uint32_t n = bins->num_images < DRT_PLAN_MAX_CUDA_IMAGES ? bins->num_images : DRT_PLAN_MAX_CUDA_IMAGES;
   for (uint32_t i = 0; i < n; i++) {

@@ -162,10 +162,15 @@ static void test_select_image_errors(void **state) {
   (void)state;
   drt_plan_cuda b = make_bins("sm_80,sm_90,compute_90");
   uint32_t idx;
-  DRT_ASSERT_ERROR(drt_cuda_select_image(&b, 7, 5, "Tesla T4", &idx), DRT_STATUS_UNSUPPORTED, "Tesla T4, sm_75");
+  /* a GPU older than the kernel library (DRT_CUDA_MIN_SM): said so, not "recompile for it" */
   DRT_ASSERT_ERROR(drt_cuda_select_image(&b, 7, 5, "Tesla T4", &idx), DRT_STATUS_UNSUPPORTED,
-                   "compiled for sm_80, sm_90, compute_90");
-  DRT_ASSERT_ERROR(drt_cuda_select_image(&b, 7, 5, NULL, &idx), DRT_STATUS_UNSUPPORTED, "--arch sm_75");
+                   "Tesla T4, compute capability 7.5) is older than");
+  DRT_ASSERT_ERROR(drt_cuda_select_image(&b, 7, 0, NULL, &idx), DRT_STATUS_UNSUPPORTED, "CPU backend");
+  drt_plan_cuda h = make_bins("sm_90,compute_90");
+  DRT_ASSERT_ERROR(drt_cuda_select_image(&h, 8, 6, "NVIDIA A10", &idx), DRT_STATUS_UNSUPPORTED, "NVIDIA A10, sm_86");
+  DRT_ASSERT_ERROR(drt_cuda_select_image(&h, 8, 6, "NVIDIA A10", &idx), DRT_STATUS_UNSUPPORTED,
+                   "compiled for sm_90, compute_90");
+  DRT_ASSERT_ERROR(drt_cuda_select_image(&h, 8, 6, NULL, &idx), DRT_STATUS_UNSUPPORTED, "--arch sm_86");
   drt_plan_cuda none = make_bins("");
   DRT_ASSERT_ERROR(drt_cuda_select_image(&none, 9, 0, "H100", &idx), DRT_STATUS_UNSUPPORTED, "no architecture");
 }

@@ -136,6 +136,10 @@ static void test_check_archs(void **state) {
   DRT_ASSERT_ERROR(drt_nvrtc_check_archs("sm_80,sm_81", a, 16, &n), DRT_STATUS_INVALID_ARGUMENT,
                    "arch sm_81: NVRTC");
   DRT_ASSERT_ERROR(drt_nvrtc_check_archs("sm80", a, 16, &n), DRT_STATUS_INVALID_ARGUMENT, "not of the form sm_XX");
+  /* pre-Ampere targets: refused by name before NVRTC would fail on the kernel library */
+  DRT_ASSERT_ERROR(drt_nvrtc_check_archs("sm_80,sm_75", a, 16, &n), DRT_STATUS_UNSUPPORTED,
+                   "arch sm_75: distilrt's CUDA kernels need compute capability 8.0 or newer");
+  DRT_ASSERT_ERROR(drt_nvrtc_check_archs("compute_70", a, 16, &n), DRT_STATUS_UNSUPPORTED, "--target cpu");
   DRT_ASSERT_ERROR(drt_nvrtc_check_archs("sm_80,,sm_90", a, 16, &n), DRT_STATUS_INVALID_ARGUMENT, "empty entry");
   DRT_ASSERT_ERROR(drt_nvrtc_check_archs("sm_80,sm_80", a, 16, &n), DRT_STATUS_INVALID_ARGUMENT, "listed twice");
   DRT_ASSERT_ERROR(drt_nvrtc_check_archs("sm_80,sm_86,sm_90", a, 2, &n), DRT_STATUS_INVALID_ARGUMENT,
