@@ -591,14 +591,7 @@ static drt_graph *conv_graph(int64_t k, int64_t h, int64_t w) {
   drt_value *wt = input(g, "w", DRT_DTYPE_FLOAT32, 4, wd);
   drt_value *b = input(g, "b", DRT_DTYPE_FLOAT32, 1, bd);
   drt_value *y = node(g, DRT_OP_CONV, "conv", 3, x, wt, b);
-  int64_t pads[4] = {k / 2, k / 2, k / 2, k / 2};
-  drt_attr a;
-  memset(&a, 0, sizeof a);
-  a.name = "pads";
-  a.type = DRT_ATTR_INTS;
-  a.count = 4;
-  a.ints = pads;
-  DRT_ASSERT_OK(drt_node_add_attr(g, y->producer, &a));
+  drt_test_attr_ints(g, y->producer, "pads", 4, (int64_t[]){k / 2, k / 2, k / 2, k / 2});
   DRT_ASSERT_OK(drt_graph_add_output(g, y));
   canonicalize(g);
   return g;
@@ -608,6 +601,17 @@ static int max_variant(const drt_cuda_graph_code *c) {
   int v = 0;
   for (size_t i = 0; i < c->num_launches; i++)
     if (c->launches[i].variant > v) v = c->launches[i].variant;
+  return v;
+}
+
+/* How many variants the convolution of conv_graph(k, h, w) gets at precision p. */
+static int conv_variants(int64_t k, int64_t h, int64_t w, drt_cuda_precision p) {
+  drt_graph *g = conv_graph(k, h, w);
+  const drt_graph *gs[1] = {g};
+  drt_cuda_program *prog = build(gs, 1, p);
+  int v = max_variant(&prog->graphs[0]);
+  drt_cuda_program_destroy(prog);
+  drt_graph_destroy(g);
   return v;
 }
 
@@ -644,33 +648,16 @@ static void test_conv_variants(void **state) {
   }
   assert_int_equal(count_kind(c, DRT_CUDA_LAUNCH_GEMM), 1);
   drt_cuda_program_destroy(prog);
-  /* the same convolution in fp32: one way */
-  prog = build(gs, 1, DRT_CUDA_PRECISION_FP32);
-  assert_int_equal(max_variant(&prog->graphs[0]), 0);
-  drt_cuda_program_destroy(prog);
   drt_graph_destroy(g);
+  /* the same convolution in fp32: one way */
+  assert_int_equal(conv_variants(3, 96, 128, DRT_CUDA_PRECISION_FP32), 0);
   /* output rows of 100 positions (not 8 k): 64x64 tiles only (the general gather would spill
      with 128x128 tiles), then im2col */
-  g = conv_graph(3, 96, 100);
-  gs[0] = g;
-  prog = build(gs, 1, DRT_CUDA_PRECISION_BF16);
-  assert_int_equal(max_variant(&prog->graphs[0]), 2);
-  drt_cuda_program_destroy(prog);
-  drt_graph_destroy(g);
+  assert_int_equal(conv_variants(3, 96, 100, DRT_CUDA_PRECISION_BF16), 2);
   /* a small one: 64x64 tiles only (too few 128x128 blocks), then im2col */
-  g = conv_graph(3, 8, 12);
-  gs[0] = g;
-  prog = build(gs, 1, DRT_CUDA_PRECISION_FP16);
-  assert_int_equal(max_variant(&prog->graphs[0]), 2);
-  drt_cuda_program_destroy(prog);
-  drt_graph_destroy(g);
+  assert_int_equal(conv_variants(3, 8, 12, DRT_CUDA_PRECISION_FP16), 2);
   /* 1x1: a GEMM on X in place */
-  g = conv_graph(1, 8, 12);
-  gs[0] = g;
-  prog = build(gs, 1, DRT_CUDA_PRECISION_FP16);
-  assert_int_equal(max_variant(&prog->graphs[0]), 0);
-  drt_cuda_program_destroy(prog);
-  drt_graph_destroy(g);
+  assert_int_equal(conv_variants(1, 8, 12, DRT_CUDA_PRECISION_FP16), 0);
 }
 
 /* Two builds of the same graphs give the same bytes; the source holds every library file in

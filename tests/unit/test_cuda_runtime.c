@@ -702,14 +702,7 @@ static void test_emu_variants(void **state) {
   drt_value *out = drt_graph_add_value(g, NULL, DRT_DTYPE_UNDEFINED, NULL);
   drt_value *in[3] = {x, wv, bv};
   DRT_ASSERT_OK(drt_graph_add_node(g, DRT_OP_CONV, "conv", in, 3, &out, 1, NULL));
-  drt_attr a;
-  memset(&a, 0, sizeof a);
-  int64_t pads[4] = {1, 1, 1, 1};
-  a.name = "pads";
-  a.type = DRT_ATTR_INTS;
-  a.count = 4;
-  a.ints = pads;
-  DRT_ASSERT_OK(drt_node_add_attr(g, out->producer, &a));
+  drt_test_attr_ints(g, out->producer, "pads", 4, (int64_t[]){1, 1, 1, 1});
   DRT_ASSERT_OK(drt_graph_add_output(g, out));
   drt_pass_ctx pc;
   memset(&pc, 0, sizeof pc);

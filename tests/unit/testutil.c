@@ -64,3 +64,13 @@ drt_status drt_test_run_node(drt_graph *g, drt_node *n, const drt_tensor *ins, d
   drt_cpu_ctx ctx = {NULL, 1};
   return drt_cpu_run_node(&ctx, n, in, outs);
 }
+
+void drt_test_attr_ints(drt_graph *g, drt_node *n, const char *name, int64_t count, const int64_t *v) {
+  drt_attr a;
+  memset(&a, 0, sizeof a);
+  a.name = name;
+  a.type = DRT_ATTR_INTS;
+  a.count = count;
+  a.ints = (int64_t *)v; /* copied by drt_node_add_attr */
+  DRT_ASSERT_OK(drt_node_add_attr(g, n, &a));
+}

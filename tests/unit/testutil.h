@@ -50,6 +50,9 @@ double drt_test_rel_l2(const float *a, const float *b, size_t n);
 /* Builds a shape from a list of dims: drt_test_shape(3, (int64_t[]){2,3,4}). */
 drt_shape drt_test_shape(int rank, const int64_t *dims);
 
+/* Adds the INTS attribute `name` (count values) to node n of g; fails the test on error. */
+void drt_test_attr_ints(drt_graph *g, drt_node *n, const char *name, int64_t count, const int64_t *v);
+
 /* Runs a single-node graph on the CPU executor path (infer + kernel) for op tests:
  * creates values for inputs (constants when const_mask bit i is set, else plain inputs),
  * runs inference, allocates outputs and calls drt_cpu_run_node. Output buffers are malloc'd
