@@ -819,7 +819,7 @@ static drt_status create(drt_cuda_executor *e) {
   e->prep = calloc(code->num_launches + 1, sizeof *e->prep);
   e->hosts = calloc(code->num_launches + 1, sizeof *e->hosts);
   if (!e->addr || !e->in_dptr || !e->out_dptr || !e->in_stage || !e->out_stage || !e->in_bytes || !e->out_bytes ||
-      !e->resident || !e->prep || !e->hosts)
+      !e->resident || !e->variant || !e->prep || !e->hosts)
     return DRT_ERROR(DRT_STATUS_OUT_OF_MEMORY, "CUDA executor");
   for (size_t i = 0; i < g->num_values; i++)
     if (g->values[i]->id >= e->num_ids) return DRT_ERROR(DRT_STATUS_INTERNAL, "value id beyond next_id");
