@@ -563,6 +563,7 @@ static drt_status const_doubles(const drt_value *v, const char *what, double *ou
  * whose fraction lies in (-1/2, 1/2) with no tie, so both round modes give y / f. */
 static bool nearest_is_integer_upsample(const drt_value *x, const drt_value *y, const double *scale, int coord,
                                         int nearest) {
+  if (coord == CT_TF_CROP) return false; /* its roi crops and extrapolates even at scale 1 */
   for (int i = 0; i < x->shape.rank; i++) {
     int64_t in_w = x->shape.dims[i], out_w = y->shape.dims[i];
     if (in_w < 1 || out_w % in_w != 0) return false;

@@ -257,10 +257,11 @@ static drt_status open_context(int ordinal, drt_cuda_context **out) {
     free(c);
     return st;
   }
-  if (c->info.cc_major < 7 || (c->info.cc_major == 7 && c->info.cc_minor < 5)) {
-    st = DRT_ERROR(DRT_STATUS_UNSUPPORTED, "CUDA device %d (%s) has compute capability %d.%d; distilrt needs 7.5 "
-                   "or newer (8.0+ for tensor-core kernels)", ordinal, c->info.name, c->info.cc_major,
-                   c->info.cc_minor);
+  if (c->info.cc_major * 10 + c->info.cc_minor < DRT_CUDA_MIN_SM) { /* the kernel library's minimum */
+    st = DRT_ERROR(DRT_STATUS_UNSUPPORTED,
+                   "CUDA device %d (%s, compute capability %d.%d) is older than distilrt's CUDA backend supports "
+                   "(%d.%d and newer: Ampere, Ada, Hopper, ...); use the CPU backend", ordinal, c->info.name,
+                   c->info.cc_major, c->info.cc_minor, DRT_CUDA_MIN_SM / 10, DRT_CUDA_MIN_SM % 10);
     free(c);
     return st;
   }

@@ -388,6 +388,11 @@ def b_resize_nearest(b):
     z = b.input("z", b.randn(1, 4, 3, 3))
     b.output(b.node("Resize", [z, "", "", b.const_i64("szz", [1, 4, 6, 9])], mode="nearest",
                     coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+    # tf_crop_and_resize at scale 1 with a cropping / extrapolating roi is no copy (general kernel)
+    w = b.input("w", b.randn(1, 1, 4, 6))
+    for i, roi in enumerate([[0, 0, 0.25, 0.25, 1, 1, 0.75, 0.75], [0, 0, -0.5, -0.5, 1, 1, 1.5, 1.5]]):
+        b.output(b.node("Resize", [w, sc("roi%d" % i, roi), sc("s1%d" % i, [1, 1, 1, 1])], mode="nearest",
+                        coordinate_transformation_mode="tf_crop_and_resize", extrapolation_value=-3.0))
 
 
 def b_expand(b):
