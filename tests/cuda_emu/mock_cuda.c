@@ -337,8 +337,13 @@ MOCK_API CUresult cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdev
   if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
   if (!pi) return CUDA_ERROR_INVALID_VALUE;
   switch (attrib) {
-    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *pi = 9; break;
-    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *pi = 0; break;
+    /* DRT_MOCK_CUDA_CC=75 poses as compute capability 7.5 (tests of the minimum); default 9.0 */
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR:
+      *pi = getenv("DRT_MOCK_CUDA_CC") ? atoi(getenv("DRT_MOCK_CUDA_CC")) / 10 : 9;
+      break;
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR:
+      *pi = getenv("DRT_MOCK_CUDA_CC") ? atoi(getenv("DRT_MOCK_CUDA_CC")) % 10 : 0;
+      break;
     case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: *pi = 132; break;
     case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *pi = 1024; break;
     case CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X: *pi = 1024; break;

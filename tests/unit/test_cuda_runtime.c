@@ -869,6 +869,13 @@ static void test_emu_module_errors(void **state) {
     skip();
     return;
   }
+  /* a device older than the kernel library (DRT_CUDA_MIN_SM) is refused when the context opens */
+  drt_cuda_context *old = NULL;
+  setenv("DRT_MOCK_CUDA_CC", "75", 1);
+  drt_status ost = drt_cuda_context_acquire(0, &old);
+  unsetenv("DRT_MOCK_CUDA_CC");
+  DRT_ASSERT_ERROR(ost, DRT_STATUS_UNSUPPORTED, "compute capability 7.5) is older than");
+  assert_null(old);
   drt_test_rng rng = {5};
   drt_graph *g = emu_graph(&rng);
   drt_cuda_program *prog = emu_program(g, DRT_CUDA_PRECISION_FP32);
