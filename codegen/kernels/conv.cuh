@@ -39,18 +39,14 @@ template <int BM, int BN, int WARPS_M, int WARPS_N> struct drt_igemm_cfg {
                 "implicit-GEMM tile geometry");
 };
 
-/* One element of X as the operand type's 16 bits. */
-template <class T, class TX> struct drt_igemm_elem {
-  static __device__ __forceinline__ unsigned short get(const TX *p) {
-    T v = drt_from_f32<T>(drt_ld<TX>(p));
-    unsigned short u;
-    memcpy(&u, &v, 2);
-    return u;
-  }
-};
-template <class T> struct drt_igemm_elem<T, T> {
-  static __device__ __forceinline__ unsigned short get(const T *p) { return *(const unsigned short *)p; }
-};
+/* One element of X as the operand type's 16 bits (drt_col_elem of linalg.cuh: rounded from a
+ * float32-storage X, copied otherwise). */
+template <class T, class TX> __device__ __forceinline__ unsigned short drt_igemm_elem(const TX *p) {
+  T v = drt_col_elem<T, TX>::get(p);
+  unsigned short u;
+  memcpy(&u, &v, 2);
+  return u;
+}
 
 template <class T, class TX, class TY, int BM, int BN, int WARPS_M, int WARPS_N, bool AVEC, bool ROW8>
 __device__ __forceinline__ void drt_conv_igemm(TY *__restrict__ y, const TX *__restrict__ x, const T *__restrict__ w,
@@ -94,7 +90,7 @@ __device__ __forceinline__ void drt_conv_igemm(TY *__restrict__ y, const TX *__r
 #pragma unroll
         for (int e = 0; e < 8; e++) {
           const int iw = iwb + e * (int)g.SW;
-          gv[ps][e] = ok && iw >= 0 && iw < (int)g.W ? drt_igemm_elem<T, TX>::get(row + iw) : (unsigned short)0;
+          gv[ps][e] = ok && iw >= 0 && iw < (int)g.W ? drt_igemm_elem<T, TX>(row + iw) : (unsigned short)0;
         }
       } else {
 #pragma unroll
@@ -107,7 +103,7 @@ __device__ __forceinline__ void drt_conv_igemm(TY *__restrict__ y, const TX *__r
           const int iw = ow * (int)g.SW - (int)g.PW + kw * (int)g.DW;
           const bool ok = r < Kc && p < P && id >= 0 && id < (int)g.D && ih >= 0 && ih < (int)g.H && iw >= 0 &&
                           iw < (int)g.W;
-          gv[ps][e] = ok ? drt_igemm_elem<T, TX>::get(xg + c * HWD + (id * (int)g.H + ih) * (int)g.W + iw)
+          gv[ps][e] = ok ? drt_igemm_elem<T, TX>(xg + c * HWD + (id * (int)g.H + ih) * (int)g.W + iw)
                          : (unsigned short)0;
         }
       }

@@ -80,6 +80,7 @@ struct drt_cuda_executor {
   uint32_t *counters_host; /* pinned */
   bool *resident; /* per input: written on the device by the caller; run() neither checks nor uploads it */
   uint8_t *variant; /* per node with variants (drt_cuda_launch.variant): the one that runs, 0: not chosen yet */
+  bool variant_env_warned; /* a malformed DRT_CUDA_VARIANT was reported */
 };
 
 void drt_cuda_executor_options_init(drt_cuda_executor_options *o) {
@@ -559,6 +560,11 @@ static drt_status choose_variant(drt_cuda_executor *e, uint32_t node, CUstream s
       e->variant[node] = (uint8_t)k;
       *use = (int)k;
       return DRT_OK;
+    }
+    if (end && (*end != 0 || k < 1) && !e->variant_env_warned) { /* a node lacking variant k is timed */
+      e->variant_env_warned = true;
+      drt_log(DRT_LOG_WARN, "DRT_CUDA_VARIANT='%s' is neither a variant number (1, 2, ...) nor 'last': ignored, "
+              "variants are timed", env);
     }
   }
   CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;

@@ -441,18 +441,21 @@ static void emu_kernels_in(const drt_cuda_program *prog, int slot) {
   }
   setenv("DRT_MOCK_CUDA_KERNELS", path, 1);
 }
-static void emu_kernels(const drt_cuda_program *prog) { emu_kernels_in(prog, (int)prog->precision); }
 
-/* The CUDA program of g at precision prec, its kernels built for the emulator. */
-static drt_cuda_program *emu_program(const drt_graph *g, drt_cuda_precision prec) {
+/* The CUDA program of g at precision prec, its kernels built for the emulator into kernel-library
+ * slot `slot` (emu_kernels_in). */
+static drt_cuda_program *emu_program_in(const drt_graph *g, drt_cuda_precision prec, int slot) {
   drt_cuda_codegen_options co;
   drt_cuda_codegen_options_init(&co);
   co.precision = prec;
   drt_cuda_program *prog = NULL;
   const drt_graph *gs[1] = {g};
   DRT_ASSERT_OK(drt_cuda_program_build(gs, 1, &co, &prog));
-  emu_kernels(prog);
+  emu_kernels_in(prog, slot);
   return prog;
+}
+static drt_cuda_program *emu_program(const drt_graph *g, drt_cuda_precision prec) {
+  return emu_program_in(g, prec, (int)prec);
 }
 
 static int emu_setup(void **state) {
@@ -707,13 +710,7 @@ static void test_emu_variants(void **state) {
   drt_pass_ctx pc;
   memset(&pc, 0, sizeof pc);
   DRT_ASSERT_OK(drt_pipeline_run(g, &pc, NULL));
-  drt_cuda_codegen_options co;
-  drt_cuda_codegen_options_init(&co);
-  co.precision = DRT_CUDA_PRECISION_BF16;
-  drt_cuda_program *prog = NULL;
-  const drt_graph *gs[1] = {g};
-  DRT_ASSERT_OK(drt_cuda_program_build(gs, 1, &co, &prog));
-  emu_kernels_in(prog, 4 + (int)prog->precision);
+  drt_cuda_program *prog = emu_program_in(g, DRT_CUDA_PRECISION_BF16, 4 + (int)DRT_CUDA_PRECISION_BF16);
   /* the convolution's node and its variant count */
   const drt_cuda_graph_code *c = &prog->graphs[0];
   size_t conv = g->num_nodes;
@@ -733,7 +730,7 @@ static void test_emu_variants(void **state) {
     int want; /* 0: any */
     bool tune;
   } cases[] = {{"1", 1, false}, {"2", 2, false}, {"last", 2, false}, {NULL, 0, false}, {NULL, 0, true},
-               {"7", 0, false}};
+               {"7", 0, false}, {"x1", 0, false}};
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     if (cases[k].env) setenv("DRT_CUDA_VARIANT", cases[k].env, 1);
     drt_cuda_executor *e = NULL;
